@@ -1,0 +1,96 @@
+// Package inputs reads the three JSONL inputs of a refinement run (prompt
+// plan, drafts, critiques), reports bad lines with file:line, and joins them
+// by id.
+//
+// Memory grows with the number of ids, not with bytes: the index keeps an
+// offset per id and records are read back from disk when a sample is
+// processed.
+package inputs
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Location is where the prompt plan places a sample.
+type Location struct {
+	Country string `json:"country,omitempty"`
+	City    string `json:"city,omitempty"`
+	Region  string `json:"region,omitempty"`
+}
+
+// Plan is one prompt_plan_v1.jsonl record.
+type Plan struct {
+	ID              string    `json:"id"`
+	PayloadType     string    `json:"payload_type"`
+	Category        string    `json:"category"`
+	Difficulty      string    `json:"difficulty"`
+	RegionTags      []string  `json:"region_tags"`
+	TemplateVersion string    `json:"template_version"`
+	TemplateName    string    `json:"template_name"`
+	Prompt          string    `json:"prompt"`
+	Location        *Location `json:"location,omitempty"`
+	CreatedBy       string    `json:"created_by,omitempty"`
+	Seed            *int64    `json:"seed,omitempty"`
+}
+
+// Draft is one drafts_v1.jsonl record. Only the fields pgrules uses are
+// typed; the rest of the record is not needed downstream.
+type Draft struct {
+	ID string `json:"id"`
+	// OutputText is nil when drafting failed.
+	OutputText *string         `json:"output_text"`
+	PromptPlan json.RawMessage `json:"prompt_plan,omitempty"`
+	Prompt     string          `json:"prompt,omitempty"`
+	Contract   json.RawMessage `json:"contract,omitempty"`
+	Teacher    json.RawMessage `json:"teacher,omitempty"`
+}
+
+// Issue is one problem a critique found.
+type Issue struct {
+	Type         string `json:"type"`
+	Severity     string `json:"severity"`
+	Message      string `json:"message"`
+	EvidencePath string `json:"evidence_path,omitempty"`
+}
+
+// Critique is the critique object: nested under `critique` in the real
+// files, at the top level in the flat shape.
+type Critique struct {
+	Verdict             string          `json:"verdict"`
+	Issues              []Issue         `json:"issues"`
+	Scores              json.RawMessage `json:"scores,omitempty"`
+	Hallucination       json.RawMessage `json:"hallucination,omitempty"`
+	Verification        json.RawMessage `json:"verification,omitempty"`
+	Schema              json.RawMessage `json:"schema,omitempty"`
+	RewriteInstructions []string        `json:"rewrite_instructions"`
+}
+
+// CritiqueRecord is one critiques_v1.jsonl record after normalising the
+// nested and flat shapes. Critique is nil when the critique stage failed.
+type CritiqueRecord struct {
+	ID       string
+	DraftID  string
+	Critique *Critique
+	// Raw is the critique object as it appeared in the file, for the prompt.
+	Raw json.RawMessage
+}
+
+// Verdict returns the normalised verdict: pass, revise, reject, or
+// "failed" (critique stage failed) / "missing" (no critique record).
+func (c *CritiqueRecord) Verdict() string {
+	if c == nil {
+		return "missing"
+	}
+	if c.Critique == nil {
+		return "failed"
+	}
+	v := strings.ToLower(strings.TrimSpace(c.Critique.Verdict))
+	switch v {
+	case "pass", "revise", "reject":
+		return v
+	case "":
+		return "failed"
+	}
+	return "unknown"
+}
