@@ -1,0 +1,102 @@
+// Command pgrules turns LLM drafts into a fine-tuning dataset: it refines
+// each draft with a teacher model, checks the answer against declarative
+// CEL gates and writes accepted and rejected records with reasons.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes: scripts and CI tell a bad dataset run from bad input.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the run or a test failed
+	exitUsage       = 2 // bad flags, config, rules or template: nothing ran
+	exitInterrupted = 130
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(err error) error { return &exitError{code: exitUsage, err: err} }
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pgrules",
+		Short: "Refine LLM drafts into a fine-tuning dataset through declarative CEL quality gates",
+		Long: `pgrules joins a prompt plan, drafts and critiques by id, asks a teacher LLM
+(a go-plugin provider: openrouter, local or dryrun) to rewrite each draft,
+checks the answer against JSON Schemas and the CEL gates in gates.yaml, and
+writes dataset_v1.jsonl, dataset_v1_rejected.jsonl, stats and a manifest.
+
+Edit gates.yaml and rerun: answers come from the response cache, so
+re-gating costs no teacher call.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetGlobalNormalizationFunc(snakeToKebab)
+	for _, c := range subcommands() {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+func subcommands() []*cobra.Command {
+	return []*cobra.Command{newRunCmd(), newProvidersCmd()}
+}
+
+func main() {
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func execute(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "pgrules:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// Flag parsing errors come from cobra untyped.
+	if isFlagError(err) {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func isFlagError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "unknown command", "accepts ", "requires "} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

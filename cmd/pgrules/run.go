@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/pgrules/pgrules"
+	"github.com/pgrules/pgrules/engine"
+	"github.com/pgrules/pgrules/engine/cache"
+	"github.com/pgrules/pgrules/engine/inputs"
+	"github.com/pgrules/pgrules/engine/prompt"
+	"github.com/pgrules/pgrules/engine/teacher"
+	"github.com/pgrules/pgrules/providers"
+	"github.com/pgrules/pgrules/rules"
+)
+
+func newRunCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Refine drafts with a teacher, gate the answers and write the dataset",
+		Example: `  pgrules run --plan plan.jsonl --drafts drafts.jsonl --critiques critiques.jsonl --out-dir out --provider dryrun
+  pgrules run --provider openrouter --model x-ai/grok-4.1-fast --concurrency 8 --rpm 120
+  pgrules run --rules my-gates.yaml        # re-gate from the cache: no teacher calls`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			explicit := cmd.Flags().Changed("config")
+			if !explicit {
+				configPath = "pgrules.yaml"
+			}
+			cfg, k, err := loadConfig(cmd.Flags(), configPath, explicit)
+			if err != nil {
+				return usageErr(err)
+			}
+			return runPass(cmd.Context(), cmd, cfg, redactedJSON(k))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "config file (default ./pgrules.yaml when present)")
+	f.String("plan", "", "prompt plan JSONL (prompt_plan_v1.jsonl)")
+	f.String("drafts", "", "drafts JSONL (drafts_v1.jsonl)")
+	f.String("critiques", "", "critiques JSONL (critiques_v1.jsonl); optional: without it every draft counts as verdict pass")
+	f.String("out-dir", "out", "directory for the dataset, rejected, stats and manifest files")
+	f.String("gating-mode", "lenient", "strict: the answer must be exactly one JSON object; lenient: also inside a ```json fence or prose")
+	f.Bool("resume", false, "keep records already in --out-dir and process only the ids not yet written")
+	f.Int("limit", 0, "process at most N samples (0: all)")
+	f.String("provider", "dryrun", "teacher backend: openrouter, local, dryrun, or any pgrules-provider-<name> plugin")
+	f.Bool("dry-run", false, "same as --provider dryrun (the original pipeline's flag)")
+	f.StringSlice("model", nil, "model(s) for the provider, in fallback order (overrides providers.<name>.models)")
+	f.String("plugin-dir", "", "directory searched first for pgrules-provider-<name> (then $PGRULES_PLUGIN_DIR, next to pgrules, $PATH)")
+	f.String("rules", "gates.yaml", "gates file; word lists and schemas it names are found next to it, else the built-in copies")
+	f.String("template", "prompts/refine.txt", "refine prompt template (built-in copy when the file is absent)")
+	f.String("system", "prompts/system.txt", "system message file (built-in copy when the file is absent)")
+	f.Int("concurrency", 4, "teacher requests in flight")
+	f.Float64("rpm", 0, "rate limit in requests per minute (0: none)")
+	f.Float64("tpm", 0, "rate limit in tokens per minute (0: none)")
+	f.Int("max-retries", 5, "retries of a retryable teacher failure (429, 5xx, timeout)")
+	f.Int("fatal-after", 5, "stop the run when the first N calls all fail the same non-retryable way")
+	f.Bool("no-cache", false, "neither read nor write the response cache")
+	f.Bool("refresh", false, "ask the teacher again even when the cache has an answer (and store the new one)")
+	f.String("cache-path", "", "response cache file (default <out-dir>/cache.db)")
+	f.String("log-level", "info", "debug, info, warn or error")
+	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
+	return cmd
+}
+
+func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.RawMessage) error {
+	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return usageErr(err)
+	}
+	if err := checkRunConfig(cfg); err != nil {
+		return usageErr(err)
+	}
+	mode := rules.Mode(cfg.GatingMode)
+
+	// Everything declarative is loaded and checked before any plugin starts
+	// or any teacher call is made: a typo in gates.yaml costs nothing.
+	rs, err := rules.Load(cfg.Rules, rules.Options{Fallback: pgrules.Defaults})
+	if err != nil {
+		return usageErr(err)
+	}
+	tmpl, err := prompt.Load(fallbackFS(cfg.Template), cfg.Template)
+	if err != nil {
+		return usageErr(err)
+	}
+	system, err := fs.ReadFile(fallbackFS(cfg.System), cfg.System)
+	if err != nil {
+		return usageErr(fmt.Errorf("cannot read system message %s: %w", cfg.System, err))
+	}
+	now, err := clock()
+	if err != nil {
+		return usageErr(err)
+	}
+
+	var store *cache.Cache
+	if !cfg.Cache.Disabled {
+		path := cfg.Cache.Path
+		if path == "" {
+			path = filepath.Join(cfg.OutDir, "cache.db")
+		}
+		store, err = cache.Open(path, cache.Options{Timeout: 5 * time.Second})
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+
+	provCfg, err := json.Marshal(cfg.Providers[cfg.Provider])
+	if err != nil {
+		return usageErr(fmt.Errorf("providers.%s: %w", cfg.Provider, err))
+	}
+	client, err := providers.Start(ctx, providers.HostOptions{
+		Name:        cfg.Provider,
+		Dirs:        providers.SearchDirs(cfg.PluginDir),
+		SHA256:      cfg.Plugins[cfg.Provider].SHA256,
+		Logger:      log,
+		MaxRestarts: 3,
+		ConfigJSON:  provCfg,
+	})
+	if err != nil {
+		return usageErr(err)
+	}
+	defer client.Close()
+	info, configured := client.Info(), client.Configured()
+
+	caller := teacher.New(client, teacher.Policy{
+		Concurrency: cfg.Concurrency, RPM: cfg.RPM, TPM: cfg.TPM,
+		MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
+		FatalAfter: cfg.FatalAfter,
+	}, log)
+
+	log.Info().Str("provider", info.Name).Str("version", info.Version).Str("plugin", client.Path()).
+		Strs("models", configured.Models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
+
+	start := time.Now()
+	res, err := engine.Run(ctx, engine.Options{
+		Inputs:      inputs.Paths{Plan: cfg.Plan, Drafts: cfg.Drafts, Critiques: cfg.Critiques},
+		OutDir:      cfg.OutDir,
+		Mode:        mode,
+		Resume:      cfg.Resume,
+		Limit:       cfg.Limit,
+		Concurrency: cfg.Concurrency,
+		Refresh:     cfg.Refresh,
+		Now:         now,
+	}, engine.Deps{
+		Rules: rs, Template: tmpl, System: string(system), Teacher: caller,
+		Provider: info.Name, Identity: configured.IdentityJSON, Cache: store, Log: log,
+		Manifest: &engine.Manifest{
+			PgrulesVersion: version,
+			Provider:       engine.ManifestPlugin{Name: info.Name, Version: info.Version, Path: client.Path(), SHA256: client.SHA256()},
+			Config:         cfgJSON,
+		},
+	})
+	if res != nil {
+		report(cmd, log, cfg, res, time.Since(start))
+	}
+	switch {
+	case errors.Is(err, engine.ErrInterrupted):
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %d sample(s) not done; the files in %s hold what was finished. Rerun the same command with --resume to finish (answers already received are cached and cost nothing)", res.Remaining, cfg.OutDir)}
+	case errors.Is(err, teacher.ErrStopRun):
+		return fmt.Errorf("%w; the previous files in %s were left untouched", err, cfg.OutDir)
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
+func report(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Result, took time.Duration) {
+	s := res.Stats.Summary
+	rate := float64(s.Processed) / max(took.Seconds(), 1e-9)
+	log.Info().Int("accepted", s.Accepted).Int("rejected", s.Rejected).Int("resumed", s.Resumed).
+		Int("input_problems", len(res.Problems)).Int("cache_hits", res.Stats.Cache.Hits).Int("cache_misses", res.Stats.Cache.Misses).
+		Str("took", took.Round(time.Millisecond).String()).Str("rate", fmt.Sprintf("%.0f samples/s", rate)).
+		Str("peak_rss", fmt.Sprintf("%.0f MB", engine.PeakRSSMB())).Str("out_dir", cfg.OutDir).Msg("run finished")
+	c := res.Changes
+	if !c.HadPrevious {
+		return
+	}
+	out := cmd.ErrOrStderr()
+	fmt.Fprintf(out, "changes since the previous run in %s: %d moved, %d rejected for other reasons, %d unchanged, %d new\n", cfg.OutDir, c.Moved(), c.ReasonChanged, c.Unchanged, c.New)
+	printGroup := func(title string, m map[string][]string) {
+		for _, reason := range sortedKeys(m) {
+			ids := m[reason]
+			shown := ids
+			if len(shown) > 5 {
+				shown = shown[:5]
+			}
+			more := ""
+			if len(ids) > len(shown) {
+				more = fmt.Sprintf(" (+%d more)", len(ids)-len(shown))
+			}
+			fmt.Fprintf(out, "  %s %-36s %5d  %v%s\n", title, reason, len(ids), shown, more)
+		}
+	}
+	printGroup("now rejected:", c.NewlyRejected)
+	printGroup("now accepted, was", c.NewlyAccepted)
+}
+
+func checkRunConfig(cfg *Config) error {
+	var missing []string
+	if cfg.Plan == "" {
+		missing = append(missing, "--plan")
+	}
+	if cfg.Drafts == "" {
+		missing = append(missing, "--drafts")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %v: name the input files with flags, PGRULES_PLAN / PGRULES_DRAFTS, or in pgrules.yaml", missing)
+	}
+	switch cfg.GatingMode {
+	case "strict", "lenient":
+	default:
+		return fmt.Errorf("--gating-mode %q: use strict or lenient", cfg.GatingMode)
+	}
+	if cfg.Concurrency < 1 {
+		return fmt.Errorf("--concurrency %d: must be at least 1", cfg.Concurrency)
+	}
+	if cfg.Provider == "" {
+		return errors.New("--provider is empty: use openrouter, local or dryrun")
+	}
+	return nil
+}
+
+// fallbackFS reads path from disk when it exists, else from the copy built
+// into pgrules, so the binary works outside the repository.
+func fallbackFS(path string) fs.FS {
+	if _, err := os.Stat(path); err == nil || filepath.IsAbs(path) {
+		return nil
+	}
+	return pgrules.Defaults
+}
+
+// clock honours SOURCE_DATE_EPOCH so that two runs of the same inputs give
+// the same bytes.
+func clock() (func() time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Now, nil
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q: must be whole seconds since 1970", v)
+	}
+	t := time.Unix(sec, 0).UTC()
+	return func() time.Time { return t }, nil
+}
