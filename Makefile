@@ -1,0 +1,57 @@
+# pgrules — the two commands that matter:
+#   make demo   run pgrules on testdata/sample with the dryrun provider
+#   make test   vet, all Go tests (plugins are built by the tests), the rule case suite
+GO       ?= go
+BIN      ?= bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+PLUGINS  := $(notdir $(wildcard plugins/*))
+SAMPLE   := testdata/sample
+DEMO_OUT ?= out/demo
+
+.PHONY: all build plugins demo test test-rules vet fmt-check bench proto clean
+
+all: build
+
+build: plugins
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/pgrules ./cmd/pgrules
+
+# Plugins are separate binaries named pgrules-provider-<name>; pgrules
+# finds them next to its own executable.
+plugins:
+	@mkdir -p $(BIN)
+	@for p in $(PLUGINS); do \
+		echo "$(GO) build -o $(BIN)/pgrules-provider-$$p ./plugins/$$p"; \
+		$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/pgrules-provider-$$p ./plugins/$$p || exit 1; \
+	done
+
+demo: build
+	$(BIN)/pgrules run --provider dryrun \
+		--plan $(SAMPLE)/prompt_plan_v1.jsonl \
+		--drafts $(SAMPLE)/drafts_v1.jsonl \
+		--critiques $(SAMPLE)/critiques_v1.jsonl \
+		--out-dir $(DEMO_OUT)
+	@echo "outputs in $(DEMO_OUT):" && ls -l $(DEMO_OUT)
+
+test: vet fmt-check build
+	$(GO) test ./...
+	$(BIN)/pgrules test-rules --coverage --coverage-min 100
+
+test-rules: build
+	$(BIN)/pgrules test-rules -v --coverage
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench: build
+	bash scripts/bench.sh
+
+proto:
+	bash providers/proto/gen.sh
+
+clean:
+	rm -rf $(BIN) out
