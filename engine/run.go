@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
 	"github.com/pgrules/pgrules/engine/stats"
+	"github.com/pgrules/pgrules/engine/teacher"
 	"github.com/pgrules/pgrules/providers"
 	"github.com/pgrules/pgrules/rules"
 )
@@ -27,14 +26,6 @@ import (
 // host-side call policy (rate limit, retries) around a plugin client.
 type Generator interface {
 	Generate(ctx context.Context, req providers.Request) (providers.Response, error)
-}
-
-// StopError is returned by a Generator when no further call can succeed
-// (bad key, unknown model). The engine stops early and keeps the previous
-// outputs instead of rejecting the whole dataset.
-type StopError interface {
-	error
-	StopRun() bool
 }
 
 // Options are the knobs of one run.
@@ -218,13 +209,13 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 			defer wg.Done()
 			for j := range jobs {
 				r := p.process(runCtx, j)
-				if r.err != nil {
-					var se StopError
-					if errors.As(r.err, &se) && se.StopRun() {
-						stop(r.err)
-						r.interrupted = true
-						r.err = nil
-					}
+				// When no further call can succeed (bad key, unknown model) the
+				// run stops and keeps the previous outputs rather than
+				// rejecting the whole dataset as teacher_error.
+				if errors.Is(r.err, teacher.ErrStopRun) {
+					stop(r.err)
+					r.interrupted = true
+					r.err = nil
 				}
 				results <- r
 			}
@@ -417,6 +408,3 @@ func roundCost(x float64) float64 {
 func PeakRSSMB() float64 {
 	return peakRSS()
 }
-
-var _ = runtime.NumCPU
-var _ = strings.TrimSpace

@@ -12,6 +12,7 @@ import (
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
 	"github.com/pgrules/pgrules/engine/stats"
+	"github.com/pgrules/pgrules/engine/teacher"
 	"github.com/pgrules/pgrules/providers"
 	"github.com/pgrules/pgrules/rules"
 )
@@ -77,8 +78,7 @@ func (p *pipeline) process(ctx context.Context, j job) result {
 			r.interrupted = true
 			return r
 		}
-		var se StopError
-		if errors.As(err, &se) && se.StopRun() {
+		if errors.Is(err, teacher.ErrStopRun) {
 			r.err = err
 			return r
 		}

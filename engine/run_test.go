@@ -1,0 +1,437 @@
+package engine_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pgrules/pgrules"
+	"github.com/pgrules/pgrules/engine"
+	"github.com/pgrules/pgrules/engine/cache"
+	"github.com/pgrules/pgrules/engine/inputs"
+	"github.com/pgrules/pgrules/engine/output"
+	"github.com/pgrules/pgrules/engine/prompt"
+	"github.com/pgrules/pgrules/engine/teacher"
+	"github.com/pgrules/pgrules/providers"
+	"github.com/pgrules/pgrules/rules"
+)
+
+var payloadTypes = []string{"checklist", "itinerary", "decision_tree", "procedure"}
+
+// corpus writes n joined samples; hooks let a test break some of them.
+type corpus struct {
+	n          int
+	dropDraft  map[int]bool
+	verdict    map[int]string
+	extraLines map[string][]string // file name -> raw lines appended
+}
+
+func (c corpus) write(t *testing.T, dir string) inputs.Paths {
+	t.Helper()
+	var plan, drafts, crit bytes.Buffer
+	enc := func(b *bytes.Buffer, v any) {
+		line, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	for i := range c.n {
+		id := sampleID(i)
+		pt := payloadTypes[i%4]
+		enc(&plan, map[string]any{
+			"id": id, "payload_type": pt, "category": "entry_requirements", "difficulty": "medium",
+			"region_tags": []string{"EU"}, "template_version": "teacher/v1", "template_name": pt + "_draft.txt",
+			"prompt": "Plan a trip to Lisbon, sample " + id, "location": map[string]string{"country": "Portugal", "city": "Lisbon"},
+		})
+		if !c.dropDraft[i] {
+			enc(&drafts, map[string]any{"id": id, "output_text": "draft answer for " + id, "prompt": "p", "contract": map[string]any{"overall_ok": false}})
+		}
+		v := c.verdict[i]
+		if v == "" {
+			v = "revise"
+		}
+		enc(&crit, map[string]any{"id": id, "draft_id": id, "critique": map[string]any{
+			"verdict": v, "issues": []any{map[string]any{"type": "verification", "severity": "medium", "message": "add verification"}},
+			"rewrite_instructions": []string{"Add verification steps", "Mention that fees change"},
+		}})
+	}
+	files := map[string]*bytes.Buffer{"plan.jsonl": &plan, "drafts.jsonl": &drafts, "critiques.jsonl": &crit}
+	for name, b := range files {
+		for _, l := range c.extraLines[name] {
+			b.WriteString(l + "\n")
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return inputs.Paths{Plan: filepath.Join(dir, "plan.jsonl"), Drafts: filepath.Join(dir, "drafts.jsonl"), Critiques: filepath.Join(dir, "critiques.jsonl")}
+}
+
+func sampleID(i int) string { return fmt.Sprintf("v1_test_%04d", i) }
+
+// answer builds a teacher answer valid for payload type pt. kind picks a
+// flaw: "" valid, "overconfident", "noverify", "garbage".
+func answer(pt, kind string) string {
+	payloads := map[string]any{
+		"checklist":     map[string]any{"title": "Lisbon entry checklist", "groups": []any{map[string]any{"name": "Before you go", "items": []any{map[string]any{"text": "Check passport validity", "priority": "must"}}}}},
+		"itinerary":     map[string]any{"title": "Two days in Lisbon", "trip_days": []any{map[string]any{"day": 1, "summary": "Old town", "items": []any{map[string]any{"time_block": "morning", "activity": "Walk Alfama"}}}}},
+		"decision_tree": map[string]any{"title": "Do I need a visa?", "nodes": []any{map[string]any{"id": "start", "type": "question", "text": "Are you an EU citizen?"}}},
+		"procedure":     map[string]any{"title": "Apply for a visa", "steps": []any{map[string]any{"step": 1, "instruction": "Gather documents"}}},
+	}
+	env := map[string]any{
+		"summary":            "Entry requirements for Lisbon; visa rules depend on nationality.",
+		"assumptions":        []string{"Traveller holds a non-EU passport"},
+		"uncertainty_notes":  "Visa rules and fees change; confirm with official sources before travel.",
+		"next_steps":         []string{"Book flights"},
+		"verification_steps": []string{"Check the Portuguese consulate website", "Confirm fees with the airline"},
+		"payload_type":       pt,
+		"payload":            payloads[pt],
+	}
+	switch kind {
+	case "overconfident":
+		env["summary"] = "You will definitely get a visa on arrival; it is guaranteed."
+	case "noverify":
+		env["verification_steps"] = []string{}
+		env["uncertainty_notes"] = ""
+	case "garbage":
+		return `{"summary": "truncated`
+	}
+	b, _ := json.Marshal(env)
+	return string(b)
+}
+
+// fakeTeacher is the in-process Generator for engine tests; the real
+// plugin path is covered by the CLI tests in cmd/pgrules.
+type fakeTeacher struct {
+	calls   atomic.Int64
+	kinds   map[string]string // id -> answer kind
+	delay   func(id string) time.Duration
+	mu      sync.Mutex
+	prompts map[string]int
+	fail    map[string]error
+	block   chan struct{} // when set, calls after blockAfter wait on it or ctx
+	after   int64
+}
+
+func (f *fakeTeacher) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
+	n := f.calls.Add(1)
+	f.mu.Lock()
+	if f.prompts == nil {
+		f.prompts = map[string]int{}
+	}
+	f.prompts[req.Prompt]++
+	f.mu.Unlock()
+	if f.block != nil && n > f.after {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return providers.Response{}, ctx.Err()
+		}
+	}
+	if f.delay != nil {
+		time.Sleep(f.delay(req.ID))
+	}
+	if err := f.fail[req.ID]; err != nil {
+		return providers.Response{}, err
+	}
+	return providers.Response{
+		Text: answer(req.PayloadType, f.kinds[req.ID]), Provider: "fake", SelectedModel: "fake-1", ChosenModel: "fake-1",
+		AttemptedModels: []string{"fake-1"}, RequestID: "req-" + req.ID, LatencySeconds: 0.25,
+		Usage: providers.Usage{PromptTokens: 100, CompletionTokens: 50, TotalTokens: 150},
+	}, nil
+}
+
+type env struct {
+	t       *testing.T
+	paths   inputs.Paths
+	out     string
+	rules   *rules.Rules
+	tmpl    *prompt.Template
+	cache   *cache.Cache
+	teacher *fakeTeacher
+}
+
+func newEnv(t *testing.T, c corpus) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, paths: c.write(t, dir), out: filepath.Join(dir, "out"), teacher: &fakeTeacher{}}
+	e.rules = loadRules(t, filepath.Join("..", "gates.yaml"))
+	var err error
+	if e.tmpl, err = prompt.Load(pgrules.Defaults, "prompts/refine.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if e.cache, err = cache.Open(filepath.Join(dir, "cache.db"), cache.Options{Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.cache.Close() })
+	return e
+}
+
+func loadRules(t *testing.T, path string) *rules.Rules {
+	t.Helper()
+	rs, err := rules.Load(path, rules.Options{Fallback: pgrules.Defaults})
+	if err != nil {
+		t.Fatalf("loading %s: %v", path, err)
+	}
+	return rs
+}
+
+var epoch = time.Date(2026, 1, 31, 8, 0, 0, 0, time.UTC)
+
+func (e *env) run(ctx context.Context, mut func(*engine.Options, *engine.Deps)) (*engine.Result, error) {
+	opt := engine.Options{Inputs: e.paths, OutDir: e.out, Mode: rules.ModeLenient, Concurrency: 4, Now: func() time.Time { return epoch }}
+	d := engine.Deps{Rules: e.rules, Template: e.tmpl, System: "JSON only", Teacher: e.teacher, Provider: "fake", Identity: []byte(`{"models":["fake-1"]}`), Cache: e.cache, Log: zerolog.Nop()}
+	if mut != nil {
+		mut(&opt, &d)
+	}
+	return engine.Run(ctx, opt, d)
+}
+
+func (e *env) mustRun(mut func(*engine.Options, *engine.Deps)) *engine.Result {
+	e.t.Helper()
+	res, err := e.run(context.Background(), mut)
+	if err != nil {
+		e.t.Fatalf("run: %v", err)
+	}
+	return res
+}
+
+type record struct {
+	ID          string   `json:"id"`
+	ReasonCodes []string `json:"reason_codes"`
+	Contract    struct {
+		Error string `json:"error"`
+	} `json:"contract"`
+}
+
+func readRecords(t *testing.T, path string) []record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var r record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%s: unparseable line %q: %v", path, sc.Text(), err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (e *env) outputs() (acc, rej []record) {
+	return readRecords(e.t, filepath.Join(e.out, output.DatasetFile)), readRecords(e.t, filepath.Join(e.out, output.RejectedFile))
+}
+
+func (e *env) bytesOf(name string) []byte {
+	b, err := os.ReadFile(filepath.Join(e.out, name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
+}
+
+func TestEveryIDLandsExactlyOnce(t *testing.T) {
+	c := corpus{
+		n:         12,
+		dropDraft: map[int]bool{3: true},
+		verdict:   map[int]string{5: "reject", 6: "pass"},
+		extraLines: map[string][]string{
+			"critiques.jsonl": {`{"id": "v1_test_0001", "critique": {"verdict": "pass"}}`, `{"id": "broken`},
+			"drafts.jsonl":    {`{"id": "v1_orphan_draft", "output_text": "x"}`},
+			"plan.jsonl":      {`{"id": "v1_bad_types", "payload_type": "checklist", "region_tags": "EU"}`, ``},
+		},
+	}
+	e := newEnv(t, c)
+	e.teacher.kinds = map[string]string{sampleID(7): "overconfident", sampleID(8): "noverify", sampleID(9): "garbage"}
+	res := e.mustRun(nil)
+
+	acc, rej := e.outputs()
+	seen := map[string]int{}
+	for _, r := range append(append([]record{}, acc...), rej...) {
+		seen[r.ID]++
+	}
+	want := []string{"v1_orphan_draft", "v1_bad_types"}
+	for i := range c.n {
+		want = append(want, sampleID(i))
+	}
+	for _, id := range want {
+		if seen[id] != 1 {
+			t.Errorf("id %s appears %d times in the outputs, want exactly 1", id, seen[id])
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("outputs hold %d ids, want %d: %v", len(seen), len(want), seen)
+	}
+	reasons := map[string][]string{}
+	for _, r := range rej {
+		reasons[r.ID] = r.ReasonCodes
+	}
+	for id, wantReason := range map[string]string{
+		sampleID(3): "missing_inputs", "v1_orphan_draft": "missing_inputs", "v1_bad_types": "invalid_input",
+		sampleID(5): "critique_reject", sampleID(7): "overconfident_time_sensitive",
+		sampleID(8): "missing_verification_requirements", sampleID(9): "parse_failed",
+	} {
+		if !contains(reasons[id], wantReason) {
+			t.Errorf("%s: reason codes %v, want %s", id, reasons[id], wantReason)
+		}
+	}
+	// Teacher calls: every sample except missing/invalid/critique-reject.
+	if got, want := e.teacher.calls.Load(), int64(c.n-2); got != want {
+		t.Errorf("teacher calls = %d, want %d (no call for a missing draft or a rejecting critique)", got, want)
+	}
+	s := res.Stats.Summary
+	if s.TotalInputs != len(want) || s.Accepted+s.Rejected != s.TotalInputs || s.Accepted != len(acc) {
+		t.Errorf("summary %+v does not add up to %d inputs / %d accepted", s, len(want), len(acc))
+	}
+	var msgs []string
+	for _, p := range res.Problems {
+		msgs = append(msgs, p.Error())
+	}
+	joined := strings.Join(msgs, "\n")
+	for _, frag := range []string{"critiques.jsonl:13: duplicate id \"v1_test_0001\" (first seen on line 2)", "critiques.jsonl:14:", "malformed JSON", "plan.jsonl:13: field \"region_tags\""} {
+		if !strings.Contains(joined, frag) {
+			t.Errorf("problems do not mention %q:\n%s", frag, joined)
+		}
+	}
+	if res.Stats.Verdicts["reject"] != 1 || res.Stats.Verdicts["pass"] != 1 {
+		t.Errorf("verdicts %v: the nested critique shape must be read (want 1 reject, 1 pass)", res.Stats.Verdicts)
+	}
+}
+
+func TestOutputsAreInInputOrderAndDeterministic(t *testing.T) {
+	e := newEnv(t, corpus{n: 60})
+	e.teacher.delay = func(id string) time.Duration { return time.Duration(rand.IntN(4)) * time.Millisecond }
+	e.teacher.kinds = map[string]string{sampleID(10): "overconfident", sampleID(20): "noverify"}
+	e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Concurrency = 8 })
+	acc, rej := e.outputs()
+	for _, recs := range [][]record{acc, rej} {
+		for i := 1; i < len(recs); i++ {
+			if recs[i-1].ID >= recs[i].ID {
+				t.Fatalf("records out of input order: %s before %s", recs[i-1].ID, recs[i].ID)
+			}
+		}
+	}
+	first := map[string][]byte{}
+	for _, f := range []string{output.DatasetFile, output.RejectedFile, output.StatsFile} {
+		first[f] = e.bytesOf(f)
+	}
+	calls := e.teacher.calls.Load()
+	// Second run, answers from the cache: same bytes, no new calls.
+	res := e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Concurrency = 3 })
+	if got := e.teacher.calls.Load(); got != calls {
+		t.Errorf("second run made %d teacher calls, want 0", got-calls)
+	}
+	if res.Stats.Cache.Hits != 60 {
+		t.Errorf("cache hits = %d, want 60", res.Stats.Cache.Hits)
+	}
+	for _, f := range []string{output.DatasetFile, output.RejectedFile} {
+		if !bytes.Equal(first[f], e.bytesOf(f)) {
+			t.Errorf("%s differs between two runs with the same inputs, cache and rules", f)
+		}
+	}
+}
+
+func TestResumeFinishesWithoutRepeatingCalls(t *testing.T) {
+	full := newEnv(t, corpus{n: 20})
+	full.mustRun(nil)
+	want := full.bytesOf(output.DatasetFile)
+
+	e := newEnv(t, corpus{n: 20})
+	e.mustRun(func(o *engine.Options, d *engine.Deps) { o.Limit = 7; d.Cache = nil })
+	if acc, rej := e.outputs(); len(acc)+len(rej) != 7 {
+		t.Fatalf("limited run wrote %d records, want 7", len(acc)+len(rej))
+	}
+	res := e.mustRun(func(o *engine.Options, d *engine.Deps) { o.Resume = true; d.Cache = nil })
+	if got := e.teacher.calls.Load(); got != 20 {
+		t.Errorf("teacher calls over both runs = %d, want 20 (resume must not repeat finished samples)", got)
+	}
+	if res.Stats.Summary.Resumed != 7 || res.Stats.Summary.TotalInputs != 20 {
+		t.Errorf("summary %+v: want 7 resumed of 20 (stats describe the whole files)", res.Stats.Summary)
+	}
+	if got := e.bytesOf(output.DatasetFile); !bytes.Equal(got, want) {
+		t.Errorf("limit+resume dataset differs from an uninterrupted run")
+	}
+}
+
+func TestInterruptWritesFinishedWorkAndResumeCompletes(t *testing.T) {
+	e := newEnv(t, corpus{n: 30})
+	e.teacher.block = make(chan struct{})
+	e.teacher.after = 10
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for e.teacher.calls.Load() <= 10 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	res, err := e.run(ctx, func(o *engine.Options, _ *engine.Deps) { o.Concurrency = 2 })
+	if !errors.Is(err, engine.ErrInterrupted) {
+		t.Fatalf("run error = %v, want ErrInterrupted", err)
+	}
+	acc, rej := e.outputs()
+	if n := len(acc) + len(rej); n != 10 || res.Remaining != 20 {
+		t.Fatalf("interrupted run wrote %d records with %d remaining, want 10 and 20", n, res.Remaining)
+	}
+	e.teacher.block = nil
+	res = e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Resume = true })
+	if res.Stats.Summary.TotalInputs != 30 || res.Stats.Summary.Resumed != 10 {
+		t.Errorf("after resume: %+v, want 30 inputs of which 10 resumed", res.Stats.Summary)
+	}
+	e.teacher.mu.Lock()
+	defer e.teacher.mu.Unlock()
+	for p, n := range e.teacher.prompts {
+		if n > 2 {
+			t.Errorf("a prompt was sent %d times; at most once plus once if it was in flight at the interrupt", n)
+			_ = p
+		}
+	}
+}
+
+func TestStopErrorKeepsPreviousOutputs(t *testing.T) {
+	e := newEnv(t, corpus{n: 8})
+	e.mustRun(nil)
+	before := e.bytesOf(output.DatasetFile)
+	bad := &providers.Error{Kind: providers.KindFatal, Code: "http_401", StatusCode: 401, Message: "invalid API key: check OPENROUTER_API_KEY"}
+	e.teacher.fail = map[string]error{}
+	for i := range 8 {
+		e.teacher.fail[sampleID(i)] = bad
+	}
+	caller := teacher.New(e.teacher, teacher.Policy{Concurrency: 1, MaxRetries: 0, FatalAfter: 3}, zerolog.Nop())
+	_, err := e.run(context.Background(), func(o *engine.Options, d *engine.Deps) { d.Teacher = caller; d.Cache = nil; o.Concurrency = 1 })
+	if !errors.Is(err, teacher.ErrStopRun) || !strings.Contains(err.Error(), "OPENROUTER_API_KEY") {
+		t.Fatalf("err = %v, want ErrStopRun naming what to fix", err)
+	}
+	if !bytes.Equal(before, e.bytesOf(output.DatasetFile)) {
+		t.Error("a run stopped early replaced the previous dataset")
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
