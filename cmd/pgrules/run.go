@@ -86,7 +86,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 
 	// Everything declarative is loaded and checked before any plugin starts
 	// or any teacher call is made: a typo in gates.yaml costs nothing.
-	rs, err := rules.Load(cfg.Rules, rules.Options{Fallback: pgrules.Defaults})
+	rs, err := loadRules(cfg.Rules)
 	if err != nil {
 		return usageErr(err)
 	}
@@ -218,6 +218,17 @@ func checkRunConfig(cfg *Config) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %v: name the input files with flags, PGRULES_PLAN / PGRULES_DRAFTS, or in pgrules.yaml", missing)
 	}
+	// Unreadable inputs are found before a plugin starts or a cache opens.
+	for _, in := range []struct{ flag, path string }{{"--plan", cfg.Plan}, {"--drafts", cfg.Drafts}, {"--critiques", cfg.Critiques}} {
+		if in.path == "" {
+			continue
+		}
+		if st, err := os.Stat(in.path); err != nil {
+			return fmt.Errorf("cannot read input %s (%s): %w", in.path, in.flag, errors.Unwrap(err))
+		} else if st.IsDir() {
+			return fmt.Errorf("cannot read input %s (%s): it is a directory, expected a JSONL file", in.path, in.flag)
+		}
+	}
 	switch cfg.GatingMode {
 	case "strict", "lenient":
 	default:
@@ -254,4 +265,14 @@ func clock() (func() time.Time, error) {
 	}
 	t := time.Unix(sec, 0).UTC()
 	return func() time.Time { return t }, nil
+}
+
+// loadRules reads the gates file from disk; the default name falls back to
+// the built-in gates.yaml so pgrules works outside the repository, but a
+// path the user named must exist.
+func loadRules(path string) (*rules.Rules, error) {
+	if _, err := os.Stat(path); err != nil && path == "gates.yaml" {
+		return rules.LoadFS(pgrules.Defaults, "gates.yaml", rules.Options{Fallback: pgrules.Defaults})
+	}
+	return rules.Load(path, rules.Options{Fallback: pgrules.Defaults})
 }
