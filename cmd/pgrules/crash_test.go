@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgrules/pgrules/providers/plugintest"
+)
+
+// buildPgrules builds the real pgrules binary next to the plugins, so it
+// finds them the way an installed pgrules does.
+func buildPgrules(t *testing.T) string {
+	t.Helper()
+	dir := plugintest.Build(t, "local", "dryrun")
+	bin := filepath.Join(dir, "pgrules")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build pgrules: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// localRun prepares a `pgrules run` against the loopback teacher.
+func localRun(t *testing.T, bin, work, outDir string, srv *teacherServer, extra ...string) *exec.Cmd {
+	cfg := filepath.Join(work, "pgrules.yaml")
+	if _, err := os.Stat(cfg); err != nil {
+		yaml := fmt.Sprintf("providers:\n  local:\n    base_url: %s/v1\n    models: [test-model]\n", srv.URL)
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sample, _ := filepath.Abs("../../testdata/sample")
+	args := append([]string{"run", "--config", cfg, "--provider", "local",
+		"--plan", filepath.Join(sample, "prompt_plan_v1.jsonl"),
+		"--drafts", filepath.Join(sample, "drafts_v1.jsonl"),
+		"--critiques", filepath.Join(sample, "critiques_v1.jsonl"),
+		"--out-dir", outDir, "--concurrency", "3", "--log-format", "json"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1769849398")
+	return cmd
+}
+
+// normalized reads an output file, dropping the teacher's measured latency:
+// the one field that honestly differs between two real calls.
+func normalized(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%s: torn or invalid line %q: %v", path, line, err)
+		}
+		if tb, ok := rec["teacher"].(map[string]any); ok {
+			delete(tb, "timing")
+		}
+		n, _ := json.Marshal(rec)
+		out = append(out, string(n))
+	}
+	return out
+}
+
+// checkIntact asserts what a kill -9 must never leave behind: a torn line
+// or an id twice.
+func checkIntact(t *testing.T, outDir string) {
+	t.Helper()
+	seen := map[string]string{}
+	for _, name := range []string{"dataset_v1.jsonl", "dataset_v1_rejected.jsonl"} {
+		f, err := os.Open(filepath.Join(outDir, name))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for sc.Scan() {
+			var rec struct{ ID string }
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.ID == "" {
+				t.Errorf("%s: torn line after kill -9: %.80q", name, sc.Text())
+			}
+			if prev, dup := seen[rec.ID]; dup {
+				t.Errorf("id %s in %s and %s after kill -9", rec.ID, prev, name)
+			}
+			seen[rec.ID] = name
+		}
+		f.Close()
+	}
+}
+
+func TestKill9LosesAtMostInFlightCalls(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 40*time.Millisecond)
+	work := t.TempDir()
+
+	ref := filepath.Join(work, "ref")
+	if out, err := localRun(t, bin, work, ref, srv).CombinedOutput(); err != nil {
+		t.Fatalf("reference run: %v\n%s", err, out)
+	}
+	samples, _ := srv.counts()
+	srv.reset()
+
+	out := filepath.Join(work, "out")
+	const kills = 8
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range kills {
+		cmd := localRun(t, bin, work, out, srv)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(50+rng.IntN(500)) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		checkIntact(t, out)
+		t.Logf("kill %d: server has seen %d calls", i+1, srv.calls)
+	}
+	// Alternate plain rerun and --resume: both must finish for free.
+	if b, err := localRun(t, bin, work, out, srv, "--resume").CombinedOutput(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, b)
+	}
+	calls, maxPer := srv.counts()
+	// Every prompt was paid once, plus at most the calls in flight at each
+	// kill (concurrency 3).
+	if calls > samples+kills*3 {
+		t.Errorf("teacher saw %d calls for %d samples over %d kills; want at most %d", calls, samples, kills, samples+kills*3)
+	}
+	if maxPer > 1+kills {
+		t.Errorf("one prompt was sent %d times", maxPer)
+	}
+	for _, name := range []string{"dataset_v1.jsonl", "dataset_v1_rejected.jsonl"} {
+		want, got := normalized(t, filepath.Join(ref, name)), normalized(t, filepath.Join(out, name))
+		if strings.Join(want, "\n") != strings.Join(got, "\n") {
+			t.Errorf("%s after kills and a rerun differs from an uninterrupted run (%d vs %d records)", name, len(got), len(want))
+		}
+	}
+
+	// And once more with the cache warm: not a single call.
+	srv.reset()
+	if b, err := localRun(t, bin, work, out, srv).CombinedOutput(); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, b)
+	}
+	if calls, _ := srv.counts(); calls != 0 {
+		t.Errorf("a rerun with every answer cached made %d teacher calls", calls)
+	}
+}
+
+func TestInterruptExitsWithResumeHint(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 300*time.Millisecond)
+	work := t.TempDir()
+	out := filepath.Join(work, "out")
+	cmd := localRun(t, bin, work, out, srv, "--concurrency", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	_ = cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit = %v, want %d\n%s", err, exitInterrupted, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "--resume") {
+		t.Errorf("interrupt message does not say how to continue:\n%s", stderr.String())
+	}
+	checkIntact(t, out)
+	if _, err := os.Stat(filepath.Join(out, "dataset_v1_manifest.json")); err != nil {
+		t.Errorf("interrupted run wrote no manifest: %v", err)
+	}
+}
