@@ -1,0 +1,167 @@
+package rules
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// Contract is what parsing and schema checks found.
+type Contract struct {
+	OverallOK    bool     `json:"overall_ok"`
+	ParseMode    string   `json:"parse_mode"`
+	PayloadType  string   `json:"payload_type"`
+	StrictJSONOK bool     `json:"strict_json_ok"`
+	EnvelopeOK   bool     `json:"envelope_ok"`
+	PayloadOK    bool     `json:"payload_ok"`
+	Errors       []string `json:"errors,omitempty"`
+}
+
+// schemaSet holds the envelope schema and one payload schema per payload
+// type. A new payload type is a new <type>.payload.schema.json file.
+type schemaSet struct {
+	envelope       *jsonschema.Schema
+	payloads       map[string]*jsonschema.Schema
+	files          []File
+	envelopeFields map[string]bool
+	versions       map[string]string
+}
+
+const payloadSuffix = ".payload.schema.json"
+
+// loadSchemas compiles the envelope schema file and every
+// *.payload.schema.json in payloadDir.
+func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error) {
+	s := &schemaSet{payloads: map[string]*jsonschema.Schema{}, envelopeFields: map[string]bool{}, versions: map[string]string{}}
+	c := jsonschema.NewCompiler()
+	add := func(p string) (string, error) {
+		data, where, builtin, err := src.read(p)
+		if err != nil {
+			return "", err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			return "", fmt.Errorf("%s: not valid JSON: %w", where, err)
+		}
+		url := "file:///pgrules/" + strings.TrimPrefix(path.Clean(p), "/")
+		if err := c.AddResource(url, doc); err != nil {
+			return "", fmt.Errorf("%s: %w", where, err)
+		}
+		sum := sha256.Sum256(data)
+		s.files = append(s.files, File{Path: where, Kind: "schema", SHA256: hex.EncodeToString(sum[:]), Builtin: builtin})
+		if m, ok := doc.(map[string]any); ok && strings.Contains(p, "envelope") {
+			if props, ok := m["properties"].(map[string]any); ok {
+				for k := range props {
+					s.envelopeFields[k] = true
+				}
+			}
+		}
+		return url, nil
+	}
+	envURL, err := add(envelopePath)
+	if err != nil {
+		return nil, err
+	}
+	if s.envelope, err = c.Compile(envURL); err != nil {
+		return nil, fmt.Errorf("%s: %w", envelopePath, err)
+	}
+	s.versions["envelope"] = path.Base(path.Dir(envelopePath))
+	names, err := src.list(payloadDir, payloadSuffix)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no *%s files: every payload type needs a schema", payloadDir, payloadSuffix)
+	}
+	for _, n := range names {
+		p := path.Join(payloadDir, n)
+		u, err := add(p)
+		if err != nil {
+			return nil, err
+		}
+		sch, err := c.Compile(u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		s.payloads[strings.TrimSuffix(n, payloadSuffix)] = sch
+	}
+	s.versions["payload"] = path.Base(payloadDir)
+	return s, nil
+}
+
+// check validates a parsed answer object against the envelope and its
+// payload type's schema.
+func (s *schemaSet) check(obj []byte, want string, c *Contract) (doc map[string]any) {
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(obj))
+	if err != nil {
+		c.Errors = append(c.Errors, "answer: "+err.Error())
+		return nil
+	}
+	doc, _ = inst.(map[string]any)
+	if err := s.envelope.Validate(inst); err != nil {
+		c.Errors = append(c.Errors, schemaErrors("envelope", err)...)
+	} else {
+		c.EnvelopeOK = true
+	}
+	pt, _ := doc["payload_type"].(string)
+	c.PayloadType = pt
+	sch := s.payloads[pt]
+	switch {
+	case sch == nil:
+		c.Errors = append(c.Errors, fmt.Sprintf("payload: no schema for payload_type %q (known: %s)", pt, strings.Join(s.payloadTypes(), ", ")))
+	case want != "" && pt != want:
+		c.Errors = append(c.Errors, fmt.Sprintf("payload: payload_type is %q but the prompt plan asked for %q", pt, want))
+	default:
+		if err := sch.Validate(doc["payload"]); err != nil {
+			c.Errors = append(c.Errors, schemaErrors("payload", err)...)
+		} else {
+			c.PayloadOK = true
+		}
+	}
+	return doc
+}
+
+func (s *schemaSet) payloadTypes() []string {
+	var out []string
+	for k := range s.payloads {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// schemaErrors flattens a validation error to one line per failing
+// keyword, prefixed with where in the answer it failed.
+func schemaErrors(prefix string, err error) []string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return []string{prefix + ": " + err.Error()}
+	}
+	var out []string
+	var walk func(u []jsonschema.OutputUnit)
+	walk = func(units []jsonschema.OutputUnit) {
+		for _, u := range units {
+			if u.Error != nil {
+				loc := u.InstanceLocation
+				if loc == "" {
+					loc = "/"
+				}
+				out = append(out, fmt.Sprintf("%s: %s: %s", prefix, loc, u.Error.String()))
+			}
+			walk(u.Errors)
+		}
+	}
+	bo := ve.BasicOutput()
+	walk(bo.Errors)
+	if len(out) == 0 {
+		out = append(out, prefix+": "+strings.ReplaceAll(ve.Error(), "\n", "; "))
+	}
+	return out
+}

@@ -1,0 +1,417 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/interpreter"
+)
+
+// Sample is what the rules know of the sample being judged.
+type Sample struct {
+	ID          string
+	Category    string
+	Difficulty  string
+	PayloadType string
+	RegionTags  []string
+}
+
+// Reason codes of the parse and contract stage, and of gates that could
+// not be evaluated.
+const (
+	ReasonOK           = "ok"
+	ReasonNotEvaluated = "not_evaluated"
+	ReasonGateError    = "gate_error"
+)
+
+// Decision is the verdict of the rules on one answer.
+type Decision struct {
+	OverallOK   bool
+	ReasonCodes []string // failing reject-action gates, gate order, deduplicated
+	Warnings    []string // failing warn-action gates
+	Audits      []string // failing audit-action gates
+	Contract    Contract
+	// Response is the answer object, compact, with the teacher's key order;
+	// nil when no object could be parsed.
+	Response json.RawMessage
+	Gates    []GateResult
+	Hits     []Hit
+	// Variables are the evaluated variables, for explain.
+	Variables []KV
+}
+
+// GateResult is one gate's verdict. Passed is nil when the gate was not
+// evaluated because a gate it requires failed.
+type GateResult struct {
+	Name       string
+	Action     string
+	Passed     *bool
+	ReasonCode string
+	Details    Details
+}
+
+// KV is one named value.
+type KV struct {
+	Key   string
+	Value any
+}
+
+// Details keep the order in which gates.yaml writes them.
+type Details []KV
+
+// MarshalJSON writes the details as an object in their written order.
+func (d Details) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, kv := range d {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(kv.Key)
+		v, err := json.Marshal(kv.Value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Get returns a detail by name.
+func (d Details) Get(key string) (any, bool) {
+	for _, kv := range d {
+		if kv.Key == key {
+			return kv.Value, true
+		}
+	}
+	return nil, false
+}
+
+type gateJSON struct {
+	Passed     *bool   `json:"passed"`
+	ReasonCode string  `json:"reason_code"`
+	Details    Details `json:"details"`
+}
+
+// GatesJSON renders the gates as the records' `gates` object: gate order,
+// {"passed", "reason_code", "details"} each.
+func (d *Decision) GatesJSON() json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, g := range d.Gates {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(g.Name)
+		det := g.Details
+		if det == nil {
+			det = Details{}
+		}
+		v, err := json.Marshal(gateJSON{Passed: g.Passed, ReasonCode: g.ReasonCode, Details: det})
+		if err != nil {
+			v, _ = json.Marshal(gateJSON{Passed: g.Passed, ReasonCode: ReasonGateError, Details: Details{{"error", err.Error()}}})
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// Evaluate judges one teacher answer. It never fails: a broken answer is a
+// failing contract, a broken gate a gate_error.
+func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
+	d := &Decision{}
+	c := &d.Contract
+	obj, parseMode, strictOK, perr := parseAnswer(raw, mode)
+	c.ParseMode, c.StrictJSONOK = parseMode, strictOK
+	var doc map[string]any
+	if perr != nil {
+		c.Errors = append(c.Errors, "parse: "+perr.Error())
+	} else {
+		d.Response = obj
+		doc = r.schemas.check(obj, s.PayloadType, c)
+	}
+	c.OverallOK = perr == nil && c.EnvelopeOK && c.PayloadOK
+	if c.PayloadType == "" {
+		c.PayloadType = s.PayloadType
+	}
+
+	hits := map[string][]Hit{}
+	if obj != nil {
+		for _, sv := range walkStrings(obj) {
+			for _, l := range r.lists {
+				hits[l.Name] = append(hits[l.Name], l.find(sv.path, sv.value)...)
+			}
+		}
+	}
+	for _, l := range r.lists {
+		d.Hits = append(d.Hits, hits[l.Name]...)
+	}
+
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	bind := map[string]any{
+		"response":                doc,
+		"mode":                    string(mode),
+		"contract.overall_ok":     c.OverallOK,
+		"contract.parsed":         perr == nil,
+		"contract.parse_mode":     c.ParseMode,
+		"contract.payload_type":   c.PayloadType,
+		"contract.strict_json_ok": c.StrictJSONOK,
+		"contract.envelope_ok":    c.EnvelopeOK,
+		"contract.payload_ok":     c.PayloadOK,
+		"contract.errors":         nonNilStrings(c.Errors),
+		"sample.id":               s.ID,
+		"sample.category":         s.Category,
+		"sample.difficulty":       s.Difficulty,
+		"sample.payload_type":     s.PayloadType,
+		"sample.region_tags":      nonNilStrings(s.RegionTags),
+	}
+	for _, l := range r.lists {
+		hs := hits[l.Name]
+		list := make([]map[string]string, 0, len(hs))
+		for _, h := range hs {
+			list = append(list, map[string]string{"term": h.Term, "path": h.Path, "text": h.Text})
+		}
+		bind["hits."+l.Name] = list
+	}
+	// Variables are lazy: a variable no evaluated gate uses costs nothing.
+	act, _ := interpreter.NewActivation(bind)
+	for _, v := range r.variables {
+		v := v
+		bind["variables."+v.Name] = func() ref.Val {
+			out, _, err := v.prg.Eval(act)
+			if err != nil {
+				return types.NewErr("variable %s: %v", v.Name, err)
+			}
+			return out
+		}
+	}
+
+	passed := map[string]bool{}
+	for _, g := range r.gates {
+		res := r.evalGate(g, act, passed)
+		d.Gates = append(d.Gates, res)
+		if res.Passed == nil {
+			continue
+		}
+		passed[g.Name] = *res.Passed
+		if *res.Passed {
+			continue
+		}
+		switch g.Action {
+		case ActionWarn:
+			d.Warnings = appendUnique(d.Warnings, res.ReasonCode)
+		case ActionAudit:
+			d.Audits = appendUnique(d.Audits, res.ReasonCode)
+		default:
+			d.ReasonCodes = appendUnique(d.ReasonCodes, res.ReasonCode)
+		}
+	}
+	d.OverallOK = len(d.ReasonCodes) == 0
+	for _, v := range r.variables {
+		val, _ := act.ResolveName("variables." + v.Name)
+		d.Variables = append(d.Variables, KV{v.Name, native(val)})
+	}
+	return d
+}
+
+func (r *Rules) evalGate(g *Gate, act interpreter.Activation, passed map[string]bool) GateResult {
+	res := GateResult{Name: g.Name, Action: g.Action}
+	for _, req := range g.Requires {
+		if !passed[req] {
+			res.ReasonCode = ReasonNotEvaluated
+			res.Details = Details{{"requires", req}}
+			return res
+		}
+	}
+	fail := func(err error) GateResult {
+		f := false
+		res.Passed, res.ReasonCode = &f, ReasonGateError
+		res.Details = Details{{"error", fmt.Sprintf("%s: %v", g.Pos, err)}}
+		return res
+	}
+	ok := true
+	if g.when != nil {
+		v, _, err := g.when.prg.Eval(act)
+		if err != nil {
+			return fail(err)
+		}
+		ok = v != types.True
+		if v == types.True {
+			out, _, err := g.expr.prg.Eval(act)
+			if err != nil {
+				return fail(err)
+			}
+			ok = out == types.True
+		}
+	} else {
+		out, _, err := g.expr.prg.Eval(act)
+		if err != nil {
+			return fail(err)
+		}
+		ok = out == types.True
+	}
+	res.Passed = &ok
+	res.ReasonCode = ReasonOK
+	if !ok {
+		res.ReasonCode = g.Reason
+		if g.reasonExpr != nil {
+			v, _, err := g.reasonExpr.prg.Eval(act)
+			if err != nil {
+				return fail(err)
+			}
+			res.ReasonCode = fmt.Sprint(native(v))
+		}
+	}
+	res.Details = evalDetails(g.details, act)
+	if !ok {
+		res.Details = append(res.Details, evalDetails(g.failDetails, act)...)
+	}
+	return res
+}
+
+func evalDetails(exprs []namedExpr, act interpreter.Activation) Details {
+	var out Details
+	for _, e := range exprs {
+		v, _, err := e.prg.Eval(act)
+		if err != nil {
+			out = append(out, KV{e.name, "error: " + err.Error()})
+			continue
+		}
+		if v == types.NullValue {
+			continue
+		}
+		out = append(out, KV{e.name, native(v)})
+	}
+	return out
+}
+
+// native turns a CEL value into plain JSON-able Go values; map keys are
+// sorted so details are deterministic.
+func native(v any) any {
+	switch t := v.(type) {
+	case nil:
+		return nil
+	case types.Bool:
+		return bool(t)
+	case types.Int:
+		return int64(t)
+	case types.Uint:
+		return uint64(t)
+	case types.Double:
+		return float64(t)
+	case types.String:
+		return string(t)
+	case types.Null:
+		return nil
+	case *types.Err:
+		return "error: " + t.String()
+	case traits.Lister:
+		out := []any{}
+		it := t.Iterator()
+		for it.HasNext() == types.True {
+			out = append(out, native(it.Next()))
+		}
+		return out
+	case traits.Mapper:
+		keys := []string{}
+		it := t.Iterator()
+		vals := map[string]any{}
+		for it.HasNext() == types.True {
+			k := it.Next()
+			ks := fmt.Sprint(native(k))
+			keys = append(keys, ks)
+			vals[ks] = native(t.Get(k))
+		}
+		sort.Strings(keys)
+		out := make(orderedMap, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, KV{k, vals[k]})
+		}
+		return out
+	case ref.Val:
+		return t.Value()
+	}
+	return v
+}
+
+type orderedMap []KV
+
+func (m orderedMap) MarshalJSON() ([]byte, error) { return Details(m).MarshalJSON() }
+
+func appendUnique(xs []string, x string) []string {
+	for _, y := range xs {
+		if y == x {
+			return xs
+		}
+	}
+	return append(xs, x)
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// GateNames lists the gates in file order.
+func (r *Rules) GateNames() []string {
+	out := make([]string, len(r.gates))
+	for i, g := range r.gates {
+		out[i] = g.Name
+	}
+	return out
+}
+
+// GateAction returns a gate's action (reject, warn, audit).
+func (r *Rules) GateAction(name string) string {
+	for _, g := range r.gates {
+		if g.Name == name {
+			return g.Action
+		}
+	}
+	return ""
+}
+
+// Gates returns the compiled gates.
+func (r *Rules) Gates() []*Gate { return r.gates }
+
+// Lists returns the word lists.
+func (r *Rules) Lists() []*WordList { return r.lists }
+
+// Files lists every file the rules were built from, with sha256s.
+func (r *Rules) Files() []File { return r.files }
+
+// Path is the gates file.
+func (r *Rules) Path() string { return r.path }
+
+// SchemaVersions names the envelope and payload schema versions in use.
+func (r *Rules) SchemaVersions() map[string]string { return r.schemas.versions }
+
+// EnvelopeFields are the top-level fields the envelope schema defines.
+func (r *Rules) EnvelopeFields() []string {
+	var out []string
+	for k := range r.schemas.envelopeFields {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (g *Gate) String() string {
+	return g.Name + " (" + strings.ToUpper(g.Action[:1]) + g.Action[1:] + ")"
+}

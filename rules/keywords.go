@@ -1,0 +1,200 @@
+package rules
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// WordList is one keywords/ file: whole words or phrases, one a line.
+type WordList struct {
+	Name       string
+	File       string
+	Terms      []Term
+	Exceptions []Term
+	match      *regexp.Regexp
+	except     *regexp.Regexp
+}
+
+// Term is one list entry and where it was written.
+type Term struct {
+	Text string // normalised
+	Raw  string
+	File string
+	Line int
+}
+
+// Hit is one occurrence of a list term in a string value of the answer.
+type Hit struct {
+	List string `json:"-"`
+	Term string `json:"term"`
+	Path string `json:"path"`
+	Text string `json:"text,omitempty"`
+}
+
+// normalize makes matching indifferent to case, Unicode composition and
+// typographic quotes and dashes: “Don’t” matches "don't", and an é typed as
+// e + combining accent matches a precomposed one.
+func normalize(s string) string {
+	s = norm.NFKC.String(s)
+	s = quoteReplacer.Replace(s)
+	s = strings.ToLower(s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+var quoteReplacer = strings.NewReplacer(
+	"\u2018", "'", "\u2019", "'", "\u201b", "'", "\u2032", "'",
+	"\u201c", `"`, "\u201d", `"`, "\u201f", `"`, "\u2033", `"`,
+	"\u2010", "-", "\u2011", "-", "\u2012", "-", "\u2013", "-", "\u2014", "-",
+)
+
+// parseList reads a word list: one entry a line, `#` starts a comment,
+// blank lines are ignored.
+func parseList(file string, data []byte) ([]Term, error) {
+	var terms []Term
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for line := 1; sc.Scan(); line++ {
+		raw := sc.Text()
+		if i := strings.Index(raw, "#"); i >= 0 {
+			raw = raw[:i]
+		}
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		t := normalize(raw)
+		if !utf8.ValidString(t) {
+			return nil, fmt.Errorf("%s:%d: not valid UTF-8", file, line)
+		}
+		terms = append(terms, Term{Text: t, Raw: raw, File: file, Line: line})
+	}
+	return terms, sc.Err()
+}
+
+// compileTerms builds one RE2 alternation per list, longest term first so
+// "entry requirements" wins over "entry requirement" at the same place.
+// Word boundaries are checked in code: RE2 has no look-behind, and \b is
+// ASCII-only.
+func compileTerms(terms []Term) *regexp.Regexp {
+	if len(terms) == 0 {
+		return nil
+	}
+	texts := make([]string, 0, len(terms))
+	seen := map[string]bool{}
+	for _, t := range terms {
+		if !seen[t.Text] {
+			seen[t.Text] = true
+			texts = append(texts, t.Text)
+		}
+	}
+	sort.SliceStable(texts, func(i, j int) bool { return len(texts[i]) > len(texts[j]) })
+	parts := make([]string, len(texts))
+	for i, t := range texts {
+		parts[i] = regexp.QuoteMeta(t)
+	}
+	return regexp.MustCompile(strings.Join(parts, "|"))
+}
+
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || unicode.Is(unicode.Mn, r)
+}
+
+// spans finds whole-word occurrences of re in normalised text s.
+func spans(re *regexp.Regexp, s string) [][2]int {
+	if re == nil {
+		return nil
+	}
+	var out [][2]int
+	for pos := 0; pos < len(s); {
+		loc := re.FindStringIndex(s[pos:])
+		if loc == nil {
+			break
+		}
+		start, end := pos+loc[0], pos+loc[1]
+		if end == start {
+			break
+		}
+		if boundaryBefore(s, start) && boundaryAfter(s, end) {
+			out = append(out, [2]int{start, end})
+			pos = end
+			continue
+		}
+		// Not a whole word here ("know" for "now"): look again one
+		// character further on.
+		_, size := utf8.DecodeRuneInString(s[start:])
+		pos = start + size
+	}
+	return out
+}
+
+func boundaryBefore(s string, i int) bool {
+	if i == 0 {
+		return true
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	first, _ := utf8.DecodeRuneInString(s[i:])
+	return !isWordRune(r) || !isWordRune(first)
+}
+
+func boundaryAfter(s string, i int) bool {
+	if i >= len(s) {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	last, _ := utf8.DecodeLastRuneInString(s[:i])
+	return !isWordRune(r) || !isWordRune(last)
+}
+
+// find returns the list's hits in one string value, minus those inside an
+// exception ("always" inside "always verify").
+func (w *WordList) find(path, value string) []Hit {
+	s := normalize(value)
+	found := spans(w.match, s)
+	if len(found) == 0 {
+		return nil
+	}
+	exc := spans(w.except, s)
+	var hits []Hit
+	for _, f := range found {
+		excepted := false
+		for _, e := range exc {
+			if f[0] < e[1] && e[0] < f[1] {
+				excepted = true
+				break
+			}
+		}
+		if !excepted {
+			hits = append(hits, Hit{List: w.Name, Term: s[f[0]:f[1]], Path: path, Text: snippet(s, f[0], f[1])})
+		}
+	}
+	return hits
+}
+
+// snippet shows a hit in context, so a reader sees why it counted.
+func snippet(s string, start, end int) string {
+	const ctx = 30
+	a, b := start, end
+	for n := 0; a > 0 && n < ctx; n++ {
+		_, size := utf8.DecodeLastRuneInString(s[:a])
+		a -= size
+	}
+	for n := 0; b < len(s) && n < ctx; n++ {
+		_, size := utf8.DecodeRuneInString(s[b:])
+		b += size
+	}
+	out := s[a:b]
+	if a > 0 {
+		out = "…" + out
+	}
+	if b < len(s) {
+		out += "…"
+	}
+	return out
+}

@@ -1,0 +1,174 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Mode is the gating mode: how much may surround the answer's JSON.
+type Mode string
+
+const (
+	// ModeStrict accepts exactly one JSON object and nothing around it.
+	ModeStrict Mode = "strict"
+	// ModeLenient also accepts the object inside a Markdown fence or
+	// surrounded by prose.
+	ModeLenient Mode = "lenient"
+)
+
+var fenceRE = regexp.MustCompile("(?s)```[A-Za-z0-9_-]*[ \t]*\r?\n(.*?)\r?\n?```")
+
+// parseAnswer finds the answer object in raw. It returns the object's
+// bytes (compact, key order kept), the mode that succeeded, and, when none
+// did, why strict parsing failed.
+func parseAnswer(raw string, mode Mode) (obj []byte, parseMode string, strictOK bool, err error) {
+	obj, err = strictObject(raw)
+	if err == nil {
+		return obj, string(ModeStrict), true, nil
+	}
+	strictErr := err
+	if mode != ModeLenient {
+		return nil, "", false, strictErr
+	}
+	for _, m := range fenceRE.FindAllStringSubmatch(raw, -1) {
+		if o, ferr := strictObject(m[1]); ferr == nil {
+			return o, string(ModeLenient), false, nil
+		}
+	}
+	if o := firstEmbeddedObject(raw); o != nil {
+		return o, string(ModeLenient), false, nil
+	}
+	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
+}
+
+// strictObject accepts one JSON object with nothing but whitespace around.
+func strictObject(s string) ([]byte, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return nil, errors.New("the answer is empty")
+	}
+	if t[0] != '{' {
+		return nil, fmt.Errorf("the answer does not start with a JSON object (starts with %s)", strconv.Quote(head(t, 20)))
+	}
+	dec := json.NewDecoder(strings.NewReader(t))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %s", describeSyntax(err, t))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		rest := strings.TrimSpace(t[dec.InputOffset():])
+		return nil, fmt.Errorf("text after the JSON object: %s", strconv.Quote(head(rest, 20)))
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// firstEmbeddedObject tries each '{' in turn and keeps the first complete
+// object; it returns nil when there is none.
+func firstEmbeddedObject(s string) []byte {
+	for i := strings.IndexByte(s, '{'); i >= 0; {
+		dec := json.NewDecoder(strings.NewReader(s[i:]))
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == nil && len(raw) > 0 && raw[0] == '{' {
+			var buf bytes.Buffer
+			if json.Compact(&buf, raw) == nil {
+				return buf.Bytes()
+			}
+		}
+		next := strings.IndexByte(s[i+1:], '{')
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return nil
+}
+
+func describeSyntax(err error, s string) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line := 1 + strings.Count(s[:min(int(se.Offset), len(s))], "\n")
+		return fmt.Sprintf("%s (answer line %d, byte %d)", se.Error(), line, se.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input: the JSON is truncated"
+	}
+	return err.Error()
+}
+
+func head(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// stringValue is one string in the answer with its JSON path.
+type stringValue struct {
+	path  string
+	value string
+}
+
+// walkStrings lists every string value of obj, in document order, with
+// JSON paths like $.payload.groups[0].items[1].text. Keys are not values:
+// the key "cost_estimate" is never matched against "cost".
+func walkStrings(obj []byte) []stringValue {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	var out []stringValue
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case string:
+			out = append(out, stringValue{path, t})
+		case json.Delim:
+			switch t {
+			case '{':
+				for dec.More() {
+					k, err := dec.Token()
+					if err != nil {
+						return err
+					}
+					if err := walk(path + fieldPath(k.(string))); err != nil {
+						return err
+					}
+				}
+				_, err = dec.Token()
+				return err
+			case '[':
+				for i := 0; dec.More(); i++ {
+					if err := walk(fmt.Sprintf("%s[%d]", path, i)); err != nil {
+						return err
+					}
+				}
+				_, err = dec.Token()
+				return err
+			}
+		}
+		return nil
+	}
+	_ = walk("$")
+	return out
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func fieldPath(k string) string {
+	if identRE.MatchString(k) {
+		return "." + k
+	}
+	return "[" + strconv.Quote(k) + "]"
+}
