@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pgrules/pgrules/providers"
+)
+
+const (
+	name    = "dryrun"
+	version = "1.0.0"
+	model   = "dryrun-v1"
+)
+
+// Outcomes the mix can pick, each exercising one path through the rules.
+var outcomes = []string{"valid", "fenced", "missing_verification", "overconfident", "invalid_json", "schema_invalid", "error"}
+
+type config struct {
+	Mix  map[string]float64 `json:"mix"`
+	Seed string             `json:"seed"`
+}
+
+var defaultMix = map[string]float64{
+	"valid": 60, "fenced": 10, "missing_verification": 8, "overconfident": 8,
+	"invalid_json": 5, "schema_invalid": 5, "error": 4,
+}
+
+type dryrun struct {
+	cfg   config
+	cum   []float64 // cumulative weights in outcomes order
+	total float64
+}
+
+func (d *dryrun) Describe(context.Context) (providers.Info, error) {
+	return providers.Info{Name: name, Version: version, ProtocolVersion: providers.ProtocolVersion, Description: "deterministic offline teacher for trying pgrules"}, nil
+}
+
+func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured, error) {
+	cfg := config{}
+	if len(raw) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return providers.Configured{}, fmt.Errorf("providers.dryrun: %v (known keys: mix, seed)", err)
+		}
+	}
+	if len(cfg.Mix) == 0 {
+		cfg.Mix = defaultMix
+	}
+	known := map[string]bool{}
+	for _, o := range outcomes {
+		known[o] = true
+	}
+	var keys []string
+	for k, w := range cfg.Mix {
+		if !known[k] {
+			return providers.Configured{}, fmt.Errorf("providers.dryrun.mix: unknown outcome %q (known: %s)", k, strings.Join(outcomes, ", "))
+		}
+		if w < 0 {
+			return providers.Configured{}, fmt.Errorf("providers.dryrun.mix.%s: weight %v is negative", k, w)
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	d.cfg, d.cum, d.total = cfg, nil, 0
+	for _, o := range outcomes {
+		d.total += cfg.Mix[o]
+		d.cum = append(d.cum, d.total)
+	}
+	if d.total == 0 {
+		return providers.Configured{}, fmt.Errorf("providers.dryrun.mix: all weights are zero")
+	}
+	// The mix and seed decide every answer: they are the cache identity.
+	identity, _ := json.Marshal(struct {
+		Model string             `json:"model"`
+		Mix   map[string]float64 `json:"mix"`
+		Seed  string             `json:"seed"`
+	}{model, cfg.Mix, cfg.Seed})
+	return providers.Configured{IdentityJSON: identity, Models: []string{model}}, nil
+}
+
+// pick maps (seed, id) to an outcome and a variant number. Hashing the id
+// keeps answers stable across runs, orders and concurrency.
+func (d *dryrun) pick(id string) (string, uint64) {
+	sum := sha256.Sum256([]byte(d.cfg.Seed + "\x00" + id))
+	x := binary.BigEndian.Uint64(sum[:8])
+	variant := binary.BigEndian.Uint64(sum[8:16])
+	r := float64(x%1_000_000) / 1_000_000 * d.total
+	for i, c := range d.cum {
+		if r < c {
+			return outcomes[i], variant
+		}
+	}
+	return outcomes[len(outcomes)-1], variant
+}
+
+// Outcome reports which outcome an id gets; tests use it to know what to
+// expect.
+func (d *dryrun) Outcome(id string) string {
+	o, _ := d.pick(id)
+	return o
+}
+
+func (d *dryrun) Generate(_ context.Context, req providers.Request) (providers.Response, error) {
+	if d.cum == nil {
+		if _, err := d.Configure(context.Background(), nil); err != nil {
+			return providers.Response{}, err
+		}
+	}
+	outcome, variant := d.pick(req.ID)
+	if outcome == "error" {
+		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "dryrun_error", Message: "dryrun: simulated teacher failure for " + req.ID,
+			Attempts: []providers.Attempt{{Model: model, Code: "dryrun_error", Error: "simulated failure"}}}
+	}
+	text := answer(req.PayloadType, outcome, variant)
+	sum := sha256.Sum256([]byte(req.ID))
+	promptTokens := int64(len(req.System)+len(req.Prompt)) / 4
+	completion := int64(len(text)) / 4
+	return providers.Response{
+		Text: text, Provider: name, SelectedModel: model, ChosenModel: model,
+		AttemptedModels: []string{model}, RequestID: fmt.Sprintf("dryrun-%x", sum[:6]),
+		Usage:        providers.Usage{PromptTokens: promptTokens, CompletionTokens: completion, TotalTokens: promptTokens + completion},
+		FinishReason: "stop",
+	}, nil
+}
