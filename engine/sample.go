@@ -189,7 +189,9 @@ func (p *pipeline) fillOutcome(o *stats.Outcome, dec *rules.Decision, resp provi
 		o.ParseMode = "failed"
 	}
 	for _, g := range dec.Gates {
-		o.Gates = append(o.Gates, stats.GateOutcome{Name: g.Name, Passed: g.Passed})
+		if g.Passed != nil { // nil: not evaluated (a required gate failed)
+			o.Gates = append(o.Gates, stats.GateOutcome{Name: g.Name, Passed: *g.Passed})
+		}
 	}
 	o.Model = resp.ChosenModel
 	o.PromptTokens, o.CompletionTokens, o.TotalTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens, resp.Usage.TotalTokens
@@ -221,7 +223,10 @@ func (p *pipeline) priorOutcome(id string, accepted bool, line []byte) stats.Out
 		gates, o.Warnings = rec.Quality.Gates, rec.Quality.Warnings
 	}
 	for _, g := range orderedGates(gates) {
-		o.Gates = append(o.Gates, stats.GateOutcome{Name: g.name, Passed: g.passed})
+		if g.passed == nil {
+			continue
+		}
+		o.Gates = append(o.Gates, stats.GateOutcome{Name: g.name, Passed: *g.passed})
 		if g.parseMode != "" {
 			o.ParseMode = g.parseMode
 		}
@@ -253,7 +258,7 @@ func (p *pipeline) priorOutcome(id string, accepted bool, line []byte) stats.Out
 
 type gateSummary struct {
 	name      string
-	passed    bool
+	passed    *bool
 	parseMode string
 }
 
@@ -274,7 +279,7 @@ func orderedGates(raw json.RawMessage) []gateSummary {
 		}
 		name, _ := t.(string)
 		var g struct {
-			Passed  bool `json:"passed"`
+			Passed  *bool `json:"passed"`
 			Details struct {
 				ParseMode string `json:"parse_mode"`
 			} `json:"details"`
