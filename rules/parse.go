@@ -72,23 +72,47 @@ func strictObject(s string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// firstEmbeddedObject tries each '{' in turn and keeps the first complete
-// object; it returns nil when there is none.
+// firstEmbeddedObject returns the first complete JSON object that stands
+// at the top level of prose, or nil. Only braces outside any other brace
+// are candidates: a truncated answer must not be "rescued" by one of the
+// objects nested inside it.
 func firstEmbeddedObject(s string) []byte {
-	for i := strings.IndexByte(s, '{'); i >= 0; {
-		dec := json.NewDecoder(strings.NewReader(s[i:]))
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == nil && len(raw) > 0 && raw[0] == '{' {
-			var buf bytes.Buffer
-			if json.Compact(&buf, raw) == nil {
-				return buf.Bytes()
+	depth, inString, escaped := 0, false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			if depth > 0 {
+				inString = true
+			}
+		case '{':
+			if depth == 0 {
+				dec := json.NewDecoder(strings.NewReader(s[i:]))
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err == nil {
+					var buf bytes.Buffer
+					if json.Compact(&buf, raw) == nil {
+						return buf.Bytes()
+					}
+				}
+			}
+			depth++
+		case '}':
+			if depth > 0 {
+				depth--
 			}
 		}
-		next := strings.IndexByte(s[i+1:], '{')
-		if next < 0 {
-			break
-		}
-		i += 1 + next
 	}
 	return nil
 }

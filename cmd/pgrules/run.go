@@ -94,7 +94,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 	if err != nil {
 		return usageErr(err)
 	}
-	system, err := fs.ReadFile(fallbackFS(cfg.System), cfg.System)
+	system, err := readWithFallback(cfg.System)
 	if err != nil {
 		return usageErr(fmt.Errorf("cannot read system message %s: %w", cfg.System, err))
 	}
@@ -250,6 +250,13 @@ func fallbackFS(path string) fs.FS {
 		return nil
 	}
 	return pgrules.Defaults
+}
+
+func readWithFallback(path string) ([]byte, error) {
+	if fsys := fallbackFS(path); fsys != nil {
+		return fs.ReadFile(fsys, path)
+	}
+	return os.ReadFile(path)
 }
 
 // clock honours SOURCE_DATE_EPOCH so that two runs of the same inputs give
