@@ -97,6 +97,9 @@ func loadConfig(fs *pflag.FlagSet, configPath string, explicit bool) (*Config, *
 	err := k.Load(env.Provider(".", env.Opt{
 		Prefix: "PGRULES_",
 		TransformFunc: func(key, v string) (string, any) {
+			if v == "" {
+				return "", nil // an empty variable is an unset one
+			}
 			name := strings.ToLower(strings.TrimPrefix(key, "PGRULES_"))
 			name = strings.ReplaceAll(name, "__", ".")
 			if !knownKey(name) {

@@ -57,7 +57,9 @@ func TestMixDistributionAndDeterminism(t *testing.T) {
 	}
 }
 
-func reqFor(id, pt string) providers.Request { return providers.Request{ID: id, PayloadType: pt, Prompt: "p"} }
+func reqFor(id, pt string) providers.Request {
+	return providers.Request{ID: id, PayloadType: pt, Prompt: "p"}
+}
 
 // TestOutcomesMeanWhatTheySay runs every outcome for every payload type
 // through the shipped rules.
