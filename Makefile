@@ -9,7 +9,7 @@ PLUGINS  := $(notdir $(wildcard plugins/*))
 SAMPLE   := testdata/sample
 DEMO_OUT ?= out/demo
 
-.PHONY: all build plugins demo test test-rules vet fmt-check bench proto clean
+.PHONY: all build plugins demo test test-rules vet fmt-check bench proto clean golden
 
 all: build
 
@@ -55,3 +55,12 @@ proto:
 
 clean:
 	rm -rf $(BIN) out
+
+# Golden outputs of the sample run; the CLI script tests compare against them.
+golden: build
+	rm -rf out/golden
+	SOURCE_DATE_EPOCH=1769849398 $(BIN)/pgrules run --provider dryrun --log-level warn \
+		--plan $(SAMPLE)/prompt_plan_v1.jsonl --drafts $(SAMPLE)/drafts_v1.jsonl \
+		--critiques $(SAMPLE)/critiques_v1.jsonl --out-dir out/golden
+	mkdir -p testdata/golden
+	cp out/golden/dataset_v1.jsonl out/golden/dataset_v1_rejected.jsonl out/golden/dataset_v1_stats.json testdata/golden/

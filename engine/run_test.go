@@ -435,3 +435,40 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+func TestRegatingChangesExactlyWhatTheGateImpliesWithoutCalls(t *testing.T) {
+	e := newEnv(t, corpus{n: 24})
+	e.teacher.kinds = map[string]string{sampleID(2): "overconfident", sampleID(5): "noverify"}
+	e.mustRun(nil)
+	accBefore, _ := e.outputs()
+	calls := e.teacher.calls.Load()
+
+	// The fake teacher's answers carry two verification steps: requiring
+	// three must reject exactly the previously accepted ids, nothing else.
+	src, err := os.ReadFile(filepath.Join("..", "gates.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(src), "variables.verification_steps_count > 0", "variables.verification_steps_count >= 3", 1)
+	if edited == string(src) {
+		t.Fatal("gates.yaml no longer has the expression this test edits")
+	}
+	path := filepath.Join(t.TempDir(), "gates.yaml") // word lists and schemas come from the built-in copies
+	os.WriteFile(path, []byte(edited), 0o644)
+	res := e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Rules = loadRules(t, path) })
+
+	if got := e.teacher.calls.Load(); got != calls {
+		t.Errorf("re-gating made %d teacher calls, want 0", got-calls)
+	}
+	var want []string
+	for _, r := range accBefore {
+		want = append(want, r.ID)
+	}
+	got := res.Changes.NewlyRejected["missing_verification_requirements"]
+	if strings.Join(got, ",") != strings.Join(want, ",") || res.Changes.Moved() != len(want) {
+		t.Errorf("newly rejected = %v (moved %d), want exactly the %d previously accepted ids %v", got, res.Changes.Moved(), len(want), want)
+	}
+	if acc, _ := e.outputs(); len(acc) != 0 {
+		t.Errorf("%d records still accepted", len(acc))
+	}
+}

@@ -63,7 +63,7 @@ re-gating costs no teacher call.`,
 }
 
 func subcommands() []*cobra.Command {
-	return []*cobra.Command{newRunCmd(), newProvidersCmd()}
+	return []*cobra.Command{newRunCmd(), newProvidersCmd(), newCacheCmd()}
 }
 
 func main() {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -27,7 +28,20 @@ func TestScripts(t *testing.T) {
 	}
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
-		RequireExplicitExec: false,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// replace OLD NEW FILE: the "edit gates.yaml" step of a user story.
+			"replace": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 3 {
+					ts.Fatalf("usage: replace OLD NEW FILE")
+				}
+				file := ts.MkAbs(args[2])
+				data := ts.ReadFile(args[2])
+				if !strings.Contains(data, args[0]) {
+					ts.Fatalf("replace: %q not found in %s", args[0], args[2])
+				}
+				ts.Check(os.WriteFile(file, []byte(strings.Replace(data, args[0], args[1], 1)), 0o644))
+			},
+		},
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("PGRULES_PLUGIN_DIR", plugins)
 			e.Setenv("REPO", repo)
