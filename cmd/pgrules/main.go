@@ -63,7 +63,7 @@ re-gating costs no teacher call.`,
 }
 
 func subcommands() []*cobra.Command {
-	return []*cobra.Command{newRunCmd(), newProvidersCmd(), newCacheCmd()}
+	return []*cobra.Command{newRunCmd(), newTestRulesCmd(), newExplainCmd(), newLintCmd(), newProvidersCmd(), newCacheCmd()}
 }
 
 func main() {

@@ -27,7 +27,7 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+		Dir: "testdata/script",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// replace OLD NEW FILE: the "edit gates.yaml" step of a user story.
 			"replace": func(ts *testscript.TestScript, neg bool, args []string) {

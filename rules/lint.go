@@ -1,0 +1,227 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
+)
+
+// Finding is one lint result.
+type Finding struct {
+	Pos      Pos
+	Severity string // "warning" or "info"
+	Msg      string
+}
+
+func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Pos, f.Severity, f.Msg) }
+
+// GateCost is a gate's estimated CEL cost range.
+type GateCost struct {
+	Gate     string
+	Min, Max uint64
+}
+
+// Lint checks what compiling cannot: fields the envelope schema does not
+// have, variables and lists nothing uses, list entries that duplicate or
+// shadow each other; and it estimates each gate's CEL cost.
+func (r *Rules) Lint() ([]Finding, []GateCost) {
+	var out []Finding
+	var all []*compiled
+	for _, g := range r.gates {
+		for _, c := range []*compiled{g.expr, g.when, g.reasonExpr} {
+			if c != nil {
+				all = append(all, c)
+			}
+		}
+		for _, d := range append(append([]namedExpr{}, g.details...), g.failDetails...) {
+			all = append(all, d.compiled)
+		}
+	}
+	for _, v := range r.variables {
+		all = append(all, &compiled{src: v.Expr, pos: v.Pos, ast: v.ast})
+	}
+	fields := r.schemas.envelopeFields
+	for _, c := range all {
+		for _, f := range responseFields(c.ast.NativeRep().Expr()) {
+			if !fields[f] {
+				msg := fmt.Sprintf("response.%s: the envelope schema has no field %q", f, f)
+				if s := closest(f, keys(fields)); s != "" {
+					msg += fmt.Sprintf(" (did you mean response.%s?)", s)
+				}
+				out = append(out, Finding{Pos: c.pos, Severity: "warning", Msg: msg})
+			}
+		}
+	}
+	srcs := make([]string, len(all))
+	for i, c := range all {
+		srcs[i] = c.src
+	}
+	joined := strings.Join(srcs, "\n")
+	for _, v := range r.variables {
+		if !regexp.MustCompile(`\bvariables\.` + v.Name + `\b`).MatchString(joined) {
+			out = append(out, Finding{Pos: v.Pos, Severity: "warning", Msg: fmt.Sprintf("variable %q is never used", v.Name)})
+		}
+	}
+	for _, l := range r.lists {
+		if !regexp.MustCompile(`\bhits\.` + l.Name + `\b`).MatchString(joined) {
+			out = append(out, Finding{Pos: Pos{File: r.path, Line: 1, Col: 1}, Severity: "warning", Msg: fmt.Sprintf("list %q is never used by a gate or variable", l.Name)})
+		}
+		out = append(out, lintList(l)...)
+	}
+	var costs []GateCost
+	for _, g := range r.gates {
+		var gc GateCost
+		gc.Gate = g.Name
+		for _, c := range []*compiled{g.when, g.expr} {
+			if c == nil {
+				continue
+			}
+			est, err := r.env.EstimateCost(c.ast, sizeHints{})
+			if err == nil {
+				gc.Min += est.Min
+				gc.Max += est.Max
+			}
+		}
+		costs = append(costs, gc)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Pos.Line < out[j].Pos.Line })
+	return out, costs
+}
+
+// lintList reports duplicate entries, entries an exception cancels, and
+// phrases that can only hit where a shorter entry already hits.
+func lintList(l *WordList) []Finding {
+	var out []Finding
+	first := map[string]Term{}
+	for _, t := range l.Terms {
+		if p, dup := first[t.Text]; dup {
+			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "warning", Msg: fmt.Sprintf("%q duplicates line %d", t.Raw, p.Line)})
+			continue
+		}
+		first[t.Text] = t
+	}
+	for _, e := range l.Exceptions {
+		if t, ok := first[e.Text]; ok {
+			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "warning", Msg: fmt.Sprintf("%q can never hit: exception %q (%s:%d) cancels it", t.Raw, e.Raw, e.File, e.Line)})
+		}
+	}
+	for _, t := range l.Terms {
+		for _, s := range l.Terms {
+			if s.Text == t.Text || !strings.Contains(t.Text, " ") {
+				continue
+			}
+			if spans(compileTerms([]Term{s}), t.Text) != nil {
+				out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "info",
+					Msg: fmt.Sprintf("%q is shadowed by %q (line %d): any text with the phrase already contains the word; keep it only if details should name the phrase", t.Raw, s.Raw, s.Line)})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// responseFields finds response.<field> and response["field"] in an
+// expression.
+func responseFields(e ast.Expr) []string {
+	var out []string
+	var walk func(e ast.Expr)
+	walk = func(e ast.Expr) {
+		switch e.Kind() {
+		case ast.SelectKind:
+			s := e.AsSelect()
+			if op := s.Operand(); op.Kind() == ast.IdentKind && op.AsIdent() == "response" {
+				out = append(out, s.FieldName())
+			}
+			walk(s.Operand())
+		case ast.CallKind:
+			c := e.AsCall()
+			if c.FunctionName() == "_[_]" && len(c.Args()) == 2 {
+				if op := c.Args()[0]; op.Kind() == ast.IdentKind && op.AsIdent() == "response" && c.Args()[1].Kind() == ast.LiteralKind {
+					if s, ok := c.Args()[1].AsLiteral().Value().(string); ok {
+						out = append(out, s)
+					}
+				}
+			}
+			if c.IsMemberFunction() {
+				walk(c.Target())
+			}
+			for _, a := range c.Args() {
+				walk(a)
+			}
+		case ast.ListKind:
+			for _, x := range e.AsList().Elements() {
+				walk(x)
+			}
+		case ast.MapKind:
+			for _, en := range e.AsMap().Entries() {
+				walk(en.AsMapEntry().Key())
+				walk(en.AsMapEntry().Value())
+			}
+		case ast.ComprehensionKind:
+			c := e.AsComprehension()
+			walk(c.IterRange())
+			walk(c.AccuInit())
+			walk(c.LoopCondition())
+			walk(c.LoopStep())
+			walk(c.Result())
+		}
+	}
+	walk(e)
+	return out
+}
+
+// sizeHints bounds the sizes static cost estimation cannot know: answers
+// are cut at 20,000 characters, lists rarely exceed a few hundred items.
+type sizeHints struct{}
+
+func (sizeHints) EstimateSize(cost.AstNode) *cost.SizeEstimate {
+	return &cost.SizeEstimate{Min: 0, Max: 1000}
+}
+
+func (sizeHints) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// closest suggests the known name within edit distance 2.
+func closest(s string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

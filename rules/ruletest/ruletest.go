@@ -1,0 +1,371 @@
+// Package ruletest runs unit tests for gates.yaml: YAML cases giving a
+// sample, the teacher's answer and the expected verdict, with coverage of
+// gates and word lists. It is what `pgrules test-rules` runs.
+package ruletest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pgrules/pgrules/rules"
+)
+
+// Case is one rule test.
+type Case struct {
+	Name   string
+	File   string
+	Line   int
+	Sample rules.Sample
+	Mode   rules.Mode
+	Raw    string
+	Expect Expect
+}
+
+// Expect is what a case asserts; unset fields are not checked.
+type Expect struct {
+	Overall     string            // "accept" or "reject"
+	ReasonCodes *[]string         // exact list, in gate order
+	Warnings    *[]string         // reason codes of failing warn gates
+	Gates       map[string]GateEx // chosen gates
+	Hits        map[string][]string
+	NoHits      map[string][]string
+}
+
+// GateEx is the expected result of one gate. Details are matched as a
+// subset: only the keys written are compared.
+type GateEx struct {
+	Passed     *bool          `yaml:"passed"`
+	ReasonCode string         `yaml:"reason_code"`
+	Details    map[string]any `yaml:"details"`
+}
+
+type caseDoc struct {
+	Name     string         `yaml:"name"`
+	Sample   sampleDoc      `yaml:"sample"`
+	Mode     string         `yaml:"mode"`
+	Raw      *string        `yaml:"raw"`
+	Response yaml.Node      `yaml:"response"`
+	Expect   expectDoc      `yaml:"expect"`
+	Extra    map[string]any `yaml:",inline"`
+}
+
+type sampleDoc struct {
+	ID          string   `yaml:"id"`
+	Category    string   `yaml:"category"`
+	Difficulty  string   `yaml:"difficulty"`
+	PayloadType string   `yaml:"payload_type"`
+	RegionTags  []string `yaml:"region_tags"`
+}
+
+type expectDoc struct {
+	Overall     string              `yaml:"overall"`
+	ReasonCodes *[]string           `yaml:"reason_codes"`
+	Warnings    *[]string           `yaml:"warnings"`
+	Gates       map[string]GateEx   `yaml:"gates"`
+	Hits        map[string][]string `yaml:"hits"`
+	NoHits      map[string][]string `yaml:"no_hits"`
+	Extra       map[string]any      `yaml:",inline"`
+}
+
+// LoadFile reads one case file. Errors carry file:line:col.
+func LoadFile(path string) ([]Case, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read case file %s: %w", path, errors.Unwrap(err))
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s:%s", path, yamlPos(err))
+	}
+	if len(root.Content) == 0 {
+		return nil, nil
+	}
+	top := root.Content[0]
+	var list *yaml.Node
+	if top.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == "cases" {
+				list = top.Content[i+1]
+			} else {
+				return nil, fmt.Errorf("%s:%d:%d: unknown key %q (a case file has `cases:`)", path, top.Content[i].Line, top.Content[i].Column, top.Content[i].Value)
+			}
+		}
+	}
+	if list == nil || list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s:%d:%d: a case file is a mapping with a `cases:` list", path, top.Line, top.Column)
+	}
+	var out []Case
+	for _, n := range list.Content {
+		var d caseDoc
+		if err := n.Decode(&d); err != nil {
+			return nil, fmt.Errorf("%s:%d:%d: %s", path, n.Line, n.Column, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		where := fmt.Sprintf("%s:%d:%d", path, n.Line, n.Column)
+		for k := range d.Extra {
+			return nil, fmt.Errorf("%s: case %q: unknown key %q (known: name, sample, mode, raw, response, expect)", keyPos(path, n, k), d.Name, k)
+		}
+		for k := range d.Expect.Extra {
+			return nil, fmt.Errorf("%s: case %q: unknown expect key %q (known: overall, reason_codes, warnings, gates, hits, no_hits)", keyPos(path, child(n, "expect"), k), d.Name, k)
+		}
+		if d.Name == "" {
+			return nil, fmt.Errorf("%s: a case needs a name", where)
+		}
+		c := Case{Name: d.Name, File: path, Line: n.Line, Mode: rules.Mode(d.Mode),
+			Sample: rules.Sample{ID: d.Sample.ID, Category: d.Sample.Category, Difficulty: d.Sample.Difficulty, PayloadType: d.Sample.PayloadType, RegionTags: d.Sample.RegionTags},
+			Expect: Expect{Overall: d.Expect.Overall, ReasonCodes: d.Expect.ReasonCodes, Warnings: d.Expect.Warnings, Gates: d.Expect.Gates, Hits: d.Expect.Hits, NoHits: d.Expect.NoHits}}
+		if c.Mode == "" {
+			c.Mode = rules.ModeStrict
+		}
+		if c.Mode != rules.ModeStrict && c.Mode != rules.ModeLenient {
+			return nil, fmt.Errorf("%s: case %q: mode %q: use strict or lenient", where, d.Name, d.Mode)
+		}
+		switch {
+		case d.Raw != nil && d.Response.Kind != 0:
+			return nil, fmt.Errorf("%s: case %q: give either raw or response, not both", where, d.Name)
+		case d.Raw != nil:
+			c.Raw = *d.Raw
+		case d.Response.Kind != 0:
+			var v any
+			if err := d.Response.Decode(&v); err != nil {
+				return nil, fmt.Errorf("%s: case %q: response: %v", where, d.Name, err)
+			}
+			b, err := json.Marshal(jsonable(v))
+			if err != nil {
+				return nil, fmt.Errorf("%s: case %q: response: %v", where, d.Name, err)
+			}
+			c.Raw = string(b)
+			if c.Sample.PayloadType == "" {
+				if m, ok := v.(map[string]any); ok {
+					c.Sample.PayloadType, _ = m["payload_type"].(string)
+				}
+			}
+		default:
+			return nil, fmt.Errorf("%s: case %q needs raw (the teacher's text) or response (an object)", where, d.Name)
+		}
+		if o := c.Expect.Overall; o != "" && o != "accept" && o != "reject" {
+			return nil, fmt.Errorf("%s: case %q: expect.overall %q: use accept or reject", where, d.Name, o)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// keyPos is file:line:col of key in mapping n.
+func keyPos(path string, n *yaml.Node, key string) string {
+	if k := keyNode(n, key); k != nil {
+		return fmt.Sprintf("%s:%d:%d", path, k.Line, k.Column)
+	}
+	return fmt.Sprintf("%s:%d:%d", path, n.Line, n.Column)
+}
+
+func keyNode(n *yaml.Node, key string) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
+	}
+	return nil
+}
+
+func child(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return n
+}
+
+// jsonable turns YAML maps into JSON-marshalable ones. yaml.v3 decodes
+// mappings as map[string]any already; nested any slices are walked.
+func jsonable(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = jsonable(x)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = jsonable(x)
+		}
+	}
+	return v
+}
+
+func yamlPos(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.HasPrefix(s, "line ") {
+		s = strings.TrimPrefix(s, "line ")
+		if i := strings.Index(s, ":"); i > 0 {
+			return s[:i] + ":1:" + s[i+1:]
+		}
+	}
+	return " " + s
+}
+
+// Collect finds the case files under paths (files or directories, *.yaml).
+func Collect(paths []string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", p, errors.Unwrap(err))
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+				files = append(files, path)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// Result is one case's outcome.
+type Result struct {
+	Case     Case
+	Failures []string
+	Decision *rules.Decision
+}
+
+// Passed says whether every expectation held.
+func (r Result) Passed() bool { return len(r.Failures) == 0 }
+
+// Run evaluates one case.
+func Run(rs *rules.Rules, c Case) Result {
+	d := rs.Evaluate(c.Sample, c.Raw, c.Mode)
+	res := Result{Case: c, Decision: d}
+	fail := func(what string, want, got any) {
+		res.Failures = append(res.Failures, fmt.Sprintf("%s:\n    - want: %s\n    + got:  %s", what, show(want), show(got)))
+	}
+	e := c.Expect
+	if e.Overall != "" {
+		got := "reject"
+		if d.OverallOK {
+			got = "accept"
+		}
+		if got != e.Overall {
+			fail("overall", e.Overall, got+" "+show(nonNil(d.ReasonCodes)))
+		}
+	}
+	if e.ReasonCodes != nil && !reflect.DeepEqual(nonNil(*e.ReasonCodes), nonNil(d.ReasonCodes)) {
+		fail("reason_codes", *e.ReasonCodes, nonNil(d.ReasonCodes))
+	}
+	if e.Warnings != nil && !reflect.DeepEqual(nonNil(*e.Warnings), nonNil(d.Warnings)) {
+		fail("warnings", *e.Warnings, nonNil(d.Warnings))
+	}
+	byName := map[string]rules.GateResult{}
+	for _, g := range d.Gates {
+		byName[g.Name] = g
+	}
+	for _, name := range sortedKeys(e.Gates) {
+		want := e.Gates[name]
+		g, ok := byName[name]
+		if !ok {
+			fail("gates."+name, "a gate of that name", "no such gate in the rules")
+			continue
+		}
+		if want.Passed != nil && (g.Passed == nil || *g.Passed != *want.Passed) {
+			fail("gates."+name+".passed", *want.Passed, g.Passed)
+		}
+		if want.ReasonCode != "" && want.ReasonCode != g.ReasonCode {
+			fail("gates."+name+".reason_code", want.ReasonCode, g.ReasonCode)
+		}
+		for _, k := range sortedKeys(want.Details) {
+			got, ok := g.Details.Get(k)
+			if !ok {
+				fail("gates."+name+".details."+k, want.Details[k], "absent")
+				continue
+			}
+			if !sameJSON(want.Details[k], got) {
+				fail("gates."+name+".details."+k, want.Details[k], got)
+			}
+		}
+	}
+	hits := map[string][]string{}
+	for _, h := range d.Hits {
+		hits[h.List] = append(hits[h.List], h.Term)
+	}
+	for _, list := range sortedKeys(e.Hits) {
+		for _, term := range e.Hits[list] {
+			if !contains(hits[list], strings.ToLower(term)) {
+				fail("hits."+list, "to contain "+show(term), hits[list])
+			}
+		}
+	}
+	for _, list := range sortedKeys(e.NoHits) {
+		for _, term := range e.NoHits[list] {
+			if contains(hits[list], strings.ToLower(term)) {
+				fail("no_hits."+list, "no hit of "+show(term), hits[list])
+			}
+		}
+	}
+	return res
+}
+
+func show(v any) string {
+	if p, ok := v.(*bool); ok {
+		if p == nil {
+			return "not evaluated"
+		}
+		v = *p
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func sameJSON(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	var x, y any
+	json.Unmarshal(ja, &x)
+	json.Unmarshal(jb, &y)
+	return reflect.DeepEqual(x, y)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
