@@ -46,6 +46,7 @@ type File struct {
 // concurrent use.
 type Rules struct {
 	path      string
+	srcLines  []string
 	env       *cel.Env
 	schemas   *schemaSet
 	lists     []*WordList
@@ -185,7 +186,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	r := &Rules{path: file, listByKey: map[string]*WordList{}}
+	r := &Rules{path: file, listByKey: map[string]*WordList{}, srcLines: strings.Split(string(data), "\n")}
 	r.files = append(r.files, File{Path: file, Kind: "gates", SHA256: hex.EncodeToString(sum[:]), Builtin: src.fsys != nil && src.fsys == src.fallback})
 	el := &errList{}
 
@@ -374,7 +375,7 @@ func (r *Rules) compile(file string, n *yaml.Node, want *cel.Type, el *errList) 
 	ast, iss := r.env.Compile(n.Value)
 	if iss != nil && iss.Err() != nil {
 		for _, e := range iss.Errors() {
-			el.add(exprPos(file, n, e.Location.Line(), e.Location.Column()), "%s", e.Message)
+			el.add(r.exprPos(file, n, e.Location.Line(), e.Location.Column()), "%s", e.Message)
 		}
 		return nil
 	}
@@ -413,12 +414,17 @@ func nodePos(file string, n *yaml.Node) Pos {
 
 // exprPos maps a CEL error location (1-based line, 0-based column within
 // the expression) to the gates file.
-func exprPos(file string, n *yaml.Node, line, col int) Pos {
+func (r *Rules) exprPos(file string, n *yaml.Node, line, col int) Pos {
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		// Block scalars start on the line after the indicator; their content
-		// is indented one level deeper than the key.
-		return Pos{File: file, Line: n.Line + line, Col: n.Column + 2 + col}
+		// Block scalars start on the line after the indicator, with the
+		// indentation of their first line stripped from every line.
+		indent := 0
+		if n.Line < len(r.srcLines) {
+			l := r.srcLines[n.Line] // the first content line (0-based index)
+			indent = len(l) - len(strings.TrimLeft(l, " "))
+		}
+		return Pos{File: file, Line: n.Line + line, Col: indent + 1 + col}
 	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
 		return Pos{File: file, Line: n.Line + line - 1, Col: n.Column + 1 + col}
 	default:

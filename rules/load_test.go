@@ -1,0 +1,127 @@
+package rules
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgrules/pgrules"
+)
+
+func writeGates(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gates.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const listsHeader = `lists:
+  time_sensitive: {file: keywords/time_sensitive.txt}
+  overconfidence: {file: keywords/overconfidence.txt, exceptions: keywords/overconfidence_exceptions.txt}
+`
+
+func TestLoadErrorsPointIntoTheGatesFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"syntax error in a plain scalar", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: size(hits.overconfidence) == = 0\n", "gates.yaml:7:46: Syntax error"},
+		{"type error", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: contract.overall_ok + 1\n", "gates.yaml:7:37: found no matching overload for '_+_'"},
+		{"unknown list is a compile error", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: size(hits.overconfidense) == 0\n", "gates.yaml:7:26: undeclared reference to 'hits.overconfidense'"},
+		{"error inside a block scalar", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: |\n      contract.overall_ok &&\n        sample.nope == \"x\"\n", "gates.yaml:9:9: undeclared reference to 'sample'"},
+		{"non-bool expression", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: sample.id\n", "gates.yaml:7:17: expression must be a bool"},
+		{"missing reason", listsHeader + "gates:\n  - name: g\n    expression: true\n", `gate "g" needs a reason`},
+		{"misspelled key", listsHeader + "gates:\n  - name: g\n    reason: r\n    expresion: true\n", `gates.yaml:7:5: unknown gate key "expresion"`},
+		{"bad action", listsHeader + "gates:\n  - name: g\n    reason: r\n    action: block\n    expression: true\n", `action "block": use reject, warn or audit`},
+		{"requires an unknown gate", listsHeader + "gates:\n  - name: g\n    reason: r\n    requires: [h]\n    expression: true\n", `requires "h", which is not a gate defined above it`},
+		{"missing word list", "lists:\n  x: {file: keywords/nope.txt}\ngates:\n  - name: g\n    reason: r\n    expression: true\n", "keywords/nope.txt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeGates(t, tc.body), Options{Fallback: pgrules.Defaults})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWarnAndAuditGatesNeverReject(t *testing.T) {
+	body := listsHeader + `variables:
+  - name: ts
+    expression: size(hits.time_sensitive) > 0
+gates:
+  - name: contract_ok
+    expression: contract.overall_ok
+    reason: contract_failed
+  - name: two_steps
+    action: warn
+    requires: [contract_ok]
+    expression: size(response.verification_steps) >= 2
+    reason: fewer_than_two_steps
+  - name: mentions_city
+    action: audit
+    expression: response.summary.contains("Lisbon")
+    reason: no_city
+`
+	r, err := Load(writeGates(t, body), Options{Fallback: pgrules.Defaults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := `{"summary": "Visa rules.", "assumptions": [], "uncertainty_notes": "x", "next_steps": [], "verification_steps": ["a"], "payload_type": "procedure", "payload": {"title": "t", "steps": [{"step": 1, "instruction": "go"}]}}`
+	d := r.Evaluate(Sample{PayloadType: "procedure"}, ans, ModeStrict)
+	if !d.OverallOK || len(d.ReasonCodes) != 0 {
+		t.Fatalf("warn/audit gates rejected: %v", d.ReasonCodes)
+	}
+	if strings.Join(d.Warnings, ",") != "fewer_than_two_steps" || strings.Join(d.Audits, ",") != "no_city" {
+		t.Errorf("warnings %v audits %v", d.Warnings, d.Audits)
+	}
+	findings, _ := r.Lint()
+	var msgs []string
+	for _, f := range findings {
+		msgs = append(msgs, f.String())
+	}
+	if !strings.Contains(strings.Join(msgs, "\n"), `variable "ts" is never used`) {
+		t.Errorf("lint did not report the unused variable:\n%s", strings.Join(msgs, "\n"))
+	}
+}
+
+func TestKeywordMatching(t *testing.T) {
+	terms, _ := parseList("t.txt", []byte("now\nfee\nvisa\nentry requirement\nentry requirements\ndon't need to verify\n100%\n# comment\n\nalways\n"))
+	exc, _ := parseList("e.txt", []byte("always verify\n"))
+	w := &WordList{Name: "l", Terms: terms, Exceptions: exc, match: compileTerms(terms), except: compileTerms(exc)}
+	for _, tc := range []struct {
+		text string
+		want []string
+	}{
+		{"I know the coffee fees", nil},
+		{"Right now, a fee applies", []string{"now", "fee"}},
+		{"VISA-free; visas differ", []string{"visa"}},
+		{"Entry Requirements apply", []string{"entry requirements"}},
+		{"You don’t need to verify", []string{"don't need to verify"}},
+		{"It is 100% sure", []string{"100%"}},
+		{"1100% not a word", nil},
+		{"Always verify; always go", []string{"always"}},
+		{"nowhere knowing", nil},
+	} {
+		var got []string
+		for _, h := range w.find("$.x", tc.text) {
+			got = append(got, h.Term)
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%q: hits %v, want %v", tc.text, got, tc.want)
+		}
+	}
+}
+
+func TestWalkStringsSkipsKeysAndGivesPaths(t *testing.T) {
+	got := walkStrings([]byte(`{"cost_estimate": {"currency": "EUR"}, "a b": ["x", {"y": "z"}], "n": 1}`))
+	var paths []string
+	for _, s := range got {
+		paths = append(paths, s.path+"="+s.value)
+	}
+	if want := `$.cost_estimate.currency=EUR|$["a b"][0]=x|$["a b"][1].y=z`; strings.Join(paths, "|") != want {
+		t.Errorf("got %v, want %s", paths, want)
+	}
+}
