@@ -1,0 +1,178 @@
+package providers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pgrules/pgrules/providers"
+	"github.com/pgrules/pgrules/providers/plugintest"
+)
+
+func start(t *testing.T, opts providers.HostOptions) *providers.Client {
+	t.Helper()
+	if opts.Name == "" {
+		opts.Name = "dryrun"
+	}
+	if opts.Dirs == nil {
+		opts.Dirs = []string{plugintest.Build(t, "dryrun")}
+	}
+	c, err := providers.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
+
+func TestDryrunOverGRPC(t *testing.T) {
+	c := start(t, providers.HostOptions{ConfigJSON: []byte(`{"mix": {"valid": 1, "error": 1}, "seed": "s"}`)})
+	if c.Info().Name != "dryrun" || c.Info().ProtocolVersion != providers.ProtocolVersion {
+		t.Errorf("info = %+v", c.Info())
+	}
+	if !strings.Contains(string(c.Configured().IdentityJSON), `"seed":"s"`) {
+		t.Errorf("identity = %s", c.Configured().IdentityJSON)
+	}
+	var okN, errN int
+	for i := range 40 {
+		resp, err := c.Generate(context.Background(), providers.Request{ID: fmt.Sprintf("id-%d", i), PayloadType: "itinerary", Prompt: "p"})
+		var pe *providers.Error
+		switch {
+		case err == nil:
+			okN++
+			if resp.Text == "" || resp.ChosenModel != "dryrun-v1" || resp.Usage.TotalTokens == 0 {
+				t.Errorf("response %+v", resp)
+			}
+		case errors.As(err, &pe) && pe.Code == "dryrun_error" && pe.Kind == providers.KindFailed && len(pe.Attempts) == 1:
+			errN++ // the classified error crossed the gRPC boundary intact
+		default:
+			t.Fatalf("unexpected error %#v", err)
+		}
+	}
+	if okN == 0 || errN == 0 {
+		t.Errorf("mix of 1:1 gave %d answers and %d errors", okN, errN)
+	}
+}
+
+func TestBadConfigIsReportedWithItsKey(t *testing.T) {
+	_, err := providers.Start(context.Background(), providers.HostOptions{Name: "dryrun", Dirs: []string{plugintest.Build(t, "dryrun")}, ConfigJSON: []byte(`{"mix": {"vaild": 1}}`)})
+	if err == nil || !strings.Contains(err.Error(), `unknown outcome "vaild"`) || !strings.Contains(err.Error(), "providers.dryrun") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestFindSearchOrderAndNotFound(t *testing.T) {
+	built := plugintest.Build(t, "dryrun")
+	first, second := t.TempDir(), t.TempDir()
+	data, _ := os.ReadFile(filepath.Join(built, "pgrules-provider-dryrun"))
+	os.WriteFile(filepath.Join(second, "pgrules-provider-dryrun"), data, 0o755)
+	os.WriteFile(filepath.Join(first, "pgrules-provider-dryrun"), []byte("not executable"), 0o644)
+	got, err := providers.Find("dryrun", []string{first, second})
+	if err != nil || got != filepath.Join(second, "pgrules-provider-dryrun") {
+		t.Errorf("Find = %q, %v (non-executable files are skipped)", got, err)
+	}
+	t.Setenv("PGRULES_PLUGIN_DIR", second)
+	if dirs := providers.SearchDirs(first); dirs[0] != first || dirs[1] != second {
+		t.Errorf("SearchDirs = %v: --plugin-dir first, then $PGRULES_PLUGIN_DIR", dirs)
+	}
+	_, err = providers.Find("nosuch", []string{first})
+	if err == nil || !strings.Contains(err.Error(), "pgrules-provider-nosuch") || !strings.Contains(err.Error(), "make plugins") {
+		t.Errorf("not found error = %v", err)
+	}
+	list := providers.List([]string{second})
+	if len(list) != 1 || list[0].Name != "dryrun" || list[0].Version != "1.0.0" || len(list[0].SHA256) != 64 {
+		t.Errorf("List = %+v", list)
+	}
+}
+
+func TestPinnedChecksumRefusesAnotherBinary(t *testing.T) {
+	_, err := providers.Start(context.Background(), providers.HostOptions{Name: "dryrun", Dirs: []string{plugintest.Build(t, "dryrun")}, SHA256: strings.Repeat("ab", 32)})
+	if err == nil || !strings.Contains(err.Error(), "refusing to start") || !strings.Contains(err.Error(), strings.Repeat("ab", 32)) {
+		t.Fatalf("err = %v", err)
+	}
+	c := start(t, providers.HostOptions{})
+	pinned := start(t, providers.HostOptions{SHA256: c.SHA256()})
+	if pinned.SHA256() != c.SHA256() {
+		t.Error("pinned start reports another checksum")
+	}
+}
+
+func TestCrashedPluginIsRestartedAndCallsRetried(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := zerolog.New(zerolog.SyncWriter(&lockedWriter{&mu, &logs}))
+	c := start(t, providers.HostOptions{MaxRestarts: 2, Logger: log, ConfigJSON: []byte(`{"mix": {"valid": 1}}`)})
+	pid := c.Pid()
+	if !alive(pid) {
+		t.Fatalf("plugin pid %d not running", pid)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for alive(pid) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i), PayloadType: "checklist"}); err != nil {
+				t.Errorf("call after crash: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if c.Restarts() != 1 || c.Pid() == pid || !alive(c.Pid()) {
+		t.Errorf("restarts = %d, pid %d -> %d", c.Restarts(), pid, c.Pid())
+	}
+	mu.Lock()
+	if !strings.Contains(logs.String(), "restarting it") {
+		t.Errorf("restart not logged: %s", logs.String())
+	}
+	mu.Unlock()
+	newPid := c.Pid()
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(newPid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(newPid) {
+		t.Errorf("plugin %d still running after Close", newPid)
+	}
+}
+
+func TestRestartsAreBounded(t *testing.T) {
+	c := start(t, providers.HostOptions{MaxRestarts: 1})
+	for range 2 {
+		syscall.Kill(c.Pid(), syscall.SIGKILL)
+		time.Sleep(100 * time.Millisecond)
+		_, err := c.Generate(context.Background(), providers.Request{ID: "x", PayloadType: "checklist"})
+		var pe *providers.Error
+		if err != nil && errors.As(err, &pe) && pe.Code == "plugin_crashed" {
+			return
+		}
+	}
+	t.Fatal("a plugin that keeps dying was restarted without bound")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
