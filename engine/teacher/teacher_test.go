@@ -1,0 +1,143 @@
+package teacher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pgrules/pgrules/providers"
+)
+
+type scripted struct {
+	calls atomic.Int64
+	mu    sync.Mutex
+	times []time.Time
+	fn    func(n int64) error
+}
+
+func (s *scripted) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
+	n := s.calls.Add(1)
+	s.mu.Lock()
+	s.times = append(s.times, time.Now())
+	s.mu.Unlock()
+	if s.fn != nil {
+		if err := s.fn(n); err != nil {
+			return providers.Response{}, err
+		}
+	}
+	return providers.Response{Text: "ok"}, nil
+}
+
+func TestRetriesRetryableFailuresOnly(t *testing.T) {
+	s := &scripted{fn: func(n int64) error {
+		if n < 3 {
+			return &providers.Error{Kind: providers.KindRetryable, Code: "http_503", StatusCode: 503}
+		}
+		return nil
+	}}
+	c := New(s, Policy{MaxRetries: 5, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}, zerolog.Nop())
+	if _, err := c.Generate(context.Background(), providers.Request{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); s.calls.Load() != 3 || st.Retries != 2 || st.Succeeded != 1 {
+		t.Errorf("calls %d stats %+v", s.calls.Load(), st)
+	}
+	s2 := &scripted{fn: func(int64) error { return &providers.Error{Kind: providers.KindFailed, Code: "finish_length"} }}
+	c2 := New(s2, Policy{MaxRetries: 5, BaseDelay: time.Millisecond}, zerolog.Nop())
+	if _, err := c2.Generate(context.Background(), providers.Request{}); err == nil || s2.calls.Load() != 1 {
+		t.Errorf("a per-sample failure was retried: %d calls", s2.calls.Load())
+	}
+	s3 := &scripted{fn: func(int64) error { return &providers.Error{Kind: providers.KindRetryable, Code: "timeout"} }}
+	c3 := New(s3, Policy{MaxRetries: 2, BaseDelay: time.Millisecond}, zerolog.Nop())
+	if _, err := c3.Generate(context.Background(), providers.Request{}); err == nil || s3.calls.Load() != 3 {
+		t.Errorf("retries not bounded: %d calls", s3.calls.Load())
+	}
+}
+
+func TestRetryAfterIsAFloorSharedByAllWorkers(t *testing.T) {
+	var first atomic.Bool
+	s := &scripted{fn: func(n int64) error {
+		if n == 1 && first.CompareAndSwap(false, true) {
+			return &providers.Error{Kind: providers.KindRetryable, Code: "http_429", StatusCode: 429, RetryAfter: 300 * time.Millisecond}
+		}
+		return nil
+	}}
+	c := New(s, Policy{MaxRetries: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}, zerolog.Nop())
+	start := time.Now()
+	if _, err := c.Generate(context.Background(), providers.Request{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 300*time.Millisecond {
+		t.Errorf("retried after %v, before the server's Retry-After of 300ms", el)
+	}
+	// Another worker starting now is not held back any more; one that
+	// started during the pause would have been.
+	c.mu.Lock()
+	c.notBefore = time.Now().Add(200 * time.Millisecond)
+	c.mu.Unlock()
+	t0 := time.Now()
+	c.Generate(context.Background(), providers.Request{ID: "b"})
+	if el := time.Since(t0); el < 200*time.Millisecond {
+		t.Errorf("a second worker did not wait for the shared Retry-After (%v)", el)
+	}
+	if st := c.Stats(); st.RateLimited != 1 {
+		t.Errorf("rate_limited = %d", st.RateLimited)
+	}
+}
+
+func TestRateLimitPacesRequests(t *testing.T) {
+	s := &scripted{}
+	c := New(s, Policy{RPM: 600}, zerolog.Nop()) // 10 per second
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i)})
+		}()
+	}
+	wg.Wait()
+	// 8 requests at 10/s with a burst of 1 take at least 0.7 s.
+	if el := time.Since(start); el < 650*time.Millisecond {
+		t.Errorf("8 requests at 600 rpm took %v", el)
+	}
+}
+
+func TestStopsEarlyOnRepeatedFatalFailure(t *testing.T) {
+	s := &scripted{fn: func(int64) error {
+		return &providers.Error{Kind: providers.KindFatal, Code: "http_401", StatusCode: 401, Message: "No auth credentials (check the key in OPENROUTER_API_KEY)"}
+	}}
+	c := New(s, Policy{FatalAfter: 3}, zerolog.Nop())
+	var last error
+	for i := range 10 {
+		_, last = c.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i)})
+	}
+	if !errors.Is(last, ErrStopRun) || !strings.Contains(last.Error(), "OPENROUTER_API_KEY") || !strings.Contains(last.Error(), "first 3") {
+		t.Fatalf("err = %v", last)
+	}
+	if n := s.calls.Load(); n != 3 {
+		t.Errorf("%d calls made; after the stop no call should reach the provider", n)
+	}
+	// One success first means the key works: later fatal failures are
+	// per-sample, not a reason to stop.
+	ok := &scripted{fn: func(n int64) error {
+		if n == 1 {
+			return nil
+		}
+		return &providers.Error{Kind: providers.KindFatal, Code: "http_403"}
+	}}
+	c2 := New(ok, Policy{FatalAfter: 2}, zerolog.Nop())
+	for i := range 5 {
+		if _, err := c2.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i)}); errors.Is(err, ErrStopRun) {
+			t.Fatal("stopped although a call had succeeded")
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgrules/pgrules/providers"
+)
+
+const secret = "sk-or-v1-test-0123456789abcdefghijklmnop"
+
+// server is a loopback OpenAI/OpenRouter-compatible endpoint whose
+// behaviour per model is scripted by the test.
+type server struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []map[string]any
+	heads  []http.Header
+	reply  func(model string, n int) (status int, header map[string]string, body string)
+	count  map[string]int
+}
+
+func newServer(t *testing.T, reply func(model string, n int) (int, map[string]string, string)) *server {
+	s := &server{reply: reply, count: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" {
+			http.NotFound(w, r)
+			return
+		}
+		var body map[string]any
+		b, _ := io.ReadAll(r.Body)
+		json.Unmarshal(b, &body)
+		model, _ := body["model"].(string)
+		s.mu.Lock()
+		s.bodies = append(s.bodies, body)
+		s.heads = append(s.heads, r.Header.Clone())
+		s.count[model]++
+		n := s.count[model]
+		s.mu.Unlock()
+		status, hdr, out := s.reply(model, n)
+		for k, v := range hdr {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, out)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func ok(content, model string) string {
+	b, _ := json.Marshal(map[string]any{
+		"id": "gen-123", "model": model,
+		"choices": []any{map[string]any{"finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": content}}},
+		"usage":   map[string]any{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": 0.00042},
+	})
+	return string(b)
+}
+
+func client(t *testing.T, s *server, cfg string) *Client {
+	t.Helper()
+	t.Setenv("OPENROUTER_API_KEY", secret)
+	c := New(Defaults{Name: "openrouter", BaseURL: s.URL + "/v1", APIKeyEnv: "OPENROUTER_API_KEY", KeyRequired: true})
+	if _, err := c.Configure(context.Background(), []byte(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var req = providers.Request{ID: "s1", System: "JSON only", Prompt: "refine", PayloadType: "checklist"}
+
+func TestFallbackModelAnswersAfter429And503(t *testing.T) {
+	for _, status := range []int{429, 503} {
+		s := newServer(t, func(model string, n int) (int, map[string]string, string) {
+			if model == "a/first" {
+				return status, map[string]string{"Retry-After": "3"}, `{"error": {"message": "busy"}}`
+			}
+			return 200, nil, ok(`{"summary": "x"}`, model)
+		})
+		c := client(t, s, `{"models": ["a/first", "b/second"], "app_name": "pgrules-test", "referer": "https://example.test",
+			"routing": {"order": ["p1"], "allow_fallbacks": false, "require_parameters": true, "data_collection": "deny", "max_price": {"prompt": 1}},
+			"generation": {"temperature": 0.2, "top_p": 0.9, "max_tokens": 100, "seed": 7}}`)
+		resp, err := c.Generate(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%d: %v", status, err)
+		}
+		if resp.ChosenModel != "b/second" || resp.SelectedModel != "a/first" || strings.Join(resp.AttemptedModels, ",") != "a/first,b/second" {
+			t.Errorf("%d: models %+v", status, resp)
+		}
+		if len(resp.Fallbacks) != 1 || resp.Fallbacks[0].StatusCode != status || resp.Fallbacks[0].Error == "" {
+			t.Errorf("%d: fallbacks %+v", status, resp.Fallbacks)
+		}
+		if resp.RequestID != "gen-123" || resp.Usage.TotalTokens != 15 || resp.CostUSD == nil || *resp.CostUSD != 0.00042 {
+			t.Errorf("%d: provenance %+v", status, resp)
+		}
+		body, head := s.bodies[1], s.heads[1]
+		prov, _ := body["provider"].(map[string]any)
+		if prov["data_collection"] != "deny" || prov["allow_fallbacks"] != false || body["seed"] != float64(7) || body["temperature"] != 0.2 {
+			t.Errorf("routing/generation not passed through: %v", body)
+		}
+		if head.Get("Authorization") != "Bearer "+secret || head.Get("X-Title") != "pgrules-test" || head.Get("HTTP-Referer") != "https://example.test" {
+			t.Errorf("headers %v", head)
+		}
+	}
+}
+
+func TestFailureTaxonomy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		hdr    map[string]string
+		body   string
+		kind   providers.ErrorKind
+		code   string
+		after  time.Duration
+	}{
+		{"429 with Retry-After seconds", 429, map[string]string{"Retry-After": "7"}, `{"error": {"message": "rate limited"}}`, providers.KindRetryable, "http_429", 7 * time.Second},
+		{"503", 503, nil, `oops`, providers.KindRetryable, "http_503", 0},
+		{"401", 401, nil, `{"error": {"message": "No auth credentials found"}}`, providers.KindFatal, "http_401", 0},
+		{"403", 403, nil, `{"error": {"message": "forbidden"}}`, providers.KindFatal, "http_403", 0},
+		{"unknown model", 400, nil, `{"error": {"message": "x/nope is not a valid model ID"}}`, providers.KindFatal, "unknown_model", 0},
+		{"other 4xx", 422, nil, `{"error": {"message": "bad"}}`, providers.KindFailed, "http_422", 0},
+		{"200 with an error object", 200, nil, `{"error": {"message": "upstream provider failed", "code": 502}}`, providers.KindFailed, "api_error", 0},
+		{"finish_reason length", 200, nil, `{"choices": [{"finish_reason": "length", "message": {"content": "{\"sum"}}]}`, providers.KindFailed, "finish_length", 0},
+		{"finish_reason content_filter", 200, nil, `{"choices": [{"finish_reason": "content_filter", "message": {"content": ""}}]}`, providers.KindFailed, "finish_content_filter", 0},
+		{"finish_reason error", 200, nil, `{"choices": [{"finish_reason": "error", "message": {"content": ""}}]}`, providers.KindRetryable, "finish_error", 0},
+		{"empty content", 200, nil, `{"choices": [{"finish_reason": "stop", "message": {"content": "  "}}]}`, providers.KindFailed, "empty_content", 0},
+		{"no choices", 200, nil, `{"choices": []}`, providers.KindFailed, "empty_content", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t, func(string, int) (int, map[string]string, string) { return tc.status, tc.hdr, tc.body })
+			_, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
+			var pe *providers.Error
+			if !errors.As(err, &pe) || pe.Kind != tc.kind || pe.Code != tc.code || pe.RetryAfter != tc.after {
+				t.Fatalf("err = %#v, want kind %v code %s retry-after %v", err, tc.kind, tc.code, tc.after)
+			}
+			if tc.status == 401 && !strings.Contains(pe.Message, "OPENROUTER_API_KEY") {
+				t.Errorf("401 message does not say what to fix: %s", pe.Message)
+			}
+		})
+	}
+}
+
+func TestRetryAfterHTTPDate(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	if got := retryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now); got != 90*time.Second {
+		t.Errorf("HTTP date: %v", got)
+	}
+	if got := retryAfter("1.5", now); got != 1500*time.Millisecond {
+		t.Errorf("seconds: %v", got)
+	}
+	if got := retryAfter("soon", now); got != 0 {
+		t.Errorf("garbage: %v", got)
+	}
+}
+
+func TestKeyNeverLeaks(t *testing.T) {
+	s := newServer(t, func(string, int) (int, map[string]string, string) {
+		return 401, nil, `{"error": {"message": "invalid key ` + secret + `"}}`
+	})
+	c := client(t, s, `{"models": ["m"]}`)
+	_, err := c.Generate(context.Background(), req)
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "[redacted]") {
+		t.Fatalf("err = %v", err)
+	}
+	conf, _ := c.Configure(context.Background(), []byte(`{"models": ["m"]}`))
+	if strings.Contains(string(conf.IdentityJSON), secret) {
+		t.Error("the key is in the cache identity")
+	}
+	t.Setenv("OPENROUTER_API_KEY", "")
+	_, err = New(Defaults{Name: "openrouter", APIKeyEnv: "OPENROUTER_API_KEY", KeyRequired: true}).Configure(context.Background(), []byte(`{"models": ["m"]}`))
+	if err == nil || !strings.Contains(err.Error(), "set OPENROUTER_API_KEY") {
+		t.Errorf("missing key: %v", err)
+	}
+}
+
+func TestIdentityCoversWhatChangesAnswers(t *testing.T) {
+	s := newServer(t, func(string, int) (int, map[string]string, string) { return 200, nil, ok("x", "m") })
+	id := func(cfg string) string {
+		conf, err := client(t, s, cfg).Configure(context.Background(), []byte(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(conf.IdentityJSON)
+	}
+	base := id(`{"models": ["m"], "generation": {"temperature": 0.2}}`)
+	if base != id(`{"models": ["m"], "generation": {"temperature": 0.2}, "timeout": "30s", "app_name": "x"}`) {
+		t.Error("timeout or app name changed the cache identity")
+	}
+	for _, cfg := range []string{`{"models": ["m2"], "generation": {"temperature": 0.2}}`, `{"models": ["m"], "generation": {"temperature": 0.3}}`, `{"models": ["m"], "generation": {"temperature": 0.2}, "routing": {"order": ["x"]}}`} {
+		if id(cfg) == base {
+			t.Errorf("%s did not change the cache identity", cfg)
+		}
+	}
+}
