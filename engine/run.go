@@ -53,6 +53,9 @@ type Deps struct {
 	// settings that change its answers.
 	Provider string
 	Identity []byte
+	// KeyByID adds the sample id to cache keys, for providers whose answers
+	// depend on it (dryrun).
+	KeyByID bool
 	// Cache is nil when caching is off.
 	Cache *cache.Cache
 	Log   zerolog.Logger

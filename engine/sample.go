@@ -131,7 +131,11 @@ func (p *pipeline) process(ctx context.Context, j job) result {
 func (p *pipeline) answer(ctx context.Context, req providers.Request) (string, providers.Response, bool, error) {
 	var key string
 	if p.d.Cache != nil {
-		key = cache.Key(cache.KeyParts{Provider: p.d.Provider, IdentityJSON: p.d.Identity, System: req.System, Prompt: req.Prompt})
+		parts := cache.KeyParts{Provider: p.d.Provider, IdentityJSON: p.d.Identity, System: req.System, Prompt: req.Prompt}
+		if p.d.KeyByID {
+			parts.SampleID = req.ID
+		}
+		key = cache.Key(parts)
 		if !p.opt.Refresh {
 			e, ok, err := p.d.Cache.Get(key)
 			if err != nil {

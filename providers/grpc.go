@@ -69,7 +69,7 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ConfigureResponse{IdentityJson: c.IdentityJSON, Models: c.Models}, nil
+	return &pb.ConfigureResponse{IdentityJson: c.IdentityJSON, Models: c.Models, AnswersDependOnId: c.AnswersDependOnID}, nil
 }
 
 func (s *grpcServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
@@ -107,7 +107,7 @@ func (c *grpcClient) Configure(ctx context.Context, cfg []byte) (Configured, err
 	if err != nil {
 		return Configured{}, err
 	}
-	return Configured{IdentityJSON: r.IdentityJson, Models: r.Models}, nil
+	return Configured{IdentityJSON: r.IdentityJson, Models: r.Models, AnswersDependOnID: r.AnswersDependOnId}, nil
 }
 
 func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error) {

@@ -43,6 +43,10 @@ type Configured struct {
 	IdentityJSON []byte `json:"identity"`
 	// Models is the ordered list of models the plugin will try.
 	Models []string `json:"models,omitempty"`
+	// AnswersDependOnID is true when the answer is a function of the
+	// sample id, not only of the prompt (dryrun): the cache then keys on the
+	// id too, so two samples with the same prompt keep their own answers.
+	AnswersDependOnID bool `json:"answers_depend_on_id,omitempty"`
 }
 
 // Request is one teacher call.

@@ -155,7 +155,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 		Now:         now,
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Teacher: caller,
-		Provider: info.Name, Identity: configured.IdentityJSON, Cache: store, Log: log,
+		Provider: info.Name, Identity: configured.IdentityJSON, KeyByID: configured.AnswersDependOnID, Cache: store, Log: log,
 		Manifest: &engine.Manifest{
 			PgrulesVersion: version,
 			Provider:       engine.ManifestPlugin{Name: info.Name, Version: info.Version, Path: client.Path(), SHA256: client.SHA256()},

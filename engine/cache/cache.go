@@ -28,7 +28,7 @@ import (
 
 // keyFormat changes whenever Key's encoding does, so old entries are never
 // read under a new meaning.
-const keyFormat = "pgrules-cache-key/v1"
+const keyFormat = "pgrules-cache-key/v2"
 
 var bucket = []byte("answers")
 
@@ -129,6 +129,8 @@ type KeyParts struct {
 	IdentityJSON []byte
 	System       string
 	Prompt       string
+	// SampleID is set only for providers whose answers depend on it.
+	SampleID string
 }
 
 // Key hashes the parts with length prefixes, so no two different part
@@ -136,7 +138,7 @@ type KeyParts struct {
 func Key(k KeyParts) string {
 	h := sha256.New()
 	var n [8]byte
-	for _, part := range [][]byte{[]byte(keyFormat), []byte(k.Provider), k.IdentityJSON, []byte(k.System), []byte(k.Prompt)} {
+	for _, part := range [][]byte{[]byte(keyFormat), []byte(k.Provider), k.IdentityJSON, []byte(k.System), []byte(k.Prompt), []byte(k.SampleID)} {
 		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
 		h.Write(n[:])
 		h.Write(part)

@@ -82,7 +82,7 @@ func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured,
 		Mix   map[string]float64 `json:"mix"`
 		Seed  string             `json:"seed"`
 	}{model, cfg.Mix, cfg.Seed})
-	return providers.Configured{IdentityJSON: identity, Models: []string{model}}, nil
+	return providers.Configured{IdentityJSON: identity, Models: []string{model}, AnswersDependOnID: true}, nil
 }
 
 // pick maps (seed, id) to an outcome and a variant number. Hashing the id

@@ -229,10 +229,13 @@ type ConfigureResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Canonical JSON of exactly the settings that change answers; the host's
 	// response cache keys on it.
-	IdentityJson  []byte   `protobuf:"bytes,1,opt,name=identity_json,json=identityJson,proto3" json:"identity_json,omitempty"`
-	Models        []string `protobuf:"bytes,2,rep,name=models,proto3" json:"models,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IdentityJson []byte   `protobuf:"bytes,1,opt,name=identity_json,json=identityJson,proto3" json:"identity_json,omitempty"`
+	Models       []string `protobuf:"bytes,2,rep,name=models,proto3" json:"models,omitempty"`
+	// True when answers depend on the sample id, not only on the prompt (the
+	// dryrun plugin); the host then keys its cache by id as well.
+	AnswersDependOnId bool `protobuf:"varint,3,opt,name=answers_depend_on_id,json=answersDependOnId,proto3" json:"answers_depend_on_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ConfigureResponse) Reset() {
@@ -277,6 +280,13 @@ func (x *ConfigureResponse) GetModels() []string {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *ConfigureResponse) GetAnswersDependOnId() bool {
+	if x != nil {
+		return x.AnswersDependOnId
+	}
+	return false
 }
 
 type GenerateRequest struct {
@@ -715,10 +725,11 @@ const file_provider_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"P\n" +
+	"configJson\"\x81\x01\n" +
 	"\x11ConfigureResponse\x12#\n" +
 	"\ridentity_json\x18\x01 \x01(\fR\fidentityJson\x12\x16\n" +
-	"\x06models\x18\x02 \x03(\tR\x06models\"t\n" +
+	"\x06models\x18\x02 \x03(\tR\x06models\x12/\n" +
+	"\x14answers_depend_on_id\x18\x03 \x01(\bR\x11answersDependOnId\"t\n" +
 	"\x0fGenerateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06system\x18\x02 \x01(\tR\x06system\x12\x16\n" +

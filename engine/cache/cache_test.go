@@ -1,0 +1,164 @@
+package cache
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgrules/pgrules/providers"
+)
+
+func open(t *testing.T, path string) *Cache {
+	t.Helper()
+	c, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRoundTripStatsClear(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "cache.db")
+	c := open(t, path)
+	cost := 0.5
+	e := Entry{Text: "answer é", Teacher: providers.Response{Provider: "openrouter", ChosenModel: "m", Usage: providers.Usage{TotalTokens: 10}, CostUSD: &cost, LatencySeconds: 2}, StoredAt: time.Unix(100, 0).UTC()}
+	k := Key(KeyParts{Provider: "openrouter", Prompt: "p"})
+	if err := c.Put(k, e); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c = open(t, path)
+	defer c.Close()
+	got, ok, err := c.Get(k)
+	if err != nil || !ok || got.Text != e.Text || got.Teacher.ChosenModel != "m" || *got.Teacher.CostUSD != 0.5 || !got.StoredAt.Equal(e.StoredAt) {
+		t.Fatalf("Get = %+v %v %v", got, ok, err)
+	}
+	if _, ok, _ := c.Get(Key(KeyParts{Provider: "openrouter", Prompt: "other"})); ok {
+		t.Error("a different prompt found an answer")
+	}
+	s, err := c.Stats()
+	if err != nil || s.Entries != 1 || s.ByProvider["openrouter"] != 1 || s.Tokens != 10 || s.CostUSD != 0.5 {
+		t.Errorf("stats %+v %v", s, err)
+	}
+	if n, err := c.Clear(); n != 1 || err != nil {
+		t.Errorf("Clear = %d, %v", n, err)
+	}
+	if _, ok, _ := c.Get(k); ok {
+		t.Error("entry survived Clear")
+	}
+}
+
+func TestKeyCoversExactlyWhatChangesTheAnswer(t *testing.T) {
+	base := KeyParts{Provider: "openrouter", IdentityJSON: []byte(`{"models":["a"]}`), System: "sys", Prompt: "prompt"}
+	k := Key(base)
+	if k != Key(base) {
+		t.Fatal("key not stable")
+	}
+	for name, p := range map[string]KeyParts{
+		"provider": {Provider: "local", IdentityJSON: base.IdentityJSON, System: "sys", Prompt: "prompt"},
+		"identity": {Provider: "openrouter", IdentityJSON: []byte(`{"models":["b"]}`), System: "sys", Prompt: "prompt"},
+		"system":   {Provider: "openrouter", IdentityJSON: base.IdentityJSON, System: "sys2", Prompt: "prompt"},
+		"prompt":   {Provider: "openrouter", IdentityJSON: base.IdentityJSON, System: "sys", Prompt: "prompt2"},
+		"id":       {Provider: "openrouter", IdentityJSON: base.IdentityJSON, System: "sys", Prompt: "prompt", SampleID: "x"},
+	} {
+		if Key(p) == k {
+			t.Errorf("changing %s did not change the key", name)
+		}
+	}
+	// Field boundaries are unambiguous.
+	if Key(KeyParts{System: "ab", Prompt: "c"}) == Key(KeyParts{System: "a", Prompt: "bc"}) {
+		t.Error("system/prompt boundary is ambiguous")
+	}
+}
+
+func TestSecondWriterWaitsThenSaysWhy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	c := open(t, path)
+	defer c.Close()
+	_, err := Open(path, Options{Timeout: 100 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "in use by another pgrules run") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConcurrentPuts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	c := open(t, path)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				if err := c.Put(Key(KeyParts{Prompt: fmt.Sprint(w, "/", i)}), Entry{Text: fmt.Sprint(w, "/", i)}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.Close()
+	c = open(t, path)
+	defer c.Close()
+	for w := range 32 {
+		for i := range 20 {
+			e, ok, err := c.Get(Key(KeyParts{Prompt: fmt.Sprint(w, "/", i)}))
+			if !ok || err != nil || e.Text != fmt.Sprint(w, "/", i) {
+				t.Fatalf("entry %d/%d: %v %v %q", w, i, ok, err, e.Text)
+			}
+		}
+	}
+}
+
+// TestKilledWriterLeavesAUsableCache SIGKILLs a process that is writing
+// and checks that every entry Put had acknowledged is there and decodes.
+func TestKilledWriterLeavesAUsableCache(t *testing.T) {
+	if path := os.Getenv("PGRULES_CACHE_CRASH_CHILD"); path != "" {
+		c, err := Open(path, Options{})
+		if err != nil {
+			os.Exit(3)
+		}
+		for i := 0; ; i++ {
+			if err := c.Put(Key(KeyParts{Prompt: fmt.Sprint(i)}), Entry{Text: strings.Repeat("x", 3000) + fmt.Sprint(i)}); err != nil {
+				os.Exit(4)
+			}
+			fmt.Println(i) // acknowledged
+		}
+	}
+	for round := range 3 {
+		path := filepath.Join(t.TempDir(), "cache.db")
+		cmd := exec.Command(os.Args[0], "-test.run=TestKilledWriterLeavesAUsableCache")
+		cmd.Env = append(os.Environ(), "PGRULES_CACHE_CRASH_CHILD="+path)
+		var out strings.Builder
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		lines := strings.Fields(out.String())
+		c := open(t, path)
+		s, err := c.Stats()
+		if err != nil {
+			t.Fatalf("round %d: cache unreadable after kill -9: %v", round, err)
+		}
+		if s.Entries < len(lines) {
+			t.Errorf("round %d: %d puts acknowledged, %d entries survived", round, len(lines), s.Entries)
+		}
+		for _, l := range lines {
+			if e, ok, err := c.Get(Key(KeyParts{Prompt: l})); !ok || err != nil || !strings.HasSuffix(e.Text, l) {
+				t.Fatalf("round %d: acknowledged entry %s lost or damaged", round, l)
+			}
+		}
+		c.Close()
+		t.Logf("round %d: %d entries acknowledged before kill -9, all present", round, len(lines))
+	}
+}
