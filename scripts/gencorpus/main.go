@@ -100,10 +100,10 @@ func generate(n int, dir string, seed uint64) error {
 		}
 		if err := write(fs.crit, map[string]any{"id": id, "draft_id": id, "critique": map[string]any{
 			"id": id, "verdict": verdict, "issues": []any{map[string]any{"type": "verification", "severity": "medium", "message": "Add verification steps for fees."}},
-			"scores":        map[string]int{"actionability": 4, "clarity": 4, "schema_compliance": 4, "safety_risk": 5},
-			"hallucination": map[string]any{"risk_level": "low", "risky_claims": []string{}, "rationale": "ok"},
-			"verification":  map[string]any{"missing_when_needed": true, "suggested_steps": []string{"Check the embassy site"}},
-			"schema":        map[string]any{"envelope_ok": true, "payload_ok": false, "notes": "", "missing_fields": []string{}},
+			"scores":               map[string]int{"actionability": 4, "clarity": 4, "schema_compliance": 4, "safety_risk": 5},
+			"hallucination":        map[string]any{"risk_level": "low", "risky_claims": []string{}, "rationale": "ok"},
+			"verification":         map[string]any{"missing_when_needed": true, "suggested_steps": []string{"Check the embassy site"}},
+			"schema":               map[string]any{"envelope_ok": true, "payload_ok": false, "notes": "", "missing_fields": []string{}},
 			"rewrite_instructions": []string{"Add verification steps.", "Fill uncertainty_notes."},
 		}, "created_at": "2026-01-31T08:00:00.000000+00:00"}); err != nil {
 			return err
