@@ -197,7 +197,7 @@ func launch(ctx context.Context, path string, _ []byte, log zerolog.Logger, pin 
 	if pin != "" {
 		want, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(pin), "sha256:"))
 		if err != nil || len(want) != sha256.Size {
-			return nil, nil, fmt.Errorf("plugins.<name>.sha256 %q is not a sha256 in hex", pin)
+			return nil, nil, fmt.Errorf("plugins.<name>.sha256 %q is not a sha256: want 64 hex digits, quoted in YAML", pin)
 		}
 		// Checked here for a clear message, and again by go-plugin right
 		// before it executes the file.

@@ -133,6 +133,12 @@ func TestCrashedPluginIsRestartedAndCallsRetried(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	mu.Lock()
+	relayed := strings.Contains(logs.String(), `"message":"configured"`) && strings.Contains(logs.String(), `"module":"pgrules-provider-dryrun`)
+	mu.Unlock()
+	if !relayed {
+		t.Errorf("the plugin's own log line did not reach the host's log: %s", logs.String())
+	}
 	if c.Restarts() != 1 || c.Pid() == pid || !alive(c.Pid()) {
 		t.Errorf("restarts = %d, pid %d -> %d", c.Restarts(), pid, c.Pid())
 	}

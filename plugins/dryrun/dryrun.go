@@ -31,6 +31,8 @@ var defaultMix = map[string]float64{
 	"invalid_json": 5, "schema_invalid": 5, "error": 4,
 }
 
+var log = providers.PluginLogger()
+
 type dryrun struct {
 	cfg   config
 	cum   []float64 // cumulative weights in outcomes order
@@ -82,6 +84,8 @@ func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured,
 		Mix   map[string]float64 `json:"mix"`
 		Seed  string             `json:"seed"`
 	}{model, cfg.Mix, cfg.Seed})
+	// Logged on stderr as go-plugin JSON; the host relays it into its log.
+	log.Info("configured", "outcomes", len(keys), "seed", cfg.Seed)
 	return providers.Configured{IdentityJSON: identity, Models: []string{model}, AnswersDependOnID: true}, nil
 }
 
