@@ -260,8 +260,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 		switch {
 		case r.interrupted:
-			res.Remaining++
-			return
+			return // not written: --resume does it
 		case r.err != nil:
 			// An I/O failure on one sample (e.g. its input file vanished)
 			// stops the run: later samples would fail the same way.
@@ -343,9 +342,8 @@ loop:
 		return nil, stopErr
 	}
 	interrupted := ctx.Err() != nil
-	res.Remaining += total - done - res.Remaining
-	if !interrupted {
-		res.Remaining = 0
+	if interrupted {
+		res.Remaining = total - done
 	}
 	progress(true)
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -410,8 +409,4 @@ func (r *Rules) EnvelopeFields() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func (g *Gate) String() string {
-	return g.Name + " (" + strings.ToUpper(g.Action[:1]) + g.Action[1:] + ")"
 }
