@@ -149,8 +149,9 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 	hits := map[string][]Hit{}
 	if obj != nil {
 		for _, sv := range walkStrings(obj) {
+			norm := normalize(sv.value)
 			for _, l := range r.lists {
-				hits[l.Name] = append(hits[l.Name], l.find(sv.path, sv.value)...)
+				hits[l.Name] = append(hits[l.Name], l.findNormalized(sv.path, norm)...)
 			}
 		}
 	}

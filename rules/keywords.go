@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"unicode"
@@ -19,8 +18,8 @@ type WordList struct {
 	File       string
 	Terms      []Term
 	Exceptions []Term
-	match      *regexp.Regexp
-	except     *regexp.Regexp
+	match      *matcher
+	except     *matcher
 }
 
 // Term is one list entry and where it was written.
@@ -78,58 +77,46 @@ func parseList(file string, data []byte) ([]Term, error) {
 	return terms, sc.Err()
 }
 
-// compileTerms builds one RE2 alternation per list, longest term first so
-// "entry requirements" wins over "entry requirement" at the same place.
-// Word boundaries are checked in code: RE2 has no look-behind, and \b is
-// ASCII-only.
-func compileTerms(terms []Term) *regexp.Regexp {
-	if len(terms) == 0 {
-		return nil
-	}
-	texts := make([]string, 0, len(terms))
+// compileTerms builds one matcher per list. Word boundaries are checked
+// on each occurrence: "know" contains "now" but not as a word.
+func compileTerms(terms []Term) *matcher {
 	seen := map[string]bool{}
+	var texts []string
 	for _, t := range terms {
-		if !seen[t.Text] {
+		if t.Text != "" && !seen[t.Text] {
 			seen[t.Text] = true
 			texts = append(texts, t.Text)
 		}
 	}
-	sort.SliceStable(texts, func(i, j int) bool { return len(texts[i]) > len(texts[j]) })
-	parts := make([]string, len(texts))
-	for i, t := range texts {
-		parts[i] = regexp.QuoteMeta(t)
-	}
-	return regexp.MustCompile(strings.Join(parts, "|"))
+	return newMatcher(texts)
 }
 
 func isWordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || unicode.Is(unicode.Mn, r)
 }
 
-// spans finds whole-word occurrences of re in normalised text s.
-func spans(re *regexp.Regexp, s string) [][2]int {
-	if re == nil {
+// spans finds whole-word occurrences in normalised text s: the leftmost,
+// and at one place the longest ("entry requirements" over "entry
+// requirement"), never overlapping.
+func spans(m *matcher, s string) [][2]int {
+	all := m.find(s)
+	if len(all) == 0 {
 		return nil
 	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i][0] != all[j][0] {
+			return all[i][0] < all[j][0]
+		}
+		return all[i][1] > all[j][1]
+	})
 	var out [][2]int
-	for pos := 0; pos < len(s); {
-		loc := re.FindStringIndex(s[pos:])
-		if loc == nil {
-			break
-		}
-		start, end := pos+loc[0], pos+loc[1]
-		if end == start {
-			break
-		}
-		if boundaryBefore(s, start) && boundaryAfter(s, end) {
-			out = append(out, [2]int{start, end})
-			pos = end
+	end := -1
+	for _, sp := range all {
+		if sp[0] < end || !boundaryBefore(s, sp[0]) || !boundaryAfter(s, sp[1]) {
 			continue
 		}
-		// Not a whole word here ("know" for "now"): look again one
-		// character further on.
-		_, size := utf8.DecodeRuneInString(s[start:])
-		pos = start + size
+		out = append(out, sp)
+		end = sp[1]
 	}
 	return out
 }
@@ -155,7 +142,12 @@ func boundaryAfter(s string, i int) bool {
 // find returns the list's hits in one string value, minus those inside an
 // exception ("always" inside "always verify").
 func (w *WordList) find(path, value string) []Hit {
-	s := normalize(value)
+	return w.findNormalized(path, normalize(value))
+}
+
+// findNormalized is find for a value normalize has already seen, so a
+// value is normalised once for all lists.
+func (w *WordList) findNormalized(path, s string) []Hit {
 	found := spans(w.match, s)
 	if len(found) == 0 {
 		return nil

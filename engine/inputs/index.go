@@ -49,12 +49,13 @@ type File struct {
 	f       *os.File
 	entries map[string]entry
 	order   []string
-	decode  func([]byte) error
+	decode  func([]byte) (string, error)
 }
 
-// kind describes how one of the three inputs is decoded and validated.
+// kind describes how one of the three inputs is decoded and validated:
+// decode parses a whole record and returns its id.
 type kind struct {
-	decode func(line []byte) error
+	decode func(line []byte) (id string, err error)
 }
 
 // indexFile reads path once: it hashes it, finds each record's id and
@@ -102,6 +103,19 @@ func (ix *File) add(line []byte, off int64, lineNo int) {
 	problem := func(col int, id, format string, args ...any) {
 		ix.Problems = append(ix.Problems, Problem{File: ix.Path, Line: lineNo, Col: col, ID: id, Msg: fmt.Sprintf(format, args...)})
 	}
+	// The common case, a good record, costs one decode; only a bad one is
+	// looked at again to say what is wrong with it.
+	id, derr := ix.decode(trimmed)
+	if derr == nil && strings.TrimSpace(id) != "" {
+		if prev, dup := ix.entries[id]; dup {
+			problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+			return
+		}
+		ix.entries[id] = entry{off: off, size: len(line), line: lineNo}
+		ix.order = append(ix.order, id)
+		ix.Records++
+		return
+	}
 	var head struct {
 		ID json.RawMessage `json:"id"`
 	}
@@ -114,7 +128,7 @@ func (ix *File) add(line []byte, off int64, lineNo int) {
 		problem(col, "", "malformed JSON line (%s); the line is skipped: fix or remove it", describeJSONError(err))
 		return
 	}
-	var id string
+	id = ""
 	if len(head.ID) == 0 || string(head.ID) == "null" {
 		problem(0, "", `record has no "id"; the line is skipped`)
 		return
@@ -128,9 +142,9 @@ func (ix *File) add(line []byte, off int64, lineNo int) {
 		return
 	}
 	e := entry{off: off, size: len(line), line: lineNo}
-	if err := ix.decode(trimmed); err != nil {
-		e.bad = fmt.Sprintf("%s:%d: %s", ix.Path, lineNo, describeJSONError(err))
-		problem(0, id, "%s; sample %q is rejected as invalid_input", describeJSONError(err), id)
+	if derr != nil {
+		e.bad = fmt.Sprintf("%s:%d: %s", ix.Path, lineNo, describeJSONError(derr))
+		problem(0, id, "%s; sample %q is rejected as invalid_input", describeJSONError(derr), id)
 	}
 	ix.entries[id] = e
 	ix.order = append(ix.order, id)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Paths names the three inputs. Critiques may be empty: every sample is
@@ -35,22 +36,41 @@ type Sample struct {
 // bad lines become Problems and never stop the other samples.
 func Open(p Paths) (*Set, error) {
 	s := &Set{}
-	var err error
-	if s.Plan, err = indexFile(p.Plan, kind{decode: decodeInto[Plan]}); err != nil {
-		return nil, err
+	// The three files are independent: index them in parallel.
+	var wg sync.WaitGroup
+	var errs [3]error
+	index := func(i int, path string, k kind, dst **File) {
+		defer wg.Done()
+		*dst, errs[i] = indexFile(path, k)
 	}
-	if s.Drafts, err = indexFile(p.Drafts, kind{decode: decodeInto[Draft]}); err != nil {
+	wg.Add(2)
+	go index(0, p.Plan, kind{decode: func(b []byte) (string, error) {
+		var v Plan
+		err := json.Unmarshal(b, &v)
+		return v.ID, err
+	}}, &s.Plan)
+	go index(1, p.Drafts, kind{decode: func(b []byte) (string, error) {
+		var v Draft
+		err := json.Unmarshal(b, &v)
+		return v.ID, err
+	}}, &s.Drafts)
+	if p.Critiques != "" {
+		wg.Add(1)
+		go index(2, p.Critiques, kind{decode: func(b []byte) (string, error) {
+			c, err := decodeCritique(b)
+			if err != nil {
+				return "", err
+			}
+			if c.ID == "" {
+				c.ID = c.DraftID
+			}
+			return c.ID, nil
+		}}, &s.Critiques)
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
 		s.Close()
 		return nil, err
-	}
-	if p.Critiques != "" {
-		if s.Critiques, err = indexFile(p.Critiques, kind{decode: func(b []byte) error {
-			_, err := decodeCritique(b)
-			return err
-		}}); err != nil {
-			s.Close()
-			return nil, err
-		}
 	}
 	seen := make(map[string]bool, len(s.Plan.order))
 	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
@@ -140,11 +160,6 @@ func (s *Set) Load(id string) (Sample, error) {
 		smp.Critique = c
 	}
 	return smp, nil
-}
-
-func decodeInto[T any](b []byte) error {
-	var v T
-	return json.Unmarshal(b, &v)
 }
 
 // decodeCritique accepts the real nested shape ({"critique": {...}}) and
