@@ -41,6 +41,9 @@ type Options struct {
 	// Now stamps records; SOURCE_DATE_EPOCH fixes it for reproducible runs.
 	Now           func() time.Time
 	ProgressEvery time.Duration
+	// OnProgress, when set, is told of every written sample (a terminal
+	// progress bar); otherwise progress is a log line every ProgressEvery.
+	OnProgress func(done, total, accepted int)
 }
 
 // Deps are the collaborators of a run, built by the CLI.
@@ -294,6 +297,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		if r.accepted != nil {
 			accepted++
 		}
+		if opt.OnProgress != nil {
+			opt.OnProgress(done, total, accepted)
+		}
 		if r.cacheHit {
 			hits++
 			tokensSaved += r.outcome.TotalTokens
@@ -324,7 +330,9 @@ loop:
 				<-window
 			}
 		case <-ticker.C:
-			progress(false)
+			if opt.OnProgress == nil {
+				progress(false)
+			}
 		}
 	}
 	// Results after a gap (a sample interrupted mid-call) are written too:
@@ -345,7 +353,9 @@ loop:
 	if interrupted {
 		res.Remaining = total - done
 	}
-	progress(true)
+	if opt.OnProgress == nil {
+		progress(true)
+	}
 
 	st := col.Report()
 	st.Skipped.InputProblems = len(problems)

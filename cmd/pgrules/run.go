@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/pgrules/pgrules"
@@ -144,6 +146,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 		Strs("models", configured.Models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
 
 	start := time.Now()
+	onProgress, finishBar := progressBar(cmd, cfg)
 	res, err := engine.Run(ctx, engine.Options{
 		Inputs:      inputs.Paths{Plan: cfg.Plan, Drafts: cfg.Drafts, Critiques: cfg.Critiques},
 		OutDir:      cfg.OutDir,
@@ -153,6 +156,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 		Concurrency: cfg.Concurrency,
 		Refresh:     cfg.Refresh,
 		Now:         now,
+		OnProgress:  onProgress,
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Teacher: caller,
 		Provider: info.Name, Identity: configured.IdentityJSON, KeyByID: configured.AnswersDependOnID, Cache: store, Log: log,
@@ -162,6 +166,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 			Config:         cfgJSON,
 		},
 	})
+	finishBar()
 	if res != nil {
 		report(cmd, log, cfg, res, time.Since(start))
 	}
@@ -282,4 +287,28 @@ func loadRules(path string) (*rules.Rules, error) {
 		return rules.LoadFS(pgrules.Defaults, "gates.yaml", rules.Options{Fallback: pgrules.Defaults})
 	}
 	return rules.Load(path, rules.Options{Fallback: pgrules.Defaults})
+}
+
+// progressBar draws done/total, accepted %, rate and ETA on a terminal;
+// elsewhere (CI logs, files) the engine logs a progress line instead.
+func progressBar(cmd *cobra.Command, cfg *Config) (func(done, total, accepted int), func()) {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if !ok || cfg.LogFormat == "json" || !isatty.IsTerminal(f.Fd()) {
+		return nil, func() {}
+	}
+	var bar *progressbar.ProgressBar
+	return func(done, total, accepted int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(f), progressbar.OptionShowCount(),
+					progressbar.OptionShowIts(), progressbar.OptionSetItsString("samples"), progressbar.OptionSetPredictTime(true),
+					progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionFullWidth())
+			}
+			bar.Describe(fmt.Sprintf("accepted %.1f%%", 100*float64(accepted)/float64(max(done, 1))))
+			_ = bar.Set(done)
+		}, func() {
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(f)
+			}
+		}
 }
