@@ -104,6 +104,7 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 		resp, err := c.p.Generate(ctx, req)
 		c.account(resp, err)
 		if err == nil {
+			c.correctTokens(req, resp)
 			return resp, nil
 		}
 		if ctx.Err() != nil {
@@ -140,6 +141,23 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 	}
 }
 
+// estimateTokens guesses a call's tokens before it is made: four
+// characters a token for the prompt, and an answer of similar size.
+func (c *Caller) estimateTokens(req providers.Request) int {
+	return min(max((len(req.System)+len(req.Prompt))/2, 1), c.tok.Burst())
+}
+
+// correctTokens charges the bucket for tokens the estimate missed, so the
+// next calls wait for what this one really used.
+func (c *Caller) correctTokens(req providers.Request, resp providers.Response) {
+	if c.tok == nil {
+		return
+	}
+	if extra := int(resp.Usage.TotalTokens) - c.estimateTokens(req); extra > 0 {
+		c.tok.ReserveN(time.Now(), min(extra, c.tok.Burst()))
+	}
+}
+
 func (c *Caller) wait(ctx context.Context, req providers.Request) error {
 	c.mu.Lock()
 	until := time.Until(c.notBefore)
@@ -159,10 +177,7 @@ func (c *Caller) wait(ctx context.Context, req providers.Request) error {
 		}
 	}
 	if c.tok != nil {
-		// Tokens are estimated from the prompt (4 characters a token) plus
-		// an answer of similar size.
-		n := min(max((len(req.System)+len(req.Prompt))/2, 1), c.tok.Burst())
-		if err := c.tok.WaitN(ctx, n); err != nil {
+		if err := c.tok.WaitN(ctx, c.estimateTokens(req)); err != nil {
 			return err
 		}
 	}

@@ -141,3 +141,25 @@ func TestStopsEarlyOnRepeatedFatalFailure(t *testing.T) {
 		}
 	}
 }
+
+func TestTokensPerMinuteChargesActualUsage(t *testing.T) {
+	big := &scriptedUsage{tokens: 600}
+	c := New(big, Policy{TPM: 6000}, zerolog.Nop()) // 100 tokens/s, burst 1000
+	start := time.Now()
+	for i := range 3 {
+		if _, err := c.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i), Prompt: "short"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 3 × 600 reported tokens against a 1000-token burst at 100/s: the
+	// third call waits for ≈ 2 s of refill; estimates alone would not wait.
+	if el := time.Since(start); el < 1500*time.Millisecond {
+		t.Errorf("3 calls of 600 tokens at 6000 tpm took %v; reported usage was not charged", el)
+	}
+}
+
+type scriptedUsage struct{ tokens int64 }
+
+func (s *scriptedUsage) Generate(context.Context, providers.Request) (providers.Response, error) {
+	return providers.Response{Usage: providers.Usage{TotalTokens: s.tokens}}, nil
+}
