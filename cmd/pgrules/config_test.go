@@ -88,3 +88,13 @@ func TestRedactedConfigHidesSecrets(t *testing.T) {
 		t.Errorf("redacted config = %s", got)
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := parse(t, nil, "../../pgrules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Provider != "openrouter" || cfg.Concurrency != 8 || len(cfg.Providers) != 3 {
+		t.Errorf("example config: %+v", cfg)
+	}
+}
