@@ -5,16 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
-	"github.com/knadh/koanf/parsers/yaml"
+	kyaml "github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is everything `pgrules run` can be told, from defaults <
@@ -86,7 +88,7 @@ func loadConfig(fs *pflag.FlagSet, configPath string, explicit bool) (*Config, *
 	k := koanf.New(".")
 	if configPath != "" {
 		if _, err := os.Stat(configPath); err == nil {
-			if err := k.Load(file.Provider(configPath), yaml.Parser()); err != nil {
+			if err := k.Load(file.Provider(configPath), kyaml.Parser()); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w (fix the YAML, or pass --config with another file)", configPath, err)
 			}
 		} else if explicit {
@@ -143,7 +145,7 @@ func loadConfig(fs *pflag.FlagSet, configPath string, explicit bool) (*Config, *
 		TagName:          "koanf",
 	}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %s (see `pgrules run --help` for the settings)", describeSource(configPath), cleanDecodeError(err))
+		return nil, nil, fmt.Errorf("%s: %s (see `pgrules run --help` or pgrules.example.yaml for the settings)", locateKeyError(configPath, err), cleanDecodeError(err))
 	}
 	if len(unknownEnv) > 0 {
 		sort.Strings(unknownEnv)
@@ -152,11 +154,51 @@ func loadConfig(fs *pflag.FlagSet, configPath string, explicit bool) (*Config, *
 	return &cfg, k, nil
 }
 
-func describeSource(path string) string {
+var invalidKeysRE = regexp.MustCompile(`'([^']*)' has invalid keys: ([^\n]+)`)
+
+// locateKeyError turns the decoder's "has invalid keys" into file:line:col
+// of the first unknown key in the config file; koanf itself keeps no
+// positions.
+func locateKeyError(path string, err error) string {
 	if path == "" {
 		return "config"
 	}
+	m := invalidKeysRE.FindStringSubmatch(err.Error())
+	data, rerr := os.ReadFile(path)
+	if m == nil || rerr != nil {
+		return path
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return path
+	}
+	n := root.Content[0]
+	if m[1] != "" {
+		for _, part := range strings.Split(m[1], ".") {
+			if n = mapValue(n, part); n == nil {
+				return path
+			}
+		}
+	}
+	bad := strings.TrimSpace(strings.Split(m[2], ",")[0])
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == bad {
+			return fmt.Sprintf("%s:%d:%d", path, n.Content[i].Line, n.Content[i].Column)
+		}
+	}
 	return path
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // knownKey accepts top-level settings and anything below providers/plugins/
@@ -183,6 +225,7 @@ func cleanDecodeError(err error) string {
 	s := err.Error()
 	s = strings.ReplaceAll(s, "decoding failed due to the following error(s):\n\n", "")
 	s = strings.ReplaceAll(s, "'' has invalid keys:", "unknown setting(s):")
+	s = invalidKeysRE.ReplaceAllString(s, "unknown setting(s) under $1: $2")
 	return strings.TrimSpace(s)
 }
 
