@@ -30,8 +30,10 @@ const pluginName = "provider"
 // of long itineraries must fit.
 const maxMsg = 64 << 20
 
-func pluginSet(impl Provider) plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{impl: impl}}
+// pluginSets is versioned so a future protocol version can be served next
+// to this one and go-plugin negotiates the highest both sides speak.
+func pluginSets(impl Provider) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{ProtocolVersion: {pluginName: &grpcPlugin{impl: impl}}}
 }
 
 // grpcPlugin is go-plugin's glue: it registers the server side in the

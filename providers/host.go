@@ -210,7 +210,7 @@ func launch(ctx context.Context, path string, _ []byte, log zerolog.Logger, pin 
 	setDeathSignal(cmd)
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
-		Plugins:          pluginSet(nil),
+		VersionedPlugins: pluginSets(nil),
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

@@ -13,8 +13,8 @@ import (
 // turns into its own log lines; stdout belongs to the handshake.
 func Serve(impl Provider) {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         pluginSet(impl),
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: pluginSets(impl),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg))...)
 		},
