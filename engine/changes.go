@@ -37,7 +37,6 @@ func (c Changes) Moved() int {
 type changeTracker struct {
 	prior *output.Prior
 	c     Changes
-	moved map[string]bool
 }
 
 func newChangeTracker(prior *output.Prior) *changeTracker {

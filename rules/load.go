@@ -149,7 +149,6 @@ type gateDoc struct {
 	Action           string    `yaml:"action"`
 	Requires         []string  `yaml:"requires"`
 	Description      string    `yaml:"description"`
-	node             *yaml.Node
 }
 
 type listDoc struct {

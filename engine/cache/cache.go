@@ -22,6 +22,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/pgrules/pgrules/providers"
 )
@@ -68,7 +69,7 @@ func Open(path string, opt Options) (*Cache, error) {
 		return nil, fmt.Errorf("no response cache at %s: %w", path, errors.Unwrap(err))
 	}
 	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: opt.Timeout, ReadOnly: opt.ReadOnly})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("response cache %s is in use by another pgrules run (waited %s): wait for it to finish, or give this run its own --cache-path", path, opt.Timeout)
 	}
 	if err != nil {
