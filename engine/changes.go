@@ -20,6 +20,25 @@ type Changes struct {
 	ReasonChanged int `json:"reason_changed"`
 	Unchanged     int `json:"unchanged"`
 	New           int `json:"new"`
+	// Counts per reason, complete even when the id lists are capped.
+	NewlyRejectedCounts map[string]int `json:"newly_rejected_counts,omitempty"`
+	NewlyAcceptedCounts map[string]int `json:"newly_accepted_counts,omitempty"`
+}
+
+// Capped keeps at most n ids per reason, so a manifest stays small when a
+// gate edit moves thousands of samples; the counts stay exact.
+func (c Changes) Capped(n int) Changes {
+	capMap := func(m map[string][]string) (map[string][]string, map[string]int) {
+		ids, counts := map[string][]string{}, map[string]int{}
+		for r, l := range m {
+			counts[r] = len(l)
+			ids[r] = l[:min(n, len(l))]
+		}
+		return ids, counts
+	}
+	c.NewlyRejected, c.NewlyRejectedCounts = capMap(c.NewlyRejected)
+	c.NewlyAccepted, c.NewlyAcceptedCounts = capMap(c.NewlyAccepted)
+	return c
 }
 
 // Moved is the number of ids that changed side.

@@ -98,7 +98,7 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 	m.Outputs = map[string]any{"dataset": res.Dataset, "rejected": res.Rejected, "stats": output.StatsFile}
 	m.Cache = res.Stats.Cache
 	if res.Changes.HadPrevious {
-		c := res.Changes
+		c := res.Changes.Capped(100)
 		m.Changes = &c
 	}
 	m.Interrupted = res.Interrupted
