@@ -62,24 +62,24 @@ func newChangeTracker(prior *output.Prior) *changeTracker {
 	return &changeTracker{prior: prior, c: Changes{HadPrevious: len(prior.Records) > 0, NewlyRejected: map[string][]string{}, NewlyAccepted: map[string][]string{}}}
 }
 
-func (t *changeTracker) observe(r result) {
+func (t *changeTracker) observe(r *result) {
 	i, ok := t.prior.ByID[r.id]
 	if !ok {
 		t.c.New++
 		return
 	}
 	before := t.prior.Records[i]
-	nowAccepted := r.accepted != nil
+	nowAccepted := r.verdict.Accepted != nil
 	switch {
 	case before.Accepted && !nowAccepted:
-		for _, rc := range r.rejected.ReasonCodes {
+		for _, rc := range r.verdict.Rejected.ReasonCodes {
 			t.c.NewlyRejected[rc] = append(t.c.NewlyRejected[rc], r.id)
 		}
 	case !before.Accepted && nowAccepted:
 		for _, rc := range before.ReasonCodes {
 			t.c.NewlyAccepted[rc] = append(t.c.NewlyAccepted[rc], r.id)
 		}
-	case !before.Accepted && !sameSet(before.ReasonCodes, r.rejected.ReasonCodes):
+	case !before.Accepted && !sameSet(before.ReasonCodes, r.verdict.Rejected.ReasonCodes):
 		t.c.ReasonChanged++
 	default:
 		t.c.Unchanged++

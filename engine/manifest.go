@@ -25,10 +25,14 @@ type Manifest struct {
 	Provider       ManifestPlugin  `json:"provider"`
 	Config         json.RawMessage `json:"config"`
 	Counts         map[string]int  `json:"counts"`
-	Outputs        map[string]any  `json:"outputs"`
-	Cache          stats.Cache     `json:"cache"`
-	Changes        *Changes        `json:"changes_since_previous,omitempty"`
-	Interrupted    bool            `json:"interrupted,omitempty"`
+	// Outputs are the files of this run with their sha256, so a reader can
+	// tell whether the files beside the manifest are the ones it describes.
+	Outputs map[string]output.FileInfo `json:"outputs"`
+	Cache   stats.Cache                `json:"cache"`
+	Changes *Changes                   `json:"changes_since_previous,omitempty"`
+	// Health is the run's health verdict; a committed unhealthy run
+	// (--allow-unhealthy) says so here.
+	Health Health `json:"health"`
 }
 
 // ManifestFile is a file and its digest.
@@ -55,7 +59,7 @@ type ManifestPlugin struct {
 	Identity json.RawMessage `json:"identity,omitempty"`
 }
 
-func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt string, d Deps) {
+func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt string, d Deps, statsFile output.FileInfo) {
 	m.CreatedAt = createdAt
 	m.GatingMode = string(opt.Mode)
 	if m.RunID == "" {
@@ -93,13 +97,13 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 	m.Counts = map[string]int{
 		"total_inputs": s.TotalInputs, "accepted": s.Accepted, "rejected": s.Rejected,
 		"resumed": s.Resumed, "processed_this_run": s.Processed, "input_problems": len(res.Problems),
-		"remaining": res.Remaining,
+		"no_cached_answer": res.NoCachedAnswer,
 	}
-	m.Outputs = map[string]any{"dataset": res.Dataset, "rejected": res.Rejected, "stats": output.StatsFile}
+	m.Outputs = map[string]output.FileInfo{"dataset": res.Dataset, "rejected": res.Rejected, "stats": statsFile}
 	m.Cache = res.Stats.Cache
 	if res.Changes.HadPrevious {
 		c := res.Changes.Capped(100)
 		m.Changes = &c
 	}
-	m.Interrupted = res.Interrupted
+	m.Health = res.Health
 }

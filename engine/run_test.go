@@ -374,13 +374,15 @@ func TestResumeFinishesWithoutRepeatingCalls(t *testing.T) {
 	}
 }
 
-func TestInterruptWritesFinishedWorkAndResumeCompletes(t *testing.T) {
+func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 	e := newEnv(t, corpus{n: 30})
+	e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Limit = 5 })
+	before := e.snapshot()
 	e.teacher.block = make(chan struct{})
-	e.teacher.after = 10
+	e.teacher.after = 15
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for e.teacher.calls.Load() <= 10 {
+		for e.teacher.calls.Load() <= 15 {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()
@@ -389,21 +391,42 @@ func TestInterruptWritesFinishedWorkAndResumeCompletes(t *testing.T) {
 	if !errors.Is(err, engine.ErrInterrupted) {
 		t.Fatalf("run error = %v, want ErrInterrupted", err)
 	}
-	acc, rej := e.outputs()
-	if n := len(acc) + len(rej); n != 10 || res.Remaining != 20 {
-		t.Fatalf("interrupted run wrote %d records with %d remaining, want 10 and 20", n, res.Remaining)
+	if res.Committed || res.Remaining == 0 {
+		t.Errorf("interrupted run: committed=%v remaining=%d", res.Committed, res.Remaining)
 	}
+	e.assertUnchanged(before, "an interrupted run")
+
+	// The rerun pays only for samples whose answer never arrived: at most
+	// the 2 blocked in flight were asked twice.
 	e.teacher.block = nil
-	res = e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Resume = true })
-	if res.Stats.Summary.TotalInputs != 30 || res.Stats.Summary.Resumed != 10 {
-		t.Errorf("after resume: %+v, want 30 inputs of which 10 resumed", res.Stats.Summary)
-	}
+	e.mustRun(nil)
 	e.teacher.mu.Lock()
 	defer e.teacher.mu.Unlock()
-	for p, n := range e.teacher.prompts {
-		if n > 2 {
-			t.Errorf("a prompt was sent %d times; at most once plus once if it was in flight at the interrupt", n)
-			_ = p
+	twice := 0
+	for _, n := range e.teacher.prompts {
+		if n > 1 {
+			twice++
+		}
+	}
+	if twice > 2 || len(e.teacher.prompts) != 30 {
+		t.Errorf("%d prompts asked twice (want ≤ 2 in flight at the interrupt); %d distinct prompts, want 30", twice, len(e.teacher.prompts))
+	}
+}
+
+// snapshot is the four committed files' bytes.
+func (e *env) snapshot() map[string][]byte {
+	out := map[string][]byte{}
+	for _, f := range []string{output.DatasetFile, output.RejectedFile, output.StatsFile, output.ManifestFile} {
+		out[f] = e.bytesOf(f)
+	}
+	return out
+}
+
+func (e *env) assertUnchanged(before map[string][]byte, what string) {
+	e.t.Helper()
+	for f, b := range before {
+		if !bytes.Equal(b, e.bytesOf(f)) {
+			e.t.Errorf("%s changed the committed %s", what, f)
 		}
 	}
 }
@@ -411,7 +434,7 @@ func TestInterruptWritesFinishedWorkAndResumeCompletes(t *testing.T) {
 func TestStopErrorKeepsPreviousOutputs(t *testing.T) {
 	e := newEnv(t, corpus{n: 8})
 	e.mustRun(nil)
-	before := e.bytesOf(output.DatasetFile)
+	before := e.snapshot()
 	bad := &providers.Error{Kind: providers.KindFatal, Code: "http_401", StatusCode: 401, Message: "invalid API key: check OPENROUTER_API_KEY"}
 	e.teacher.fail = map[string]error{}
 	for i := range 8 {
@@ -419,11 +442,118 @@ func TestStopErrorKeepsPreviousOutputs(t *testing.T) {
 	}
 	caller := teacher.New(e.teacher, teacher.Policy{Concurrency: 1, MaxRetries: 0, FatalAfter: 3}, zerolog.Nop())
 	_, err := e.run(context.Background(), func(o *engine.Options, d *engine.Deps) { d.Teacher = caller; d.Cache = nil; o.Concurrency = 1 })
-	if !errors.Is(err, teacher.ErrStopRun) || !strings.Contains(err.Error(), "OPENROUTER_API_KEY") {
-		t.Fatalf("err = %v, want ErrStopRun naming what to fix", err)
+	var ue *engine.UnhealthyError
+	if !errors.As(err, &ue) || ue.Health.Stopped == "" || !strings.Contains(err.Error(), "OPENROUTER_API_KEY") {
+		t.Fatalf("err = %v, want an unhealthy run stopped early, naming what to fix", err)
 	}
-	if !bytes.Equal(before, e.bytesOf(output.DatasetFile)) {
-		t.Error("a run stopped early replaced the previous dataset")
+	if got := e.teacher.calls.Load(); got != 8+3 {
+		t.Errorf("teacher calls = %d, want 8 + 3 (stop after the first 3 fatal failures)", got)
+	}
+	e.assertUnchanged(before, "a run stopped early")
+}
+
+func TestUnhealthyRunKeepsCommittedOutputsAndStashesItsOwn(t *testing.T) {
+	e := newEnv(t, corpus{n: 20})
+	e.mustRun(nil)
+	before := e.snapshot()
+
+	// A teacher outage: 3 of 20 answers fail (15 % > 10 %).
+	outage := &providers.Error{Kind: providers.KindRetryable, Code: "http_500", StatusCode: 500, Message: "upstream down"}
+	e.teacher.fail = map[string]error{sampleID(1): outage, sampleID(2): outage, sampleID(3): outage}
+	res, err := e.run(context.Background(), func(_ *engine.Options, d *engine.Deps) { d.Cache = nil })
+	var ue *engine.UnhealthyError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v, want UnhealthyError", err)
+	}
+	h := ue.Health
+	if h.Asked != 20 || h.TeacherFailures != 3 || len(h.Failures) != 1 || h.Failures[0].Code != "http_500" || h.Failures[0].Message != "upstream down" {
+		t.Errorf("health = %+v", h)
+	}
+	if !strings.Contains(err.Error(), "3 of 20 teacher answers failed") || !strings.Contains(err.Error(), "http_500 ×3: upstream down") {
+		t.Errorf("message does not give counts and the most common error: %v", err)
+	}
+	if res.Committed {
+		t.Error("an unhealthy run was committed")
+	}
+	e.assertUnchanged(before, "an unhealthy run")
+	stashed := readRecords(t, filepath.Join(ue.StashDir, output.RejectedFile))
+	if n := len(stashed); n < 3 {
+		t.Errorf("the stash holds %d rejected records, want the 3 failures at least", n)
+	}
+	for _, f := range []string{output.DatasetFile, output.StatsFile, output.ManifestFile} {
+		if _, err := os.Stat(filepath.Join(ue.StashDir, f)); err != nil {
+			t.Errorf("stash lacks %s: %v", f, err)
+		}
+	}
+
+	// 2 of 20 (10 %) is not more than the limit: healthy.
+	delete(e.teacher.fail, sampleID(3))
+	if res := e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Cache = nil }); !res.Committed || !res.Health.Healthy {
+		t.Errorf("10 %% failures: committed=%v health=%+v", res.Committed, res.Health)
+	}
+
+	// --allow-unhealthy commits and says so in the manifest.
+	zero := 0.0
+	res, err = e.run(context.Background(), func(o *engine.Options, d *engine.Deps) {
+		d.Cache = nil
+		o.MaxTeacherFailureRate, o.AllowUnhealthy = &zero, true
+	})
+	if err != nil || !res.Committed || res.Health.Healthy {
+		t.Fatalf("allow-unhealthy: err=%v committed=%v healthy=%v", err, res.Committed, res.Health.Healthy)
+	}
+	if !bytes.Contains(e.bytesOf(output.ManifestFile), []byte(`"healthy": false`)) {
+		t.Error("the manifest of a committed unhealthy run does not say it was unhealthy")
+	}
+}
+
+func TestGateErrorMakesTheRunUnhealthy(t *testing.T) {
+	e := newEnv(t, corpus{n: 6})
+	e.mustRun(nil)
+	before := e.snapshot()
+	calls := e.teacher.calls.Load()
+	src, err := os.ReadFile(filepath.Join("..", "gates.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Compiles (response is a dyn map) but fails at run time on every answer.
+	edited := strings.Replace(string(src), "expression: contract.overall_ok", "expression: contract.overall_ok && response.no_such_field == 1", 1)
+	path := filepath.Join(t.TempDir(), "gates.yaml")
+	os.WriteFile(path, []byte(edited), 0o644)
+	_, err = e.run(context.Background(), func(_ *engine.Options, d *engine.Deps) { d.Rules = loadRules(t, path) })
+	var ue *engine.UnhealthyError
+	if !errors.As(err, &ue) || ue.Health.GateErrors != 6 || !strings.Contains(err.Error(), "no such key") {
+		t.Fatalf("err = %v, want unhealthy with 6 gate errors naming the CEL error", err)
+	}
+	e.assertUnchanged(before, "a run with gate errors")
+	if got := e.teacher.calls.Load(); got != calls {
+		t.Errorf("re-gate made %d teacher calls", got-calls)
+	}
+}
+
+func TestResumeAsksAgainForTeacherFailures(t *testing.T) {
+	e := newEnv(t, corpus{n: 10})
+	e.teacher.fail = map[string]error{sampleID(4): &providers.Error{Kind: providers.KindFailed, Code: "http_400", StatusCode: 400, Message: "bad request"}}
+	e.teacher.kinds = map[string]string{sampleID(6): "overconfident"}
+	e.mustRun(nil)
+	if got := e.teacher.calls.Load(); got != 10 {
+		t.Fatalf("calls = %d", got)
+	}
+	e.teacher.fail = nil
+	res := e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Resume = true })
+	// Only the failed sample is asked again; the gate decision on 6 is kept.
+	if got := e.teacher.calls.Load(); got != 11 {
+		t.Errorf("calls after --resume = %d, want 11 (the teacher failure asked again, nothing else)", got)
+	}
+	if res.Stats.Summary.Resumed != 9 || res.Stats.Summary.Processed != 1 {
+		t.Errorf("summary %+v: want 9 kept, 1 processed", res.Stats.Summary)
+	}
+	acc, rej := e.outputs()
+	ids := map[string]bool{}
+	for _, r := range acc {
+		ids[r.ID] = true
+	}
+	if !ids[sampleID(4)] || len(acc) != 9 || len(rej) != 1 || rej[0].ID != sampleID(6) {
+		t.Errorf("after resume: %d accepted (has %s: %v), rejected %v", len(acc), sampleID(4), ids[sampleID(4)], rej)
 	}
 }
 

@@ -311,7 +311,7 @@ func (c *Client) restart(ctx context.Context, gen int, cause error) error {
 		return nil // another caller already restarted it
 	}
 	if c.restarts >= c.opts.MaxRestarts {
-		return &Error{Kind: KindFatal, Code: "plugin_crashed", Message: fmt.Sprintf("provider plugin %s died %d times (last: %v); giving up", c.path, c.restarts+1, status.Convert(cause).Message())}
+		return &Error{Kind: KindFatal, Code: CodePluginCrashed, Message: fmt.Sprintf("provider plugin %s died %d times (last: %v); giving up", c.path, c.restarts+1, status.Convert(cause).Message())}
 	}
 	c.restarts++
 	c.log.Warn().Int("restart", c.restarts).Str("cause", status.Convert(cause).Message()).Msg("provider plugin died; restarting it and retrying its in-flight calls")
@@ -319,7 +319,7 @@ func (c *Client) restart(ctx context.Context, gen int, cause error) error {
 		c.pc.Kill()
 	}
 	if err := c.start(ctx); err != nil {
-		return &Error{Kind: KindFatal, Code: "plugin_crashed", Message: "restarting provider plugin: " + err.Error()}
+		return &Error{Kind: KindFatal, Code: CodePluginCrashed, Message: "restarting provider plugin: " + err.Error()}
 	}
 	return nil
 }

@@ -116,6 +116,10 @@ func (k ErrorKind) String() string {
 	}
 }
 
+// CodePluginCrashed is the code of a call that failed because the plugin
+// process kept dying: the host's restart budget is spent.
+const CodePluginCrashed = "plugin_crashed"
+
 // Error is a classified teacher failure.
 type Error struct {
 	Kind ErrorKind

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	kyaml "github.com/knadh/koanf/parsers/yaml"
@@ -41,6 +42,10 @@ type Config struct {
 	TPM         float64 `koanf:"tpm"`
 	MaxRetries  int     `koanf:"max_retries"`
 	FatalAfter  int     `koanf:"fatal_after"`
+	// MaxRetryWait caps any single wait, Retry-After included.
+	MaxRetryWait time.Duration `koanf:"max_retry_wait"`
+
+	Health HealthConfig `koanf:"health"`
 
 	Cache   CacheConfig `koanf:"cache"`
 	Refresh bool        `koanf:"refresh"`
@@ -53,6 +58,13 @@ type Config struct {
 	Providers map[string]map[string]any `koanf:"providers"`
 	// Plugins pins plugin binaries by sha256.
 	Plugins map[string]PluginConfig `koanf:"plugins"`
+}
+
+// HealthConfig decides when a run may replace the committed outputs.
+type HealthConfig struct {
+	MaxTeacherFailureRate float64 `koanf:"max_teacher_failure_rate"`
+	// AllowUnhealthy commits an unhealthy run anyway.
+	AllowUnhealthy bool `koanf:"allow_unhealthy"`
 }
 
 // CacheConfig says where teacher answers are kept.
@@ -69,8 +81,10 @@ type PluginConfig struct {
 // flagKeys maps kebab-case flag names to config keys where they differ by
 // more than dashes.
 var flagKeys = map[string]string{
-	"no-cache":   "cache.disabled",
-	"cache-path": "cache.path",
+	"no-cache":                 "cache.disabled",
+	"cache-path":               "cache.path",
+	"max-teacher-failure-rate": "health.max_teacher_failure_rate",
+	"allow-unhealthy":          "health.allow_unhealthy",
 }
 
 // flags that are not settings.
@@ -99,8 +113,10 @@ func loadConfig(fs *pflag.FlagSet, configPath string, explicit bool) (*Config, *
 	err := k.Load(env.Provider(".", env.Opt{
 		Prefix: "PGRULES_",
 		TransformFunc: func(key, v string) (string, any) {
-			if v == "" {
-				return "", nil // an empty variable is an unset one
+			if v == "" || strings.HasPrefix(key, "PGRULES_TEST_") {
+				// An empty variable is an unset one; PGRULES_TEST_* are fault
+				// injection hooks of the test suite, not settings.
+				return "", nil
 			}
 			name := strings.ToLower(strings.TrimPrefix(key, "PGRULES_"))
 			name = strings.ReplaceAll(name, "__", ".")
@@ -206,7 +222,7 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 func knownKey(name string) bool {
 	top := strings.SplitN(name, ".", 2)[0]
 	switch top {
-	case "providers", "plugins", "cache":
+	case "providers", "plugins", "cache", "health":
 		return true
 	}
 	for _, f := range topLevelKeys {
@@ -219,7 +235,7 @@ func knownKey(name string) bool {
 
 // topLevelKeys are Config's scalar settings, for telling a misspelled
 // PGRULES_ variable from one that belongs to pgrules.
-var topLevelKeys = []string{"plan", "drafts", "critiques", "out_dir", "gating_mode", "resume", "limit", "provider", "plugin_dir", "rules", "template", "system", "concurrency", "rpm", "tpm", "max_retries", "fatal_after", "refresh", "log_level", "log_format"}
+var topLevelKeys = []string{"plan", "drafts", "critiques", "out_dir", "gating_mode", "resume", "limit", "provider", "plugin_dir", "rules", "template", "system", "concurrency", "rpm", "tpm", "max_retries", "fatal_after", "max_retry_wait", "refresh", "log_level", "log_format"}
 
 func cleanDecodeError(err error) string {
 	s := err.Error()

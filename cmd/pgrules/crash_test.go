@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -168,20 +171,25 @@ func TestKill9LosesAtMostInFlightCalls(t *testing.T) {
 	}
 }
 
-func TestInterruptExitsWithResumeHint(t *testing.T) {
+func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 	bin := buildPgrules(t)
-	srv := newTeacherServer(t, 300*time.Millisecond)
+	srv := newTeacherServer(t, 200*time.Millisecond)
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
+	if b, err := localRun(t, bin, work, out, srv, "--limit", "4").CombinedOutput(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, b)
+	}
+	before := sums(t, out)
+
 	cmd := localRun(t, bin, work, out, srv, "--concurrency", "1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Interrupt once the run is under way (a teacher call has arrived).
+	// Interrupt once the rerun is paying for new answers.
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if calls, _ := srv.counts(); calls >= 2 {
+		if calls, _ := srv.counts(); calls >= 4+3 {
 			break
 		}
 	}
@@ -191,11 +199,102 @@ func TestInterruptExitsWithResumeHint(t *testing.T) {
 	if !ok || ee.ExitCode() != exitInterrupted {
 		t.Fatalf("exit = %v, want %d\n%s", err, exitInterrupted, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "--resume") {
-		t.Errorf("interrupt message does not say how to continue:\n%s", stderr.String())
+	for _, frag := range []string{"nothing was committed", "unchanged", "rerun the same command"} {
+		if !strings.Contains(stderr.String(), frag) {
+			t.Errorf("interrupt message does not say %q:\n%s", frag, stderr.String())
+		}
 	}
-	checkIntact(t, out)
-	if _, err := os.Stat(filepath.Join(out, "dataset_v1_manifest.json")); err != nil {
-		t.Errorf("interrupted run wrote no manifest: %v", err)
+	if after := sums(t, out); !maps.Equal(before, after) {
+		t.Errorf("an interrupted rerun changed the committed outputs:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// A plain rerun pays only for what was not answered: every prompt was
+	// paid once, except at most the one in flight at the interrupt.
+	answeredBefore, _ := srv.counts()
+	if b, err := localRun(t, bin, work, out, srv).CombinedOutput(); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, b)
+	}
+	calls, maxPer := srv.counts()
+	srv.mu.Lock()
+	distinct := len(srv.seen)
+	srv.mu.Unlock()
+	if calls > distinct+1 || maxPer > 2 {
+		t.Errorf("%d calls for %d prompts (max %d per prompt): answers received before the interrupt were paid again", calls, distinct, maxPer)
+	}
+	if calls <= answeredBefore {
+		t.Errorf("the rerun made no call, but the interrupted run left samples unanswered")
+	}
+}
+
+// sums is the sha256 of each of the four output files.
+func sums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, name := range []string{"dataset_v1.jsonl", "dataset_v1_rejected.jsonl", "dataset_v1_stats.json", "dataset_v1_manifest.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		out[name] = hex.EncodeToString(sum[:])
+	}
+	return out
+}
+
+// TestKillDuringCommitLeavesOneWholeSet kills the real pgrules at every
+// step of the commit of a re-gate that moves samples between the files,
+// then checks what the next reader sees: the four files of one run.
+func TestKillDuringCommitLeavesOneWholeSet(t *testing.T) {
+	bin := buildPgrules(t)
+	repo, _ := filepath.Abs("../..")
+	edited := filepath.Join(t.TempDir(), "gates.yaml")
+	src := must(os.ReadFile(filepath.Join(repo, "gates.yaml")))
+	os.WriteFile(edited, bytes.Replace(src, []byte("variables.verification_steps_count > 0"), []byte("variables.verification_steps_count >= 3"), 1), 0o644)
+	run := func(out string, env []string, extra ...string) ([]byte, error) {
+		sample := filepath.Join(repo, "testdata", "sample")
+		args := append([]string{"run", "--provider", "dryrun", "--out-dir", out, "--log-format", "json",
+			"--plan", filepath.Join(sample, "prompt_plan_v1.jsonl"), "--drafts", filepath.Join(sample, "drafts_v1.jsonl"),
+			"--critiques", filepath.Join(sample, "critiques_v1.jsonl"), "--cache-path", filepath.Join(filepath.Dir(out), "cache.db")}, extra...)
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(append(os.Environ(), "SOURCE_DATE_EPOCH=1769849398"), env...)
+		return cmd.CombinedOutput()
+	}
+	for _, point := range []string{"staged", "journaled", "renamed:dataset_v1_rejected.jsonl", "renamed:dataset_v1.jsonl", "renamed:dataset_v1_stats.json", "committed"} {
+		t.Run(point, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			if b, err := run(out, nil); err != nil {
+				t.Fatalf("first run: %v\n%s", err, b)
+			}
+			old := sums(t, out)
+			b, err := run(out, []string{"PGRULES_TEST_KILL_AT=" + point}, "--rules", edited)
+			if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("pgrules was not killed at %s: %v\n%s", point, err, b)
+			}
+			// The next reader: explain of a sample the edit moves.
+			ex := exec.Command(bin, "explain", "v1_checklist_budgeting_0003", "--out-dir", out, "--rules", edited)
+			exOut, err := ex.CombinedOutput()
+			if err != nil {
+				t.Fatalf("explain after the kill: %v\n%s", err, exOut)
+			}
+			now := sums(t, out)
+			var man struct {
+				Outputs map[string]struct {
+					SHA256 string `json:"sha256"`
+				} `json:"outputs"`
+			}
+			if err := json.Unmarshal(must(os.ReadFile(filepath.Join(out, "dataset_v1_manifest.json"))), &man); err != nil {
+				t.Fatal(err)
+			}
+			if man.Outputs["dataset"].SHA256 != now["dataset_v1.jsonl"] || man.Outputs["rejected"].SHA256 != now["dataset_v1_rejected.jsonl"] {
+				t.Errorf("after a kill at %s the manifest describes other record files than those in place", point)
+			}
+			checkIntact(t, out)
+			if point == "staged" && !maps.Equal(old, now) {
+				t.Errorf("a kill before the commit point changed the outputs")
+			}
+			if point != "staged" && maps.Equal(old, now) {
+				t.Errorf("a kill after the commit point lost the new run")
+			}
+		})
 	}
 }

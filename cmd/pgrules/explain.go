@@ -99,19 +99,28 @@ func findAnswer(id, outDir, rawPath string) (string, string, rules.Sample, error
 		}
 		return string(b), rawPath, s, nil
 	}
+	// Through the committed snapshot: a commit a killed run left half done
+	// is finished first, so the record is read from one whole run.
+	snap, err := output.OpenCommitted(outDir)
+	if err != nil {
+		return "", "", s, err
+	}
+	defer snap.Close()
 	for _, name := range []string{output.DatasetFile, output.RejectedFile} {
 		path := filepath.Join(outDir, name)
-		f, err := os.Open(path)
-		if os.IsNotExist(err) {
+		f := snap.Files[name]
+		if f == nil {
 			continue
-		}
-		if err != nil {
-			return "", "", s, err
 		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 1<<26)
 		for line := 1; sc.Scan(); line++ {
-			if !strings.Contains(sc.Text(), `"id": "`+id+`"`) && !strings.Contains(sc.Text(), `"id":"`+id+`"`) {
+			// The id is compared decoded: ids holding quotes, tabs or
+			// newlines are escaped in the file.
+			var head struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(sc.Bytes(), &head) != nil || head.ID != id {
 				continue
 			}
 			var rec struct {
@@ -127,10 +136,9 @@ func findAnswer(id, outDir, rawPath string) (string, string, rules.Sample, error
 					Error       string `json:"error"`
 				} `json:"contract"`
 			}
-			if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.ID != id {
+			if json.Unmarshal(sc.Bytes(), &rec) != nil {
 				continue
 			}
-			f.Close()
 			where := fmt.Sprintf("%s:%d", path, line)
 			s = rules.Sample{ID: id, Category: rec.Category, Difficulty: rec.Difficulty, PayloadType: rec.PayloadType, RegionTags: rec.RegionTags}
 			switch {
@@ -149,7 +157,9 @@ func findAnswer(id, outDir, rawPath string) (string, string, rules.Sample, error
 				return "", "", s, fmt.Errorf("%s: sample %s was rejected before the gates ran: %s", where, id, why)
 			}
 		}
-		f.Close()
+		if err := sc.Err(); err != nil {
+			return "", "", s, fmt.Errorf("reading %s: %w", path, err)
+		}
 	}
 	return "", "", s, fmt.Errorf("sample %s is not in %s or %s: check the id and --out-dir, or pass the answer with --raw FILE", id, filepath.Join(outDir, output.DatasetFile), filepath.Join(outDir, output.RejectedFile))
 }

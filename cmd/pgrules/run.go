@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -54,7 +56,7 @@ func newRunCmd() *cobra.Command {
 	f.String("critiques", "", "critiques JSONL (critiques_v1.jsonl); optional: without it every draft counts as verdict pass")
 	f.String("out-dir", "out", "directory for the dataset, rejected, stats and manifest files")
 	f.String("gating-mode", "lenient", "strict: the answer must be exactly one JSON object; lenient: also inside a ```json fence or prose")
-	f.Bool("resume", false, "keep records already in --out-dir and process only the ids not yet written")
+	f.Bool("resume", false, "keep the records already in --out-dir; process only ids not yet written or whose teacher call failed")
 	f.Int("limit", 0, "process at most N samples (0: all)")
 	f.String("provider", "dryrun", "teacher backend: openrouter, local, dryrun, or any pgrules-provider-<name> plugin")
 	f.Bool("dry-run", false, "same as --provider dryrun (the original pipeline's flag)")
@@ -68,6 +70,9 @@ func newRunCmd() *cobra.Command {
 	f.Float64("tpm", 0, "rate limit in tokens per minute (0: none)")
 	f.Int("max-retries", 5, "retries of a retryable teacher failure (429, 5xx, timeout)")
 	f.Int("fatal-after", 5, "stop the run when the first N calls all fail the same non-retryable way")
+	f.Duration("max-retry-wait", teacher.DefaultMaxRetryWait, "cap on any single wait before a retry, Retry-After included; a longer Retry-After fails the call")
+	f.Float64("max-teacher-failure-rate", engine.DefaultMaxTeacherFailureRate, "a run whose share of failed teacher answers exceeds this is unhealthy and not committed")
+	f.Bool("allow-unhealthy", false, "commit the outputs even when the run is unhealthy (teacher failures, gate errors, early stop)")
 	f.Bool("no-cache", false, "neither read nor write the response cache")
 	f.Bool("refresh", false, "ask the teacher again even when the cache has an answer (and store the new one)")
 	f.String("cache-path", "", "response cache file (default <out-dir>/cache.db)")
@@ -139,7 +144,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 	caller := teacher.New(client, teacher.Policy{
 		Concurrency: cfg.Concurrency, RPM: cfg.RPM, TPM: cfg.TPM,
 		MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
-		FatalAfter: cfg.FatalAfter,
+		FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait,
 	}, log)
 
 	log.Info().Str("provider", info.Name).Str("version", info.Version).Str("plugin", client.Path()).
@@ -157,6 +162,9 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 		Refresh:     cfg.Refresh,
 		Now:         now,
 		OnProgress:  onProgress,
+
+		MaxTeacherFailureRate: &cfg.Health.MaxTeacherFailureRate,
+		AllowUnhealthy:        cfg.Health.AllowUnhealthy,
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Teacher: caller,
 		Provider: info.Name, Identity: configured.IdentityJSON, KeyByID: configured.AnswersDependOnID, Cache: store, Log: log,
@@ -170,29 +178,61 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 	if res != nil {
 		report(cmd, log, cfg, res, time.Since(start))
 	}
-	switch {
-	case errors.Is(err, engine.ErrInterrupted):
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %d sample(s) not done; the files in %s hold what was finished. Rerun the same command with --resume to finish (answers already received are cached and cost nothing)", res.Remaining, cfg.OutDir)}
-	case errors.Is(err, teacher.ErrStopRun):
-		return fmt.Errorf("%w; the previous files in %s were left untouched", err, cfg.OutDir)
-	case err != nil:
-		return err
-	}
-	return nil
+	return runError(err, res, cfg.OutDir, !cfg.Cache.Disabled)
 }
 
+// runError words the end of a run that did not commit for the command
+// line: what happened, that the outputs are unchanged, what to do.
+func runError(err error, res *engine.Result, outDir string, cached bool) error {
+	var ue *engine.UnhealthyError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrInterrupted):
+		if !cached {
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted with %d sample(s) not finished: nothing was committed, the outputs in %s are unchanged (the cache is off, so a rerun asks the teacher again for every sample)", res.Remaining, outDir)}
+		}
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted with %d sample(s) not finished: nothing was committed, the outputs in %s are unchanged. Every answer received so far is in the response cache: rerun the same command to finish, paying only for what was not answered", res.Remaining, outDir)}
+	case errors.As(err, &ue):
+		var b strings.Builder
+		fmt.Fprintf(&b, "run NOT committed, it is unhealthy: %s\n", strings.Join(ue.Health.Reasons, "; "))
+		fmt.Fprintf(&b, "  the outputs in %s are unchanged; what this run would have written is in %s\n", outDir, ue.StashDir)
+		h := ue.Health
+		if h.GateErrors > 0 {
+			b.WriteString("  fix the gate (`pgrules explain ID --rules FILE` shows it on one sample) and rerun: a re-gate asks the teacher nothing new\n")
+		}
+		if h.Stopped != "" || h.FailureRate > h.MaxFailureRate {
+			b.WriteString("  fix the teacher (key, base URL, model, server) and rerun")
+			if cached {
+				b.WriteString(": answers already received are cached")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("  or pass --allow-unhealthy to commit anyway")
+		return errors.New(b.String())
+	}
+	return err
+}
+
+// report prints the finish line and the changes since the previous run.
 func report(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Result, took time.Duration) {
+	out := cmd.ErrOrStderr()
+	if res.Interrupted {
+		return
+	}
 	s := res.Stats.Summary
 	rate := float64(s.Processed) / max(took.Seconds(), 1e-9)
 	log.Info().Int("accepted", s.Accepted).Int("rejected", s.Rejected).Int("resumed", s.Resumed).
 		Int("input_problems", len(res.Problems)).Int("cache_hits", res.Stats.Cache.Hits).Int("cache_misses", res.Stats.Cache.Misses).
+		Int("teacher_failures", res.Health.TeacherFailures).Int("gate_errors", res.Health.GateErrors).
+		Bool("committed", res.Committed).
 		Str("took", took.Round(time.Millisecond).String()).Str("rate", fmt.Sprintf("%.0f samples/s", rate)).
 		Str("peak_rss", fmt.Sprintf("%.0f MB", engine.PeakRSSMB())).Str("out_dir", cfg.OutDir).Msg("run finished")
+	fmt.Fprintln(out, finishLine(res, cfg.OutDir))
 	c := res.Changes
-	if !c.HadPrevious {
+	if !c.HadPrevious || !res.Committed {
 		return
 	}
-	out := cmd.ErrOrStderr()
 	fmt.Fprintf(out, "changes since the previous run in %s: %d moved, %d rejected for other reasons, %d unchanged, %d new\n", cfg.OutDir, c.Moved(), c.ReasonChanged, c.Unchanged, c.New)
 	printGroup := func(title string, m map[string][]string) {
 		for _, reason := range sortedKeys(m) {
@@ -210,6 +250,55 @@ func report(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Res
 	}
 	printGroup("now rejected:", c.NewlyRejected)
 	printGroup("now accepted, was", c.NewlyAccepted)
+}
+
+// finishLine is the run in one line: decisions, the top reasons, shadow
+// gates, failures, cost, and whether the outputs were committed.
+func finishLine(res *engine.Result, outDir string) string {
+	st := res.Stats
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d accepted, %d rejected", st.Summary.Accepted, st.Summary.Rejected)
+	if top := topCounts(st.RejectionReasons, 3); top != "" {
+		fmt.Fprintf(&b, " (%s)", top)
+	}
+	warned := 0
+	for _, n := range st.WarningReasons {
+		warned += n
+	}
+	fmt.Fprintf(&b, "; shadow gates: %d warning(s)", warned)
+	if top := topCounts(st.WarningReasons, 3); top != "" {
+		fmt.Fprintf(&b, " (%s)", top)
+	}
+	fmt.Fprintf(&b, "; teacher failures: %d; gate errors: %d", res.Health.TeacherFailures, res.Health.GateErrors)
+	if res.NoCachedAnswer > 0 {
+		fmt.Fprintf(&b, "; no cached answer: %d", res.NoCachedAnswer)
+	}
+	if st.CostUSD != nil {
+		fmt.Fprintf(&b, "; cost $%.4f", *st.CostUSD)
+	} else {
+		b.WriteString("; cost: not reported")
+	}
+	fmt.Fprintf(&b, "; %d answer(s) from the cache", st.Cache.Hits)
+	switch {
+	case res.Committed && !res.Health.Healthy:
+		fmt.Fprintf(&b, "; COMMITTED to %s despite an unhealthy run (--allow-unhealthy)", outDir)
+	case res.Committed:
+		fmt.Fprintf(&b, "; committed to %s", outDir)
+	default:
+		fmt.Fprintf(&b, "; NOT committed: %s is unchanged", outDir)
+	}
+	return b.String()
+}
+
+// topCounts renders the n largest counts as "reason N, reason N".
+func topCounts(m map[string]int, n int) string {
+	keys := sortedKeys(m)
+	sort.SliceStable(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	var parts []string
+	for _, k := range keys[:min(n, len(keys))] {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func checkRunConfig(cfg *Config) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -24,6 +25,17 @@ type teacherServer struct {
 	mu    sync.Mutex
 	seen  map[string]int
 	calls int
+	// fail, when set, answers a request instead of the model: it returns
+	// the status, headers and body to send, or status 0 to answer normally.
+	fail func(prompt string) (int, map[string]string, string)
+}
+
+// failWith makes the server answer every request (or those fail selects)
+// with an error until it is called again with nil.
+func (ts *teacherServer) failWith(f func(prompt string) (int, map[string]string, string)) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.fail = f
 }
 
 var payloadTypeRE = regexp.MustCompile(`"payload_type": "(checklist|itinerary|decision_tree|procedure)"`)
@@ -53,7 +65,18 @@ func (ts *teacherServer) handle(w http.ResponseWriter, r *http.Request) {
 	ts.mu.Lock()
 	ts.seen[key]++
 	ts.calls++
+	fail := ts.fail
 	ts.mu.Unlock()
+	if fail != nil {
+		if status, headers, body := fail(prompt); status != 0 {
+			for k, v := range headers {
+				w.Header().Set(k, v)
+			}
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+			return
+		}
+	}
 	select {
 	case <-time.After(ts.delay):
 	case <-r.Context().Done():

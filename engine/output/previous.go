@@ -3,12 +3,13 @@ package output
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // PriorRecord is one record of a previous run's output files.
@@ -16,6 +17,9 @@ type PriorRecord struct {
 	ID          string
 	Accepted    bool
 	ReasonCodes []string
+	// TeacherFailed is set on records rejected because the teacher call
+	// failed: they are not finished, and --resume asks again.
+	TeacherFailed bool
 
 	file *os.File
 	off  int64
@@ -27,7 +31,7 @@ type PriorRecord struct {
 func (r PriorRecord) Line() ([]byte, error) {
 	buf := make([]byte, r.size)
 	if _, err := r.file.ReadAt(buf, r.off); err != nil && !(errors.Is(err, io.EOF)) {
-		return nil, fmt.Errorf("re-reading %s: %w", r.file.Name(), err)
+		return nil, &IOError{Op: "re-read", Path: r.file.Name(), Err: err}
 	}
 	return bytes.TrimSpace(buf), nil
 }
@@ -39,50 +43,79 @@ type Prior struct {
 	// Problems are lines that could not be used (torn, malformed,
 	// duplicate); they are dropped, never copied.
 	Problems []string
-	files    []*os.File
+	// Manifest is the previous run's manifest, nil when there is none.
+	Manifest []byte
+	snap     *Committed
 }
 
 // Close releases the previous run's files.
 func (p *Prior) Close() {
-	for _, f := range p.files {
-		f.Close()
+	if p.snap != nil {
+		p.snap.Close()
 	}
 }
 
-// ReadPrior reads the dataset and rejected files of outDir, if any. A torn
-// or malformed line is reported and dropped; an id present twice keeps its
-// first record.
+// teacherFailureReasons mark records whose outcome is a failed teacher
+// call, not a decision about the sample.
+var teacherFailureReasons = map[string]bool{"teacher_error": true, "no_cached_answer": true}
+
+// ReadPrior reads the committed outputs of outDir, if any. A torn or
+// malformed line is reported and dropped; an id present twice keeps its
+// first record. Record files that do not match the manifest's checksums
+// (edited by hand, or copied from two runs) are reported too.
 func ReadPrior(outDir string) (*Prior, error) {
-	p := &Prior{ByID: map[string]int{}}
+	snap, err := OpenCommitted(outDir)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prior{ByID: map[string]int{}, snap: snap}
+	if p.Manifest, err = snap.ReadDocument(ManifestFile); err != nil {
+		p.Close()
+		return nil, err
+	}
+	var man struct {
+		Outputs map[string]struct {
+			SHA256 string `json:"sha256"`
+		} `json:"outputs"`
+	}
+	_ = json.Unmarshal(p.Manifest, &man)
+	if statsDoc, err := snap.ReadDocument(StatsFile); err == nil && statsDoc != nil {
+		sum := sha256.Sum256(statsDoc)
+		if want := man.Outputs["stats"].SHA256; want != "" && want != hex.EncodeToString(sum[:]) {
+			p.Problems = append(p.Problems, fmt.Sprintf("%s does not match the sha256 in %s (changed since that run?)", snap.Files[StatsFile].Name(), ManifestFile))
+		}
+	}
 	for _, f := range []struct {
-		name     string
-		accepted bool
-	}{{DatasetFile, true}, {RejectedFile, false}} {
-		if err := p.read(filepath.Join(outDir, f.name), f.accepted); err != nil {
+		name, key string
+		accepted  bool
+	}{{DatasetFile, "dataset", true}, {RejectedFile, "rejected", false}} {
+		file := snap.Files[f.name]
+		if file == nil {
+			continue
+		}
+		sum, err := p.read(file, f.accepted)
+		if err != nil {
 			p.Close()
 			return nil, err
+		}
+		if want := man.Outputs[f.key].SHA256; want != "" && want != sum {
+			p.Problems = append(p.Problems, fmt.Sprintf("%s does not match the sha256 in %s (changed since that run?); its records are used as they are now", file.Name(), ManifestFile))
 		}
 	}
 	return p, nil
 }
 
-func (p *Prior) read(path string, accepted bool) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("cannot read previous output %s: %w", path, err)
-	}
-	p.files = append(p.files, f)
-	r := bufio.NewReaderSize(f, 1<<20)
+func (p *Prior) read(f *os.File, accepted bool) (string, error) {
+	path := f.Name()
+	h := sha256.New()
+	r := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
 	var off int64
 	for lineNo := 1; ; lineNo++ {
 		line, rerr := r.ReadBytes('\n')
 		start, size := off, len(line)
 		off += int64(size)
 		if rerr != nil && rerr != io.EOF {
-			return fmt.Errorf("%s:%d: %w", path, lineNo, rerr)
+			return "", fmt.Errorf("%s:%d: %w", path, lineNo, rerr)
 		}
 		complete := bytes.HasSuffix(line, []byte("\n"))
 		line = bytes.TrimSpace(line)
@@ -105,12 +138,16 @@ func (p *Prior) read(path string, accepted bool) error {
 					p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, head.ID, where))
 					break
 				}
+				rec := PriorRecord{ID: head.ID, Accepted: accepted, ReasonCodes: head.ReasonCodes, file: f, off: start, size: size}
+				for _, rc := range head.ReasonCodes {
+					rec.TeacherFailed = rec.TeacherFailed || teacherFailureReasons[rc]
+				}
 				p.ByID[head.ID] = len(p.Records)
-				p.Records = append(p.Records, PriorRecord{ID: head.ID, Accepted: accepted, ReasonCodes: head.ReasonCodes, file: f, off: start, size: size})
+				p.Records = append(p.Records, rec)
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return hex.EncodeToString(h.Sum(nil)), nil
 		}
 	}
 }

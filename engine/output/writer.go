@@ -10,29 +10,27 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"syscall"
+	"slices"
 )
 
-// Writer streams records into temporary files beside the final ones and
-// renames them into place only in Commit. A run killed at any moment thus
-// leaves the previous complete files untouched: never a torn line, never
-// half of one run and half of another inside a file.
+// Writer streams a run's records into a staging directory inside the out
+// dir and makes them the current outputs only in Commit, all four files as
+// one unit (see commit.go). A run that never commits — interrupted,
+// unhealthy, killed — leaves the committed files exactly as they were.
 type Writer struct {
-	dir  string
-	lock *os.File
-	acc  *sink
-	rej  *sink
-	done bool
+	dir   string
+	state *State
+	sinks map[string]*sink
+	order []string
+	done  bool
 }
 
 type sink struct {
-	final string
-	tmp   string
-	f     *os.File
-	w     *bufio.Writer
-	h     hash.Hash
-	n     int
+	path string
+	f    *os.File
+	w    *bufio.Writer
+	h    hash.Hash
+	n    int
 }
 
 // FileInfo describes a written output file for the manifest.
@@ -42,169 +40,161 @@ type FileInfo struct {
 	Records int    `json:"records"`
 }
 
-// Create locks outDir against a concurrent run and opens the temporary
-// files.
+// RecordFiles are the sinks a run writes line by line, in commit order.
+var RecordFiles = []string{RejectedFile, DatasetFile}
+
+// DocumentFiles are written whole at the end of a run.
+var DocumentFiles = []string{StatsFile, ManifestFile}
+
+// Create locks outDir against a concurrent run, finishes a commit that a
+// killed run left half done, and opens a fresh staging directory.
 func Create(outDir string) (*Writer, error) {
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create out dir %s: %w", outDir, err)
-	}
-	lock, err := lockDir(outDir)
+	st, err := OpenState(outDir)
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{dir: outDir, lock: lock}
-	if w.acc, err = newSink(outDir, DatasetFile); err == nil {
-		w.rej, err = newSink(outDir, RejectedFile)
-	}
-	if err != nil {
-		w.Abort()
+	w := &Writer{dir: outDir, state: st, sinks: map[string]*sink{}}
+	if err := st.resetStaging(); err != nil {
+		st.Close()
 		return nil, err
+	}
+	for _, name := range RecordFiles {
+		s, err := newSink(filepath.Join(st.stagingDir(), name))
+		if err != nil {
+			w.Abort()
+			return nil, err
+		}
+		w.sinks[name] = s
+		w.order = append(w.order, name)
 	}
 	return w, nil
 }
 
-func lockDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, ".pgrules.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+func newSink(path string) (*sink, error) {
+	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create lock file %s: %w", path, err)
+		return nil, &IOError{Op: "create", Path: path, Err: err}
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := io.ReadAll(io.LimitReader(f, 32))
-		f.Close()
-		return nil, fmt.Errorf("out dir %s is in use by another pgrules run (pid %s): wait for it to finish or choose another --out-dir", dir, string(holder))
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
-	return f, nil
-}
-
-func newSink(dir, name string) (*sink, error) {
-	s := &sink{final: filepath.Join(dir, name), tmp: filepath.Join(dir, "."+name+".partial"), h: sha256.New()}
-	f, err := os.Create(s.tmp)
-	if err != nil {
-		return nil, fmt.Errorf("cannot write %s: %w", s.tmp, err)
-	}
-	s.f = f
+	s := &sink{path: path, f: f, h: sha256.New()}
 	s.w = bufio.NewWriterSize(io.MultiWriter(f, s.h), 256<<10)
 	return s, nil
 }
 
-func (s *sink) writeLine(line []byte) error {
+// Write appends one encoded record (without its newline) to the named
+// record file.
+func (w *Writer) Write(name string, line []byte) error {
+	s := w.sinks[name]
+	if s == nil {
+		return fmt.Errorf("output: no record file named %q", name)
+	}
 	if _, err := s.w.Write(line); err != nil {
-		return fmt.Errorf("writing %s: %w", s.tmp, err)
+		return &IOError{Op: "write", Path: s.path, Err: err}
 	}
 	if err := s.w.WriteByte('\n'); err != nil {
-		return fmt.Errorf("writing %s: %w", s.tmp, err)
+		return &IOError{Op: "write", Path: s.path, Err: err}
 	}
 	s.n++
 	return nil
 }
 
-func (s *sink) finish() error {
+// Info reports a record file as it will be once committed.
+func (w *Writer) Info(name string) (FileInfo, error) {
+	s := w.sinks[name]
+	if s == nil {
+		return FileInfo{}, fmt.Errorf("output: no record file named %q", name)
+	}
 	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("writing %s: %w", s.tmp, err)
+		return FileInfo{}, &IOError{Op: "write", Path: s.path, Err: err}
 	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", s.tmp, err)
-	}
-	return s.f.Close()
+	return FileInfo{Path: filepath.Join(w.dir, name), SHA256: hex.EncodeToString(s.h.Sum(nil)), Records: s.n}, nil
 }
 
-func (s *sink) info() FileInfo {
-	return FileInfo{Path: s.final, SHA256: hex.EncodeToString(s.h.Sum(nil)), Records: s.n}
-}
-
-// Accepted encodes and appends one dataset record.
-func (w *Writer) Accepted(r *Accepted) error {
-	line, err := marshalLine(r)
-	if err != nil {
-		return fmt.Errorf("encoding record %s: %w", r.ID, err)
-	}
-	return w.acc.writeLine(line)
-}
-
-// Rejected encodes and appends one rejected record.
-func (w *Writer) Rejected(r *Rejected) error {
-	line, err := marshalLine(r)
-	if err != nil {
-		return fmt.Errorf("encoding record %s: %w", r.ID, err)
-	}
-	return w.rej.writeLine(line)
-}
-
-// CopyLine appends a record kept from a previous run (--resume) verbatim.
-func (w *Writer) CopyLine(accepted bool, line []byte) error {
-	if accepted {
-		return w.acc.writeLine(line)
-	}
-	return w.rej.writeLine(line)
-}
-
-// Infos reports the two record files as they will be once committed.
-func (w *Writer) Infos() (dataset, rejected FileInfo, err error) {
-	for _, s := range []*sink{w.acc, w.rej} {
+// finishStaging flushes, syncs and closes the record files and writes the
+// documents beside them.
+func (w *Writer) finishStaging(docs map[string][]byte) error {
+	for _, name := range w.order {
+		s := w.sinks[name]
 		if err := s.w.Flush(); err != nil {
-			return dataset, rejected, err
+			return &IOError{Op: "write", Path: s.path, Err: err}
 		}
+		if err := s.f.Sync(); err != nil {
+			return &IOError{Op: "sync", Path: s.path, Err: err}
+		}
+		if err := s.f.Close(); err != nil {
+			return &IOError{Op: "close", Path: s.path, Err: err}
+		}
+		s.f = nil
 	}
-	return w.acc.info(), w.rej.info(), nil
-}
-
-// Commit makes the run's files the current ones: both record files first,
-// then stats and manifest, so a manifest on disk always describes record
-// files that are complete.
-func (w *Writer) Commit(stats, manifest []byte) error {
-	if w.done {
-		return errors.New("output already committed")
-	}
-	for _, s := range []*sink{w.rej, w.acc} {
-		if err := s.finish(); err != nil {
+	for _, name := range DocumentFiles {
+		data, ok := docs[name]
+		if !ok {
+			return fmt.Errorf("output: commit without %s", name)
+		}
+		if err := writeSynced(filepath.Join(w.state.stagingDir(), name), data); err != nil {
 			return err
 		}
 	}
-	for _, s := range []*sink{w.rej, w.acc} {
-		if err := os.Rename(s.tmp, s.final); err != nil {
-			return fmt.Errorf("cannot move %s into place: %w", s.final, err)
-		}
+	return syncDir(w.state.stagingDir())
+}
+
+// Commit makes the staged run the current outputs: the four files switch
+// as one unit. docs holds the stats and manifest documents by file name.
+func (w *Writer) Commit(docs map[string][]byte) error {
+	if w.done {
+		return errors.New("output already committed")
 	}
-	if err := writeFileAtomic(filepath.Join(w.dir, StatsFile), stats); err != nil {
+	if err := w.finishStaging(docs); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(w.dir, ManifestFile), manifest); err != nil {
+	faultPoint("staged")
+	files := append(slices.Clone(w.order), DocumentFiles...)
+	if err := w.state.commit(files); err != nil {
 		return err
 	}
-	syncDir(w.dir)
 	w.done = true
-	w.unlock()
+	w.state.Close()
 	return nil
 }
 
-// Abort drops the temporary files; the previous run's files stay.
+// Stash keeps a run that must not be committed (an unhealthy run) where a
+// person can look at it, and returns that directory. The committed outputs
+// are not touched.
+func (w *Writer) Stash(docs map[string][]byte) (string, error) {
+	if w.done {
+		return "", errors.New("output already committed")
+	}
+	if err := w.finishStaging(docs); err != nil {
+		return "", err
+	}
+	dir, err := w.state.stash()
+	if err != nil {
+		return "", err
+	}
+	w.done = true
+	w.state.Close()
+	return dir, nil
+}
+
+// Abort drops the staged files; the committed outputs stay as they were.
 func (w *Writer) Abort() {
-	for _, s := range []*sink{w.acc, w.rej} {
-		if s != nil && s.f != nil {
+	if w.done {
+		return
+	}
+	for _, s := range w.sinks {
+		if s.f != nil {
 			s.f.Close()
-			os.Remove(s.tmp)
 		}
 	}
-	w.unlock()
+	_ = os.RemoveAll(w.state.stagingDir())
+	w.done = true
+	w.state.Close()
 }
 
-func (w *Writer) unlock() {
-	if w.lock != nil {
-		w.lock.Close()
-		w.lock = nil
-	}
-}
-
-// writeFileAtomic writes via a temporary file and rename so readers never
-// see a half-written JSON document.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".partial")
-	f, err := os.Create(tmp)
+// writeSynced writes a whole file and syncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
+		return &IOError{Op: "create", Path: path, Err: err}
 	}
 	if _, err = f.Write(data); err == nil {
 		err = f.Sync()
@@ -212,22 +202,48 @@ func writeFileAtomic(path string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
+		return &IOError{Op: "write", Path: path, Err: err}
 	}
 	return nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+// writeFileAtomic writes via a temporary file and rename so readers never
+// see a half-written file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := writeSynced(tmp, data); err != nil {
+		os.Remove(tmp)
+		return err
 	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return &IOError{Op: "rename", Path: path, Err: err}
+	}
+	return nil
 }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return &IOError{Op: "open", Path: dir, Err: err}
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return &IOError{Op: "sync", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// IOError is a failure to read or write a file of the out dir.
+type IOError struct {
+	Op   string
+	Path string
+	Err  error
+}
+
+func (e *IOError) Error() string { return fmt.Sprintf("cannot %s %s: %v", e.Op, e.Path, e.Err) }
+func (e *IOError) Unwrap() error { return e.Err }
 
 // MarshalDocument encodes stats or a manifest: indented, stable key order,
 // trailing newline.
@@ -238,3 +254,7 @@ func MarshalDocument(v any) ([]byte, error) {
 	}
 	return append(b, '\n'), nil
 }
+
+// MarshalRecord encodes one output record as its line (without newline),
+// in the original pipeline's byte format.
+func MarshalRecord(v any) ([]byte, error) { return marshalLine(v) }

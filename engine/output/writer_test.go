@@ -1,11 +1,23 @@
 package output
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
+
+func docs(tag string) map[string][]byte {
+	return map[string][]byte{
+		StatsFile:    []byte(`{"run": "` + tag + `"}` + "\n"),
+		ManifestFile: []byte(`{"run": "` + tag + `"}` + "\n"),
+	}
+}
 
 func TestWriterCommitsAtomicallyAndAbortKeepsPrevious(t *testing.T) {
 	dir := t.TempDir()
@@ -13,44 +25,184 @@ func TestWriterCommitsAtomicallyAndAbortKeepsPrevious(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Create(dir); err == nil || !strings.Contains(err.Error(), "in use by another pgrules run") {
+	var busy *BusyError
+	if _, err := Create(dir); !errors.As(err, &busy) || !strings.Contains(err.Error(), "in use by another pgrules run") {
 		t.Fatalf("second writer: %v", err)
 	}
-	w.Accepted(&Accepted{ID: "a", RegionTags: []string{}})
-	w.Rejected(&Rejected{ID: "b", ReasonCodes: []string{"parse_failed"}})
+	w.Write(DatasetFile, []byte(`{"id": "a"}`))
+	w.Write(RejectedFile, []byte(`{"id": "b", "reason_codes": ["parse_failed"]}`))
+	if err := w.Write("notes.txt", []byte("x")); err == nil {
+		t.Error("a write to an unknown sink succeeded")
+	}
 	if _, err := os.Stat(filepath.Join(dir, DatasetFile)); !os.IsNotExist(err) {
 		t.Fatal("the dataset is visible before Commit")
 	}
-	if err := w.Commit([]byte("{}\n"), []byte("{}\n")); err != nil {
+	if err := w.Commit(docs("A")); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := os.ReadFile(filepath.Join(dir, DatasetFile))
+	if string(first) != `{"id": "a"}`+"\n" {
+		t.Errorf("dataset = %q", first)
+	}
 
 	w2, err := Create(dir) // the lock was released by Commit
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2.Accepted(&Accepted{ID: "c"})
+	w2.Write(DatasetFile, []byte(`{"id": "c"}`))
 	w2.Abort()
 	if now, _ := os.ReadFile(filepath.Join(dir, DatasetFile)); string(now) != string(first) {
 		t.Error("an aborted run changed the committed dataset")
 	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "*.partial")); len(left) != 0 {
-		t.Errorf("temporary files left: %v", left)
+	if left, _ := os.ReadDir(filepath.Join(dir, StateDir, stagingName)); len(left) != 0 {
+		t.Errorf("staged files left after Abort: %v", left)
+	}
+
+	w3, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w3.Write(DatasetFile, []byte(`{"id": "d"}`))
+	stash, err := w3.Stash(docs("C"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, DatasetFile)); string(now) != string(first) {
+		t.Error("a stashed run changed the committed dataset")
+	}
+	if got, _ := os.ReadFile(filepath.Join(stash, DatasetFile)); string(got) != `{"id": "d"}`+"\n" {
+		t.Errorf("stash %s holds %q", stash, got)
+	}
+}
+
+// The two runs of the commit test: in A, "x" is accepted; in B it is
+// rejected and "y" moved the other way. A reader mixing them would see an
+// id twice or stats of the wrong run.
+var runs = map[string]struct{ accepted, rejected []string }{
+	"A": {accepted: []string{"x", "z"}, rejected: []string{"y"}},
+	"B": {accepted: []string{"y", "z"}, rejected: []string{"x", "w"}},
+}
+
+func commitRun(dir, tag string) error {
+	w, err := Create(dir)
+	if err != nil {
+		return err
+	}
+	for _, id := range runs[tag].accepted {
+		w.Write(DatasetFile, []byte(fmt.Sprintf(`{"id": %q, "run": %q}`, id, tag)))
+	}
+	for _, id := range runs[tag].rejected {
+		w.Write(RejectedFile, []byte(fmt.Sprintf(`{"id": %q, "reason_codes": ["r"], "run": %q}`, id, tag)))
+	}
+	return w.Commit(docs(tag))
+}
+
+func TestMain(m *testing.M) {
+	// The child of TestKillAtEveryCommitStep: commit run B and die at the
+	// fault point named by PGRULES_TEST_KILL_AT.
+	if dir := os.Getenv("PGRULES_TEST_COMMIT_DIR"); dir != "" {
+		if err := commitRun(dir, "B"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// readerSees opens the out dir as every pgrules reader does and returns
+// which run each of the four files belongs to.
+func readerSees(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	c, err := OpenCommitted(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seen := map[string]string{}
+	for name, f := range c.Files {
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags := map[string]bool{}
+		for _, tag := range []string{"A", "B"} {
+			if bytes.Contains(b, []byte(`"run": "`+tag+`"`)) {
+				tags[tag] = true
+			}
+		}
+		if len(tags) != 1 {
+			t.Fatalf("%s mixes runs: %q", name, b)
+		}
+		for tag := range tags {
+			seen[name] = tag
+		}
+	}
+	return seen
+}
+
+func TestKillAtEveryCommitStep(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, point := range CommitFaultPoints {
+		t.Run(point, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := commitRun(dir, "A"); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), "PGRULES_TEST_COMMIT_DIR="+dir, "PGRULES_TEST_KILL_AT="+point)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("child was not killed at %s: %v\n%s", point, err, out)
+			}
+			seen := readerSees(t, dir)
+			if len(seen) != 4 {
+				t.Fatalf("reader sees %d files after a kill at %s: %v", len(seen), point, seen)
+			}
+			want := seen[ManifestFile]
+			for name, tag := range seen {
+				if tag != want {
+					t.Errorf("after a kill at %s the reader sees %s of run %s but the manifest of run %s", point, name, tag, want)
+				}
+			}
+			// Before the journal exists the old set stands; from then on, the new.
+			if wantTag := map[bool]string{true: "A", false: "B"}[point == "staged"]; want != wantTag {
+				t.Errorf("after a kill at %s the reader sees run %s, want %s", point, want, wantTag)
+			}
+			if _, err := os.Stat(filepath.Join(dir, StateDir, journalFile)); !os.IsNotExist(err) {
+				t.Errorf("the journal is still there after a reader rolled forward: %v", err)
+			}
+			// And the next run starts clean.
+			if err := commitRun(dir, "A"); err != nil {
+				t.Fatalf("a run after the kill: %v", err)
+			}
+			for name, tag := range readerSees(t, dir) {
+				if tag != "A" {
+					t.Errorf("after the next commit %s is of run %s", name, tag)
+				}
+			}
+		})
 	}
 }
 
 func TestReadPriorDropsTornAndDuplicateLines(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, DatasetFile), []byte(`{"id": "a"}`+"\n"+`{"id": "b"}`+"\n"+`{"id": "c", "resp`), 0o644)
-	os.WriteFile(filepath.Join(dir, RejectedFile), []byte(`{"id": "b", "reason_codes": ["x"]}`+"\n"+`{"id": "d", "reason_codes": ["parse_failed"]}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, RejectedFile), []byte(`{"id": "b", "reason_codes": ["x"]}`+"\n"+`{"id": "d", "reason_codes": ["parse_failed"]}`+"\n"+`{"id": "e", "reason_codes": ["teacher_error"]}`+"\n"), 0o644)
 	p, err := ReadPrior(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if len(p.Records) != 3 || p.Records[p.ByID["d"]].ReasonCodes[0] != "parse_failed" || !p.Records[p.ByID["b"]].Accepted {
+	if len(p.Records) != 4 || p.Records[p.ByID["d"]].ReasonCodes[0] != "parse_failed" || !p.Records[p.ByID["b"]].Accepted {
 		t.Errorf("records %+v", p.Records)
+	}
+	if p.Records[p.ByID["d"]].TeacherFailed || !p.Records[p.ByID["e"]].TeacherFailed {
+		t.Error("a teacher_error record must be marked as a teacher failure, a gate rejection not")
 	}
 	joined := strings.Join(p.Problems, "\n")
 	if !strings.Contains(joined, "dataset_v1.jsonl:3: torn last line") || !strings.Contains(joined, `dataset_v1_rejected.jsonl:1: id "b" is already in the dataset`) {
@@ -59,5 +211,22 @@ func TestReadPriorDropsTornAndDuplicateLines(t *testing.T) {
 	line, err := p.Records[p.ByID["d"]].Line()
 	if err != nil || string(line) != `{"id": "d", "reason_codes": ["parse_failed"]}` {
 		t.Errorf("Line = %q, %v", line, err)
+	}
+}
+
+func TestReadPriorNoticesFilesThatDoNotMatchTheManifest(t *testing.T) {
+	dir := t.TempDir()
+	if err := commitRun(dir, "A"); err != nil {
+		t.Fatal(err)
+	}
+	man := `{"outputs": {"dataset": {"sha256": "0000"}}}`
+	os.WriteFile(filepath.Join(dir, ManifestFile), []byte(man), 0o644)
+	p, err := ReadPrior(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !strings.Contains(strings.Join(p.Problems, "\n"), "does not match the sha256 in dataset_v1_manifest.json") {
+		t.Errorf("problems: %v", p.Problems)
 	}
 }

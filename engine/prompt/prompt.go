@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/pgrules/pgrules/engine/inputs"
 )
 
 // Placeholders are the names a template may use, each as {name}.
@@ -154,4 +156,15 @@ func numbered(items []string) string {
 		return "(none)"
 	}
 	return b.String()
+}
+
+// FieldsOf takes a joined sample's fields for the template; the sample
+// must have a plan and a draft with text (the join checked it).
+func FieldsOf(s inputs.Sample) Fields {
+	f := Fields{Prompt: s.Plan.Prompt, DraftOutput: *s.Draft.OutputText, PayloadType: s.Plan.PayloadType}
+	if s.Critique != nil && s.Critique.Critique != nil {
+		f.CritiqueJSON = s.Critique.Raw
+		f.RewriteInstructions = s.Critique.Critique.RewriteInstructions
+	}
+	return f
 }

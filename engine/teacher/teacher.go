@@ -24,6 +24,13 @@ import (
 // ErrStopRun wraps the cause when no further call can succeed.
 var ErrStopRun = errors.New("stopping the run early")
 
+// DefaultMaxRetryWait caps a single wait when the policy names none.
+const DefaultMaxRetryWait = 60 * time.Second
+
+// pauseWorthLogging is how long a wait must be before the run says why it
+// is not moving.
+const pauseWorthLogging = 5 * time.Second
+
 // Policy is how calls are made.
 type Policy struct {
 	Concurrency int
@@ -32,6 +39,10 @@ type Policy struct {
 	MaxRetries  int
 	BaseDelay   time.Duration
 	MaxDelay    time.Duration
+	// MaxRetryWait caps any single wait, a server's Retry-After included.
+	// A call told to wait longer fails after waiting MaxRetryWait, and so
+	// do the calls that start while that longer wait lasts, at once.
+	MaxRetryWait time.Duration
 	// FatalAfter stops the run when the first N calls all failed with the
 	// same non-retryable (fatal) code.
 	FatalAfter int
@@ -61,13 +72,17 @@ type Caller struct {
 	req *rate.Limiter
 	tok *rate.Limiter
 
-	mu         sync.Mutex
-	notBefore  time.Time // shared Retry-After floor
-	stats      Stats
-	fatalCode  string
-	fatalCount int
-	anyOK      bool
-	stopped    error
+	mu        sync.Mutex
+	notBefore time.Time // shared Retry-After floor
+	// refusedUntil is the end of a Retry-After longer than MaxRetryWait.
+	refusedUntil time.Time
+	refusal      *providers.Error
+	lastPauseLog time.Time
+	stats        Stats
+	fatalCode    string
+	fatalCount   int
+	anyOK        bool
+	stopped      error
 }
 
 // New wraps p.
@@ -78,6 +93,10 @@ func New(p Generator, pol Policy, log zerolog.Logger) *Caller {
 	if pol.MaxDelay <= 0 {
 		pol.MaxDelay = time.Minute
 	}
+	if pol.MaxRetryWait <= 0 {
+		pol.MaxRetryWait = DefaultMaxRetryWait
+	}
+	pol.MaxDelay = min(pol.MaxDelay, pol.MaxRetryWait)
 	c := &Caller{p: p, pol: pol, log: log, stats: Stats{ByCode: map[string]int{}}}
 	if pol.RPM > 0 {
 		// A burst of one keeps the pace even from the first second, so a
@@ -93,6 +112,10 @@ func New(p Generator, pol Policy, log zerolog.Logger) *Caller {
 // Generate makes one call under the policy.
 func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
 	if err := c.stoppedErr(); err != nil {
+		return providers.Response{}, err
+	}
+	if err := c.refused(); err != nil {
+		c.noteFailure(err)
 		return providers.Response{}, err
 	}
 	bo := backoff.NewExponentialBackOff()
@@ -112,12 +135,15 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 		}
 		var pe *providers.Error
 		if !errors.As(err, &pe) || pe.Kind != providers.KindRetryable || attempt >= c.pol.MaxRetries {
-			if stop := c.noteFailure(pe); stop != nil {
+			if stop := c.noteFailure(err); stop != nil {
 				return providers.Response{}, stop
 			}
 			return providers.Response{}, err
 		}
 		delay := bo.NextBackOff()
+		if pe.RetryAfter > c.pol.MaxRetryWait {
+			return providers.Response{}, c.refuse(ctx, req, pe)
+		}
 		if pe.RetryAfter > 0 {
 			c.mu.Lock()
 			// Every worker waits for the server's Retry-After, not just
@@ -129,15 +155,80 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 			c.mu.Unlock()
 			delay = max(delay, pe.RetryAfter)
 		}
+		delay = min(delay, c.pol.MaxRetryWait)
 		c.mu.Lock()
 		c.stats.Retries++
 		c.mu.Unlock()
 		c.log.Debug().Str("id", req.ID).Str("code", pe.Code).Dur("delay", delay).Int("attempt", attempt+1).Msg("retrying teacher call")
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return providers.Response{}, ctx.Err()
+		if delay > pauseWorthLogging {
+			c.log.Warn().Str("id", req.ID).Str("code", pe.Code).Str("wait", delay.Round(time.Second).String()).Int("attempt", attempt+1).
+				Msgf("teacher call failed (%s); waiting %s before retrying", pe.Error(), delay.Round(time.Second))
 		}
+		if err := sleep(ctx, delay); err != nil {
+			return providers.Response{}, err
+		}
+	}
+}
+
+// refuse handles a Retry-After longer than MaxRetryWait: this call waits
+// MaxRetryWait and fails; calls starting before the server's time is up
+// fail at once (see refused) instead of each waiting again.
+func (c *Caller) refuse(ctx context.Context, req providers.Request, pe *providers.Error) error {
+	wait := c.pol.MaxRetryWait
+	err := &providers.Error{
+		Kind: providers.KindFailed, Code: pe.Code, StatusCode: pe.StatusCode, Attempts: pe.Attempts,
+		Message: fmt.Sprintf("the server asked to wait %s (Retry-After), longer than max_retry_wait %s: %s", pe.RetryAfter.Round(time.Second), wait, pe.Message),
+	}
+	c.mu.Lock()
+	if until := time.Now().Add(pe.RetryAfter); until.After(c.refusedUntil) {
+		c.refusedUntil, c.refusal = until, err
+	}
+	c.mu.Unlock()
+	c.log.Warn().Str("id", req.ID).Str("code", pe.Code).Str("retry_after", pe.RetryAfter.Round(time.Second).String()).Str("wait", wait.String()).
+		Msgf("the teacher asked to wait %s, longer than max_retry_wait %s: waiting %s, then failing the calls it refuses", pe.RetryAfter.Round(time.Second), wait, wait)
+	if serr := sleep(ctx, wait); serr != nil {
+		return serr
+	}
+	c.noteFailure(err)
+	return err
+}
+
+// refused fails a call at once while a Retry-After longer than
+// MaxRetryWait lasts.
+func (c *Caller) refused() *providers.Error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusal != nil && time.Now().Before(c.refusedUntil) {
+		return c.refusal
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// logPause says why the run is not moving, once per pause of all workers
+// rather than once per worker.
+func (c *Caller) logPause(d time.Duration, why string) {
+	if d <= pauseWorthLogging {
+		return
+	}
+	c.mu.Lock()
+	quiet := time.Since(c.lastPauseLog) < d
+	if !quiet {
+		c.lastPauseLog = time.Now()
+	}
+	c.mu.Unlock()
+	if !quiet {
+		c.log.Warn().Str("wait", d.Round(time.Second).String()).Msgf("pausing teacher calls for %s: %s", d.Round(time.Second), why)
 	}
 }
 
@@ -164,16 +255,20 @@ func (c *Caller) wait(ctx context.Context, req providers.Request) error {
 	c.mu.Unlock()
 	if until > 0 {
 		// Jitter spreads the workers released by one Retry-After.
-		until += time.Duration(rand.Int64N(int64(until/10) + 1))
-		select {
-		case <-time.After(until):
-		case <-ctx.Done():
-			return ctx.Err()
+		until = min(until+time.Duration(rand.Int64N(int64(until/10)+1)), c.pol.MaxRetryWait)
+		c.logPause(until, "the teacher asked every worker to wait (Retry-After)")
+		if err := sleep(ctx, until); err != nil {
+			return err
 		}
 	}
 	if c.req != nil {
-		if err := c.req.Wait(ctx); err != nil {
-			return err
+		r := c.req.Reserve()
+		if d := r.Delay(); d > 0 {
+			c.logPause(d, fmt.Sprintf("rate limit of %g requests per minute", c.pol.RPM))
+			if err := sleep(ctx, d); err != nil {
+				r.Cancel()
+				return err
+			}
 		}
 	}
 	if c.tok != nil {
@@ -204,11 +299,18 @@ func (c *Caller) account(resp providers.Response, err error) {
 
 // noteFailure counts a final failure and decides whether the run should
 // stop: the first FatalAfter calls all failed fatally with one code.
-func (c *Caller) noteFailure(pe *providers.Error) error {
+func (c *Caller) noteFailure(err error) error {
+	var pe *providers.Error
+	errors.As(err, &pe)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stats.Failed++
 	if c.stopped != nil {
+		return c.stopped
+	}
+	if pe != nil && pe.Code == providers.CodePluginCrashed {
+		// The restart budget is spent: every further call would fail.
+		c.stopped = fmt.Errorf("%w: %s", ErrStopRun, pe.Message)
 		return c.stopped
 	}
 	if pe == nil || pe.Kind != providers.KindFatal || c.anyOK || c.pol.FatalAfter <= 0 {

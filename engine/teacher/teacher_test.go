@@ -163,3 +163,81 @@ type scriptedUsage struct{ tokens int64 }
 func (s *scriptedUsage) Generate(context.Context, providers.Request) (providers.Response, error) {
 	return providers.Response{Usage: providers.Usage{TotalTokens: s.tokens}}, nil
 }
+
+func TestRetryAfterLongerThanMaxRetryWaitFailsAfterTheCap(t *testing.T) {
+	s := &scripted{fn: func(int64) error {
+		return &providers.Error{Kind: providers.KindRetryable, Code: "http_429", StatusCode: 429, RetryAfter: 100000 * time.Second, Message: "slow down"}
+	}}
+	var logs strings.Builder
+	c := New(s, Policy{MaxRetries: 5, BaseDelay: time.Millisecond, MaxRetryWait: 200 * time.Millisecond}, zerolog.New(&logs))
+	start := time.Now()
+	_, err := c.Generate(context.Background(), providers.Request{ID: "a"})
+	took := time.Since(start)
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Code != "http_429" || !strings.Contains(pe.Message, "longer than max_retry_wait 200ms") {
+		t.Fatalf("err = %v", err)
+	}
+	if took < 200*time.Millisecond || took > 2*time.Second {
+		t.Errorf("took %s, want the capped wait of 200ms", took)
+	}
+	if !strings.Contains(logs.String(), `"level":"warn"`) {
+		t.Errorf("no warn line:\n%s", logs.String())
+	}
+	// While the server's Retry-After lasts, other calls fail at once
+	// without asking it again.
+	start = time.Now()
+	if _, err := c.Generate(context.Background(), providers.Request{ID: "b"}); err == nil {
+		t.Error("a call during the refused period succeeded")
+	}
+	if time.Since(start) > 100*time.Millisecond || s.calls.Load() != 1 {
+		t.Errorf("a call during the refused period waited %s / asked the server (%d calls)", time.Since(start), s.calls.Load())
+	}
+	if st := c.Stats(); st.Failed != 2 {
+		t.Errorf("stats %+v: both calls count as failures", st)
+	}
+}
+
+func TestBackoffNeverWaitsLongerThanMaxRetryWait(t *testing.T) {
+	s := &scripted{fn: func(n int64) error {
+		if n == 1 {
+			return &providers.Error{Kind: providers.KindRetryable, Code: "http_503", RetryAfter: 150 * time.Millisecond}
+		}
+		return nil
+	}}
+	c := New(s, Policy{MaxRetries: 3, BaseDelay: time.Hour, MaxDelay: time.Hour, MaxRetryWait: 300 * time.Millisecond}, zerolog.Nop())
+	start := time.Now()
+	if _, err := c.Generate(context.Background(), providers.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a backoff of an hour was not capped at 300ms: took %s", took)
+	}
+}
+
+func TestPluginCrashBudgetSpentStopsTheRun(t *testing.T) {
+	s := &scripted{fn: func(int64) error {
+		return &providers.Error{Kind: providers.KindFatal, Code: providers.CodePluginCrashed, Message: "plugin died 4 times"}
+	}}
+	// Calls had succeeded before: the fatal_after rule alone would not stop.
+	c := New(s, Policy{FatalAfter: 5}, zerolog.Nop())
+	c.anyOK = true
+	_, err := c.Generate(context.Background(), providers.Request{})
+	if !errors.Is(err, ErrStopRun) || !strings.Contains(err.Error(), "plugin died 4 times") {
+		t.Fatalf("err = %v, want ErrStopRun", err)
+	}
+	if _, err := c.Generate(context.Background(), providers.Request{}); !errors.Is(err, ErrStopRun) || s.calls.Load() != 1 {
+		t.Errorf("after the stop: err=%v calls=%d", err, s.calls.Load())
+	}
+}
+
+func TestLongRateLimitPauseIsLoggedOnce(t *testing.T) {
+	var logs strings.Builder
+	c := New(&scripted{}, Policy{RPM: 60.0 / 6}, zerolog.New(&logs)) // one call per 6 s
+	c.Generate(context.Background(), providers.Request{})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	c.Generate(ctx, providers.Request{}) // waits ~6 s: cancelled, but logged first
+	if n := strings.Count(logs.String(), "pausing teacher calls"); n != 1 {
+		t.Errorf("%d pause lines, want 1:\n%s", n, logs.String())
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// An outage never replaces a good dataset, and --resume finishes the job
+// once the teacher is back, asking only for what failed.
+func TestOutageKeepsTheDatasetAndResumeRetriesFailures(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 0)
+	work := t.TempDir()
+	out := filepath.Join(work, "out")
+	if b, err := localRun(t, bin, work, out, srv, "--limit", "10").CombinedOutput(); err != nil {
+		t.Fatalf("good run: %v\n%s", err, b)
+	}
+	before := sums(t, out)
+
+	srv.failWith(func(string) (int, map[string]string, string) {
+		return 500, nil, `{"error": {"message": "internal error", "code": 500}}`
+	})
+	b, err := localRun(t, bin, work, out, srv, "--max-retries", "1").CombinedOutput()
+	if exitCode(err) != 1 {
+		t.Fatalf("run during an outage: exit %d, want 1\n%s", exitCode(err), b)
+	}
+	for _, frag := range []string{"NOT committed", "unhealthy", "teacher answers failed", "http_500", "unchanged", ".pgrules/last-failed-run"} {
+		if !strings.Contains(string(b), frag) {
+			t.Errorf("the message does not say %q:\n%s", frag, b)
+		}
+	}
+	if after := sums(t, out); !maps.Equal(before, after) {
+		t.Fatalf("the outage changed the committed outputs")
+	}
+
+	// Commit a run with failures anyway, then --resume with the teacher back.
+	srv.failWith(func(prompt string) (int, map[string]string, string) {
+		if strings.Contains(prompt, "Lisbon") || strings.Contains(prompt, "Tokyo") || strings.Contains(prompt, "Paris") {
+			return 500, nil, `{"error": {"message": "internal error"}}`
+		}
+		return 0, nil, ""
+	})
+	b, err = localRun(t, bin, work, out, srv, "--max-retries", "0", "--allow-unhealthy").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--allow-unhealthy: %v\n%s", err, b)
+	}
+	failed := idsWithReason(t, filepath.Join(out, "dataset_v1_rejected.jsonl"), "teacher_error")
+	if len(failed) == 0 {
+		t.Fatalf("no teacher_error record to resume:\n%s", b)
+	}
+	srv.failWith(nil)
+	srv.reset()
+	if b, err := localRun(t, bin, work, out, srv, "--resume").CombinedOutput(); err != nil {
+		t.Fatalf("--resume: %v\n%s", err, b)
+	}
+	if calls, _ := srv.counts(); calls != len(failed) {
+		t.Errorf("--resume made %d calls, want %d (the teacher failures, nothing else)", calls, len(failed))
+	}
+	if left := idsWithReason(t, filepath.Join(out, "dataset_v1_rejected.jsonl"), "teacher_error"); len(left) != 0 {
+		t.Errorf("teacher_error records left after --resume: %v", left)
+	}
+	accepted := string(must(os.ReadFile(filepath.Join(out, "dataset_v1.jsonl"))))
+	for _, id := range failed {
+		if !strings.Contains(accepted, `"id": "`+id+`"`) {
+			t.Errorf("%s failed before and is not accepted after --resume", id)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func idsWithReason(t *testing.T, path, reason string) []string {
+	t.Helper()
+	var ids []string
+	for _, line := range strings.Split(string(must(os.ReadFile(path))), "\n") {
+		if strings.Contains(line, `"reason_codes": ["`+reason+`"]`) {
+			id := strings.TrimPrefix(line, `{"id": "`)
+			ids = append(ids, id[:strings.Index(id, `"`)])
+		}
+	}
+	return ids
+}
+
+// A Retry-After of 27 hours does not hold the run: the wait is capped,
+// the call fails, the run ends unhealthy within seconds and says why.
+func TestRetryAfterLongerThanTheCapEndsTheRunQuickly(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 0)
+	srv.failWith(func(string) (int, map[string]string, string) {
+		return 429, map[string]string{"Retry-After": "100000"}, `{"error": {"message": "rate limited"}}`
+	})
+	work := t.TempDir()
+	out := filepath.Join(work, "out")
+	start := time.Now()
+	cmd := localRun(t, bin, work, out, srv, "--max-retry-wait", "2s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	took := time.Since(start)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d, want 1\n%s", exitCode(err), stderr.String())
+	}
+	if took > 20*time.Second {
+		t.Errorf("the run took %s; a 2s cap must end it within seconds", took)
+	}
+	log := stderr.String()
+	if !strings.Contains(log, `"level":"warn"`) || !strings.Contains(log, "longer than max_retry_wait 2s") {
+		t.Errorf("no warn line about the capped wait:\n%s", log)
+	}
+	if calls, _ := srv.counts(); calls > 6 {
+		t.Errorf("%d calls: calls starting during the refused period must fail without asking again", calls)
+	}
+	if _, err := os.Stat(filepath.Join(out, "dataset_v1.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("an unhealthy first run created outputs: %v", err)
+	}
+}

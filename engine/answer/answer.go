@@ -1,0 +1,92 @@
+// Package answer is the answer stage of a run: it gets the teacher's text
+// for a rendered prompt from the response cache when it holds one, and
+// otherwise from the teacher, storing what the teacher says before anyone
+// uses it — once paid for, an answer survives a crash at any later point.
+package answer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pgrules/pgrules/engine/cache"
+	"github.com/pgrules/pgrules/providers"
+)
+
+// Teacher is the provider behind the call policy.
+type Teacher interface {
+	Generate(ctx context.Context, req providers.Request) (providers.Response, error)
+}
+
+// ErrNoCachedAnswer is an offline run's miss: the cache has no answer and
+// no teacher may be asked.
+var ErrNoCachedAnswer = errors.New("no cached answer")
+
+// Answer is the teacher's text and how it was obtained.
+type Answer struct {
+	Text     string
+	Response providers.Response
+	// CacheHit: the answer came from the cache; Called: from a teacher call.
+	CacheHit, Called bool
+}
+
+// Source answers prompts. It is safe for concurrent use.
+type Source struct {
+	// Cache is nil when caching is off.
+	Cache *cache.Cache
+	// Teacher is nil in an offline run.
+	Teacher Teacher
+	// Provider and Identity name the teacher in cache keys.
+	Provider string
+	Identity []byte
+	// KeyByID adds the sample id to cache keys, for providers whose
+	// answers depend on it (dryrun).
+	KeyByID bool
+	// Refresh skips cache reads but still stores new answers.
+	Refresh bool
+	Log     zerolog.Logger
+}
+
+// Key is the cache key of req.
+func (s *Source) Key(req providers.Request) string {
+	parts := cache.KeyParts{Provider: s.Provider, IdentityJSON: s.Identity, System: req.System, Prompt: req.Prompt}
+	if s.KeyByID {
+		parts.SampleID = req.ID
+	}
+	return cache.Key(parts)
+}
+
+// Answer returns the text for req. A teacher failure is returned as is
+// (typed *providers.Error where the provider classified it); an offline
+// miss is ErrNoCachedAnswer.
+func (s *Source) Answer(ctx context.Context, req providers.Request) (Answer, error) {
+	var key string
+	if s.Cache != nil {
+		key = s.Key(req)
+		if !s.Refresh {
+			e, ok, err := s.Cache.Get(key)
+			if err != nil {
+				s.Log.Warn().Err(err).Str("id", req.ID).Msg("cache read failed; asking the teacher")
+			} else if ok {
+				return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true}, nil
+			}
+		}
+	}
+	if s.Teacher == nil {
+		return Answer{}, ErrNoCachedAnswer
+	}
+	resp, err := s.Teacher.Generate(ctx, req)
+	if err != nil {
+		return Answer{Called: true}, err
+	}
+	if s.Cache != nil {
+		// Wall-clock time even under SOURCE_DATE_EPOCH: it is what
+		// `cache prune --older-than` measures.
+		if err := s.Cache.Put(key, cache.Entry{Text: resp.Text, Teacher: resp, StoredAt: time.Now().UTC()}); err != nil {
+			s.Log.Warn().Err(err).Str("id", req.ID).Msg("cache write failed; this answer will be paid for again on a rerun")
+		}
+	}
+	return Answer{Text: resp.Text, Response: resp, Called: true}, nil
+}

@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/pgrules/pgrules/engine/judge"
+	"github.com/pgrules/pgrules/engine/teacher"
+	"github.com/pgrules/pgrules/rules"
+)
+
+// DefaultMaxTeacherFailureRate is the share of answered-or-failed samples
+// that may end in a teacher failure before a run is unhealthy.
+const DefaultMaxTeacherFailureRate = 0.1
+
+// Health is whether a run may replace the committed outputs. A run is
+// unhealthy when any gate failed to evaluate, when more than
+// MaxTeacherFailureRate of the samples that needed an answer got a
+// teacher failure instead, or when it stopped early (the first calls all
+// failed the same fatal way, or the plugin kept crashing).
+type Health struct {
+	Healthy bool `json:"healthy"`
+	// Asked counts samples of this run that needed a teacher answer.
+	Asked           int     `json:"asked"`
+	TeacherFailures int     `json:"teacher_failures"`
+	FailureRate     float64 `json:"teacher_failure_rate"`
+	MaxFailureRate  float64 `json:"max_teacher_failure_rate"`
+	GateErrors      int     `json:"gate_errors"`
+	// Failures counts teacher failures by error code, with one message
+	// each, so the cause is visible without opening the rejected file.
+	Failures []FailureCount `json:"teacher_failures_by_code,omitempty"`
+	// GateErrorSample is one gate error message.
+	GateErrorSample string `json:"gate_error_sample,omitempty"`
+	// Stopped is why the run stopped before the last sample, if it did.
+	Stopped string `json:"stopped,omitempty"`
+	// Reasons says in a few words why the run is unhealthy.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// FailureCount is one teacher error code.
+type FailureCount struct {
+	Code    string `json:"code"`
+	Count   int    `json:"count"`
+	Message string `json:"message"`
+}
+
+type healthTally struct {
+	asked, failures, gateErrors int
+	byCode                      map[string]*FailureCount
+	gateErrorMsg                string
+}
+
+func newHealthTally() *healthTally { return &healthTally{byCode: map[string]*FailureCount{}} }
+
+// observe counts one fresh record of this run; records kept from a
+// previous run were judged healthy when they were committed.
+func (h *healthTally) observe(r *result) {
+	if r.asked {
+		h.asked++
+	}
+	v := r.verdict
+	if v.Rejected != nil {
+		for _, rc := range v.Rejected.ReasonCodes {
+			if rc == judge.ReasonTeacherError {
+				h.failures++
+				code, msg := "error", ""
+				if t := v.Rejected.Teacher; t != nil && t.Error != nil {
+					code, msg = t.Error.Code, t.Error.Message
+				}
+				fc := h.byCode[code]
+				if fc == nil {
+					fc = &FailureCount{Code: code, Message: msg}
+					h.byCode[code] = fc
+				}
+				fc.Count++
+			}
+		}
+	}
+	if gateErr := gateError(v); gateErr != "" {
+		h.gateErrors++
+		if h.gateErrorMsg == "" {
+			h.gateErrorMsg = gateErr
+		}
+	}
+}
+
+// gateError returns the message of the first gate that failed to
+// evaluate, in any action (a broken shadow gate is broken too).
+func gateError(v judge.Verdict) string {
+	var codes, warns []string
+	var gates json.RawMessage
+	if v.Accepted != nil {
+		warns, gates = v.Accepted.Quality.Warnings, v.Accepted.Quality.Gates
+	} else if v.Rejected != nil {
+		codes, warns, gates = v.Rejected.ReasonCodes, v.Rejected.Warnings, v.Rejected.Gates
+	}
+	if !slices.Contains(codes, rules.ReasonGateError) && !slices.Contains(warns, rules.ReasonGateError) {
+		return ""
+	}
+	var byName map[string]struct {
+		ReasonCode string `json:"reason_code"`
+		Details    struct {
+			Error string `json:"error"`
+		} `json:"details"`
+	}
+	_ = json.Unmarshal(gates, &byName)
+	for name, g := range byName {
+		if g.ReasonCode == rules.ReasonGateError {
+			return "gate " + name + ": " + g.Details.Error
+		}
+	}
+	return "a gate failed to evaluate"
+}
+
+func (h *healthTally) verdict(maxRate float64, stopped error) Health {
+	hl := Health{Asked: h.asked, TeacherFailures: h.failures, GateErrors: h.gateErrors, MaxFailureRate: maxRate, GateErrorSample: h.gateErrorMsg}
+	if h.asked > 0 {
+		hl.FailureRate = float64(h.failures) / float64(h.asked)
+	}
+	for _, fc := range h.byCode {
+		hl.Failures = append(hl.Failures, *fc)
+	}
+	sort.Slice(hl.Failures, func(i, j int) bool {
+		a, b := hl.Failures[i], hl.Failures[j]
+		return a.Count > b.Count || a.Count == b.Count && a.Code < b.Code
+	})
+	if stopped != nil {
+		hl.Stopped = strings.TrimPrefix(stopped.Error(), teacher.ErrStopRun.Error()+": ")
+		hl.Reasons = append(hl.Reasons, "the run stopped early: "+hl.Stopped)
+	}
+	if h.gateErrors > 0 {
+		hl.Reasons = append(hl.Reasons, fmt.Sprintf("%d sample(s) ended in gate_error (%s)", h.gateErrors, h.gateErrorMsg))
+	}
+	if hl.FailureRate > maxRate && stopped == nil {
+		why := fmt.Sprintf("%d of %d teacher answers failed (%.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked, 100*hl.FailureRate, 100*maxRate)
+		if len(hl.Failures) > 0 {
+			top := hl.Failures[0]
+			why += fmt.Sprintf("; most common: %s ×%d: %s", top.Code, top.Count, clip(top.Message, 200))
+		}
+		hl.Reasons = append(hl.Reasons, why)
+	}
+	hl.Healthy = len(hl.Reasons) == 0
+	return hl
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// ErrUnhealthy is wrapped by UnhealthyError.
+var ErrUnhealthy = errors.New("unhealthy run")
+
+// UnhealthyError reports a run that was not committed because it is
+// unhealthy; its outputs were kept in StashDir.
+type UnhealthyError struct {
+	Health   Health
+	StashDir string
+}
+
+func (e *UnhealthyError) Error() string {
+	return "unhealthy run: " + strings.Join(e.Health.Reasons, "; ")
+}
+
+func (e *UnhealthyError) Unwrap() error { return ErrUnhealthy }
