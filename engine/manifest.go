@@ -77,7 +77,7 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 	m.Inputs = map[string]any{}
 	for name, f := range map[string]*inputs.File{"prompt_plan": set.Plan, "drafts": set.Drafts, "critiques": set.Critiques} {
 		if f != nil {
-			m.Inputs[name] = map[string]any{"path": f.Path, "sha256": f.SHA256, "bytes": f.Bytes, "records": f.Records, "problems": len(f.Problems)}
+			m.Inputs[name] = map[string]any{"path": f.Path, "sha256": f.SHA256, "bytes": f.Bytes, "records": f.Records, "problems": f.ProblemCount}
 		}
 	}
 	if d.Rules != nil {
@@ -96,7 +96,7 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 	s := res.Stats.Summary
 	m.Counts = map[string]int{
 		"total_inputs": s.TotalInputs, "accepted": s.Accepted, "rejected": s.Rejected,
-		"resumed": s.Resumed, "processed_this_run": s.Processed, "input_problems": len(res.Problems),
+		"resumed": s.Resumed, "processed_this_run": s.Processed, "input_problems": res.ProblemCount,
 		"no_cached_answer": res.NoCachedAnswer,
 	}
 	m.Outputs = map[string]output.FileInfo{"dataset": res.Dataset, "rejected": res.Rejected, "stats": statsFile}

@@ -93,7 +93,28 @@ type Result struct {
 	Remaining int
 	// NoCachedAnswer counts samples an offline run could not answer.
 	NoCachedAnswer int
-	Problems       []inputs.Problem
+	// Problems are the first bad input lines of each file; ProblemCount
+	// counts them all.
+	Problems     []inputs.Problem
+	ProblemCount int
+}
+
+// problemsLogged is how many bad lines of one input file are logged one
+// by one; the rest are counted.
+const problemsLogged = 10
+
+func logProblems(log zerolog.Logger, set *inputs.Set) {
+	for _, f := range []*inputs.File{set.Plan, set.Drafts, set.Critiques} {
+		if f == nil {
+			continue
+		}
+		for _, p := range f.Problems[:min(len(f.Problems), problemsLogged)] {
+			log.Warn().Str("where", fmt.Sprintf("%s:%d", p.File, p.Line)).Msg(p.Error())
+		}
+		if more := f.ProblemCount - problemsLogged; more > 0 {
+			log.Warn().Str("file", f.Path).Int("more", more).Msgf("%s: %d more bad line(s) not shown; the first %d are in dataset_v1_stats.json (input_problems)", f.Path, more, inputs.MaxProblemsKept)
+		}
+	}
 }
 
 // ErrInterrupted reports a run stopped by its context (Ctrl-C): nothing
@@ -105,15 +126,16 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	opt = opt.withDefaults()
 	log := d.Log
 
-	set, err := inputs.Open(opt.Inputs)
+	set, err := inputs.Open(ctx, opt.Inputs)
 	if err != nil {
+		if ctx.Err() != nil {
+			return &Result{Interrupted: true}, ErrInterrupted
+		}
 		return nil, err
 	}
 	defer set.Close()
 	problems := set.Problems()
-	for _, p := range problems {
-		log.Warn().Str("where", fmt.Sprintf("%s:%d", p.File, p.Line)).Msg(p.Error())
-	}
+	logProblems(log, set)
 
 	w, err := output.Create(opt.OutDir)
 	if err != nil {
@@ -156,7 +178,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	})
 	t.finishProgress()
 
-	res := &Result{Problems: problems, Changes: t.changes.summary(), NoCachedAnswer: t.noCachedAnswer}
+	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.summary(), NoCachedAnswer: t.noCachedAnswer}
 	if stopped.ioErr != nil {
 		return nil, stopped.ioErr
 	}
@@ -167,7 +189,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		return res, ErrInterrupted
 	}
 
-	res.Stats = t.report(work, problems, d)
+	res.Stats = t.report(work, problems, set.ProblemCount(), d)
 	if res.Dataset, err = w.Info(output.DatasetFile); err == nil {
 		res.Rejected, err = w.Info(output.RejectedFile)
 	}

@@ -113,9 +113,9 @@ func (t *tally) finishProgress() {
 }
 
 // report builds the stats document.
-func (t *tally) report(w work, problems []inputs.Problem, d Deps) stats.Stats {
+func (t *tally) report(w work, problems []inputs.Problem, problemCount int, d Deps) stats.Stats {
 	st := t.stats.Report()
-	st.Skipped.InputProblems = len(problems)
+	st.Skipped.InputProblems = problemCount
 	for _, p := range problems[:min(len(problems), 100)] {
 		st.InputProblems = append(st.InputProblems, p)
 	}

@@ -271,7 +271,7 @@ func TestKillDuringCommitLeavesOneWholeSet(t *testing.T) {
 				t.Fatalf("pgrules was not killed at %s: %v\n%s", point, err, b)
 			}
 			// The next reader: explain of a sample the edit moves.
-			ex := exec.Command(bin, "explain", "v1_checklist_budgeting_0003", "--out-dir", out, "--rules", edited)
+			ex := exec.Command(bin, "explain", "v1_decision_tree_transport_0002", "--out-dir", out, "--rules", edited)
 			exOut, err := ex.CombinedOutput()
 			if err != nil {
 				t.Fatalf("explain after the kill: %v\n%s", err, exOut)

@@ -223,7 +223,7 @@ func report(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Res
 	s := res.Stats.Summary
 	rate := float64(s.Processed) / max(took.Seconds(), 1e-9)
 	log.Info().Int("accepted", s.Accepted).Int("rejected", s.Rejected).Int("resumed", s.Resumed).
-		Int("input_problems", len(res.Problems)).Int("cache_hits", res.Stats.Cache.Hits).Int("cache_misses", res.Stats.Cache.Misses).
+		Int("input_problems", res.ProblemCount).Int("cache_hits", res.Stats.Cache.Hits).Int("cache_misses", res.Stats.Cache.Misses).
 		Int("teacher_failures", res.Health.TeacherFailures).Int("gate_errors", res.Health.GateErrors).
 		Bool("committed", res.Committed).
 		Str("took", took.Round(time.Millisecond).String()).Str("rate", fmt.Sprintf("%.0f samples/s", rate)).

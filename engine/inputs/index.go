@@ -3,6 +3,7 @@ package inputs
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Problem is a bad input line. It never stops a run: the line is skipped,
@@ -36,21 +39,37 @@ type entry struct {
 	line int
 	// bad is set when the record has an id but a field of the wrong type.
 	bad string
+	// salvaged: the line does not decode and its id was read from the raw
+	// text; a later good line for the same id takes its place.
+	salvaged bool
+	problem  int // index in Problems of the salvaged line's problem, or -1
 }
 
 // File is an indexed JSONL input: where each id's record starts.
 type File struct {
-	Path     string
-	SHA256   string
-	Bytes    int64
-	Records  int
-	Problems []Problem
+	Path    string
+	SHA256  string
+	Bytes   int64
+	Records int
+	// Problems holds the first MaxProblemsKept bad lines; ProblemCount
+	// counts them all. A file of a million broken lines costs a counter,
+	// not a million messages.
+	Problems     []Problem
+	ProblemCount int
 
+	// f is where records are read back from: the input itself, or a spool
+	// copy when the input cannot seek (a pipe, a FIFO, <(process)).
 	f       *os.File
+	spooled bool
 	entries map[string]entry
 	order   []string
 	decode  func([]byte) (string, error)
 }
+
+// MaxProblemsKept bounds the problems kept (and logged) per input file.
+const MaxProblemsKept = 100
+
+var bom = []byte("\xEF\xBB\xBF")
 
 // kind describes how one of the three inputs is decoded and validated:
 // decode parses a whole record and returns its id.
@@ -61,24 +80,51 @@ type kind struct {
 // indexFile reads path once: it hashes it, finds each record's id and
 // offset, and validates every record by decoding it fully, so a bad field
 // is reported at start-up with its line rather than halfway through a run.
-func indexFile(path string, k kind) (*File, error) {
-	f, err := os.Open(path)
+// An input that cannot seek is copied to a spool file as it is read. Every
+// blocking step (opening a FIFO that has no writer yet, reading a pipe)
+// ends when ctx does.
+func indexFile(ctx context.Context, path string, k kind) (ix *File, err error) {
+	f, err := openInput(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read input %s: %w (check the path, or set it in pgrules.yaml)", path, errors.Unwrap(err))
+		return nil, err
 	}
 	fi, err := f.Stat()
 	if err == nil && fi.IsDir() {
 		f.Close()
-		return nil, fmt.Errorf("cannot read input %s: it is a directory, expected a JSONL file", path)
+		return nil, &InputError{Path: path, Err: errors.New("it is a directory, expected a JSONL file")}
 	}
+	ix = &File{Path: path, f: f, entries: map[string]entry{}, decode: k.decode}
+	var src io.Reader = f
+	if err == nil && !fi.Mode().IsRegular() {
+		spool, serr := os.CreateTemp("", "pgrules-spool-*.jsonl")
+		if serr != nil {
+			f.Close()
+			return nil, &InputError{Path: path, Err: fmt.Errorf("cannot spool a non-seekable input: %w", serr)}
+		}
+		os.Remove(spool.Name()) // the open descriptor keeps it alive; nothing to clean up
+		src = io.TeeReader(f, spool)
+		ix.f, ix.spooled = spool, true
+		defer f.Close()
+	}
+	defer func() {
+		if err != nil {
+			ix.f.Close()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { f.Close() }) // unblocks a read of a pipe
+	defer stop()
+
 	h := sha256.New()
-	r := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
-	ix := &File{Path: path, f: f, entries: map[string]entry{}, decode: k.decode}
+	r := bufio.NewReaderSize(io.TeeReader(src, h), 1<<20)
 	var off int64
 	for lineNo := 1; ; lineNo++ {
 		line, rerr := r.ReadBytes('\n')
 		start := off
 		off += int64(len(line))
+		if lineNo == 1 && bytes.HasPrefix(line, bom) {
+			// A byte order mark is not part of the first record.
+			line, start = line[len(bom):], start+int64(len(bom))
+		}
 		if len(line) > 0 {
 			ix.add(line, start, lineNo)
 		}
@@ -86,69 +132,199 @@ func indexFile(path string, k kind) (*File, error) {
 			break
 		}
 		if rerr != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s:%d: read error: %w", path, lineNo, rerr)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, &InputError{Path: path, Line: lineNo, Err: fmt.Errorf("read error: %w", rerr)}
 		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	ix.Bytes = off
 	ix.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return ix, nil
 }
 
+// openInput opens path without letting a FIFO that no one writes to hang
+// the run: open(2) on a FIFO blocks until a writer appears.
+func openInput(ctx context.Context, path string) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, &InputError{Path: path, Err: errors.Unwrap(o.err)}
+		}
+		return o.f, nil
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// InputError is an input that cannot be read at all (as opposed to a bad
+// line, which is a Problem).
+type InputError struct {
+	Path string
+	Line int
+	Err  error
+}
+
+func (e *InputError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.Path, e.Line, e.Err)
+	}
+	return fmt.Sprintf("cannot read input %s: %v", e.Path, e.Err)
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
 func (ix *File) add(line []byte, off int64, lineNo int) {
 	trimmed := bytes.TrimSpace(line)
 	if len(trimmed) == 0 {
 		return
 	}
-	problem := func(col int, id, format string, args ...any) {
-		ix.Problems = append(ix.Problems, Problem{File: ix.Path, Line: lineNo, Col: col, ID: id, Msg: fmt.Sprintf(format, args...)})
+	problem := func(col int, id, format string, args ...any) int {
+		ix.ProblemCount++
+		if len(ix.Problems) < MaxProblemsKept {
+			ix.Problems = append(ix.Problems, Problem{File: ix.Path, Line: lineNo, Col: col, ID: id, Msg: fmt.Sprintf(format, args...)})
+			return len(ix.Problems) - 1
+		}
+		return -1
 	}
-	// The common case, a good record, costs one decode; only a bad one is
-	// looked at again to say what is wrong with it.
-	id, derr := ix.decode(trimmed)
-	if derr == nil && strings.TrimSpace(id) != "" {
-		if prev, dup := ix.entries[id]; dup {
-			problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+	lead := leadingSpace(line)
+	// The common case, a good record, costs a UTF-8 check and one decode;
+	// only a bad one is looked at again to say what is wrong with it.
+	var id string
+	var derr error
+	badUTF8 := -1
+	if !utf8.Valid(trimmed) {
+		badUTF8 = invalidUTF8At(trimmed)
+	} else {
+		id, derr = ix.decode(trimmed)
+		if derr == nil && strings.TrimSpace(id) != "" {
+			prev, dup := ix.entries[id]
+			switch {
+			case dup && prev.salvaged:
+				// The earlier line was broken; this good one is the record.
+				if prev.problem >= 0 {
+					p := &ix.Problems[prev.problem]
+					p.Msg = strings.TrimSuffix(p.Msg, salvagedSuffix(id)) + fmt.Sprintf("; line %d holds a good record for this id, which is used", lineNo)
+				}
+				ix.entries[id] = entry{off: off, size: len(line), line: lineNo}
+			case dup:
+				problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+			default:
+				ix.entries[id] = entry{off: off, size: len(line), line: lineNo}
+				ix.order = append(ix.order, id)
+				ix.Records++
+			}
 			return
 		}
-		ix.entries[id] = entry{off: off, size: len(line), line: lineNo}
-		ix.order = append(ix.order, id)
-		ix.Records++
-		return
 	}
+	// What is wrong, and where (col is 1-based, in bytes of the line).
+	var why string
+	col := 0
 	var head struct {
 		ID json.RawMessage `json:"id"`
 	}
-	if err := json.Unmarshal(trimmed, &head); err != nil {
-		col := 0
+	jerr := error(nil)
+	if badUTF8 < 0 {
+		jerr = json.Unmarshal(trimmed, &head)
+	}
+	switch {
+	case badUTF8 >= 0:
+		col = lead + badUTF8 + 1
+		why = fmt.Sprintf("invalid UTF-8 (byte 0x%02x)", trimmed[badUTF8])
+	case jerr != nil:
 		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			col = int(se.Offset) + leadingSpace(line)
+		if errors.As(jerr, &se) {
+			col = lead + int(se.Offset)
 		}
-		problem(col, "", "malformed JSON line (%s); the line is skipped: fix or remove it", describeJSONError(err))
-		return
+		why = "malformed JSON (" + describeJSONError(jerr) + ")"
 	}
-	id = ""
-	if len(head.ID) == 0 || string(head.ID) == "null" {
-		problem(0, "", `record has no "id"; the line is skipped`)
-		return
-	}
-	if err := json.Unmarshal(head.ID, &id); err != nil || strings.TrimSpace(id) == "" {
-		problem(0, "", `"id" must be a non-empty string, got %s; the line is skipped`, truncate(string(head.ID), 40))
-		return
+	if why != "" {
+		// A broken line whose id can still be read rejects that sample with
+		// the real cause instead of making its record look missing.
+		salvaged, ok := salvageID(trimmed)
+		if !ok {
+			problem(col, "", "%s; the line is skipped: fix or remove it", why)
+			return
+		}
+		id = salvaged
+		derr = errors.New(why)
+	} else {
+		id = ""
+		if len(head.ID) == 0 || string(head.ID) == "null" {
+			problem(0, "", `record has no "id"; the line is skipped`)
+			return
+		}
+		if err := json.Unmarshal(head.ID, &id); err != nil || strings.TrimSpace(id) == "" {
+			problem(0, "", `"id" must be a non-empty string, got %s; the line is skipped`, truncate(string(head.ID), 40))
+			return
+		}
 	}
 	if prev, dup := ix.entries[id]; dup {
-		problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+		problem(col, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
 		return
 	}
-	e := entry{off: off, size: len(line), line: lineNo}
+	e := entry{off: off, size: len(line), line: lineNo, salvaged: why != "", problem: -1}
 	if derr != nil {
-		e.bad = fmt.Sprintf("%s:%d: %s", ix.Path, lineNo, describeJSONError(derr))
-		problem(0, id, "%s; sample %q is rejected as invalid_input", describeJSONError(derr), id)
+		where := fmt.Sprintf("%s:%d", ix.Path, lineNo)
+		if col > 0 {
+			where += fmt.Sprintf(":%d", col)
+		}
+		e.bad = where + ": " + describeJSONError(derr)
+		e.problem = problem(col, id, "%s%s", describeJSONError(derr), salvagedSuffix(id))
 	}
 	ix.entries[id] = e
 	ix.order = append(ix.order, id)
 	ix.Records++
+}
+
+func salvagedSuffix(id string) string {
+	return fmt.Sprintf("; sample %q is rejected as invalid_input", id)
+}
+
+// idRE finds a record's id in a line that does not decode. The top-level
+// id comes first in every pgrules input, so the first match is taken.
+var idRE = regexp.MustCompile(`^\{\s*"id"\s*:\s*("(?:[^"\\\x00-\x1f]|\\.)*")`)
+
+func salvageID(line []byte) (string, bool) {
+	m := idRE.FindSubmatch(line)
+	if m == nil || !utf8.Valid(m[1]) {
+		return "", false
+	}
+	var id string
+	if json.Unmarshal(m[1], &id) != nil || strings.TrimSpace(id) == "" {
+		return "", false
+	}
+	return id, true
+}
+
+// invalidUTF8At returns the offset of the first byte that is not valid
+// UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // read returns the raw line of id, or nil when the file has none.

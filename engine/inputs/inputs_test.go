@@ -1,11 +1,16 @@
 package inputs
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, dir, name, body string) string {
@@ -37,12 +42,12 @@ func TestOpenJoinsByIDAndReportsBadLines(t *testing.T) {
 {"id":"d","critique":null,"raw_critique_text":"oops"}
 `),
 	}
-	s, err := Open(paths)
+	s, err := Open(context.Background(), paths)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if want := []string{"a", "b", "c", "d"}; !reflect.DeepEqual(s.IDs, want) {
+	if want := []string{"a", "b", "c", "d", "e"}; !reflect.DeepEqual(s.IDs, want) {
 		t.Errorf("IDs = %v, want %v (plan order, then ids only in other files)", s.IDs, want)
 	}
 	var probs []string
@@ -54,7 +59,7 @@ func TestOpenJoinsByIDAndReportsBadLines(t *testing.T) {
 		`plan.jsonl:4: field "region_tags": expected an array of strings, got JSON string`,
 		`plan.jsonl:5: duplicate id "a" (first seen on line 1)`,
 		`plan.jsonl:6: "id" must be a non-empty string, got 7`,
-		`drafts.jsonl:4:`,
+		`drafts.jsonl:4:32: malformed JSON (unexpected end of JSON input); sample "e" is rejected as invalid_input`,
 	} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("problems lack %q; got:\n%s", want, joined)
@@ -88,13 +93,135 @@ func TestOpenJoinsByIDAndReportsBadLines(t *testing.T) {
 
 func TestOpenUnreadableFile(t *testing.T) {
 	dir := t.TempDir()
-	_, err := Open(Paths{Plan: filepath.Join(dir, "nope.jsonl"), Drafts: dir})
-	if err == nil || !strings.Contains(err.Error(), "nope.jsonl") || !strings.Contains(err.Error(), "check the path") {
+	_, err := Open(context.Background(), Paths{Plan: filepath.Join(dir, "nope.jsonl"), Drafts: dir})
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "nope.jsonl") || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("err = %v", err)
 	}
 	plan := write(t, dir, "p.jsonl", "")
-	_, err = Open(Paths{Plan: plan, Drafts: dir})
+	_, err = Open(context.Background(), Paths{Plan: plan, Drafts: dir})
 	if err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHostileInputs(t *testing.T) {
+	dir := t.TempDir()
+	plan := "\xEF\xBB\xBF" + `{"id":"bom","payload_type":"checklist","prompt":"P"}` + "\n" +
+		`{"id":"utf8","payload_type":"checklist","prompt":"caf` + "\xff" + `"}` + "\n" +
+		`{"id":"nul","payload_type":"checklist","prompt":"a` + "\x00" + `b"}` + "\n" +
+		`{"id":"quote\"tab\tnl\n","payload_type":"checklist","prompt":"P"}` + "\n"
+	drafts := ""
+	for _, id := range []string{"bom", "utf8", "nul", `quote\"tab\tnl\n`} {
+		drafts += `{"id":"` + id + `","output_text":"d"}` + "\n"
+	}
+	s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", plan), Drafts: write(t, dir, "drafts.jsonl", drafts)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if want := []string{"bom", "utf8", "nul", "quote\"tab\tnl\n"}; !reflect.DeepEqual(s.IDs, want) {
+		t.Fatalf("IDs = %q, want %q", s.IDs, want)
+	}
+	if smp, _ := s.Load("bom"); smp.Plan == nil || len(smp.Invalid)+len(smp.Missing) != 0 {
+		t.Errorf("a BOM before the first record lost it: %+v", smp)
+	}
+	utf, _ := s.Load("utf8")
+	if len(utf.Invalid) != 1 || !strings.Contains(utf.Invalid[0], "plan.jsonl:2:54: invalid UTF-8 (byte 0xff)") {
+		t.Errorf("invalid UTF-8: %v", utf.Invalid)
+	}
+	nul, _ := s.Load("nul")
+	if len(nul.Invalid) != 1 || !strings.Contains(nul.Invalid[0], "plan.jsonl:3:") || !strings.Contains(nul.Invalid[0], `invalid character '\x00' in string literal`) || len(nul.Missing) != 0 {
+		t.Errorf("a raw NUL must be named as the cause: invalid %v missing %v", nul.Invalid, nul.Missing)
+	}
+}
+
+// A FIFO nobody writes to must not hang the run: cancelling ends Open.
+func TestFIFOWithoutWriterHonoursCancellation(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "plan.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Open(ctx, Paths{Plan: fifo, Drafts: write(t, dir, "d.jsonl", "")})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("Open of a writer-less FIFO: err=%v after %s", err, time.Since(start))
+	}
+}
+
+// A pipe (--critiques <(cat crit.jsonl)) cannot seek: it is spooled, and
+// records are read back from the spool.
+func TestNonSeekableInputsAreSpooled(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "drafts.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		for i := range 500 {
+			fmt.Fprintf(f, `{"id":"s%03d","output_text":"draft %d"}`+"\n", i, i)
+		}
+	}()
+	plan := ""
+	for i := range 500 {
+		plan += fmt.Sprintf(`{"id":"s%03d","payload_type":"checklist","prompt":"P"}`+"\n", i)
+	}
+	s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", plan), Drafts: fifo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	smp, err := s.Load("s321")
+	if err != nil || smp.Draft == nil || *smp.Draft.OutputText != "draft 321" {
+		t.Fatalf("record read back from the spool: %+v, %v", smp.Draft, err)
+	}
+	if s.Drafts.Records != 500 || s.Drafts.SHA256 == "" {
+		t.Errorf("spooled input: %d records, sha %q", s.Drafts.Records, s.Drafts.SHA256)
+	}
+}
+
+// A million broken lines cost a counter, not a million messages.
+func TestProblemsAreCappedButCounted(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for range 20000 {
+		b.WriteString("{broken\n")
+	}
+	s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", b.String()), Drafts: write(t, dir, "d.jsonl", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := len(s.Problems()); got != MaxProblemsKept || s.ProblemCount() != 20000 {
+		t.Errorf("kept %d problems, counted %d; want %d kept of 20000", got, s.ProblemCount(), MaxProblemsKept)
+	}
+}
+
+// A broken line followed by a good one for the same id: the good record is
+// used and the broken line reported.
+func TestGoodLineReplacesAnEarlierBrokenOne(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Paths{
+		Plan:   write(t, dir, "plan.jsonl", `{"id":"a","payload_type":"checklist","prompt":"P"}`+"\n"),
+		Drafts: write(t, dir, "d.jsonl", `{"id":"a","output_text":"tru`+"\n"+`{"id":"a","output_text":"good"}`+"\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, _ := s.Load("a")
+	if len(a.Invalid) != 0 || a.Draft == nil || *a.Draft.OutputText != "good" || len(s.IDs) != 1 {
+		t.Fatalf("sample a: invalid %v draft %+v ids %v", a.Invalid, a.Draft, s.IDs)
+	}
+	if p := s.Problems(); len(p) != 1 || !strings.Contains(p[0].Error(), "d.jsonl:1:") || !strings.Contains(p[0].Error(), "line 2 holds a good record for this id, which is used") {
+		t.Errorf("problems: %v", p)
 	}
 }

@@ -1,6 +1,7 @@
 package inputs
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,16 +33,17 @@ type Sample struct {
 	Invalid  []string
 }
 
-// Open indexes the three inputs. It fails only when a file cannot be read:
-// bad lines become Problems and never stop the other samples.
-func Open(p Paths) (*Set, error) {
+// Open indexes the three inputs. It fails only when a file cannot be read
+// (or ctx ends): bad lines become Problems and never stop the other
+// samples.
+func Open(ctx context.Context, p Paths) (*Set, error) {
 	s := &Set{}
 	// The three files are independent: index them in parallel.
 	var wg sync.WaitGroup
 	var errs [3]error
 	index := func(i int, path string, k kind, dst **File) {
 		defer wg.Done()
-		*dst, errs[i] = indexFile(path, k)
+		*dst, errs[i] = indexFile(ctx, path, k)
 	}
 	wg.Add(2)
 	go index(0, p.Plan, kind{decode: func(b []byte) (string, error) {
@@ -87,7 +89,19 @@ func Open(p Paths) (*Set, error) {
 	return s, nil
 }
 
-// Problems returns every bad line of the three inputs, file by file.
+// ProblemCount counts every bad line of the three inputs.
+func (s *Set) ProblemCount() int {
+	n := 0
+	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
+		if f != nil {
+			n += f.ProblemCount
+		}
+	}
+	return n
+}
+
+// Problems returns the bad lines kept of the three inputs (at most
+// MaxProblemsKept a file), file by file.
 func (s *Set) Problems() []Problem {
 	var out []Problem
 	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
