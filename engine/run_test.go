@@ -152,7 +152,7 @@ func (f *fakeTeacher) Generate(ctx context.Context, req providers.Request) (prov
 	return providers.Response{
 		Text: answer(req.PayloadType, f.kinds[req.ID]), Provider: "fake", SelectedModel: "fake-1", ChosenModel: "fake-1",
 		AttemptedModels: []string{"fake-1"}, RequestID: "req-" + req.ID, LatencySeconds: 0.25,
-		Usage: providers.Usage{PromptTokens: 100, CompletionTokens: 50, TotalTokens: 150},
+		Usage: &providers.Usage{PromptTokens: 100, CompletionTokens: 50, TotalTokens: 150},
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -82,8 +83,13 @@ func (s *grpcServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb
 	out := &pb.GenerateResponse{
 		Text: r.Text, Provider: r.Provider, SelectedModel: r.SelectedModel, ChosenModel: r.ChosenModel,
 		AttemptedModels: r.AttemptedModels, Fallbacks: toAttempts(r.Fallbacks), RequestId: r.RequestID,
-		LatencySeconds: r.LatencySeconds, FinishReason: r.FinishReason,
-		Usage: &pb.Usage{PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, TotalTokens: r.Usage.TotalTokens},
+		LatencySeconds: r.LatencySeconds, FinishReason: r.FinishReason, SecretsRedacted: int32(r.SecretsRedacted),
+	}
+	if u := r.Usage; u != nil {
+		out.Usage = &pb.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+	}
+	if !utf8.ValidString(r.Text) {
+		out.Text, out.RawText = "", []byte(r.Text)
 	}
 	if r.CostUSD != nil {
 		out.HasCost, out.CostUsd = true, *r.CostUSD
@@ -126,8 +132,12 @@ func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error
 		LatencySeconds: r.LatencySeconds, FinishReason: r.FinishReason,
 	}
 	if u := r.Usage; u != nil {
-		out.Usage = Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		out.Usage = &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
 	}
+	if len(r.RawText) > 0 {
+		out.Text = string(r.RawText)
+	}
+	out.SecretsRedacted = int(r.SecretsRedacted)
 	if r.HasCost {
 		cost := r.CostUsd
 		out.CostUSD = &cost

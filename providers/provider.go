@@ -84,10 +84,13 @@ type Response struct {
 	Fallbacks       []Attempt `json:"fallbacks,omitempty"`
 	RequestID       string    `json:"request_id,omitempty"`
 	LatencySeconds  float64   `json:"latency_s"`
-	Usage           Usage     `json:"usage"`
+	// Usage is nil when the API reported none: unknown is not zero.
+	Usage *Usage `json:"usage"`
 	// CostUSD is the cost the API reported; nil when it reported none.
 	CostUSD      *float64 `json:"cost_usd,omitempty"`
 	FinishReason string   `json:"finish_reason,omitempty"`
+	// SecretsRedacted counts API keys the plugin removed from the answer.
+	SecretsRedacted int `json:"secrets_redacted,omitempty"`
 }
 
 // ErrorKind classifies a teacher failure by what the host should do.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Mode is the gating mode: how much may surround the answer's JSON.
@@ -28,6 +29,19 @@ var fenceRE = regexp.MustCompile("(?s)```[A-Za-z0-9_-]*[ \t]*\r?\n(.*?)\r?\n?```
 // bytes (compact, key order kept), the mode that succeeded, and, when none
 // did, why strict parsing failed.
 func parseAnswer(raw string, mode Mode) (obj []byte, parseMode string, strictOK bool, err error) {
+	if !utf8.ValidString(raw) {
+		// JSON decoding would silently replace the bytes with U+FFFD: a
+		// repaired answer is not the teacher's answer.
+		i := 0
+		for i < len(raw) {
+			r, size := utf8.DecodeRuneInString(raw[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		return nil, "", false, fmt.Errorf("the answer is not valid UTF-8 (byte 0x%02x at offset %d)", raw[i], i)
+	}
 	obj, err = strictObject(raw)
 	if err == nil {
 		return obj, string(ModeStrict), true, nil

@@ -109,3 +109,27 @@ func TestExplainFindsIDsWithQuotesTabsAndNewlines(t *testing.T) {
 		t.Errorf("explain of an id with a quote, a tab and a newline: %v\n%s", err, b)
 	}
 }
+
+// An answer with invalid UTF-8 goes through the real plugin and is
+// rejected parse_failed, never repaired into the dataset.
+func TestInvalidUTF8AnswerIsRejected(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 0)
+	srv.failWith(func(prompt string) (int, map[string]string, string) {
+		content := strings.ReplaceAll(envelopeFor("checklist", 1), "Entry checklist", "Entry checklist caf\xff")
+		lit, _ := json.Marshal(content) // json.Marshal keeps no invalid byte: put it back by hand
+		body := `{"id": "g", "model": "test-model", "choices": [{"finish_reason": "stop", "message": {"content": ` + strings.Replace(string(lit), `caf\ufffd`, "caf\xff", 1) + `}}]}`
+		return 200, map[string]string{"Content-Type": "application/json"}, body
+	})
+	work := t.TempDir()
+	out := filepath.Join(work, "out")
+	b, err := localRun(t, bin, work, out, srv, "--allow-unhealthy").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	acc := must(os.ReadFile(filepath.Join(out, "dataset_v1.jsonl")))
+	rej := string(must(os.ReadFile(filepath.Join(out, "dataset_v1_rejected.jsonl"))))
+	if bytes.Contains(acc, []byte("caf")) || !strings.Contains(rej, "the answer is not valid UTF-8 (byte 0xff at offset") || !strings.Contains(rej, `"reason_codes": ["parse_failed"]`) {
+		t.Errorf("invalid UTF-8 answers were not rejected parse_failed:\n%.2000s", rej)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"io"
 	"io/fs"
 	"net/http"
@@ -25,12 +26,21 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 	n := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n++
-		if n%2 == 0 {
+		switch n % 3 {
+		case 0:
 			w.WriteHeader(422)
 			io.WriteString(w, `{"error": {"message": "bad request from `+r.Header.Get("Authorization")+`"}}`)
-			return
+		case 1:
+			// A 200 whose answer echoes the key: it must not reach the
+			// dataset or the cache.
+			rec := httptest.NewRecorder()
+			good.Config.Handler.ServeHTTP(rec, r)
+			body := strings.Replace(rec.Body.String(), `Visa rules change; confirm before travel.`, `Visa rules change; confirm before travel. Your key is `+key+`.`, 1)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, body)
+		default:
+			good.Config.Handler.ServeHTTP(w, r)
 		}
-		good.Config.Handler.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
 	work := t.TempDir()
@@ -69,5 +79,11 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 	}
 	if !strings.Contains(rejected, "[redacted]") {
 		t.Error("the echoed key was not redacted in a teacher_error record (or no such record was written)")
+	}
+	dataset := string(must(os.ReadFile(filepath.Join(work, "out", "dataset_v1.jsonl"))))
+	stats := string(must(os.ReadFile(filepath.Join(work, "out", "dataset_v1_stats.json"))))
+	if !strings.Contains(dataset, "Your key is [redacted].") || !strings.Contains(dataset, `"secrets_redacted": 1`) || !regexp.MustCompile(`"secrets_redacted": [1-9]`).MatchString(stats) {
+		t.Errorf("an answer echoing the key was not scrubbed and counted (dataset has the redacted text: %v; stats: %v)",
+			strings.Contains(dataset, "Your key is [redacted]."), regexp.MustCompile(`"secrets_redacted": \d+`).FindString(stats))
 	}
 }

@@ -224,7 +224,9 @@ func (c *Cache) Stats() (Stats, error) {
 			s.Entries++
 			s.ByProvider[e.Teacher.Provider]++
 			s.ByModel[e.Teacher.ChosenModel]++
-			s.Tokens += e.Teacher.Usage.TotalTokens
+			if u := e.Teacher.Usage; u != nil {
+				s.Tokens += u.TotalTokens
+			}
 			s.LatencyTotal += e.Teacher.LatencySeconds
 			if e.Teacher.CostUSD != nil {
 				s.CostUSD += *e.Teacher.CostUSD

@@ -28,7 +28,7 @@ func TestRoundTripStatsClear(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "cache.db")
 	c := open(t, path)
 	cost := 0.5
-	e := Entry{Text: "answer é", Teacher: providers.Response{Provider: "openrouter", ChosenModel: "m", Usage: providers.Usage{TotalTokens: 10}, CostUSD: &cost, LatencySeconds: 2}, StoredAt: time.Unix(100, 0).UTC()}
+	e := Entry{Text: "answer é", Teacher: providers.Response{Provider: "openrouter", ChosenModel: "m", Usage: &providers.Usage{TotalTokens: 10}, CostUSD: &cost, LatencySeconds: 2}, StoredAt: time.Unix(100, 0).UTC()}
 	k := Key(KeyParts{Provider: "openrouter", Prompt: "p"})
 	if err := c.Put(k, e); err != nil {
 		t.Fatal(err)

@@ -55,6 +55,7 @@ func (j *Judge) Outcome(s inputs.Sample, v Verdict) stats.Outcome {
 			o.PromptTokens, o.CompletionTokens, o.TotalTokens = t.Usage.PromptTokens, t.Usage.CompletionTokens, t.Usage.TotalTokens
 		}
 		o.CostUSD = t.CostUSD
+		o.SecretsRedacted = t.SecretsRedacted
 		if t.Timing != nil {
 			lat := t.Timing.LatencyS
 			o.LatencyS = &lat

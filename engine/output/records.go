@@ -38,17 +38,20 @@ type TeacherError struct {
 // Teacher is a record's teacher block: the original's keys first, in its
 // order, then what pgrules adds.
 type Teacher struct {
-	Provider        string              `json:"provider"`
-	SelectedModel   string              `json:"selected_model,omitempty"`
-	ChosenModel     string              `json:"chosen_model,omitempty"`
-	AttemptedModels []string            `json:"attempted_models"`
-	RequestID       string              `json:"request_id,omitempty"`
-	Timing          *Timing             `json:"timing,omitempty"`
-	Usage           *providers.Usage    `json:"usage,omitempty"`
-	CostUSD         *float64            `json:"cost_usd,omitempty"`
-	FinishReason    string              `json:"finish_reason,omitempty"`
-	Fallbacks       []providers.Attempt `json:"fallbacks,omitempty"`
-	Error           *TeacherError       `json:"error,omitempty"`
+	Provider        string   `json:"provider"`
+	SelectedModel   string   `json:"selected_model,omitempty"`
+	ChosenModel     string   `json:"chosen_model,omitempty"`
+	AttemptedModels []string `json:"attempted_models"`
+	RequestID       string   `json:"request_id,omitempty"`
+	Timing          *Timing  `json:"timing,omitempty"`
+	// Usage is null when the API reported none.
+	Usage        *providers.Usage    `json:"usage"`
+	CostUSD      *float64            `json:"cost_usd,omitempty"`
+	FinishReason string              `json:"finish_reason,omitempty"`
+	Fallbacks    []providers.Attempt `json:"fallbacks,omitempty"`
+	// SecretsRedacted counts API keys removed from the answer.
+	SecretsRedacted int           `json:"secrets_redacted,omitempty"`
+	Error           *TeacherError `json:"error,omitempty"`
 }
 
 // TeacherFromResponse builds the teacher block of a successful call.
@@ -57,7 +60,6 @@ func TeacherFromResponse(r providers.Response) *Teacher {
 	if attempted == nil {
 		attempted = []string{}
 	}
-	u := r.Usage
 	return &Teacher{
 		Provider:        r.Provider,
 		SelectedModel:   r.SelectedModel,
@@ -65,10 +67,11 @@ func TeacherFromResponse(r providers.Response) *Teacher {
 		AttemptedModels: attempted,
 		RequestID:       r.RequestID,
 		Timing:          &Timing{LatencyS: r.LatencySeconds},
-		Usage:           &u,
+		Usage:           r.Usage,
 		CostUSD:         r.CostUSD,
 		FinishReason:    r.FinishReason,
 		Fallbacks:       r.Fallbacks,
+		SecretsRedacted: r.SecretsRedacted,
 	}
 }
 

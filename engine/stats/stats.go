@@ -41,6 +41,8 @@ type Outcome struct {
 	CostUSD          *float64
 	LatencyS         *float64
 	Resumed          bool
+	// SecretsRedacted counts API keys removed from the answer.
+	SecretsRedacted int
 }
 
 // Collector accumulates outcomes. It is not safe for concurrent use: the
@@ -58,6 +60,7 @@ type Collector struct {
 	cost                               float64
 	costReported                       int
 	latencies                          []float64
+	secretsRedacted                    int
 }
 
 // New starts a collector for the gates in their gates.yaml order.
@@ -129,6 +132,7 @@ func (c *Collector) Add(o Outcome) {
 	if o.LatencyS != nil {
 		c.latencies = append(c.latencies, *o.LatencyS)
 	}
+	c.secretsRedacted += o.SecretsRedacted
 }
 
 func inc(m map[string]int, k string) {
@@ -209,7 +213,10 @@ type Stats struct {
 	LatencyS         Latency         `json:"latency_s"`
 	Cache            Cache           `json:"cache"`
 	Teacher          json.RawMessage `json:"teacher_calls,omitempty"`
-	InputProblems    []any           `json:"input_problems,omitempty"`
+	// SecretsRedacted counts API keys the provider removed from answers (a
+	// server that echoes the key back); 0 is omitted.
+	SecretsRedacted int   `json:"secrets_redacted,omitempty"`
+	InputProblems   []any `json:"input_problems,omitempty"`
 }
 
 // OrderedRates keeps gate_pass_rates in gates.yaml order.
@@ -250,9 +257,10 @@ func (c *Collector) Report() Stats {
 		RejectionReasons: c.reasons, WarningReasons: c.warnings, AuditReasons: c.audits,
 		Verdicts: c.verdicts, Categories: c.categories, PayloadTypes: c.payloadTypes,
 		Difficulties: c.difficulties, TeacherModels: c.models, ParseModes: c.parseModes,
-		Skipped:  Skipped{Resume: c.resumed},
-		Tokens:   c.tokens,
-		LatencyS: latency(c.latencies),
+		Skipped:         Skipped{Resume: c.resumed},
+		Tokens:          c.tokens,
+		LatencyS:        latency(c.latencies),
+		SecretsRedacted: c.secretsRedacted,
 	}
 	for _, r := range c.gates {
 		r.PassRate = ratio(r.Passed, r.Evaluated)

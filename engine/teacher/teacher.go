@@ -134,7 +134,7 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 			return providers.Response{}, ctx.Err()
 		}
 		var pe *providers.Error
-		if !errors.As(err, &pe) || pe.Kind != providers.KindRetryable || attempt >= c.pol.MaxRetries {
+		if !errors.As(err, &pe) || pe.Kind != providers.KindRetryable || attempt >= c.maxRetries(pe.Code) {
 			if stop := c.noteFailure(err); stop != nil {
 				return providers.Response{}, stop
 			}
@@ -168,6 +168,17 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 			return providers.Response{}, err
 		}
 	}
+}
+
+// retryCaps bound the retries of failures that a retry rarely cures: a
+// server that answered HTML or an event stream once will likely again.
+var retryCaps = map[string]int{"bad_response": 1}
+
+func (c *Caller) maxRetries(code string) int {
+	if n, ok := retryCaps[code]; ok {
+		return min(n, c.pol.MaxRetries)
+	}
+	return c.pol.MaxRetries
 }
 
 // refuse handles a Retry-After longer than MaxRetryWait: this call waits
@@ -243,6 +254,9 @@ func (c *Caller) estimateTokens(req providers.Request) int {
 func (c *Caller) correctTokens(req providers.Request, resp providers.Response) {
 	if c.tok == nil {
 		return
+	}
+	if resp.Usage == nil {
+		return // unknown usage: the estimate charged before the call stands
 	}
 	if extra := int(resp.Usage.TotalTokens) - c.estimateTokens(req); extra > 0 {
 		c.tok.ReserveN(time.Now(), min(extra, c.tok.Burst()))

@@ -161,7 +161,7 @@ func TestTokensPerMinuteChargesActualUsage(t *testing.T) {
 type scriptedUsage struct{ tokens int64 }
 
 func (s *scriptedUsage) Generate(context.Context, providers.Request) (providers.Response, error) {
-	return providers.Response{Usage: providers.Usage{TotalTokens: s.tokens}}, nil
+	return providers.Response{Usage: &providers.Usage{TotalTokens: s.tokens}}, nil
 }
 
 func TestRetryAfterLongerThanMaxRetryWaitFailsAfterTheCap(t *testing.T) {
@@ -239,5 +239,36 @@ func TestLongRateLimitPauseIsLoggedOnce(t *testing.T) {
 	c.Generate(ctx, providers.Request{}) // waits ~6 s: cancelled, but logged first
 	if n := strings.Count(logs.String(), "pausing teacher calls"); n != 1 {
 		t.Errorf("%d pause lines, want 1:\n%s", n, logs.String())
+	}
+}
+
+type noUsage struct{}
+
+func (noUsage) Generate(context.Context, providers.Request) (providers.Response, error) {
+	return providers.Response{Text: "ok"}, nil
+}
+
+// Unknown usage keeps the estimate: the tokens charged before the call
+// stay charged, nothing is refunded or doubled.
+func TestUnknownUsageKeepsTheTokenEstimate(t *testing.T) {
+	c := New(noUsage{}, Policy{TPM: 6000}, zerolog.Nop())      // burst 1000
+	req := providers.Request{Prompt: strings.Repeat("x", 800)} // estimate 400 tokens
+	before := c.tok.TokensAt(time.Now())
+	if _, err := c.Generate(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	charged := before - c.tok.TokensAt(time.Now())
+	if charged < 390 || charged > 410 {
+		t.Errorf("charged %.0f tokens for a call with unknown usage, want the estimate of 400", charged)
+	}
+}
+
+func TestBadResponseIsRetriedOnceOnly(t *testing.T) {
+	s := &scripted{fn: func(int64) error {
+		return &providers.Error{Kind: providers.KindRetryable, Code: "bad_response", StatusCode: 200, Message: "text/html"}
+	}}
+	c := New(s, Policy{MaxRetries: 5, BaseDelay: time.Millisecond}, zerolog.Nop())
+	if _, err := c.Generate(context.Background(), providers.Request{}); err == nil || s.calls.Load() != 2 {
+		t.Errorf("an HTML answer was asked %d times, want 2 (one retry)", s.calls.Load())
 	}
 }

@@ -129,7 +129,7 @@ func (d *dryrun) Generate(_ context.Context, req providers.Request) (providers.R
 	return providers.Response{
 		Text: text, Provider: name, SelectedModel: model, ChosenModel: model,
 		AttemptedModels: []string{model}, RequestID: fmt.Sprintf("dryrun-%x", sum[:6]),
-		Usage:        providers.Usage{PromptTokens: promptTokens, CompletionTokens: completion, TotalTokens: promptTokens + completion},
+		Usage:        &providers.Usage{PromptTokens: promptTokens, CompletionTokens: completion, TotalTokens: promptTokens + completion},
 		FinishReason: "stop",
 	}, nil
 }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/pgrules/pgrules/providers"
 )
@@ -36,7 +38,13 @@ type Config struct {
 	// (e.g. {"type": "json_object"}).
 	ResponseFormat json.RawMessage `json:"response_format"`
 	Timeout        Duration        `json:"timeout"`
+	// MaxResponseBytes bounds the body read from the server: a runaway or
+	// hostile server cannot make the plugin buffer more than this.
+	MaxResponseBytes int64 `json:"max_response_bytes"`
 }
+
+// DefaultMaxResponseBytes is 8 MiB: a long itinerary is tens of KB.
+const DefaultMaxResponseBytes = 8 << 20
 
 // Generation is the sampling configuration.
 type Generation struct {
@@ -95,7 +103,7 @@ const Version = "1.0.0"
 
 // Configure implements providers.Provider.
 func (c *Client) Configure(_ context.Context, raw []byte) (providers.Configured, error) {
-	cfg := Config{BaseURL: c.def.BaseURL, APIKeyEnv: c.def.APIKeyEnv, Timeout: Duration(5 * time.Minute)}
+	cfg := Config{BaseURL: c.def.BaseURL, APIKeyEnv: c.def.APIKeyEnv, Timeout: Duration(5 * time.Minute), MaxResponseBytes: DefaultMaxResponseBytes}
 	if len(raw) > 0 && string(raw) != "null" {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
@@ -160,6 +168,7 @@ type message struct {
 
 type chatResponse struct {
 	ID      string `json:"id"`
+	Object  string `json:"object"`
 	Model   string `json:"model"`
 	Choices []struct {
 		FinishReason string `json:"finish_reason"`
@@ -173,13 +182,7 @@ type chatResponse struct {
 		TotalTokens      int64    `json:"total_tokens"`
 		Cost             *float64 `json:"cost"`
 	} `json:"usage"`
-	Error *apiError `json:"error"`
-}
-
-type apiError struct {
-	Message string `json:"message"`
-	Code    any    `json:"code"`
-	Type    string `json:"type"`
+	Error json.RawMessage `json:"error"`
 }
 
 // Generate implements providers.Provider: one attempt per model, in order.
@@ -237,7 +240,7 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+"/chat/completions", bytes.NewReader(buf))
 	if err != nil {
-		return providers.Response{}, &providers.Error{Kind: providers.KindFatal, Code: "bad_base_url", Message: c.scrub(err.Error())}
+		return providers.Response{}, &providers.Error{Kind: providers.KindFatal, Code: "bad_base_url", Message: c.head(err.Error())}
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	if c.key != "" {
@@ -254,19 +257,29 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 		return providers.Response{}, c.transportError(err)
 	}
 	defer hresp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(hresp.Body, 64<<20))
+	// Read at most one byte more than allowed, so "too large" is known
+	// without buffering the rest.
+	data, err := io.ReadAll(io.LimitReader(hresp.Body, c.cfg.MaxResponseBytes+1))
 	if err != nil {
 		return providers.Response{}, c.transportError(err)
+	}
+	if int64(len(data)) > c.cfg.MaxResponseBytes {
+		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "response_too_large", StatusCode: hresp.StatusCode,
+			Message: fmt.Sprintf("the response body is larger than max_response_bytes (%d bytes); raise providers.%s.max_response_bytes if that is expected", c.cfg.MaxResponseBytes, c.def.Name)}
 	}
 	if hresp.StatusCode != http.StatusOK {
 		return providers.Response{}, c.httpError(hresp, data)
 	}
+	if ct := hresp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") || strings.HasPrefix(ct, "text/html") {
+		return providers.Response{}, &providers.Error{Kind: providers.KindRetryable, Code: "bad_response", StatusCode: 200,
+			Message: fmt.Sprintf("the server answered %s, not a JSON chat completion (is base_url %s the API, ending in /v1?): %s", ct, c.cfg.BaseURL, c.head(string(data)))}
+	}
 	var cr chatResponse
 	if err := json.Unmarshal(data, &cr); err != nil {
-		return providers.Response{}, &providers.Error{Kind: providers.KindRetryable, Code: "bad_response", StatusCode: 200, Message: "response is not JSON: " + c.scrub(head(string(data)))}
+		return providers.Response{}, &providers.Error{Kind: providers.KindRetryable, Code: "bad_response", StatusCode: 200, Message: "response is not JSON: " + c.head(string(data))}
 	}
-	if cr.Error != nil {
-		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "api_error", StatusCode: 200, Message: c.scrub(cr.Error.Message)}
+	if (len(cr.Error) > 0 && string(cr.Error) != "null") || cr.Object == "error" {
+		return providers.Response{}, c.errorIn200(data)
 	}
 	if len(cr.Choices) == 0 {
 		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "empty_content", StatusCode: 200, Message: "the response has no choices"}
@@ -283,7 +296,17 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 	if ch.Message.Content == nil || strings.TrimSpace(*ch.Message.Content) == "" {
 		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "empty_content", StatusCode: 200, Message: "the answer is empty"}
 	}
-	out := providers.Response{Text: *ch.Message.Content, ChosenModel: model, RequestID: cr.ID, FinishReason: ch.FinishReason}
+	text := *ch.Message.Content
+	if !utf8.Valid(data) {
+		// encoding/json turned the invalid bytes into U+FFFD; take the
+		// answer's own bytes so the host rejects it instead of a repaired
+		// copy slipping into the dataset.
+		if raw, ok := rawContent(data); ok {
+			text = raw
+		}
+	}
+	text, redacted := c.scrubCount(text)
+	out := providers.Response{Text: text, ChosenModel: model, RequestID: cr.ID, FinishReason: ch.FinishReason, SecretsRedacted: redacted}
 	if cr.Model != "" {
 		out.ChosenModel = cr.Model
 	}
@@ -291,7 +314,7 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 		out.RequestID = hresp.Header.Get("X-Request-Id")
 	}
 	if u := cr.Usage; u != nil {
-		out.Usage = providers.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		out.Usage = &providers.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
 		out.CostUSD = u.Cost
 	}
 	return out, nil
@@ -303,18 +326,16 @@ func (c *Client) transportError(err error) *providers.Error {
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		code = "timeout"
 	}
-	return &providers.Error{Kind: providers.KindRetryable, Code: code, Message: c.scrub(err.Error())}
+	return &providers.Error{Kind: providers.KindRetryable, Code: code, Message: c.head(err.Error())}
 }
 
 func (c *Client) httpError(resp *http.Response, body []byte) *providers.Error {
-	msg := string(body)
-	var wrapped struct {
-		Error *apiError `json:"error"`
+	ae := parseAPIError(body)
+	msg := ae.Message
+	if msg == "" {
+		msg = string(body)
 	}
-	if json.Unmarshal(body, &wrapped) == nil && wrapped.Error != nil && wrapped.Error.Message != "" {
-		msg = wrapped.Error.Message
-	}
-	e := &providers.Error{StatusCode: resp.StatusCode, Code: fmt.Sprintf("http_%d", resp.StatusCode), Message: c.scrub(head(msg))}
+	e := &providers.Error{StatusCode: resp.StatusCode, Code: fmt.Sprintf("http_%d", resp.StatusCode), Message: c.head(msg)}
 	switch s := resp.StatusCode; {
 	case s == 429 || s >= 500 || s == 408:
 		e.Kind = providers.KindRetryable
@@ -324,12 +345,15 @@ func (c *Client) httpError(resp *http.Response, body []byte) *providers.Error {
 		if c.cfg.APIKeyEnv != "" {
 			e.Message += fmt.Sprintf(" (check the key in %s)", c.cfg.APIKeyEnv)
 		}
-	case (s == 404 || s == 400) && mentionsModel(msg):
+	case ae.contextLength():
+		// Too long a prompt for this model is this sample's problem, not
+		// the configuration's: the run goes on.
+		e.Kind, e.Code = providers.KindFailed, "context_length_exceeded"
+	case (s == 404 || s == 400) && ae.unknownModel():
 		// An unknown model is a configuration error; a model that exists
 		// but is unavailable right now may have a fallback.
-		e.Kind = providers.KindFatal
-		e.Code = "unknown_model"
-		if strings.Contains(strings.ToLower(msg), "unavailable") || strings.Contains(strings.ToLower(msg), "no endpoints") {
+		e.Kind, e.Code = providers.KindFatal, "unknown_model"
+		if m := strings.ToLower(msg); strings.Contains(m, "unavailable") || strings.Contains(m, "no endpoints") {
 			e.Kind, e.Code = providers.KindFailed, "model_unavailable"
 		}
 	default:
@@ -338,9 +362,104 @@ func (c *Client) httpError(resp *http.Response, body []byte) *providers.Error {
 	return e
 }
 
-func mentionsModel(msg string) bool {
-	m := strings.ToLower(msg)
-	return strings.Contains(m, "model") || strings.Contains(m, "no endpoints")
+// errorIn200 classifies an error object in an HTTP 200 body: OpenRouter
+// reports an upstream provider's failure this way, with the upstream's
+// status as the code.
+func (c *Client) errorIn200(body []byte) *providers.Error {
+	ae := parseAPIError(body)
+	e := &providers.Error{Kind: providers.KindFailed, Code: "api_error", StatusCode: 200, Message: c.head(ae.Message)}
+	switch n := ae.status(); {
+	case n == 429 || n == 408 || n >= 500:
+		e.Kind, e.Code = providers.KindRetryable, fmt.Sprintf("upstream_%d", n)
+	case ae.contextLength():
+		e.Code = "context_length_exceeded"
+	}
+	return e
+}
+
+// apiError is an error body in any of the shapes OpenAI-compatible
+// servers use:
+//
+//	OpenAI, OpenRouter, llama.cpp: {"error": {"message", "code", "type"}}
+//	Ollama (native endpoints):     {"error": "message"}
+//	vLLM:                          {"object": "error", "message", "type", "code"}
+type apiError struct {
+	Message string
+	Code    string
+	Type    string
+}
+
+func parseAPIError(body []byte) apiError {
+	var top struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+		Code    json.RawMessage `json:"code"`
+		Type    string          `json:"type"`
+	}
+	if json.Unmarshal(body, &top) != nil {
+		return apiError{}
+	}
+	out := apiError{Message: top.Message, Code: rawCode(top.Code), Type: top.Type}
+	var s string
+	var obj struct {
+		Message string          `json:"message"`
+		Code    json.RawMessage `json:"code"`
+		Type    string          `json:"type"`
+	}
+	switch {
+	case len(top.Error) == 0 || string(top.Error) == "null":
+	case json.Unmarshal(top.Error, &s) == nil:
+		out.Message = s
+	case json.Unmarshal(top.Error, &obj) == nil:
+		out.Message, out.Type = obj.Message, obj.Type
+		if c := rawCode(obj.Code); c != "" {
+			out.Code = c
+		}
+	}
+	return out
+}
+
+// rawCode reads a code that servers send as a number or a string.
+func rawCode(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return strings.TrimSpace(string(raw))
+}
+
+func (a apiError) status() int {
+	n, _ := strconv.Atoi(a.Code)
+	return n
+}
+
+func (a apiError) contextLength() bool {
+	m := strings.ToLower(a.Message + " " + a.Code + " " + a.Type)
+	for _, frag := range []string{"context_length_exceeded", "maximum context length", "context length", "exceed_context_size", "context size", "context window", "too many tokens", "prompt is too long"} {
+		if strings.Contains(m, frag) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a apiError) unknownModel() bool {
+	m := strings.ToLower(a.Message + " " + a.Code + " " + a.Type)
+	if strings.Contains(m, "model_not_found") || strings.Contains(m, "no endpoints") {
+		return true
+	}
+	if !strings.Contains(m, "model") {
+		return false
+	}
+	for _, frag := range []string{"not found", "does not exist", "not a valid model", "unknown model", "invalid model", "unavailable", "not exist", "no such model"} {
+		if strings.Contains(m, frag) {
+			return true
+		}
+	}
+	return false
 }
 
 // retryAfter reads Retry-After as seconds or an HTTP date.
@@ -363,15 +482,105 @@ func retryAfter(v string, now time.Time) time.Duration {
 // scrub removes the API key from anything that may be logged or recorded,
 // even when a server echoes it back.
 func (c *Client) scrub(s string) string {
-	if c.key != "" {
-		s = strings.ReplaceAll(s, c.key, "[redacted]")
-	}
+	s, _ = c.scrubCount(s)
 	return s
 }
 
-func head(s string) string {
-	if len(s) > 500 {
-		return s[:500] + "…"
+func (c *Client) scrubCount(s string) (string, int) {
+	if c.key == "" {
+		return s, 0
 	}
-	return s
+	n := strings.Count(s, c.key)
+	if n == 0 {
+		return s, 0
+	}
+	return strings.ReplaceAll(s, c.key, "[redacted]"), n
+}
+
+// head scrubs, then cuts: cutting first could leave a prefix of the key
+// that no longer matches it. The cut falls on a character boundary.
+func (c *Client) head(s string) string {
+	s = strings.ToValidUTF8(c.scrub(s), "\uFFFD")
+	if len(s) <= 500 {
+		return s
+	}
+	cut := 500
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// rawContent returns choices[0].message.content with its bytes as sent,
+// invalid UTF-8 included (encoding/json would replace those).
+func rawContent(body []byte) (string, bool) {
+	var top struct {
+		Choices []struct {
+			Message struct {
+				Content json.RawMessage `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	// RawMessage keeps the bytes of the value as they were.
+	if json.Unmarshal(body, &top) != nil || len(top.Choices) == 0 {
+		return "", false
+	}
+	return unquoteKeepingBytes(top.Choices[0].Message.Content)
+}
+
+// unquoteKeepingBytes decodes a JSON string literal, copying bytes that are
+// not valid UTF-8 as they are.
+func unquoteKeepingBytes(lit []byte) (string, bool) {
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return "", false
+	}
+	in := lit[1 : len(lit)-1]
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); i++ {
+		b := in[i]
+		if b != '\\' {
+			out = append(out, b)
+			continue
+		}
+		i++
+		if i >= len(in) {
+			return "", false
+		}
+		switch in[i] {
+		case '"', '\\', '/':
+			out = append(out, in[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if i+4 >= len(in) {
+				return "", false
+			}
+			r, err := strconv.ParseUint(string(in[i+1:i+5]), 16, 32)
+			if err != nil {
+				return "", false
+			}
+			i += 4
+			ru := rune(r)
+			if utf16.IsSurrogate(ru) && i+6 < len(in) && in[i+1] == '\\' && in[i+2] == 'u' {
+				if r2, err := strconv.ParseUint(string(in[i+3:i+7]), 16, 32); err == nil {
+					if dec := utf16.DecodeRune(ru, rune(r2)); dec != utf8.RuneError {
+						ru = dec
+						i += 6
+					}
+				}
+			}
+			out = utf8.AppendRune(out, ru)
+		default:
+			return "", false
+		}
+	}
+	return string(out), true
 }

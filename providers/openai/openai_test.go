@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"unicode/utf8"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,7 +129,20 @@ func TestFailureTaxonomy(t *testing.T) {
 		{"403", 403, nil, `{"error": {"message": "forbidden"}}`, providers.KindFatal, "http_403", 0},
 		{"unknown model", 400, nil, `{"error": {"message": "x/nope is not a valid model ID"}}`, providers.KindFatal, "unknown_model", 0},
 		{"other 4xx", 422, nil, `{"error": {"message": "bad"}}`, providers.KindFailed, "http_422", 0},
-		{"200 with an error object", 200, nil, `{"error": {"message": "upstream provider failed", "code": 502}}`, providers.KindFailed, "api_error", 0},
+		{"200 with an upstream 502 (OpenRouter)", 200, nil, `{"error": {"message": "upstream provider failed", "code": 502}}`, providers.KindRetryable, "upstream_502", 0},
+		{"200 with an upstream 503 as a string code", 200, nil, `{"error": {"message": "overloaded", "code": "503"}}`, providers.KindRetryable, "upstream_503", 0},
+		{"200 with a client error object", 200, nil, `{"error": {"message": "invalid request", "code": 400}}`, providers.KindFailed, "api_error", 0},
+		{"200 with an HTML page", 200, map[string]string{"Content-Type": "text/html; charset=utf-8"}, `<html><body>Welcome to nginx</body></html>`, providers.KindRetryable, "bad_response", 0},
+		{"200 with an event stream", 200, map[string]string{"Content-Type": "text/event-stream"}, "data: {\"choices\": []}\n\n", providers.KindRetryable, "bad_response", 0},
+		// The error shapes of the servers people run.
+		{"vLLM context length", 400, nil, `{"object": "error", "message": "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens (2500 in the messages, 500 in the completion).", "type": "BadRequestError", "param": null, "code": 400}`, providers.KindFailed, "context_length_exceeded", 0},
+		{"vLLM unknown model", 404, nil, `{"object": "error", "message": "The model `+"`qwen-nope`"+` does not exist.", "type": "NotFoundError", "param": null, "code": 404}`, providers.KindFatal, "unknown_model", 0},
+		{"llama.cpp context size", 400, nil, `{"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}}`, providers.KindFailed, "context_length_exceeded", 0},
+		{"Ollama unknown model (OpenAI endpoint)", 404, nil, `{"error": {"message": "model \"qwen9:7b\" not found, try pulling it first", "type": "api_error", "param": null, "code": null}}`, providers.KindFatal, "unknown_model", 0},
+		{"Ollama error as a string", 404, nil, `{"error": "model 'qwen9' not found"}`, providers.KindFatal, "unknown_model", 0},
+		{"OpenRouter context length", 400, nil, `{"error": {"code": 400, "message": "This endpoint's maximum context length is 8192 tokens. However, you requested about 9000 tokens.", "metadata": {"provider_name": null}}}`, providers.KindFailed, "context_length_exceeded", 0},
+		{"OpenAI context length code", 400, nil, `{"error": {"message": "Please reduce the length of the messages.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}`, providers.KindFailed, "context_length_exceeded", 0},
+		{"a bad request that mentions the model is not an unknown model", 400, nil, `{"error": {"message": "model parameters: temperature must be <= 2"}}`, providers.KindFailed, "http_400", 0},
 		{"finish_reason length", 200, nil, `{"choices": [{"finish_reason": "length", "message": {"content": "{\"sum"}}]}`, providers.KindFailed, "finish_length", 0},
 		{"finish_reason content_filter", 200, nil, `{"choices": [{"finish_reason": "content_filter", "message": {"content": ""}}]}`, providers.KindFailed, "finish_content_filter", 0},
 		{"finish_reason error", 200, nil, `{"choices": [{"finish_reason": "error", "message": {"content": ""}}]}`, providers.KindRetryable, "finish_error", 0},
@@ -141,6 +155,9 @@ func TestFailureTaxonomy(t *testing.T) {
 			var pe *providers.Error
 			if !errors.As(err, &pe) || pe.Kind != tc.kind || pe.Code != tc.code || pe.RetryAfter != tc.after {
 				t.Fatalf("err = %#v, want kind %v code %s retry-after %v", err, tc.kind, tc.code, tc.after)
+			}
+			if pe.Message == "" || !utf8.ValidString(pe.Message) {
+				t.Errorf("message %q: empty or not UTF-8", pe.Message)
 			}
 			if tc.status == 401 && !strings.Contains(pe.Message, "OPENROUTER_API_KEY") {
 				t.Errorf("401 message does not say what to fix: %s", pe.Message)
@@ -199,5 +216,85 @@ func TestIdentityCoversWhatChangesAnswers(t *testing.T) {
 		if id(cfg) == base {
 			t.Errorf("%s did not change the cache identity", cfg)
 		}
+	}
+}
+
+func TestInvalidUTF8InTheAnswerIsKept(t *testing.T) {
+	content := `{"summary": "caf` + "\xff\xfe" + `"}`
+	s := newServer(t, func(string, int) (int, map[string]string, string) {
+		lit, _ := json.Marshal("x") // shape only
+		_ = lit
+		return 200, nil, `{"id": "g", "model": "m", "choices": [{"finish_reason": "stop", "message": {"content": "` + strings.ReplaceAll(content, `"`, `\"`) + `"}}]}`
+	})
+	resp, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Text != content {
+		t.Errorf("text = %q, want the answer's own bytes %q (not U+FFFD)", resp.Text, content)
+	}
+}
+
+func TestUnquoteKeepingBytes(t *testing.T) {
+	for lit, want := range map[string]string{
+		`"a\"b\\c\/d\n\t"`:    "a\"b\\c/d\n\t",
+		`"\u00e9\ud83d\ude00"`: "é😀",
+		"\"x\xffy\"":         "x\xffy",
+	} {
+		got, ok := unquoteKeepingBytes([]byte(lit))
+		if !ok || got != want {
+			t.Errorf("unquote(%q) = %q, %v; want %q", lit, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`"\u12"`, `"abc\"`, `abc`, `"\q"`} {
+		if _, ok := unquoteKeepingBytes([]byte(bad)); ok {
+			t.Errorf("unquote(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMissingUsageIsUnknownNotZero(t *testing.T) {
+	s := newServer(t, func(string, int) (int, map[string]string, string) {
+		return 200, nil, `{"id": "g", "model": "m", "choices": [{"finish_reason": "stop", "message": {"content": "{}"}}]}`
+	})
+	resp, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
+	if err != nil || resp.Usage != nil {
+		t.Errorf("usage = %+v, %v; want nil when the server reports none", resp.Usage, err)
+	}
+}
+
+func TestBodyLargerThanMaxResponseBytesIsNotBuffered(t *testing.T) {
+	big := strings.Repeat("x", 2<<20)
+	s := newServer(t, func(string, int) (int, map[string]string, string) { return 200, nil, ok(big, "m") })
+	_, err := client(t, s, `{"models": ["m"], "max_response_bytes": 65536}`).Generate(context.Background(), req)
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Code != "response_too_large" || pe.Kind != providers.KindFailed {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAnswerEchoingTheKeyIsScrubbedAndCounted(t *testing.T) {
+	s := newServer(t, func(string, int) (int, map[string]string, string) {
+		return 200, nil, ok(`{"summary": "your key is `+secret+` and again `+secret+`"}`, "m")
+	})
+	resp, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(resp.Text, secret) || resp.SecretsRedacted != 2 || !strings.Contains(resp.Text, "[redacted]") {
+		t.Errorf("text %q redacted %d", resp.Text, resp.SecretsRedacted)
+	}
+}
+
+// A key that straddles the 500-byte cut of an error message must not leak
+// a prefix: scrub first, then cut.
+func TestKeyAcrossTheMessageCutDoesNotLeak(t *testing.T) {
+	pad := strings.Repeat("p", 490)
+	s := newServer(t, func(string, int) (int, map[string]string, string) {
+		return 422, nil, `{"error": {"message": "` + pad + `Bearer ` + secret + `"}}`
+	})
+	_, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
+	if err == nil || strings.Contains(err.Error(), secret[:10]) {
+		t.Errorf("a prefix of the key leaked: %v", err)
 	}
 }

@@ -425,6 +425,8 @@ func (x *Attempt) GetCode() string {
 	return ""
 }
 
+// Token accounting; absent when the API reported none (never zeros that
+// were not reported).
 type Usage struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	PromptTokens     int64                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
@@ -586,9 +588,16 @@ type GenerateResponse struct {
 	CostUsd         float64                `protobuf:"fixed64,11,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
 	FinishReason    string                 `protobuf:"bytes,12,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
 	// Set when the call failed; the other fields are then empty.
-	Failure       *Failure `protobuf:"bytes,13,opt,name=failure,proto3" json:"failure,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Failure *Failure `protobuf:"bytes,13,opt,name=failure,proto3" json:"failure,omitempty"`
+	// The answer's bytes when they are not valid UTF-8 (a proto3 string
+	// cannot carry them); text is then empty. The host's contract check
+	// rejects such an answer as parse_failed instead of silently repairing it.
+	RawText []byte `protobuf:"bytes,14,opt,name=raw_text,json=rawText,proto3" json:"raw_text,omitempty"`
+	// How many times the plugin removed its API key from the answer before
+	// returning it (a server that echoes the key).
+	SecretsRedacted int32 `protobuf:"varint,15,opt,name=secrets_redacted,json=secretsRedacted,proto3" json:"secrets_redacted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GenerateResponse) Reset() {
@@ -712,6 +721,20 @@ func (x *GenerateResponse) GetFailure() *Failure {
 	return nil
 }
 
+func (x *GenerateResponse) GetRawText() []byte {
+	if x != nil {
+		return x.RawText
+	}
+	return nil
+}
+
+func (x *GenerateResponse) GetSecretsRedacted() int32 {
+	if x != nil {
+		return x.SecretsRedacted
+	}
+	return 0
+}
+
 var File_provider_proto protoreflect.FileDescriptor
 
 const file_provider_proto_rawDesc = "" +
@@ -757,7 +780,7 @@ const file_provider_proto_rawDesc = "" +
 	"\n" +
 	"\x06FAILED\x10\x00\x12\r\n" +
 	"\tRETRYABLE\x10\x01\x12\t\n" +
-	"\x05FATAL\x10\x02\"\x80\x04\n" +
+	"\x05FATAL\x10\x02\"\xc6\x04\n" +
 	"\x10GenerateResponse\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12%\n" +
@@ -773,7 +796,9 @@ const file_provider_proto_rawDesc = "" +
 	" \x01(\bR\ahasCost\x12\x19\n" +
 	"\bcost_usd\x18\v \x01(\x01R\acostUsd\x12#\n" +
 	"\rfinish_reason\x18\f \x01(\tR\ffinishReason\x126\n" +
-	"\afailure\x18\r \x01(\v2\x1c.pgrules.provider.v1.FailureR\afailure2\x98\x02\n" +
+	"\afailure\x18\r \x01(\v2\x1c.pgrules.provider.v1.FailureR\afailure\x12\x19\n" +
+	"\braw_text\x18\x0e \x01(\fR\arawText\x12)\n" +
+	"\x10secrets_redacted\x18\x0f \x01(\x05R\x0fsecretsRedacted2\x98\x02\n" +
 	"\bProvider\x12W\n" +
 	"\bDescribe\x12$.pgrules.provider.v1.DescribeRequest\x1a%.pgrules.provider.v1.DescribeResponse\x12Z\n" +
 	"\tConfigure\x12%.pgrules.provider.v1.ConfigureRequest\x1a&.pgrules.provider.v1.ConfigureResponse\x12W\n" +
