@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,27 @@ func Find(name string, dirs []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("provider %q not found: no executable %s in %s; build the plugins with `make plugins` (they go to bin/, next to pgrules), or pass --plugin-dir", name, bin, strings.Join(dirs, ", "))
+}
+
+// ListNames returns the names of the provider plugins in dirs without
+// starting them.
+func ListNames(dirs []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			name, ok := strings.CutPrefix(e.Name(), BinaryPrefix)
+			if ok && !e.IsDir() && !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return out
 }
 
 // Found is one plugin binary seen by List.
@@ -178,11 +200,33 @@ func (c *Client) start(ctx context.Context) error {
 	conf, err := p.Configure(ctx, orEmpty(c.opts.ConfigJSON))
 	if err != nil {
 		pc.Kill()
-		return fmt.Errorf("plugin %s rejected its configuration (providers.%s in pgrules.yaml): %s", c.opts.Name, c.opts.Name, status.Convert(err).Message())
+		return &ConfigRejected{Provider: c.opts.Name, Err: parseConfigError(status.Convert(err).Message())}
 	}
 	c.pc, c.p, c.info, c.config = pc, p, info, conf
 	c.gen++
 	return nil
+}
+
+// ConfigRejected is a plugin's refusal of its configuration; Err.Path is
+// relative to providers.<Provider>.
+type ConfigRejected struct {
+	Provider string
+	Err      *ConfigError
+}
+
+func (e *ConfigRejected) Error() string {
+	return fmt.Sprintf("provider %s rejected its configuration: %s", e.Provider, e.Err)
+}
+
+// configPathRE reads the path a plugin's ConfigError put in front of its
+// message, across the gRPC boundary.
+var configPathRE = regexp.MustCompile(`^([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+|\[\d+\])*): (.+)$`)
+
+func parseConfigError(msg string) *ConfigError {
+	if m := configPathRE.FindStringSubmatch(msg); m != nil {
+		return &ConfigError{Path: m[1], Msg: m[2]}
+	}
+	return &ConfigError{Msg: msg}
 }
 
 func orEmpty(b []byte) []byte {

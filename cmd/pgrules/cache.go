@@ -13,18 +13,21 @@ import (
 )
 
 func newCacheCmd() *cobra.Command {
-	var outDir, path string
 	cmd := &cobra.Command{
 		Use:   "cache",
 		Short: "Inspect or empty the response cache (what makes re-gating free)",
 	}
-	cmd.PersistentFlags().StringVar(&outDir, "out-dir", "out", "the run's out dir; the cache is <out-dir>/cache.db")
-	cmd.PersistentFlags().StringVar(&path, "cache-path", "", "the cache file, when it is not in the out dir")
-	resolve := func() string {
-		if path != "" {
-			return path
+	cmd.PersistentFlags().String("out-dir", "out", "the run's out dir; the cache is <out-dir>/cache.db (default: out_dir of the config)")
+	cmd.PersistentFlags().String("cache-path", "", "the cache file, when it is not in the out dir (default: cache.path of the config)")
+	resolve := func(cmd *cobra.Command) (string, error) {
+		l, err := loadFor(cmd)
+		if err != nil {
+			return "", usageErr(err)
 		}
-		return filepath.Join(outDir, "cache.db")
+		if l.cfg.Cache.Path != "" {
+			return l.cfg.Cache.Path, nil
+		}
+		return filepath.Join(l.cfg.OutDir, "cache.db"), nil
 	}
 	var asJSON bool
 	stats := &cobra.Command{
@@ -32,7 +35,11 @@ func newCacheCmd() *cobra.Command {
 		Short: "Entries, size, providers and models, and the tokens and cost a re-gate saves",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cache.Open(resolve(), cache.Options{ReadOnly: true, Timeout: 5 * time.Second})
+			path, err := resolve(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := cache.Open(path, cache.Options{ReadOnly: true, Timeout: 5 * time.Second})
 			if err != nil {
 				return err
 			}
@@ -66,7 +73,11 @@ func newCacheCmd() *cobra.Command {
 		Short: "Remove every cached answer (the next run pays for every call again)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cache.Open(resolve(), cache.Options{ReadOnly: false, Timeout: 5 * time.Second})
+			path, err := resolve(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := cache.Open(path, cache.Options{ReadOnly: false, Timeout: 5 * time.Second})
 			if err != nil {
 				return err
 			}

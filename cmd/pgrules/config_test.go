@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pgrules/pgrules/providers/openai"
 )
 
 // parse builds the run command's flags from args and loads the config
@@ -16,7 +20,11 @@ func parse(t *testing.T, args []string, file string) (*Config, error) {
 	if err := cmd.Flags().Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, err := loadConfig(cmd.Flags(), file, file != "")
+	explicit := file != ""
+	if !explicit {
+		file = filepath.Join(t.TempDir(), "pgrules.yaml") // absent: no file layer
+	}
+	cfg, _, err := loadConfig(cmd.Flags(), file, explicit)
 	return cfg, err
 }
 
@@ -96,5 +104,45 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.Provider != "openrouter" || cfg.Concurrency != 8 || len(cfg.Providers) != 3 {
 		t.Errorf("example config: %+v", cfg)
+	}
+}
+
+// Environment values are typed as the file types them, so a provider gets
+// a list, a number and an object, not three strings.
+func TestEnvValuesAreTypedLikeTheFile(t *testing.T) {
+	t.Setenv("PGRULES_PROVIDERS__LOCAL__MODELS", "a,b")
+	t.Setenv("PGRULES_PROVIDERS__LOCAL__GENERATION__MAX_TOKENS", "4096")
+	t.Setenv("PGRULES_PROVIDERS__LOCAL__RESPONSE_FORMAT", `{"type":"json_object"}`)
+	t.Setenv("PGRULES_OUT_DIR", "0123") // a string setting keeps its text
+	t.Setenv("PGRULES_RPM", "60")
+	cfg, err := parse(t, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := cfg.Providers["local"]
+	gen, _ := local["generation"].(map[string]any)
+	rf, _ := local["response_format"].(map[string]any)
+	if local["models"] != "a,b" || gen["max_tokens"] != 4096 || rf["type"] != "json_object" || cfg.OutDir != "0123" || cfg.RPM != 60 {
+		t.Fatalf("typed env: %#v out_dir %q rpm %v", local, cfg.OutDir, cfg.RPM)
+	}
+	// And the plugin accepts what it is handed.
+	raw, _ := json.Marshal(local)
+	c := openai.New(openai.Defaults{Name: "local", BaseURL: "http://127.0.0.1:1/v1"})
+	conf, err := c.Configure(context.Background(), raw)
+	if err != nil || strings.Join(conf.Models, ",") != "a,b" || !strings.Contains(string(conf.IdentityJSON), `"max_tokens":4096`) || !strings.Contains(string(conf.IdentityJSON), `"response_format":{"type":"json_object"}`) {
+		t.Errorf("the local plugin with env-typed settings: %v %s", err, conf.IdentityJSON)
+	}
+}
+
+func TestErrorsNameTheirSource(t *testing.T) {
+	t.Setenv("PGRULES_MAX_RETRY_WAIT", "-1s")
+	_, err := parse(t, nil, "")
+	if err == nil || !strings.HasPrefix(err.Error(), "environment variable PGRULES_MAX_RETRY_WAIT: max_retry_wait: must be more than 0") || strings.Contains(err.Error(), "pgrules.yaml") {
+		t.Errorf("err = %v", err)
+	}
+	t.Setenv("PGRULES_MAX_RETRY_WAIT", "")
+	_, err = parse(t, []string{"--concurrency", "0"}, "")
+	if err == nil || !strings.HasPrefix(err.Error(), "flag --concurrency: concurrency: must be at least 1") {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 func newExplainCmd() *cobra.Command {
-	var outDir, rulesPath, rawPath, mode, payloadType string
+	var rawPath, payloadType string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "explain ID",
@@ -28,6 +28,11 @@ raw_refined_text), or from a file with --raw.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
+			l, err := loadFor(cmd)
+			if err != nil {
+				return usageErr(err)
+			}
+			outDir, rulesPath, mode := l.cfg.OutDir, l.cfg.Rules, l.cfg.GatingMode
 			rs, err := loadRules(rulesPath)
 			if err != nil {
 				return usageErr(err)
@@ -79,10 +84,10 @@ raw_refined_text), or from a file with --raw.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&outDir, "out-dir", "out", "the run's out dir")
-	f.StringVar(&rulesPath, "rules", "gates.yaml", "the gates file to evaluate with")
+	f.String("out-dir", "out", "the run's out dir (default: out_dir of the config)")
+	f.String("rules", "gates.yaml", "the gates file to evaluate with (default: rules of the config)")
 	f.StringVar(&rawPath, "raw", "", "read the teacher's answer from this file instead of the outputs")
-	f.StringVar(&mode, "gating-mode", "lenient", "strict or lenient")
+	f.String("gating-mode", "lenient", "strict or lenient (default: gating_mode of the config)")
 	f.StringVar(&payloadType, "payload-type", "", "the payload type the plan asked for (default: from the record)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd

@@ -7,14 +7,17 @@ import (
 )
 
 func newLintCmd() *cobra.Command {
-	var rulesPath string
 	var strict bool
 	cmd := &cobra.Command{
 		Use:   "lint",
 		Short: "Compile and type-check every gate; warn on unknown fields, unused and shadowed entries; show CEL costs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rs, err := loadRules(rulesPath)
+			l, err := loadFor(cmd)
+			if err != nil {
+				return usageErr(err)
+			}
+			rs, err := loadRules(l.cfg.Rules)
 			if err != nil {
 				return usageErr(err)
 			}
@@ -38,7 +41,7 @@ func newLintCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&rulesPath, "rules", "gates.yaml", "the gates file to check")
+	cmd.Flags().String("rules", "gates.yaml", "the gates file to check (default: rules of the config)")
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 when there are warnings")
 	return cmd
 }

@@ -14,6 +14,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/pgrules/pgrules/providers"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -56,6 +59,8 @@ re-gating costs no teacher call.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetGlobalNormalizationFunc(snakeToKebab)
+	root.PersistentFlags().String("config", "", "config file (default ./pgrules.yaml when present); every command reads it, then PGRULES_* variables, then flags")
+	root.SetFlagErrorFunc(flagError)
 	for _, c := range subcommands() {
 		root.AddCommand(c)
 	}
@@ -89,6 +94,31 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return exitFailed
+}
+
+// flagError adds a did-you-mean to an unknown flag.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
+		var names []string
+		cmd.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+		cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+		if s := providers.Suggest(name, names); s != "" {
+			return usageErr(fmt.Errorf("%s; did you mean --%s? (see pgrules %s --help)", msg, s, cmd.Name()))
+		}
+	}
+	return usageErr(fmt.Errorf("%s (see pgrules %s --help)", msg, cmd.Name()))
+}
+
+// loadFor loads the layered config for a command: defaults < the config
+// file < PGRULES_* < the flags the user set on this command.
+func loadFor(cmd *cobra.Command) (*loaded, error) {
+	f := cmd.Flags().Lookup("config")
+	path, explicit := "", false
+	if f != nil && f.Changed {
+		path, explicit = f.Value.String(), true
+	}
+	return load(cmd.Flags(), path, explicit)
 }
 
 func isFlagError(err error) bool {

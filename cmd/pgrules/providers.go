@@ -11,7 +11,6 @@ import (
 )
 
 func newProvidersCmd() *cobra.Command {
-	var pluginDir string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "providers",
@@ -22,7 +21,11 @@ first one found for a name wins, as in a run). Each is started and asked to
 describe itself; pin one in pgrules.yaml with plugins.<name>.sha256.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			found := providers.List(providers.SearchDirs(pluginDir))
+			l, err := loadFor(cmd)
+			if err != nil {
+				return usageErr(err)
+			}
+			found := providers.List(providers.SearchDirs(l.cfg.PluginDir))
 			if asJSON {
 				type row struct {
 					Name    string `json:"name"`
@@ -44,7 +47,7 @@ describe itself; pin one in pgrules.yaml with plugins.<name>.sha256.`,
 				return enc.Encode(rows)
 			}
 			if len(found) == 0 {
-				return fmt.Errorf("no pgrules-provider-* plugin found in %v: build them with `make plugins` or pass --plugin-dir", providers.SearchDirs(pluginDir))
+				return fmt.Errorf("no pgrules-provider-* plugin found in %v: build them with `make plugins` or pass --plugin-dir", providers.SearchDirs(l.cfg.PluginDir))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tVERSION\tSHA256\tPATH")
@@ -58,7 +61,7 @@ describe itself; pin one in pgrules.yaml with plugins.<name>.sha256.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&pluginDir, "plugin-dir", "", "directory searched first")
+	cmd.Flags().String("plugin-dir", "", "directory searched first (default: plugin_dir of the config)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -29,7 +29,6 @@ import (
 )
 
 func newRunCmd() *cobra.Command {
-	var configPath string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Refine drafts with a teacher, gate the answers and write the dataset",
@@ -38,19 +37,14 @@ func newRunCmd() *cobra.Command {
   pgrules run --rules my-gates.yaml        # re-gate from the cache: no teacher calls`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			explicit := cmd.Flags().Changed("config")
-			if !explicit {
-				configPath = "pgrules.yaml"
-			}
-			cfg, k, err := loadConfig(cmd.Flags(), configPath, explicit)
+			l, err := loadFor(cmd)
 			if err != nil {
 				return usageErr(err)
 			}
-			return runPass(cmd.Context(), cmd, cfg, redactedJSON(k))
+			return runPass(cmd.Context(), cmd, l)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configPath, "config", "", "config file (default ./pgrules.yaml when present)")
 	f.String("plan", "", "prompt plan JSONL (prompt_plan_v1.jsonl)")
 	f.String("drafts", "", "drafts JSONL (drafts_v1.jsonl)")
 	f.String("critiques", "", "critiques JSONL (critiques_v1.jsonl); optional: without it every draft counts as verdict pass")
@@ -81,7 +75,8 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
-func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.RawMessage) error {
+func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
+	cfg, cfgJSON := l.cfg, redactedJSON(l.k)
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return usageErr(err)
@@ -135,6 +130,14 @@ func runPass(ctx context.Context, cmd *cobra.Command, cfg *Config, cfgJSON json.
 		MaxRestarts: 3,
 		ConfigJSON:  provCfg,
 	})
+	var rejected *providers.ConfigRejected
+	if errors.As(err, &rejected) {
+		key := "providers." + rejected.Provider
+		if rejected.Err.Path != "" {
+			key += "." + rejected.Err.Path
+		}
+		return usageErr(&ConfigError{Origin: l.origin(key), Key: key, Msg: rejected.Err.Msg})
+	}
 	if err != nil {
 		return usageErr(err)
 	}
@@ -322,14 +325,6 @@ func checkRunConfig(cfg *Config) error {
 		} else if st.IsDir() {
 			return fmt.Errorf("cannot read input %s (%s): it is a directory, expected a JSONL file", in.path, in.flag)
 		}
-	}
-	switch cfg.GatingMode {
-	case "strict", "lenient":
-	default:
-		return fmt.Errorf("--gating-mode %q: use strict or lenient", cfg.GatingMode)
-	}
-	if cfg.Concurrency < 1 {
-		return fmt.Errorf("--concurrency %d: must be at least 1", cfg.Concurrency)
 	}
 	if cfg.Provider == "" {
 		return errors.New("--provider is empty: use openrouter, local or dryrun")

@@ -14,7 +14,7 @@ import (
 )
 
 func newTestRulesCmd() *cobra.Command {
-	var rulesPath, runRE, junit string
+	var runRE, junit string
 	var verbose, coverage bool
 	var coverageMin float64
 	cmd := &cobra.Command{
@@ -35,7 +35,11 @@ file do not load (with file:line:col).`,
 					return usageErr(fmt.Errorf("--run %q: %w", runRE, err))
 				}
 			}
-			rs, err := loadRules(rulesPath)
+			l, err := loadFor(cmd)
+			if err != nil {
+				return usageErr(err)
+			}
+			rs, err := loadRules(l.cfg.Rules)
 			if err != nil {
 				return usageErr(err)
 			}
@@ -107,7 +111,7 @@ file do not load (with file:line:col).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&rulesPath, "rules", "gates.yaml", "the gates file under test")
+	f.String("rules", "gates.yaml", "the gates file under test (default: rules of the config)")
 	f.StringVar(&runRE, "run", "", "run only cases whose name matches this regular expression")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print every case, not only failures")
 	f.StringVar(&junit, "junit", "", "write a JUnit XML report to this file")

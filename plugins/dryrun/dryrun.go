@@ -45,12 +45,8 @@ func (d *dryrun) Describe(context.Context) (providers.Info, error) {
 
 func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured, error) {
 	cfg := config{}
-	if len(raw) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(raw)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return providers.Configured{}, fmt.Errorf("providers.dryrun: %v (known keys: mix, seed)", err)
-		}
+	if err := providers.DecodeConfig(raw, &cfg); err != nil {
+		return providers.Configured{}, err
 	}
 	if len(cfg.Mix) == 0 {
 		cfg.Mix = defaultMix
@@ -62,10 +58,14 @@ func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured,
 	var keys []string
 	for k, w := range cfg.Mix {
 		if !known[k] {
-			return providers.Configured{}, fmt.Errorf("providers.dryrun.mix: unknown outcome %q (known: %s)", k, strings.Join(outcomes, ", "))
+			msg := fmt.Sprintf("unknown outcome (known: %s)", strings.Join(outcomes, ", "))
+			if s := providers.Suggest(k, outcomes); s != "" {
+				msg = fmt.Sprintf("unknown outcome; did you mean %s? (known: %s)", s, strings.Join(outcomes, ", "))
+			}
+			return providers.Configured{}, &providers.ConfigError{Path: "mix." + k, Msg: msg}
 		}
 		if w < 0 {
-			return providers.Configured{}, fmt.Errorf("providers.dryrun.mix.%s: weight %v is negative", k, w)
+			return providers.Configured{}, &providers.ConfigError{Path: "mix." + k, Msg: fmt.Sprintf("weight %v is negative", w)}
 		}
 		keys = append(keys, k)
 	}
@@ -76,7 +76,7 @@ func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured,
 		d.cum = append(d.cum, d.total)
 	}
 	if d.total == 0 {
-		return providers.Configured{}, fmt.Errorf("providers.dryrun.mix: all weights are zero")
+		return providers.Configured{}, &providers.ConfigError{Path: "mix", Msg: "all weights are zero"}
 	}
 	// The mix and seed decide every answer: they are the cache identity.
 	identity, _ := json.Marshal(struct {

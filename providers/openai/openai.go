@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -25,9 +26,10 @@ import (
 
 // Config is a provider's section of pgrules.yaml.
 type Config struct {
-	BaseURL   string   `json:"base_url"`
-	Models    []string `json:"models"`
-	APIKeyEnv string   `json:"api_key_env"`
+	BaseURL string `json:"base_url"`
+	// Models accepts a list or "a,b" (as an environment variable has it).
+	Models    providers.StringList `json:"models"`
+	APIKeyEnv string               `json:"api_key_env"`
 	// AppName and Referer identify the app to OpenRouter (X-Title,
 	// HTTP-Referer).
 	AppName    string          `json:"app_name"`
@@ -37,7 +39,7 @@ type Config struct {
 	// ResponseFormat is passed through as the request's response_format
 	// (e.g. {"type": "json_object"}).
 	ResponseFormat json.RawMessage `json:"response_format"`
-	Timeout        Duration        `json:"timeout"`
+	Timeout        providers.Duration `json:"timeout"`
 	// MaxResponseBytes bounds the body read from the server: a runaway or
 	// hostile server cannot make the plugin buffer more than this.
 	MaxResponseBytes int64 `json:"max_response_bytes"`
@@ -46,31 +48,38 @@ type Config struct {
 // DefaultMaxResponseBytes is 8 MiB: a long itinerary is tens of KB.
 const DefaultMaxResponseBytes = 8 << 20
 
+// validate checks values a server would reject only after a paid call, or
+// never (a negative timeout).
+func (c *Config) validate() error {
+	bad := func(path, format string, args ...any) error {
+		return &providers.ConfigError{Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch g := c.Generation; {
+	case len(c.Models) == 0:
+		return bad("models", "is empty: name at least one model (or pass --model)")
+	case c.Timeout <= 0:
+		return bad("timeout", "must be more than 0, got %s", time.Duration(c.Timeout))
+	case c.MaxResponseBytes <= 0:
+		return bad("max_response_bytes", "must be more than 0, got %d", c.MaxResponseBytes)
+	case g.Temperature != nil && (*g.Temperature < 0 || *g.Temperature > 2):
+		return bad("generation.temperature", "must be between 0 and 2, got %g", *g.Temperature)
+	case g.TopP != nil && (*g.TopP <= 0 || *g.TopP > 1):
+		return bad("generation.top_p", "must be more than 0 and at most 1, got %g", *g.TopP)
+	case g.MaxTokens != nil && *g.MaxTokens < 1:
+		return bad("generation.max_tokens", "must be at least 1, got %d", *g.MaxTokens)
+	}
+	if _, err := url.Parse(c.BaseURL); err != nil || !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+		return bad("base_url", "%q is not an http(s) URL", c.BaseURL)
+	}
+	return nil
+}
+
 // Generation is the sampling configuration.
 type Generation struct {
 	Temperature *float64 `json:"temperature,omitempty"`
 	TopP        *float64 `json:"top_p,omitempty"`
 	MaxTokens   *int     `json:"max_tokens,omitempty"`
 	Seed        *int64   `json:"seed,omitempty"`
-}
-
-// Duration reads "90s" or a number of seconds.
-type Duration time.Duration
-
-// UnmarshalJSON accepts "90s" or 90.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		v, err := time.ParseDuration(s)
-		*d = Duration(v)
-		return err
-	}
-	var n float64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("timeout: want a duration like \"90s\"")
-	}
-	*d = Duration(time.Duration(n * float64(time.Second)))
-	return nil
 }
 
 // Defaults for one backend.
@@ -103,16 +112,12 @@ const Version = "1.0.0"
 
 // Configure implements providers.Provider.
 func (c *Client) Configure(_ context.Context, raw []byte) (providers.Configured, error) {
-	cfg := Config{BaseURL: c.def.BaseURL, APIKeyEnv: c.def.APIKeyEnv, Timeout: Duration(5 * time.Minute), MaxResponseBytes: DefaultMaxResponseBytes}
-	if len(raw) > 0 && string(raw) != "null" {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return providers.Configured{}, fmt.Errorf("providers.%s: %v (known keys: base_url, models, api_key_env, app_name, referer, routing, generation, response_format, timeout)", c.def.Name, err)
-		}
+	cfg := Config{BaseURL: c.def.BaseURL, APIKeyEnv: c.def.APIKeyEnv, Timeout: providers.Duration(5 * time.Minute), MaxResponseBytes: DefaultMaxResponseBytes}
+	if err := providers.DecodeConfig(raw, &cfg); err != nil {
+		return providers.Configured{}, err
 	}
-	if len(cfg.Models) == 0 {
-		return providers.Configured{}, fmt.Errorf("providers.%s.models is empty: name at least one model (pgrules.yaml, or --model)", c.def.Name)
+	if err := cfg.validate(); err != nil {
+		return providers.Configured{}, err
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	c.key = ""
