@@ -516,7 +516,7 @@ func TestGateErrorMakesTheRunUnhealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Compiles (response is a dyn map) but fails at run time on every answer.
-	edited := strings.Replace(string(src), "expression: contract.overall_ok", "expression: contract.overall_ok && response.no_such_field == 1", 1)
+	edited := strings.Replace(string(src), "expression: contract.overall_ok", "expression: contract.overall_ok && response.metadata.source == \"x\"", 1)
 	path := filepath.Join(t.TempDir(), "gates.yaml")
 	os.WriteFile(path, []byte(edited), 0o644)
 	_, err = e.run(context.Background(), func(_ *engine.Options, d *engine.Deps) { d.Rules = loadRules(t, path) })

@@ -32,6 +32,9 @@ type schemaSet struct {
 	files          []File
 	envelopeFields map[string]bool
 	versions       map[string]string
+	// shape is what an answer may hold, from the envelope and every
+	// payload schema: gates naming another field do not compile.
+	shape *shape
 }
 
 const payloadSuffix = ".payload.schema.json"
@@ -41,6 +44,7 @@ const payloadSuffix = ".payload.schema.json"
 func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error) {
 	s := &schemaSet{payloads: map[string]*jsonschema.Schema{}, envelopeFields: map[string]bool{}, versions: map[string]string{}}
 	c := jsonschema.NewCompiler()
+	var payloadShapes *shape
 	add := func(p string) (string, error) {
 		data, where, builtin, err := src.read(p)
 		if err != nil {
@@ -56,6 +60,11 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 		}
 		sum := sha256.Sum256(data)
 		s.files = append(s.files, File{Path: where, Kind: "schema", SHA256: hex.EncodeToString(sum[:]), Builtin: builtin})
+		if strings.HasSuffix(p, payloadSuffix) {
+			payloadShapes = union(payloadShapes, shapeOf(doc))
+		} else {
+			s.shape = shapeOf(doc)
+		}
 		if m, ok := doc.(map[string]any); ok && strings.Contains(p, "envelope") {
 			if props, ok := m["properties"].(map[string]any); ok {
 				for k := range props {
@@ -93,6 +102,13 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 		s.payloads[strings.TrimSuffix(n, payloadSuffix)] = sch
 	}
 	s.versions["payload"] = path.Base(payloadDir)
+	// The envelope's payload holds what any payload schema allows.
+	if s.shape != nil && s.shape.props != nil {
+		s.shape.props["payload"] = union(s.shape.props["payload"], payloadShapes)
+		if p := s.shape.props["payload"]; p != nil && payloadShapes != nil {
+			p.closed = payloadShapes.closed
+		}
+	}
 	return s, nil
 }
 

@@ -2,8 +2,11 @@ package rules
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // FuzzParseAnswer: whatever the teacher sends, parsing never panics, what
@@ -57,6 +60,61 @@ func FuzzKeywordSpans(f *testing.F) {
 				t.Fatalf("span %q in %q is not a whole-word term", s[sp[0]:sp[1]], s)
 			}
 			end = sp[1]
+		}
+	})
+}
+
+// FuzzMatcherAgainstNaive: the automaton finds exactly the occurrences a
+// naive search of every term at every position finds.
+func FuzzMatcherAgainstNaive(f *testing.F) {
+	f.Add("he|she|his|hers", "ushers and his hershe")
+	f.Add("a|aa|aaa|b", "aaaabaaa")
+	f.Add("abc|bcd|cde|abcde", "xabcdex")
+	f.Fuzz(func(t *testing.T, list, text string) {
+		var terms []string
+		seen := map[string]bool{}
+		for _, s := range strings.Split(list, "|") {
+			if s != "" && !seen[s] {
+				seen[s] = true
+				terms = append(terms, s)
+			}
+		}
+		if len(terms) == 0 {
+			return
+		}
+		got := map[[2]int]bool{}
+		for _, sp := range newMatcher(terms).find(text) {
+			got[sp] = true
+		}
+		want := map[[2]int]bool{}
+		for _, term := range terms {
+			for i := 0; i+len(term) <= len(text); i++ {
+				if text[i:i+len(term)] == term {
+					want[[2]int{i, i + len(term)}] = true
+				}
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("terms %q in %q: got %d occurrences, want %d", terms, text, len(got), len(want))
+		}
+		for sp := range want {
+			if !got[sp] {
+				t.Fatalf("terms %q in %q: missed %v", terms, text, sp)
+			}
+		}
+	})
+}
+
+// FuzzNormalizeFastPath: skipping Unicode folding for plain ASCII changes
+// nothing.
+func FuzzNormalizeFastPath(f *testing.F) {
+	for _, s := range []string{"a b", "A  b", " x", "don\u2019t", "tab\there", "plain text", "ÉTÉ"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		slow := strings.Join(strings.Fields(strings.ToLower(quoteReplacer.Replace(norm.NFKC.String(s)))), " ")
+		if got := normalize(s); got != slow {
+			t.Fatalf("normalize(%q) = %q, want %q", s, got, slow)
 		}
 	})
 }

@@ -42,10 +42,48 @@ type Hit struct {
 // typographic quotes and dashes: “Don’t” matches "don't", and an é typed as
 // e + combining accent matches a precomposed one.
 func normalize(s string) string {
-	s = norm.NFKC.String(s)
-	s = quoteReplacer.Replace(s)
+	if isPlainASCII(s) {
+		return s // nothing to fold: the common case for answers and lists
+	}
+	if !asciiOnly(s) {
+		s = norm.NFKC.String(s)
+		s = quoteReplacer.Replace(s)
+	}
 	s = strings.ToLower(s)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// isPlainASCII reports text normalize would return unchanged: ASCII, no
+// upper case, single spaces only, none leading or trailing.
+func isPlainASCII(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return s == ""
+	}
+	prevSpace := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80, c >= 'A' && c <= 'Z', c == '\t', c == '\n', c == '\r', c == '\v', c == '\f':
+			return false
+		case c == ' ':
+			if prevSpace {
+				return false
+			}
+			prevSpace = true
+		default:
+			prevSpace = false
+		}
+	}
+	return true
+}
+
+func asciiOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 var quoteReplacer = strings.NewReplacer(

@@ -382,6 +382,18 @@ func (r *Rules) compile(file string, n *yaml.Node, want *cel.Type, el *errList) 
 		el.add(nodePos(file, n), "expression must be a %s, this one is a %s", want, ast.OutputType())
 		return nil
 	}
+	if r.schemas.shape != nil {
+		for _, p := range checkFields(r.schemas.shape, ast.NativeRep().Expr()) {
+			loc := ast.NativeRep().SourceInfo().GetStartLocation(p.id)
+			el.add(r.exprPos(file, n, loc.Line(), loc.Column()), "%s", p)
+		}
+	}
+	// The runtime limit protects a run; a gate that can exceed it on a
+	// plausible answer is a mistake better found before any sample.
+	if est, err := r.env.EstimateCost(ast, sizeHints{}); err == nil && est.Max > CostLimit {
+		el.add(nodePos(file, n), "estimated worst-case CEL cost %d exceeds the limit of %d (assuming lists of up to %d items and strings of up to %d characters): bound the iteration, e.g. iterate one list rather than nesting comprehensions", est.Max, CostLimit, maxListHint, maxStringHint)
+		return nil
+	}
 	prg, err := r.env.Program(ast, cel.CostLimit(CostLimit), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		el.add(nodePos(file, n), "%v", err)

@@ -37,6 +37,13 @@ func TestLoadErrorsPointIntoTheGatesFile(t *testing.T) {
 		{"bad action", listsHeader + "gates:\n  - name: g\n    reason: r\n    action: block\n    expression: true\n", `action "block": use reject, warn or audit`},
 		{"requires an unknown gate", listsHeader + "gates:\n  - name: g\n    reason: r\n    requires: [h]\n    expression: true\n", `requires "h", which is not a gate defined above it`},
 		{"missing word list", "lists:\n  x: {file: keywords/nope.txt}\ngates:\n  - name: g\n    reason: r\n    expression: true\n", "keywords/nope.txt"},
+		{"unknown answer field", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: response.sumary != \"\"\n", `gates.yaml:7:25: response.sumary: the response schema has no field "sumary" here; did you mean summary?`},
+		{"unknown answer field in has()", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: has(response.verificaton_steps)\n", `response.verificaton_steps: the response schema has no field "verificaton_steps" here; did you mean verification_steps?`},
+		{"unknown answer field by index", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: response['uncertainty'] == ''\n", `response.uncertainty: the response schema has no field "uncertainty"`},
+		{"unknown payload field", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: response.payload.titel != ''\n", `response.payload.titel: the response schema has no field "titel" here; did you mean title?`},
+		{"unknown field of a list item", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: response.payload.steps.exists(s, s.instuction == '')\n", `response.payload.steps[].instuction: the response schema has no field "instuction" here; did you mean instruction?`},
+		{"unknown field in a variable", listsHeader + "variables:\n  - name: v\n    expression: response.next_step\ngates:\n  - name: g\n    reason: r\n    expression: true\n", `response.next_step: the response schema has no field "next_step" here; did you mean next_steps?`},
+		{"cost over the limit", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: response.next_steps.all(a, response.next_steps.all(b, response.next_steps.all(c, a + b + c != '')))\n", "estimated worst-case CEL cost"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(writeGates(t, tc.body), Options{Fallback: pgrules.Defaults})
@@ -44,6 +51,23 @@ func TestLoadErrorsPointIntoTheGatesFile(t *testing.T) {
 				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Fields the schemas allow compile: known envelope and payload fields,
+// fields under an open object, and metadata (additionalProperties: true).
+func TestKnownAnswerFieldsCompile(t *testing.T) {
+	for _, expr := range []string{
+		"has(response.verification_steps) && response.summary != ''",
+		"response.payload.groups.all(g, g.items.all(i, i.text != ''))",
+		"response.payload.trip_days.exists(d, d.day == 1)",
+		"has(response.metadata) && has(response.metadata.anything)",
+		"response.payload['title'] != ''",
+	} {
+		body := listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: \"" + expr + "\"\n"
+		if _, err := Load(writeGates(t, body), Options{Fallback: pgrules.Defaults}); err != nil {
+			t.Errorf("%s: %v", expr, err)
+		}
 	}
 }
 

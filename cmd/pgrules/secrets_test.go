@@ -1,7 +1,6 @@
 package main
 
 import (
-	"regexp"
 	"io"
 	"io/fs"
 	"net/http"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 

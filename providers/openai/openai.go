@@ -38,7 +38,7 @@ type Config struct {
 	Generation Generation      `json:"generation"`
 	// ResponseFormat is passed through as the request's response_format
 	// (e.g. {"type": "json_object"}).
-	ResponseFormat json.RawMessage `json:"response_format"`
+	ResponseFormat json.RawMessage    `json:"response_format"`
 	Timeout        providers.Duration `json:"timeout"`
 	// MaxResponseBytes bounds the body read from the server: a runaway or
 	// hostile server cannot make the plugin buffer more than this.

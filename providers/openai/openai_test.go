@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"unicode/utf8"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pgrules/pgrules/providers"
 )
@@ -136,7 +136,7 @@ func TestFailureTaxonomy(t *testing.T) {
 		{"200 with an event stream", 200, map[string]string{"Content-Type": "text/event-stream"}, "data: {\"choices\": []}\n\n", providers.KindRetryable, "bad_response", 0},
 		// The error shapes of the servers people run.
 		{"vLLM context length", 400, nil, `{"object": "error", "message": "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens (2500 in the messages, 500 in the completion).", "type": "BadRequestError", "param": null, "code": 400}`, providers.KindFailed, "context_length_exceeded", 0},
-		{"vLLM unknown model", 404, nil, `{"object": "error", "message": "The model `+"`qwen-nope`"+` does not exist.", "type": "NotFoundError", "param": null, "code": 404}`, providers.KindFatal, "unknown_model", 0},
+		{"vLLM unknown model", 404, nil, `{"object": "error", "message": "The model ` + "`qwen-nope`" + ` does not exist.", "type": "NotFoundError", "param": null, "code": 404}`, providers.KindFatal, "unknown_model", 0},
 		{"llama.cpp context size", 400, nil, `{"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}}`, providers.KindFailed, "context_length_exceeded", 0},
 		{"Ollama unknown model (OpenAI endpoint)", 404, nil, `{"error": {"message": "model \"qwen9:7b\" not found, try pulling it first", "type": "api_error", "param": null, "code": null}}`, providers.KindFatal, "unknown_model", 0},
 		{"Ollama error as a string", 404, nil, `{"error": "model 'qwen9' not found"}`, providers.KindFatal, "unknown_model", 0},
@@ -193,7 +193,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 		t.Error("the key is in the cache identity")
 	}
 	t.Setenv("OPENROUTER_API_KEY", "")
-	_, err = New(Defaults{Name: "openrouter", APIKeyEnv: "OPENROUTER_API_KEY", KeyRequired: true}).Configure(context.Background(), []byte(`{"models": ["m"]}`))
+	_, err = New(Defaults{Name: "openrouter", BaseURL: "https://openrouter.ai/api/v1", APIKeyEnv: "OPENROUTER_API_KEY", KeyRequired: true}).Configure(context.Background(), []byte(`{"models": ["m"]}`))
 	if err == nil || !strings.Contains(err.Error(), "set OPENROUTER_API_KEY") {
 		t.Errorf("missing key: %v", err)
 	}
@@ -237,9 +237,9 @@ func TestInvalidUTF8InTheAnswerIsKept(t *testing.T) {
 
 func TestUnquoteKeepingBytes(t *testing.T) {
 	for lit, want := range map[string]string{
-		`"a\"b\\c\/d\n\t"`:    "a\"b\\c/d\n\t",
+		`"a\"b\\c\/d\n\t"`:     "a\"b\\c/d\n\t",
 		`"\u00e9\ud83d\ude00"`: "é😀",
-		"\"x\xffy\"":         "x\xffy",
+		"\"x\xffy\"":           "x\xffy",
 	} {
 		got, ok := unquoteKeepingBytes([]byte(lit))
 		if !ok || got != want {
@@ -296,5 +296,31 @@ func TestKeyAcrossTheMessageCutDoesNotLeak(t *testing.T) {
 	_, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
 	if err == nil || strings.Contains(err.Error(), secret[:10]) {
 		t.Errorf("a prefix of the key leaked: %v", err)
+	}
+}
+
+func TestConfigureRejectsBadSettingsByPath(t *testing.T) {
+	for cfg, want := range map[string]string{
+		`{"models": ["m"], "timeout": "-5s"}`:                     "timeout: must be more than 0, got -5s",
+		`{"models": ["m"], "generation": {"temprature": 0.2}}`:    "generation.temprature: unknown setting; did you mean temperature? (known under generation: max_tokens, seed, temperature, top_p)",
+		`{"models": ["m"], "generation": {"max_tokens": "many"}}`: `generation.max_tokens: expected a whole number, got the text "many"`,
+		`{"models": ["m"], "generation": {"temperature": 3}}`:     "generation.temperature: must be between 0 and 2, got 3",
+		`{"models": []}`:   "models: is empty",
+		`{"model": ["m"]}`: "model: unknown setting; did you mean models?",
+		`{"models": ["m"], "base_url": "localhost:8080/v1"}`: `base_url: "localhost:8080/v1" is not an http(s) URL`,
+		`{"models": ["m"], "max_response_bytes": 0}`:         "max_response_bytes: must be more than 0",
+		`{"models": "a, b", "timeout": 30}`:                  "",
+	} {
+		_, err := New(Defaults{Name: "local", BaseURL: "http://127.0.0.1:1/v1"}).Configure(context.Background(), []byte(cfg))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", cfg, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: err = %v, want %q", cfg, err, want)
+		}
+		var ce *providers.ConfigError
+		if want != "" && !errors.As(err, &ce) {
+			t.Errorf("%s: %T is not a *providers.ConfigError", cfg, err)
+		}
 	}
 }
