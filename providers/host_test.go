@@ -68,8 +68,9 @@ func TestDryrunOverGRPC(t *testing.T) {
 
 func TestBadConfigIsReportedWithItsKey(t *testing.T) {
 	_, err := providers.Start(context.Background(), providers.HostOptions{Name: "dryrun", Dirs: []string{plugintest.Build(t, "dryrun")}, ConfigJSON: []byte(`{"mix": {"vaild": 1}}`)})
-	if err == nil || !strings.Contains(err.Error(), `unknown outcome "vaild"`) || !strings.Contains(err.Error(), "providers.dryrun") {
-		t.Fatalf("err = %v", err)
+	var rej *providers.ConfigRejected
+	if !errors.As(err, &rej) || rej.Provider != "dryrun" || rej.Err.Path != "mix.vaild" || !strings.Contains(rej.Err.Msg, "did you mean valid?") {
+		t.Fatalf("err = %#v: want the path of the bad key across the gRPC boundary", err)
 	}
 }
 
