@@ -440,7 +440,7 @@ func TestStopErrorKeepsPreviousOutputs(t *testing.T) {
 	for i := range 8 {
 		e.teacher.fail[sampleID(i)] = bad
 	}
-	caller := teacher.New(e.teacher, teacher.Policy{Concurrency: 1, MaxRetries: 0, FatalAfter: 3}, zerolog.Nop())
+	caller := teacher.New(e.teacher, teacher.Policy{MaxRetries: 0, FatalAfter: 3}, zerolog.Nop())
 	_, err := e.run(context.Background(), func(o *engine.Options, d *engine.Deps) { d.Teacher = caller; d.Cache = nil; o.Concurrency = 1 })
 	var ue *engine.UnhealthyError
 	if !errors.As(err, &ue) || ue.Health.Stopped == "" || !strings.Contains(err.Error(), "OPENROUTER_API_KEY") {

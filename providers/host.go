@@ -53,7 +53,17 @@ func Find(name string, dirs []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("provider %q not found: no executable %s in %s; build the plugins with `make plugins` (they go to bin/, next to pgrules), or pass --plugin-dir", name, bin, strings.Join(dirs, ", "))
+	return "", &NotFoundError{Name: name, Binary: bin, Dirs: dirs}
+}
+
+// NotFoundError is a provider with no executable on the search path.
+type NotFoundError struct {
+	Name, Binary string
+	Dirs         []string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("provider %q not found: no executable %s in %s", e.Name, e.Binary, strings.Join(e.Dirs, ", "))
 }
 
 // ListNames returns the names of the provider plugins in dirs without
@@ -113,7 +123,7 @@ func List(dirs []string) []Found {
 func describe(path string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pc, p, err := launch(ctx, path, nil, zerolog.Nop(), "")
+	pc, p, err := launch(ctx, path, zerolog.Nop(), "")
 	if err != nil {
 		return "", err
 	}
@@ -188,7 +198,7 @@ func Start(ctx context.Context, opts HostOptions) (*Client, error) {
 
 // start launches a fresh plugin process; the caller holds c.mu or owns c.
 func (c *Client) start(ctx context.Context) error {
-	pc, p, err := launch(ctx, c.path, c.opts.ConfigJSON, c.log, c.opts.SHA256)
+	pc, p, err := launch(ctx, c.path, c.log, c.opts.SHA256)
 	if err != nil {
 		return err
 	}
@@ -236,7 +246,10 @@ func orEmpty(b []byte) []byte {
 	return b
 }
 
-func launch(ctx context.Context, path string, _ []byte, log zerolog.Logger, pin string) (*plugin.Client, Provider, error) {
+// launch starts a plugin process and connects to it. The handshake waits
+// at most until ctx ends (or StartTimeout): a plugin that never answers
+// cannot hold up a Ctrl-C.
+func launch(ctx context.Context, path string, log zerolog.Logger, pin string) (*plugin.Client, Provider, error) {
 	var secure *plugin.SecureConfig
 	if pin != "" {
 		want, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(pin), "sha256:"))
@@ -263,10 +276,26 @@ func launch(ctx context.Context, path string, _ []byte, log zerolog.Logger, pin 
 		StartTimeout:     30 * time.Second,
 		GRPCDialOptions:  []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg))},
 	})
-	rpc, err := pc.Client()
-	if err != nil {
+	type started struct {
+		rpc plugin.ClientProtocol
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		rpc, err := pc.Client()
+		ch <- started{rpc, err}
+	}()
+	var rpc plugin.ClientProtocol
+	select {
+	case s := <-ch:
+		if s.err != nil {
+			pc.Kill()
+			return nil, nil, fmt.Errorf("cannot start plugin %s: %w", path, s.err)
+		}
+		rpc = s.rpc
+	case <-ctx.Done():
 		pc.Kill()
-		return nil, nil, fmt.Errorf("cannot start plugin %s: %w", path, err)
+		return nil, nil, ctx.Err()
 	}
 	raw, err := rpc.Dispense(pluginName)
 	if err != nil {

@@ -89,7 +89,8 @@ func TestFindSearchOrderAndNotFound(t *testing.T) {
 		t.Errorf("SearchDirs = %v: --plugin-dir first, then $PGRULES_PLUGIN_DIR", dirs)
 	}
 	_, err = providers.Find("nosuch", []string{first})
-	if err == nil || !strings.Contains(err.Error(), "pgrules-provider-nosuch") || !strings.Contains(err.Error(), "make plugins") {
+	var nf *providers.NotFoundError
+	if !errors.As(err, &nf) || nf.Binary != "pgrules-provider-nosuch" || !strings.Contains(err.Error(), first) {
 		t.Errorf("not found error = %v", err)
 	}
 	list := providers.List([]string{second})

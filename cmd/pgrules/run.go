@@ -131,6 +131,10 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		ConfigJSON:  provCfg,
 	})
 	var rejected *providers.ConfigRejected
+	var notFound *providers.NotFoundError
+	if errors.As(err, &notFound) {
+		return usageErr(fmt.Errorf("%w; build the plugins with `make plugins` (they go to bin/, next to pgrules), put pgrules-provider-%s on $PATH, or pass --plugin-dir", err, cfg.Provider))
+	}
 	if errors.As(err, &rejected) {
 		key := "providers." + rejected.Provider
 		if rejected.Err.Path != "" {
@@ -145,7 +149,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	info, configured := client.Info(), client.Configured()
 
 	caller := teacher.New(client, teacher.Policy{
-		Concurrency: cfg.Concurrency, RPM: cfg.RPM, TPM: cfg.TPM,
+		RPM: cfg.RPM, TPM: cfg.TPM,
 		MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
 		FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait,
 	}, log)

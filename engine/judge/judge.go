@@ -147,7 +147,7 @@ func (j *Judge) Failed(s inputs.Sample, err error) Verdict {
 // NoAnswer rejects a sample that an offline run could not answer from the
 // cache.
 func (j *Judge) NoAnswer(s inputs.Sample) Verdict {
-	return j.reject(s, ReasonNoCachedAnswer, "offline run: the response cache holds no answer for this prompt; run without --offline to ask the teacher")
+	return j.reject(s, ReasonNoCachedAnswer, "offline run: the response cache holds no answer for this prompt, and no teacher was asked")
 }
 
 func (j *Judge) reject(s inputs.Sample, reason, msg string) Verdict {

@@ -31,9 +31,9 @@ const DefaultMaxRetryWait = 60 * time.Second
 // is not moving.
 const pauseWorthLogging = 5 * time.Second
 
-// Policy is how calls are made.
+// Policy is how calls are made. Concurrency is the engine's (its number
+// of workers); the policy paces whatever calls reach it.
 type Policy struct {
-	Concurrency int
 	RPM         float64 // requests per minute; 0 = unlimited
 	TPM         float64 // tokens per minute; 0 = unlimited
 	MaxRetries  int

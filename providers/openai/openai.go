@@ -56,7 +56,7 @@ func (c *Config) validate() error {
 	}
 	switch g := c.Generation; {
 	case len(c.Models) == 0:
-		return bad("models", "is empty: name at least one model (or pass --model)")
+		return bad("models", "is empty: name at least one model")
 	case c.Timeout <= 0:
 		return bad("timeout", "must be more than 0, got %s", time.Duration(c.Timeout))
 	case c.MaxResponseBytes <= 0:
