@@ -12,15 +12,6 @@ import (
 	"cel.dev/cel-go/interpreter"
 )
 
-// Sample is what the rules know of the sample being judged.
-type Sample struct {
-	ID          string
-	Category    string
-	Difficulty  string
-	PayloadType string
-	RegionTags  []string
-}
-
 // Reason codes of the parse and contract stage, and of gates that could
 // not be evaluated.
 const (
@@ -146,58 +137,21 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 		c.PayloadType = s.PayloadType
 	}
 
-	hits := map[string][]Hit{}
+	act := &activation{r: r, f: &facts{sample: &s, contract: c, parsed: perr == nil, mode: mode, response: doc},
+		hits: make([][]Hit, len(r.lists)), vars: make([]ref.Val, len(r.variables)), done: make([]bool, len(r.variables)), stack: make([]bool, len(r.variables))}
+	if act.f.response == nil {
+		act.f.response = map[string]any{}
+	}
 	if obj != nil {
 		for _, sv := range walkStrings(obj) {
 			norm := normalize(sv.value)
-			for _, l := range r.lists {
-				hits[l.Name] = append(hits[l.Name], l.findNormalized(sv.path, norm)...)
+			for li, l := range r.lists {
+				act.hits[li] = append(act.hits[li], l.findNormalized(sv.path, norm)...)
 			}
 		}
 	}
-	for _, l := range r.lists {
-		d.Hits = append(d.Hits, hits[l.Name]...)
-	}
-
-	if doc == nil {
-		doc = map[string]any{}
-	}
-	bind := map[string]any{
-		"response":                doc,
-		"mode":                    string(mode),
-		"contract.overall_ok":     c.OverallOK,
-		"contract.parsed":         perr == nil,
-		"contract.parse_mode":     c.ParseMode,
-		"contract.payload_type":   c.PayloadType,
-		"contract.strict_json_ok": c.StrictJSONOK,
-		"contract.envelope_ok":    c.EnvelopeOK,
-		"contract.payload_ok":     c.PayloadOK,
-		"contract.errors":         nonNilStrings(c.Errors),
-		"sample.id":               s.ID,
-		"sample.category":         s.Category,
-		"sample.difficulty":       s.Difficulty,
-		"sample.payload_type":     s.PayloadType,
-		"sample.region_tags":      nonNilStrings(s.RegionTags),
-	}
-	for _, l := range r.lists {
-		hs := hits[l.Name]
-		list := make([]map[string]string, 0, len(hs))
-		for _, h := range hs {
-			list = append(list, map[string]string{"term": h.Term, "path": h.Path, "text": h.Text})
-		}
-		bind["hits."+l.Name] = list
-	}
-	// Variables are lazy: a variable no evaluated gate uses costs nothing.
-	act, _ := interpreter.NewActivation(bind)
-	for _, v := range r.variables {
-		v := v
-		bind["variables."+v.Name] = func() ref.Val {
-			out, _, err := v.prg.Eval(act)
-			if err != nil {
-				return types.NewErr("variable %s: %v", v.Name, err)
-			}
-			return out
-		}
+	for li := range r.lists {
+		d.Hits = append(d.Hits, act.hits[li]...)
 	}
 
 	passed := map[string]bool{}
@@ -221,9 +175,8 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 		}
 	}
 	d.OverallOK = len(d.ReasonCodes) == 0
-	for _, v := range r.variables {
-		val, _ := act.ResolveName("variables." + v.Name)
-		d.Variables = append(d.Variables, KV{v.Name, native(val)})
+	for i, v := range r.variables {
+		d.Variables = append(d.Variables, KV{v.Name, native(act.variable(i))})
 	}
 	return d
 }

@@ -51,6 +51,9 @@ type Rules struct {
 	schemas   *schemaSet
 	lists     []*WordList
 	listByKey map[string]*WordList
+	// listIndex and varIndex resolve hits.<list> and variables.<name>.
+	listIndex map[string]int
+	varIndex  map[string]int
 	variables []*variable
 	gates     []*Gate
 	files     []File
@@ -185,7 +188,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	r := &Rules{path: file, listByKey: map[string]*WordList{}, srcLines: strings.Split(string(data), "\n")}
+	r := &Rules{path: file, listByKey: map[string]*WordList{}, listIndex: map[string]int{}, varIndex: map[string]int{}, srcLines: strings.Split(string(data), "\n")}
 	r.files = append(r.files, File{Path: file, Kind: "gates", SHA256: hex.EncodeToString(sum[:]), Builtin: src.fsys != nil && src.fsys == src.fallback})
 	el := &errList{}
 
@@ -205,29 +208,15 @@ func load(data []byte, file string, src source) (*Rules, error) {
 		return nil, err
 	}
 
-	opts := []cel.EnvOption{
+	opts := append([]cel.EnvOption{
 		ext.Strings(ext.StringsVersion(4)),
 		ext.Lists(ext.ListsVersion(2)),
 		ext.Sets(ext.SetsVersion(0)),
-		cel.Variable("response", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("mode", cel.StringType),
-		cel.Variable("contract.overall_ok", cel.BoolType),
-		cel.Variable("contract.parsed", cel.BoolType),
-		cel.Variable("contract.parse_mode", cel.StringType),
-		cel.Variable("contract.payload_type", cel.StringType),
-		cel.Variable("contract.strict_json_ok", cel.BoolType),
-		cel.Variable("contract.envelope_ok", cel.BoolType),
-		cel.Variable("contract.payload_ok", cel.BoolType),
-		cel.Variable("contract.errors", cel.ListType(cel.StringType)),
-		cel.Variable("sample.id", cel.StringType),
-		cel.Variable("sample.category", cel.StringType),
-		cel.Variable("sample.difficulty", cel.StringType),
-		cel.Variable("sample.payload_type", cel.StringType),
-		cel.Variable("sample.region_tags", cel.ListType(cel.StringType)),
-	}
+	}, hostVarDecls()...)
 	hitType := cel.MapType(cel.StringType, cel.StringType)
-	for _, l := range r.lists {
+	for i, l := range r.lists {
 		opts = append(opts, cel.Variable("hits."+l.Name, cel.ListType(hitType)))
+		r.listIndex["hits."+l.Name] = i
 	}
 	if r.env, err = cel.NewEnv(opts...); err != nil {
 		return nil, fmt.Errorf("%s: building the CEL environment: %w", file, err)
@@ -248,6 +237,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 		if c == nil {
 			continue
 		}
+		r.varIndex["variables."+v.Name] = len(r.variables)
 		r.variables = append(r.variables, &variable{Name: v.Name, Expr: c.src, Pos: c.pos, prg: c.prg, ast: c.ast})
 		if r.env, err = r.env.Extend(cel.Variable("variables."+v.Name, c.ast.OutputType())); err != nil {
 			el.add(p, "%v", err)

@@ -129,11 +129,7 @@ func findAnswer(id, outDir, rawPath string) (string, string, rules.Sample, error
 				continue
 			}
 			var rec struct {
-				ID             string          `json:"id"`
-				Category       string          `json:"category"`
-				Difficulty     string          `json:"difficulty"`
-				PayloadType    string          `json:"payload_type"`
-				RegionTags     []string        `json:"region_tags"`
+				rules.Sample
 				Response       json.RawMessage `json:"response"`
 				RawRefinedText *string         `json:"raw_refined_text"`
 				Contract       *struct {
@@ -145,7 +141,7 @@ func findAnswer(id, outDir, rawPath string) (string, string, rules.Sample, error
 				continue
 			}
 			where := fmt.Sprintf("%s:%d", path, line)
-			s = rules.Sample{ID: id, Category: rec.Category, Difficulty: rec.Difficulty, PayloadType: rec.PayloadType, RegionTags: rec.RegionTags}
+			s = rec.Sample
 			switch {
 			case len(rec.Response) > 0:
 				return string(rec.Response), where, s, nil

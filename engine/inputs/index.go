@@ -367,7 +367,9 @@ func leadingSpace(b []byte) int {
 func describeJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		field := te.Field
+		// The plan's sample fields are an embedded struct: its Go name is
+		// not part of the record.
+		field := strings.TrimPrefix(te.Field, "Sample.")
 		if field == "" {
 			field = "record"
 		}

@@ -10,6 +10,8 @@ package inputs
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/pgrules/pgrules/rules"
 )
 
 // Location is where the prompt plan places a sample.
@@ -19,13 +21,10 @@ type Location struct {
 	Region  string `json:"region,omitempty"`
 }
 
-// Plan is one prompt_plan_v1.jsonl record.
+// Plan is one prompt_plan_v1.jsonl record. Its fields that gates see
+// (sample.*) are rules.Sample, decoded in place.
 type Plan struct {
-	ID              string    `json:"id"`
-	PayloadType     string    `json:"payload_type"`
-	Category        string    `json:"category"`
-	Difficulty      string    `json:"difficulty"`
-	RegionTags      []string  `json:"region_tags"`
+	rules.Sample
 	TemplateVersion string    `json:"template_version"`
 	TemplateName    string    `json:"template_name"`
 	Prompt          string    `json:"prompt"`

@@ -91,10 +91,9 @@ func (j *Judge) Early(s inputs.Sample) (Verdict, bool) {
 
 // Answered judges the teacher's text with the rules.
 func (j *Judge) Answered(s inputs.Sample, text string, resp providers.Response) (Verdict, *rules.Decision) {
-	dec := j.Rules.Evaluate(rules.Sample{
-		ID: s.ID, Category: s.Plan.Category, Difficulty: s.Plan.Difficulty,
-		PayloadType: s.Plan.PayloadType, RegionTags: s.Plan.RegionTags,
-	}, text, j.Mode)
+	sample := s.Plan.Sample
+	sample.ID = s.ID
+	dec := j.Rules.Evaluate(sample, text, j.Mode)
 	teacher := output.TeacherFromResponse(resp)
 	gates := dec.GatesJSON()
 	if dec.OverallOK {

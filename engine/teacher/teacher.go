@@ -34,11 +34,11 @@ const pauseWorthLogging = 5 * time.Second
 // Policy is how calls are made. Concurrency is the engine's (its number
 // of workers); the policy paces whatever calls reach it.
 type Policy struct {
-	RPM         float64 // requests per minute; 0 = unlimited
-	TPM         float64 // tokens per minute; 0 = unlimited
-	MaxRetries  int
-	BaseDelay   time.Duration
-	MaxDelay    time.Duration
+	RPM        float64 // requests per minute; 0 = unlimited
+	TPM        float64 // tokens per minute; 0 = unlimited
+	MaxRetries int
+	BaseDelay  time.Duration
+	MaxDelay   time.Duration
 	// MaxRetryWait caps any single wait, a server's Retry-After included.
 	// A call told to wait longer fails after waiting MaxRetryWait, and so
 	// do the calls that start while that longer wait lasts, at once.

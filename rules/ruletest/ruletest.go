@@ -49,20 +49,12 @@ type GateEx struct {
 
 type caseDoc struct {
 	Name     string         `yaml:"name"`
-	Sample   sampleDoc      `yaml:"sample"`
+	Sample   rules.Sample   `yaml:"sample"`
 	Mode     string         `yaml:"mode"`
 	Raw      *string        `yaml:"raw"`
 	Response yaml.Node      `yaml:"response"`
 	Expect   expectDoc      `yaml:"expect"`
 	Extra    map[string]any `yaml:",inline"`
-}
-
-type sampleDoc struct {
-	ID          string   `yaml:"id"`
-	Category    string   `yaml:"category"`
-	Difficulty  string   `yaml:"difficulty"`
-	PayloadType string   `yaml:"payload_type"`
-	RegionTags  []string `yaml:"region_tags"`
 }
 
 type expectDoc struct {
@@ -119,7 +111,7 @@ func LoadFile(path string) ([]Case, error) {
 			return nil, fmt.Errorf("%s: a case needs a name", where)
 		}
 		c := Case{Name: d.Name, File: path, Line: n.Line, Mode: rules.Mode(d.Mode),
-			Sample: rules.Sample{ID: d.Sample.ID, Category: d.Sample.Category, Difficulty: d.Sample.Difficulty, PayloadType: d.Sample.PayloadType, RegionTags: d.Sample.RegionTags},
+			Sample: d.Sample,
 			Expect: Expect{Overall: d.Expect.Overall, ReasonCodes: d.Expect.ReasonCodes, Warnings: d.Expect.Warnings, Gates: d.Expect.Gates, Hits: d.Expect.Hits, NoHits: d.Expect.NoHits}}
 		if c.Mode == "" {
 			c.Mode = rules.ModeStrict
