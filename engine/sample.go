@@ -68,7 +68,7 @@ func (st *stages) process(ctx context.Context, j job) *result {
 // answer renders the prompt and gets the teacher's answer; false means
 // the sample has no record (interrupted, or the run is stopping).
 func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample) (judge.Verdict, bool) {
-	req := providers.Request{ID: s.ID, System: st.system, Prompt: st.template.Render(prompt.FieldsOf(s)), PayloadType: s.Plan.PayloadType}
+	req := providers.Request{ID: s.ID, System: st.system, Prompt: st.template.Render(prompt.FieldsOf(s)), PayloadType: s.Plan.PayloadType, Draft: *s.Draft.OutputText}
 	a, err := st.answers.Answer(ctx, req)
 	r.cacheHit, r.called = a.CacheHit, a.Called
 	switch {

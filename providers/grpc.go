@@ -76,7 +76,7 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 }
 
 func (s *grpcServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
-	r, err := s.impl.Generate(ctx, Request{ID: req.Id, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType})
+	r, err := s.impl.Generate(ctx, Request{ID: req.Id, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft})
 	if err != nil {
 		return &pb.GenerateResponse{Failure: toFailure(err)}, nil
 	}
@@ -119,7 +119,7 @@ func (c *grpcClient) Configure(ctx context.Context, cfg []byte) (Configured, err
 }
 
 func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error) {
-	r, err := c.c.Generate(ctx, &pb.GenerateRequest{Id: req.ID, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType})
+	r, err := c.c.Generate(ctx, &pb.GenerateRequest{Id: req.ID, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft})
 	if err != nil {
 		return Response{}, err
 	}

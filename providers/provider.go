@@ -56,6 +56,8 @@ type Request struct {
 	System      string `json:"system"`
 	Prompt      string `json:"prompt"`
 	PayloadType string `json:"payload_type"`
+	// Draft is the draft being refined (also inside Prompt).
+	Draft string `json:"draft,omitempty"`
 }
 
 // Usage is token accounting as reported by the API.

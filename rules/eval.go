@@ -123,14 +123,15 @@ func (d *Decision) GatesJSON() json.RawMessage {
 func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 	d := &Decision{}
 	c := &d.Contract
-	obj, parseMode, strictOK, perr := parseAnswer(raw, mode)
+	a, parseMode, strictOK, perr := parseAnswer(raw, mode)
 	c.ParseMode, c.StrictJSONOK = parseMode, strictOK
 	var doc map[string]any
 	if perr != nil {
 		c.Errors = append(c.Errors, "parse: "+perr.Error())
 	} else {
-		d.Response = obj
-		doc = r.schemas.check(obj, s.PayloadType, c)
+		d.Response = a.compact
+		doc = a.doc
+		r.schemas.check(doc, s.PayloadType, c)
 	}
 	c.OverallOK = perr == nil && c.EnvelopeOK && c.PayloadOK
 	if c.PayloadType == "" {
@@ -142,11 +143,13 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 	if act.f.response == nil {
 		act.f.response = map[string]any{}
 	}
-	if obj != nil {
-		for _, sv := range walkStrings(obj) {
-			norm := normalize(sv.value)
+	if a != nil {
+		for _, lf := range a.leaves {
+			norm := normalize(lf.value)
 			for li, l := range r.lists {
-				act.hits[li] = append(act.hits[li], l.findNormalized(sv.path, norm)...)
+				for _, sp := range l.spansIn(norm) {
+					act.hits[li] = append(act.hits[li], Hit{List: l.Name, Term: norm[sp[0]:sp[1]], Path: pathOf(a.nodes, lf.node), Text: snippet(norm, sp[0], sp[1])})
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -25,8 +26,8 @@ func FuzzParseAnswer(f *testing.F) {
 			return
 		}
 		var v map[string]any
-		if json.Unmarshal(obj, &v) != nil {
-			t.Fatalf("parsed %q is not a JSON object", obj)
+		if json.Unmarshal(obj.compact, &v) != nil {
+			t.Fatalf("parsed %q is not a JSON object", obj.compact)
 		}
 		if _, _, sok, serr := parseAnswer(raw, ModeStrict); serr == nil && (!sok || mode != "strict") {
 			t.Fatalf("strict success but lenient reported mode %q", mode)
@@ -115,6 +116,43 @@ func FuzzNormalizeFastPath(f *testing.F) {
 		slow := strings.Join(strings.Fields(strings.ToLower(quoteReplacer.Replace(norm.NFKC.String(s)))), " ")
 		if got := normalize(s); got != slow {
 			t.Fatalf("normalize(%q) = %q, want %q", s, got, slow)
+		}
+	})
+}
+
+// FuzzFastParserAgainstEncodingJSON: the one-pass parser accepts exactly
+// the objects encoding/json accepts, with the same compact bytes, the same
+// value tree and the same string values at the same paths.
+func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
+	for _, s := range []string{`{"a": 1}`, `{"a": [1, {"b": "}"}], "c": "\u00e9\ud83d\ude00\n"}`, ` {"x": -0.5e+3, "y": true, "z": null} `, `{"a": "\ud800"}`, `{"k": {"k": "dup", "k": "last"}}`, `{"weird key.x": ["q"]}`, `{"a":}`, `{"a": 01}`, `{}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		fast := parseObject(s)
+		compact, err := strictObject(s)
+		if (fast != nil) != (err == nil) {
+			t.Fatalf("%q: fast parser ok=%v, encoding/json err=%v", s, fast != nil, err)
+		}
+		if fast == nil {
+			return
+		}
+		if string(fast.compact) != string(compact) {
+			t.Fatalf("%q: compact %q, want %q", s, fast.compact, compact)
+		}
+		slow := slowAnswer(compact)
+		if !reflect.DeepEqual(fast.doc, slow.doc) {
+			t.Fatalf("%q: doc %#v, want %#v", s, fast.doc, slow.doc)
+		}
+		if len(fast.leaves) != len(slow.leaves) {
+			t.Fatalf("%q: %d strings, want %d", s, len(fast.leaves), len(slow.leaves))
+		}
+		for i := range fast.leaves {
+			if fast.leaves[i].value != slow.leaves[i].value || pathOf(fast.nodes, fast.leaves[i].node) != pathOf(slow.nodes, slow.leaves[i].node) {
+				t.Fatalf("%q: string %d = %q at %s, want %q at %s", s, i, fast.leaves[i].value, pathOf(fast.nodes, fast.leaves[i].node), slow.leaves[i].value, pathOf(slow.nodes, slow.leaves[i].node))
+			}
 		}
 	})
 }

@@ -186,12 +186,22 @@ func (w *WordList) find(path, value string) []Hit {
 // findNormalized is find for a value normalize has already seen, so a
 // value is normalised once for all lists.
 func (w *WordList) findNormalized(path, s string) []Hit {
+	var hits []Hit
+	for _, f := range w.spansIn(s) {
+		hits = append(hits, Hit{List: w.Name, Term: s[f[0]:f[1]], Path: path, Text: snippet(s, f[0], f[1])})
+	}
+	return hits
+}
+
+// spansIn returns where the list hits normalised text s, exceptions
+// removed.
+func (w *WordList) spansIn(s string) [][2]int {
 	found := spans(w.match, s)
 	if len(found) == 0 {
 		return nil
 	}
 	exc := spans(w.except, s)
-	var hits []Hit
+	out := found[:0]
 	for _, f := range found {
 		excepted := false
 		for _, e := range exc {
@@ -201,10 +211,10 @@ func (w *WordList) findNormalized(path, s string) []Hit {
 			}
 		}
 		if !excepted {
-			hits = append(hits, Hit{List: w.Name, Term: s[f[0]:f[1]], Path: path, Text: snippet(s, f[0], f[1])})
+			out = append(out, f)
 		}
 	}
-	return hits
+	return out
 }
 
 // snippet shows a hit in context, so a reader sees why it counted.

@@ -2,9 +2,12 @@ package rules
 
 import (
 	"bytes"
+	"unsafe"
+
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"io"
 	"regexp"
 	"strconv"
@@ -25,10 +28,20 @@ const (
 
 var fenceRE = regexp.MustCompile("(?s)```[A-Za-z0-9_-]*[ \t]*\r?\n(.*?)\r?\n?```")
 
-// parseAnswer finds the answer object in raw. It returns the object's
-// bytes (compact, key order kept), the mode that succeeded, and, when none
-// did, why strict parsing failed.
-func parseAnswer(raw string, mode Mode) (obj []byte, parseMode string, strictOK bool, err error) {
+// answer is a parsed teacher answer: its compact bytes (key order and
+// number text kept), its value tree, and its string values with where they
+// are.
+type answer struct {
+	compact []byte
+	doc     map[string]any
+	leaves  []leaf
+	nodes   []pathNode
+}
+
+// parseAnswer finds the answer object in raw, in the modes allowed: the
+// object, the mode that succeeded and whether strict parsing did; when
+// none did, why strict parsing failed.
+func parseAnswer(raw string, mode Mode) (a *answer, parseMode string, strictOK bool, err error) {
 	if !utf8.ValidString(raw) {
 		// JSON decoding would silently replace the bytes with U+FFFD: a
 		// repaired answer is not the teacher's answer.
@@ -42,23 +55,58 @@ func parseAnswer(raw string, mode Mode) (obj []byte, parseMode string, strictOK 
 		}
 		return nil, "", false, fmt.Errorf("the answer is not valid UTF-8 (byte 0x%02x at offset %d)", raw[i], i)
 	}
-	obj, err = strictObject(raw)
-	if err == nil {
-		return obj, string(ModeStrict), true, nil
+	if a := parseObject(raw); a != nil {
+		return a, string(ModeStrict), true, nil
 	}
-	strictErr := err
+	// Not one clean object: encoding/json says why, in the words users
+	// have always seen (and decides, should the fast parser ever disagree).
+	obj, strictErr := strictObject(raw)
+	if strictErr == nil {
+		return slowAnswer(obj), string(ModeStrict), true, nil
+	}
 	if mode != ModeLenient {
 		return nil, "", false, strictErr
 	}
 	for _, m := range fenceRE.FindAllStringSubmatch(raw, -1) {
+		if a := parseObject(m[1]); a != nil {
+			return a, string(ModeLenient), false, nil
+		}
 		if o, ferr := strictObject(m[1]); ferr == nil {
-			return o, string(ModeLenient), false, nil
+			return slowAnswer(o), string(ModeLenient), false, nil
 		}
 	}
 	if o := firstEmbeddedObject(raw); o != nil {
-		return o, string(ModeLenient), false, nil
+		if a := parseObject(string(o)); a != nil {
+			return a, string(ModeLenient), false, nil
+		}
+		return slowAnswer(o), string(ModeLenient), false, nil
 	}
 	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
+}
+
+// parseObject is the fast path: exactly one JSON object, or nil.
+func parseObject(s string) *answer {
+	// The parser only reads: no copy of the answer is needed.
+	doc, compact, leaves, nodes, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)))
+	if !ok {
+		return nil
+	}
+	return &answer{compact: compact, doc: doc, leaves: leaves, nodes: nodes}
+}
+
+// slowAnswer builds an answer with encoding/json from compact bytes that
+// it accepted; only reached if the fast parser refused what encoding/json
+// takes.
+func slowAnswer(compact []byte) *answer {
+	a := &answer{compact: compact}
+	if v, err := jsonschema.UnmarshalJSON(bytes.NewReader(compact)); err == nil {
+		a.doc, _ = v.(map[string]any)
+	}
+	for _, sv := range walkStrings(compact) {
+		a.nodes = append(a.nodes, pathNode{parent: -1, key: sv.path, index: -2})
+		a.leaves = append(a.leaves, leaf{value: sv.value, node: int32(len(a.nodes) - 1)})
+	}
+	return a
 }
 
 // strictObject accepts one JSON object with nothing but whitespace around.

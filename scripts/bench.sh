@@ -1,31 +1,59 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: generate a BENCH_N-sample corpus (default 100,000),
-# run pgrules with the dryrun plugin, then re-gate the same out dir from the
-# cache. Prints samples/s and peak memory for both runs.
+# End-to-end benchmark (`make bench`; BENCH_N to resize, default 100,000):
+#  1. generate a corpus shaped like the real records (scripts/gencorpus);
+#  2. the floor: a bare encoding/json decode + re-encode of every line of
+#     the three inputs, in one process (scripts/jsonfloor);
+#  3. a first run through the dryrun plugin (answers are the drafts: real
+#     sizes and vocabulary), into a fresh cache;
+#  4. a re-gate of the same inputs from that cache (no teacher call).
+# For each run: samples/s, peak RssAnon and peak RssFile (sampled from
+# /proc every 20 ms), the ratio to the floor, and the plugin round trip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_N:-100000}
 CONC=${BENCH_CONCURRENCY:-4}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+work=${BENCH_DIR:-$(mktemp -d)}
+[ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$work"' EXIT
 make -s build
-go run ./scripts/gencorpus -n "$N" -out "$work/corpus"
-ls -lh "$work/corpus"
+go build -o "$work/jsonfloor" ./scripts/jsonfloor
+if [ ! -s "$work/corpus/critiques_v1.jsonl" ]; then
+  go run ./scripts/gencorpus -n "$N" -out "$work/corpus"
+fi
+c="$work/corpus"
+du -b "$c"/*.jsonl | awk '{ printf "%-60s %6.0f MB\n", $2, $1/1e6; t += $1 } END { printf "input: %.0f MB\n", t/1e6 }'
+cat > "$work/pgrules.yaml" <<YAML
+providers:
+  dryrun:
+    from_draft: true
+    mix: {valid: 88, fenced: 4, invalid_json: 2, overconfident: 2, missing_verification: 2, error: 2}
+YAML
 
+floor_s=$( { /usr/bin/time -f '%e' "$work/jsonfloor" "$c/prompt_plan_v1.jsonl" "$c/drafts_v1.jsonl" "$c/critiques_v1.jsonl" >"$work/floor.txt"; } 2>&1 | tail -1)
+cat "$work/floor.txt"
+
+# run LABEL ARGS...: runs pgrules, sampling its memory.
 run() {
   local label=$1; shift
-  local start end
+  local start end pid anon=0 file=0
   start=$(date +%s.%N)
-  bin/pgrules run --provider dryrun --log-format json --concurrency "$CONC" \
-    --plan "$work/corpus/prompt_plan_v1.jsonl" --drafts "$work/corpus/drafts_v1.jsonl" \
-    --critiques "$work/corpus/critiques_v1.jsonl" --out-dir "$work/out" "$@" 2>"$work/$label.log" || true
+  bin/pgrules run --config "$work/pgrules.yaml" --provider dryrun --log-format json --concurrency "$CONC" \
+    --plan "$c/prompt_plan_v1.jsonl" --drafts "$c/drafts_v1.jsonl" --critiques "$c/critiques_v1.jsonl" \
+    --out-dir "$work/out" --cache-path "$work/cache.db" "$@" 2>"$work/$label.log" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ -r "/proc/$pid/status" ]; then
+      read -r a f < <(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print a+0, f+0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
+      [ "$a" -gt "$anon" ] && anon=$a
+      [ "$f" -gt "$file" ] && file=$f
+    fi
+    sleep 0.02
+  done
+  wait "$pid" || { echo "$label: pgrules failed"; tail -5 "$work/$label.log"; exit 1; }
   end=$(date +%s.%N)
-  # pgrules logs its own peak RSS (getrusage) in its last line.
-  local rss
-  rss=$(grep -o '"peak_rss":"[0-9]* MB"' "$work/$label.log" | tail -1 | grep -o '[0-9]*')
-  awk -v n="$N" -v s="$start" -v e="$end" -v rss="$rss" -v l="$label" \
-    'BEGIN { printf "%-10s %7d samples in %6.1fs = %8.0f samples/s, peak RSS %s MB\n", l, n, e-s, n/(e-s), rss }'
-  grep '"message":"run finished"' "$work/$label.log" | tail -1
+  local rt
+  rt=$(grep -o '"round_trip_p50":"[^"]*"' "$work/$label.log" | tail -1 | cut -d'"' -f4 || true)
+  awk -v n="$N" -v s="$start" -v e="$end" -v a="$anon" -v f="$file" -v l="$label" -v fl="$floor_s" -v rt="${rt:--}" \
+    'BEGIN { t = e - s; printf "%-8s %7d samples in %6.2fs = %7.0f samples/s | peak RssAnon %5.0f MB, RssFile %5.0f MB | %.2fx the floor (%.2fs) | plugin round trip p50 %s\n", l, n, t, n/t, a/1024, f/1024, fl/t, fl, rt }'
 }
 
 run first

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,11 +73,23 @@ func newRunCmd() *cobra.Command {
 	f.String("cache-path", "", "response cache file (default <out-dir>/cache.db)")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
+	f.String("cpu-profile", "", "write a Go CPU profile of the run to this file (for `go tool pprof`)")
 	return cmd
 }
 
 func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	cfg, cfgJSON := l.cfg, redactedJSON(l.k)
+	if path, _ := cmd.Flags().GetString("cpu-profile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return usageErr(fmt.Errorf("--cpu-profile: %w", err))
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usageErr(fmt.Errorf("--cpu-profile: %w", err))
+		}
+		defer pprof.StopCPUProfile()
+	}
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return usageErr(err)
@@ -183,6 +196,10 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	})
 	finishBar()
 	if res != nil {
+		if rt := caller.RoundTrip(50, 90); rt != nil {
+			log.Info().Str("round_trip_p50", rt[0].Round(time.Microsecond).String()).Str("round_trip_p90", rt[1].Round(time.Microsecond).String()).
+				Msg("teacher calls as pgrules saw them (plugin and network included)")
+		}
 		report(cmd, log, cfg, res, time.Since(start))
 	}
 	return runError(err, res, cfg.OutDir, !cfg.Cache.Disabled)

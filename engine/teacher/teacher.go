@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +80,9 @@ type Caller struct {
 	refusedUntil time.Time
 	refusal      *providers.Error
 	lastPauseLog time.Time
+	// roundTrips are the wall times of successful calls as the host saw
+	// them (plugin and network included), for the final log line.
+	roundTrips []time.Duration
 	stats        Stats
 	fatalCode    string
 	fatalCount   int
@@ -124,8 +129,15 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 		if err := c.wait(ctx, req); err != nil {
 			return providers.Response{}, err
 		}
+		t0 := time.Now()
 		resp, err := c.p.Generate(ctx, req)
+		took := time.Since(t0)
 		c.account(resp, err)
+		if err == nil {
+			c.mu.Lock()
+			c.roundTrips = append(c.roundTrips, took)
+			c.mu.Unlock()
+		}
 		if err == nil {
 			c.correctTokens(req, resp)
 			return resp, nil
@@ -359,6 +371,24 @@ func (c *Caller) Stats() Stats {
 		s.ByCode[k] = v
 	}
 	return s
+}
+
+// RoundTrip returns percentiles (0–100) of the successful calls' wall
+// times, or nil when there were none.
+func (c *Caller) RoundTrip(percentiles ...float64) []time.Duration {
+	c.mu.Lock()
+	rt := slices.Clone(c.roundTrips)
+	c.mu.Unlock()
+	if len(rt) == 0 {
+		return nil
+	}
+	slices.Sort(rt)
+	out := make([]time.Duration, len(percentiles))
+	for i, p := range percentiles {
+		k := int(math.Ceil(p/100*float64(len(rt)))) - 1
+		out[i] = rt[max(k, 0)]
+	}
+	return out
 }
 
 // StatsJSON is the engine's hook for the stats file.

@@ -24,6 +24,11 @@ var outcomes = []string{"valid", "fenced", "missing_verification", "overconfiden
 type config struct {
 	Mix  map[string]float64 `json:"mix"`
 	Seed string             `json:"seed"`
+	// FromDraft answers with the draft itself where the outcome allows
+	// (valid: as it is; fenced: in a code fence; invalid_json: cut short),
+	// so answers have the size and vocabulary of real ones: what the
+	// benchmark uses, and a way to gate existing drafts for free.
+	FromDraft bool `json:"from_draft"`
 }
 
 var defaultMix = map[string]float64{
@@ -80,10 +85,11 @@ func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured,
 	}
 	// The mix and seed decide every answer: they are the cache identity.
 	identity, _ := json.Marshal(struct {
-		Model string             `json:"model"`
-		Mix   map[string]float64 `json:"mix"`
-		Seed  string             `json:"seed"`
-	}{model, cfg.Mix, cfg.Seed})
+		Model     string             `json:"model"`
+		Mix       map[string]float64 `json:"mix"`
+		Seed      string             `json:"seed"`
+		FromDraft bool               `json:"from_draft,omitempty"`
+	}{model, cfg.Mix, cfg.Seed, cfg.FromDraft})
 	// Logged on stderr as go-plugin JSON; the host relays it into its log.
 	log.Info("configured", "outcomes", len(keys), "seed", cfg.Seed)
 	return providers.Configured{IdentityJSON: identity, Models: []string{model}, AnswersDependOnID: true}, nil
@@ -123,6 +129,16 @@ func (d *dryrun) Generate(_ context.Context, req providers.Request) (providers.R
 			Attempts: []providers.Attempt{{Model: model, Code: "dryrun_error", Error: "simulated failure"}}}
 	}
 	text := answer(req.PayloadType, outcome, variant)
+	if d.cfg.FromDraft && req.Draft != "" {
+		switch outcome {
+		case "valid":
+			text = req.Draft
+		case "fenced":
+			text = "Here is the refined answer:\n```json\n" + req.Draft + "\n```\n"
+		case "invalid_json":
+			text = req.Draft[:len(req.Draft)*2/3]
+		}
+	}
 	sum := sha256.Sum256([]byte(req.ID))
 	promptTokens := int64(len(req.System)+len(req.Prompt)) / 4
 	completion := int64(len(text)) / 4

@@ -290,11 +290,14 @@ func (x *ConfigureResponse) GetAnswersDependOnId() bool {
 }
 
 type GenerateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	System        string                 `protobuf:"bytes,2,opt,name=system,proto3" json:"system,omitempty"`
-	Prompt        string                 `protobuf:"bytes,3,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	PayloadType   string                 `protobuf:"bytes,4,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	System      string                 `protobuf:"bytes,2,opt,name=system,proto3" json:"system,omitempty"`
+	Prompt      string                 `protobuf:"bytes,3,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	PayloadType string                 `protobuf:"bytes,4,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
+	// The draft being refined, as it is in the rendered prompt: for
+	// providers that edit it themselves (the dryrun plugin's from_draft).
+	Draft         string `protobuf:"bytes,5,opt,name=draft,proto3" json:"draft,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +356,13 @@ func (x *GenerateRequest) GetPrompt() string {
 func (x *GenerateRequest) GetPayloadType() string {
 	if x != nil {
 		return x.PayloadType
+	}
+	return ""
+}
+
+func (x *GenerateRequest) GetDraft() string {
+	if x != nil {
+		return x.Draft
 	}
 	return ""
 }
@@ -752,12 +762,13 @@ const file_provider_proto_rawDesc = "" +
 	"\x11ConfigureResponse\x12#\n" +
 	"\ridentity_json\x18\x01 \x01(\fR\fidentityJson\x12\x16\n" +
 	"\x06models\x18\x02 \x03(\tR\x06models\x12/\n" +
-	"\x14answers_depend_on_id\x18\x03 \x01(\bR\x11answersDependOnId\"t\n" +
+	"\x14answers_depend_on_id\x18\x03 \x01(\bR\x11answersDependOnId\"\x8a\x01\n" +
 	"\x0fGenerateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06system\x18\x02 \x01(\tR\x06system\x12\x16\n" +
 	"\x06prompt\x18\x03 \x01(\tR\x06prompt\x12!\n" +
-	"\fpayload_type\x18\x04 \x01(\tR\vpayloadType\"j\n" +
+	"\fpayload_type\x18\x04 \x01(\tR\vpayloadType\x12\x14\n" +
+	"\x05draft\x18\x05 \x01(\tR\x05draft\"j\n" +
 	"\aAttempt\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1f\n" +
 	"\vstatus_code\x18\x02 \x01(\x05R\n" +

@@ -1,0 +1,372 @@
+package rules
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The answer is decoded once, by this parser, into everything the judge
+// needs: the value tree for the JSON Schemas and CEL (numbers as
+// json.Number, as jsonschema.UnmarshalJSON gives them), the compact bytes
+// for the record (key order and number text kept), and every string value
+// with where it sits, for the word lists. encoding/json needed three
+// passes for the same (decode, compact, token walk) and was most of a
+// re-gate's time.
+//
+// It accepts exactly RFC 8259 JSON. Anything it rejects is handed to
+// encoding/json by the caller for the error message, so messages stay
+// what they always were.
+
+// leaf is one string value of the answer and the path node it sits at.
+type leaf struct {
+	value string
+	node  int32
+}
+
+// pathNode is one step of a JSON path: a key of an object or an index of
+// an array, under its parent node (-1 for the root $).
+type pathNode struct {
+	parent int32
+	key    string
+	index  int32 // -1 for a key
+}
+
+type fastParser struct {
+	data    []byte
+	i       int
+	compact []byte
+	leaves  []leaf
+	nodes   []pathNode
+	depth   int
+}
+
+// maxDepth bounds nesting so a hostile answer cannot exhaust the stack.
+const maxDepth = 10000
+
+type errFast struct{}
+
+func (errFast) Error() string { return "invalid JSON" }
+
+// parseFast decodes one JSON object with nothing but whitespace around
+// it. ok is false for anything else.
+func parseFast(data []byte) (doc map[string]any, compact []byte, leaves []leaf, nodes []pathNode, ok bool) {
+	p := &fastParser{data: data, compact: make([]byte, 0, len(data))}
+	p.skipSpace()
+	if p.i >= len(data) || data[p.i] != '{' {
+		return nil, nil, nil, nil, false
+	}
+	v, err := p.value(-1)
+	if err != nil {
+		return nil, nil, nil, nil, false
+	}
+	p.skipSpace()
+	if p.i != len(data) {
+		return nil, nil, nil, nil, false
+	}
+	return v.(map[string]any), p.compact, p.leaves, p.nodes, true
+}
+
+func (p *fastParser) skipSpace() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *fastParser) value(node int32) (any, error) {
+	p.skipSpace()
+	if p.i >= len(p.data) {
+		return nil, errFast{}
+	}
+	switch c := p.data[p.i]; {
+	case c == '{':
+		return p.object(node)
+	case c == '[':
+		return p.array(node)
+	case c == '"':
+		start := len(p.compact)
+		s, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		_ = start
+		p.leaves = append(p.leaves, leaf{value: s, node: node})
+		return s, nil
+	case c == 't':
+		return p.literal("true", true)
+	case c == 'f':
+		return p.literal("false", false)
+	case c == 'n':
+		return p.literal("null", nil)
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	}
+	return nil, errFast{}
+}
+
+func (p *fastParser) literal(word string, v any) (any, error) {
+	if len(p.data)-p.i < len(word) || string(p.data[p.i:p.i+len(word)]) != word {
+		return nil, errFast{}
+	}
+	p.i += len(word)
+	p.compact = append(p.compact, word...)
+	return v, nil
+}
+
+func (p *fastParser) number() (any, error) {
+	start := p.i
+	d := p.data
+	if d[p.i] == '-' {
+		p.i++
+	}
+	switch {
+	case p.i < len(d) && d[p.i] == '0':
+		p.i++
+	case p.i < len(d) && d[p.i] >= '1' && d[p.i] <= '9':
+		for p.i < len(d) && d[p.i] >= '0' && d[p.i] <= '9' {
+			p.i++
+		}
+	default:
+		return nil, errFast{}
+	}
+	if p.i < len(d) && d[p.i] == '.' {
+		p.i++
+		if p.i >= len(d) || d[p.i] < '0' || d[p.i] > '9' {
+			return nil, errFast{}
+		}
+		for p.i < len(d) && d[p.i] >= '0' && d[p.i] <= '9' {
+			p.i++
+		}
+	}
+	if p.i < len(d) && (d[p.i] == 'e' || d[p.i] == 'E') {
+		p.i++
+		if p.i < len(d) && (d[p.i] == '+' || d[p.i] == '-') {
+			p.i++
+		}
+		if p.i >= len(d) || d[p.i] < '0' || d[p.i] > '9' {
+			return nil, errFast{}
+		}
+		for p.i < len(d) && d[p.i] >= '0' && d[p.i] <= '9' {
+			p.i++
+		}
+	}
+	p.compact = append(p.compact, d[start:p.i]...)
+	return json.Number(d[start:p.i]), nil
+}
+
+func (p *fastParser) object(node int32) (any, error) {
+	if p.depth++; p.depth > maxDepth {
+		return nil, errFast{}
+	}
+	defer func() { p.depth-- }()
+	p.i++ // {
+	p.compact = append(p.compact, '{')
+	m := map[string]any{}
+	p.skipSpace()
+	if p.i < len(p.data) && p.data[p.i] == '}' {
+		p.i++
+		p.compact = append(p.compact, '}')
+		return m, nil
+	}
+	for {
+		p.skipSpace()
+		if p.i >= len(p.data) || p.data[p.i] != '"' {
+			return nil, errFast{}
+		}
+		k, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.i >= len(p.data) || p.data[p.i] != ':' {
+			return nil, errFast{}
+		}
+		p.i++
+		p.compact = append(p.compact, ':')
+		child := int32(len(p.nodes))
+		p.nodes = append(p.nodes, pathNode{parent: node, key: k, index: -1})
+		v, err := p.value(child)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v // the last of duplicate keys wins, as with encoding/json
+		p.skipSpace()
+		if p.i >= len(p.data) {
+			return nil, errFast{}
+		}
+		switch p.data[p.i] {
+		case ',':
+			p.i++
+			p.compact = append(p.compact, ',')
+		case '}':
+			p.i++
+			p.compact = append(p.compact, '}')
+			return m, nil
+		default:
+			return nil, errFast{}
+		}
+	}
+}
+
+func (p *fastParser) array(node int32) (any, error) {
+	if p.depth++; p.depth > maxDepth {
+		return nil, errFast{}
+	}
+	defer func() { p.depth-- }()
+	p.i++ // [
+	p.compact = append(p.compact, '[')
+	a := []any{}
+	p.skipSpace()
+	if p.i < len(p.data) && p.data[p.i] == ']' {
+		p.i++
+		p.compact = append(p.compact, ']')
+		return a, nil
+	}
+	for idx := int32(0); ; idx++ {
+		child := int32(len(p.nodes))
+		p.nodes = append(p.nodes, pathNode{parent: node, index: idx})
+		v, err := p.value(child)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		p.skipSpace()
+		if p.i >= len(p.data) {
+			return nil, errFast{}
+		}
+		switch p.data[p.i] {
+		case ',':
+			p.i++
+			p.compact = append(p.compact, ',')
+		case ']':
+			p.i++
+			p.compact = append(p.compact, ']')
+			return a, nil
+		default:
+			return nil, errFast{}
+		}
+	}
+}
+
+// str reads a string literal at p.i, copies it as it is to the compact
+// output and returns its value.
+func (p *fastParser) str() (string, error) {
+	d := p.data
+	start := p.i
+	p.i++ // opening quote
+	escaped := false
+	for p.i < len(d) {
+		c := d[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			lit := d[start:p.i]
+			p.compact = append(p.compact, lit...)
+			if !escaped {
+				return string(lit[1 : len(lit)-1]), nil
+			}
+			return unescape(lit[1 : len(lit)-1])
+		case c == '\\':
+			escaped = true
+			p.i += 2
+		case c < 0x20:
+			return "", errFast{}
+		default:
+			p.i++
+		}
+	}
+	return "", errFast{}
+}
+
+// unescape decodes the body of a string literal with escapes. Lone
+// surrogates become U+FFFD, as encoding/json does.
+func unescape(b []byte) (string, error) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(b) {
+			return "", errFast{}
+		}
+		switch b[i] {
+		case '"', '\\', '/':
+			out = append(out, b[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(b, i+1)
+			if !ok {
+				return "", errFast{}
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+					if r2, ok := hex4(b, i+3); ok {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							out = utf8.AppendRune(out, dec)
+							i += 6
+							continue
+						}
+					}
+				}
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", errFast{}
+		}
+	}
+	return string(out), nil
+}
+
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
+	return rune(n), err == nil
+}
+
+// path renders a node as $.payload.groups[0].items[1].text.
+func pathOf(nodes []pathNode, n int32) string {
+	if n < 0 {
+		return "$"
+	}
+	if nodes[n].index == -2 {
+		return nodes[n].key // a whole path, from slowAnswer
+	}
+	var steps []int32
+	for ; n >= 0; n = nodes[n].parent {
+		steps = append(steps, n)
+	}
+	b := []byte{'$'}
+	for i := len(steps) - 1; i >= 0; i-- {
+		nd := nodes[steps[i]]
+		if nd.index >= 0 {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(nd.index), 10)
+			b = append(b, ']')
+			continue
+		}
+		b = append(b, fieldPath(nd.key)...)
+	}
+	return string(b)
+}
