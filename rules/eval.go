@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -143,12 +144,18 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 	if act.f.response == nil {
 		act.f.response = map[string]any{}
 	}
-	if a != nil {
+	if a != nil && r.matcher != nil {
+		var buf matchBuf
+		var scratch []byte
 		for _, lf := range a.leaves {
-			norm := normalize(lf.value)
-			for li, l := range r.lists {
-				for _, sp := range l.spansIn(norm) {
-					act.hits[li] = append(act.hits[li], Hit{List: l.Name, Term: norm[sp[0]:sp[1]], Path: pathOf(a.nodes, lf.node), Text: snippet(norm, sp[0], sp[1])})
+			var norm string
+			norm, scratch = normalizeInto(scratch, lf.value)
+			for li, sps := range r.matcher.listSpans(norm, &buf) {
+				for _, sp := range sps {
+					l := r.lists[li]
+					// Hits are rare: only they pay for strings of their own.
+					term, text := string([]byte(norm[sp[0]:sp[1]])), snippet(strings.Clone(norm), sp[0], sp[1])
+					act.hits[li] = append(act.hits[li], Hit{List: l.Name, Term: term, Path: pathOf(a.nodes, lf.node), Text: text})
 				}
 			}
 		}

@@ -117,6 +117,9 @@ func FuzzNormalizeFastPath(f *testing.F) {
 		if got := normalize(s); got != slow {
 			t.Fatalf("normalize(%q) = %q, want %q", s, got, slow)
 		}
+		if got, _ := normalizeInto(nil, s); got != slow {
+			t.Fatalf("normalizeInto(%q) = %q, want %q", s, got, slow)
+		}
 	})
 }
 
@@ -152,6 +155,51 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		for i := range fast.leaves {
 			if fast.leaves[i].value != slow.leaves[i].value || pathOf(fast.nodes, fast.leaves[i].node) != pathOf(slow.nodes, slow.leaves[i].node) {
 				t.Fatalf("%q: string %d = %q at %s, want %q at %s", s, i, fast.leaves[i].value, pathOf(fast.nodes, fast.leaves[i].node), slow.leaves[i].value, pathOf(slow.nodes, slow.leaves[i].node))
+			}
+		}
+	})
+}
+
+// FuzzMultiMatcherAgainstPerList: one pass over every list finds what each
+// list's own matchers find.
+func FuzzMultiMatcherAgainstPerList(f *testing.F) {
+	f.Add("now|fee|fees|entry requirement", "always verify|verify", "always|never|for sure", "You must always verify the fees now; never for sure.")
+	f.Add("a|aa", "aa", "b", "aa a b ab")
+	f.Fuzz(func(t *testing.T, terms1, exc1, terms2, text string) {
+		mk := func(s string) []Term {
+			var out []Term
+			for _, x := range strings.Split(s, "|") {
+				if n := normalize(x); n != "" {
+					out = append(out, Term{Text: n})
+				}
+			}
+			return out
+		}
+		lists := []*WordList{{Name: "a", Terms: mk(terms1), Exceptions: mk(exc1)}, {Name: "b", Terms: mk(terms2)}}
+		for _, l := range lists {
+			l.match, l.except = compileTerms(l.Terms), compileTerms(l.Exceptions)
+		}
+		dense := newMultiMatcher(lists)
+		sparse := *dense
+		sparse.delta = nil // as for a list too big for a table
+		s := normalize(text)
+		for _, mm := range []*multiMatcher{dense, &sparse} {
+			var buf matchBuf
+			got := mm.listSpans(s, &buf)
+			for li, l := range lists {
+				want := l.spansIn(s)
+				var g [][2]int
+				if got != nil {
+					g = got[li]
+				}
+				if len(g) != len(want) {
+					t.Fatalf("list %d in %q: %v, want %v", li, s, g, want)
+				}
+				for i := range want {
+					if g[i] != want[i] {
+						t.Fatalf("list %d in %q: %v, want %v", li, s, g, want)
+					}
+				}
 			}
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -51,6 +52,38 @@ func normalize(s string) string {
 	}
 	s = strings.ToLower(s)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// normalizeInto is normalize for the hot path: ASCII text is lowered and
+// its whitespace collapsed into buf, reused from one string to the next;
+// the returned string aliases buf and is valid until the next call. Other
+// text takes normalize.
+func normalizeInto(buf []byte, s string) (string, []byte) {
+	if isPlainASCII(s) {
+		return s, buf
+	}
+	if !asciiOnly(s) {
+		return normalize(s), buf
+	}
+	buf = buf[:0]
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case ' ', '\t', '\n', '\r', '\v', '\f':
+			space = len(buf) > 0
+			continue
+		}
+		if space {
+			buf = append(buf, ' ')
+			space = false
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	return unsafe.String(unsafe.SliceData(buf), len(buf)), buf
 }
 
 // isPlainASCII reports text normalize would return unchanged: ASCII, no
@@ -137,7 +170,12 @@ func isWordRune(r rune) bool {
 // and at one place the longest ("entry requirements" over "entry
 // requirement"), never overlapping.
 func spans(m *matcher, s string) [][2]int {
-	all := m.find(s)
+	return selectSpans(s, m.find(s))
+}
+
+// selectSpans picks from raw occurrences those on word boundaries: the
+// leftmost, at one place the longest, never overlapping. It reorders all.
+func selectSpans(s string, all [][2]int) [][2]int {
 	if len(all) == 0 {
 		return nil
 	}

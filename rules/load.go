@@ -54,6 +54,8 @@ type Rules struct {
 	// listIndex and varIndex resolve hits.<list> and variables.<name>.
 	listIndex map[string]int
 	varIndex  map[string]int
+	// matcher scans an answer's strings for every list at once.
+	matcher   *multiMatcher
 	variables []*variable
 	gates     []*Gate
 	files     []File
@@ -207,6 +209,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 	if err := r.loadLists(&doc.Lists, file, src, el); err != nil {
 		return nil, err
 	}
+	r.matcher = newMultiMatcher(r.lists)
 
 	opts := append([]cel.EnvOption{
 		ext.Strings(ext.StringsVersion(4)),

@@ -1,0 +1,191 @@
+package rules
+
+// multiMatcher finds the terms and exceptions of every word list in one
+// pass over a string. For lists of ordinary size the automaton is a dense
+// DFA — one table lookup per byte, no failure links followed at match
+// time — over byte classes (each byte that occurs in some term is a class,
+// every other byte is class 0). A huge list whose DFA would not fit
+// (states × classes > denseLimit) keeps the sparse automaton.
+type multiMatcher struct {
+	sparse  *matcher
+	metas   [][]termMeta // by automaton term index
+	class   [256]uint8
+	nclass  int
+	delta   []int32 // delta[state*nclass+class]; nil: use sparse
+	emits   []bool  // the state or its suffix chain ends a term
+	nLists  int
+	maxTerm int
+}
+
+// termMeta says which list a term belongs to, and whether as an
+// exception.
+type termMeta struct {
+	list      int
+	exception bool
+}
+
+const denseLimit = 4 << 20 // table entries: 16 MB
+
+func newMultiMatcher(lists []*WordList) *multiMatcher {
+	mm := &multiMatcher{nLists: len(lists)}
+	index := map[string]int{}
+	var texts []string
+	add := func(t Term, meta termMeta) {
+		if t.Text == "" {
+			return
+		}
+		i, ok := index[t.Text]
+		if !ok {
+			i = len(texts)
+			index[t.Text] = i
+			texts = append(texts, t.Text)
+			mm.metas = append(mm.metas, nil)
+		}
+		mm.metas[i] = append(mm.metas[i], meta)
+	}
+	for li, l := range lists {
+		for _, t := range l.Terms {
+			add(t, termMeta{list: li})
+		}
+		for _, t := range l.Exceptions {
+			add(t, termMeta{list: li, exception: true})
+		}
+	}
+	if len(texts) == 0 {
+		return mm
+	}
+	mm.sparse = newMatcher(texts)
+	m := mm.sparse
+	n := len(m.fail)
+	mm.emits = make([]bool, n)
+	for s := range n {
+		mm.emits[s] = m.term[s] >= 0 || m.dict[s] >= 0
+	}
+	var bytes []byte
+	seen := [256]bool{}
+	for _, b := range m.labels {
+		if !seen[b] {
+			seen[b] = true
+			bytes = append(bytes, b)
+		}
+	}
+	mm.nclass = len(bytes) + 1
+	for i, b := range bytes {
+		mm.class[b] = uint8(i + 1)
+	}
+	if len(bytes) > 254 || n*mm.nclass > denseLimit {
+		return mm // too big for a table: the sparse automaton serves
+	}
+	// States are numbered so that a parent precedes its children, and a
+	// state's failure target is shallower: breadth-first order fills
+	// each row from rows already complete.
+	mm.delta = make([]int32, n*mm.nclass)
+	order := make([]int32, 0, n)
+	order = append(order, 0)
+	for qi := 0; qi < len(order); qi++ {
+		s := order[qi]
+		for e := m.first[s]; e < m.first[s+1]; e++ {
+			order = append(order, m.targets[e])
+		}
+	}
+	for _, s := range order {
+		row := mm.delta[int(s)*mm.nclass : (int(s)+1)*mm.nclass]
+		if s != 0 {
+			copy(row, mm.delta[int(m.fail[s])*mm.nclass:(int(m.fail[s])+1)*mm.nclass])
+		}
+		for e := m.first[s]; e < m.first[s+1]; e++ {
+			row[mm.class[m.labels[e]]] = m.targets[e]
+		}
+	}
+	return mm
+}
+
+// scan calls fn for every occurrence of every term in s, with the term's
+// automaton index.
+func (mm *multiMatcher) scan(s string, fn func(term int32, start, end int)) {
+	m := mm.sparse
+	if m == nil {
+		return
+	}
+	if mm.delta == nil {
+		m.each(s, fn)
+		return
+	}
+	st := int32(0)
+	nc := int32(mm.nclass)
+	for i := 0; i < len(s); i++ {
+		st = mm.delta[st*nc+int32(mm.class[s[i]])]
+		if !mm.emits[st] {
+			continue
+		}
+		for o := st; o > 0; o = m.dict[o] {
+			if t := m.term[o]; t >= 0 {
+				fn(t, i+1-int(m.lens[t]), i+1)
+			}
+		}
+	}
+}
+
+// listSpans finds, per list, the whole-word occurrences of its terms in
+// normalised text s that no exception of the list overlaps: what
+// WordList.spansIn finds, for all lists in one pass. The result is
+// indexed by list; nil means none.
+func (mm *multiMatcher) listSpans(s string, buf *matchBuf) [][][2]int {
+	buf.reset(mm.nLists)
+	found := false
+	mm.scan(s, func(t int32, start, end int) {
+		for _, meta := range mm.metas[t] {
+			if meta.exception {
+				buf.exc[meta.list] = append(buf.exc[meta.list], [2]int{start, end})
+			} else {
+				buf.terms[meta.list] = append(buf.terms[meta.list], [2]int{start, end})
+				found = true
+			}
+		}
+	})
+	if !found {
+		return nil
+	}
+	out := buf.out[:mm.nLists]
+	for li := range out {
+		out[li] = nil
+		if len(buf.terms[li]) == 0 {
+			continue
+		}
+		hits := selectSpans(s, buf.terms[li])
+		if len(hits) == 0 {
+			continue
+		}
+		exc := selectSpans(s, buf.exc[li])
+		kept := hits[:0]
+		for _, f := range hits {
+			excepted := false
+			for _, e := range exc {
+				if f[0] < e[1] && e[0] < f[1] {
+					excepted = true
+					break
+				}
+			}
+			if !excepted {
+				kept = append(kept, f)
+			}
+		}
+		out[li] = kept
+	}
+	return out
+}
+
+// matchBuf is scratch space reused across the strings of one answer.
+type matchBuf struct {
+	terms, exc [][][2]int
+	out        [][][2]int
+}
+
+func (b *matchBuf) reset(n int) {
+	if len(b.terms) < n {
+		b.terms, b.exc, b.out = make([][][2]int, n), make([][][2]int, n), make([][][2]int, n)
+	}
+	for i := 0; i < n; i++ {
+		b.terms[i], b.exc[i] = b.terms[i][:0], b.exc[i][:0]
+	}
+}
