@@ -1,7 +1,6 @@
 package inputs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -33,19 +33,21 @@ func (p Problem) Error() string {
 	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
 }
 
+// entry is where one id's record is in one input.
 type entry struct {
 	off  int64
-	size int
-	line int
-	// bad is set when the record has an id but a field of the wrong type.
+	size int32
+	line int32
+	// bad is set when the record has an id but cannot be used: a field of
+	// the wrong type, invalid UTF-8, broken JSON.
 	bad string
 	// salvaged: the line does not decode and its id was read from the raw
 	// text; a later good line for the same id takes its place.
 	salvaged bool
-	problem  int // index in Problems of the salvaged line's problem, or -1
+	problem  int32 // index in Problems of the salvaged line's problem, or -1
 }
 
-// File is an indexed JSONL input: where each id's record starts.
+// File is an indexed JSONL input: where each id's record is.
 type File struct {
 	Path    string
 	SHA256  string
@@ -57,13 +59,18 @@ type File struct {
 	Problems     []Problem
 	ProblemCount int
 
-	// f is where records are read back from: the input itself, or a spool
-	// copy when the input cannot seek (a pipe, a FIFO, <(process)).
-	f       *os.File
-	spooled bool
-	entries map[string]entry
+	// data is the file, memory-mapped read-only (a non-seekable input is
+	// spooled to a temporary file first). Records are sliced out of it
+	// when a sample is loaded: no read, no copy.
+	data  []byte
+	spool *os.File
+	kind  kind
+	// While indexing: the file's ids in order and their entries; the Set
+	// then moves entries into its id table.
 	order   []string
-	decode  func([]byte) (string, error)
+	entries map[string]*entry
+	// After Open: entries by the Set's id index (nil: no record).
+	byIndex []*entry
 }
 
 // MaxProblemsKept bounds the problems kept (and logged) per input file.
@@ -71,79 +78,191 @@ const MaxProblemsKept = 100
 
 var bom = []byte("\xEF\xBB\xBF")
 
-// kind describes how one of the three inputs is decoded and validated:
-// decode parses a whole record and returns its id.
+// kind is how one of the three inputs is read: fast decodes a record from
+// its members (ok=false when unsure), slow is encoding/json, which decides
+// and words errors.
 type kind struct {
-	decode func(line []byte) (id string, err error)
+	fast func(line []byte) (id string, ok bool)
+	slow func(line []byte) (id string, err error)
 }
 
-// indexFile reads path once: it hashes it, finds each record's id and
-// offset, and validates every record by decoding it fully, so a bad field
-// is reported at start-up with its line rather than halfway through a run.
-// An input that cannot seek is copied to a spool file as it is read. Every
+// chunkSize is the unit of parallel indexing: large files are split at
+// line boundaries and their chunks scanned on every core.
+const chunkSize = 32 << 20
+
+// openFile maps path into memory (spooling a pipe or FIFO first). Every
 // blocking step (opening a FIFO that has no writer yet, reading a pipe)
 // ends when ctx does.
-func indexFile(ctx context.Context, path string, k kind) (ix *File, err error) {
+func openFile(ctx context.Context, path string, k kind) (*File, error) {
 	f, err := openInput(ctx, path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	fi, err := f.Stat()
-	if err == nil && fi.IsDir() {
-		f.Close()
+	if err != nil {
+		return nil, &InputError{Path: path, Err: err}
+	}
+	if fi.IsDir() {
 		return nil, &InputError{Path: path, Err: errors.New("it is a directory, expected a JSONL file")}
 	}
-	ix = &File{Path: path, f: f, entries: map[string]entry{}, decode: k.decode}
-	var src io.Reader = f
-	if err == nil && !fi.Mode().IsRegular() {
-		spool, serr := os.CreateTemp("", "pgrules-spool-*.jsonl")
-		if serr != nil {
-			f.Close()
-			return nil, &InputError{Path: path, Err: fmt.Errorf("cannot spool a non-seekable input: %w", serr)}
-		}
-		os.Remove(spool.Name()) // the open descriptor keeps it alive; nothing to clean up
-		src = io.TeeReader(f, spool)
-		ix.f, ix.spooled = spool, true
-		defer f.Close()
-	}
-	defer func() {
+	ix := &File{Path: path, kind: k, entries: map[string]*entry{}}
+	src := f
+	if !fi.Mode().IsRegular() {
+		spool, err := os.CreateTemp("", "pgrules-spool-*.jsonl")
 		if err != nil {
-			ix.f.Close()
+			return nil, &InputError{Path: path, Err: fmt.Errorf("cannot spool a non-seekable input: %w", err)}
 		}
-	}()
-	stop := context.AfterFunc(ctx, func() { f.Close() }) // unblocks a read of a pipe
-	defer stop()
-
-	h := sha256.New()
-	r := bufio.NewReaderSize(io.TeeReader(src, h), 1<<20)
-	var off int64
-	for lineNo := 1; ; lineNo++ {
-		line, rerr := r.ReadBytes('\n')
-		start := off
-		off += int64(len(line))
-		if lineNo == 1 && bytes.HasPrefix(line, bom) {
-			// A byte order mark is not part of the first record.
-			line, start = line[len(bom):], start+int64(len(bom))
+		os.Remove(spool.Name())                              // the open descriptor keeps it alive; nothing to clean up
+		stop := context.AfterFunc(ctx, func() { f.Close() }) // unblocks a read of a pipe
+		_, cerr := io.Copy(spool, f)
+		stop()
+		if ctx.Err() != nil {
+			spool.Close()
+			return nil, ctx.Err()
 		}
-		if len(line) > 0 {
-			ix.add(line, start, lineNo)
+		if cerr != nil {
+			spool.Close()
+			return nil, &InputError{Path: path, Err: fmt.Errorf("read error: %w", cerr)}
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, &InputError{Path: path, Line: lineNo, Err: fmt.Errorf("read error: %w", rerr)}
+		ix.spool, src = spool, spool
+		if fi, err = spool.Stat(); err != nil {
+			spool.Close()
+			return nil, &InputError{Path: path, Err: err}
 		}
 	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+	if n := fi.Size(); n > 0 {
+		ix.data, err = syscall.Mmap(int(src.Fd()), 0, int(n), syscall.PROT_READ, syscall.MAP_SHARED)
+		if err != nil {
+			ix.Close()
+			return nil, &InputError{Path: path, Err: fmt.Errorf("cannot map the file: %w", err)}
+		}
 	}
-	ix.Bytes = off
-	ix.SHA256 = hex.EncodeToString(h.Sum(nil))
+	ix.Bytes = int64(len(ix.data))
 	return ix, nil
+}
+
+// chunk is a run of whole lines of one file, scanned by one worker.
+type chunk struct {
+	file      *File
+	start     int // byte offset in the file
+	data      []byte
+	firstLine int // line number of the chunk's first line
+	lines     []scanned
+}
+
+// scanned is one line as the parallel phase saw it.
+type scanned struct {
+	off, size int
+	line      int
+	id        string
+	ok        bool   // a good record with this id
+	derr      string // why the record cannot be used (id known)
+	why       string // the line is broken (id salvaged, or none)
+	col       int
+	problem   string // a problem without an id
+}
+
+// split cuts a file into chunks at line boundaries and counts lines, so
+// each chunk knows its first line number.
+func (ix *File) split() []*chunk {
+	var out []*chunk
+	line := 1
+	for start := 0; start < len(ix.data); {
+		end := min(start+chunkSize, len(ix.data))
+		if end < len(ix.data) {
+			if nl := bytes.IndexByte(ix.data[end:], '\n'); nl >= 0 {
+				end += nl + 1
+			} else {
+				end = len(ix.data)
+			}
+		}
+		c := &chunk{file: ix, start: start, data: ix.data[start:end], firstLine: line}
+		line += bytes.Count(c.data, []byte{'\n'})
+		out = append(out, c)
+		start = end
+	}
+	return out
+}
+
+// scan decodes every line of a chunk; it only reads.
+func (c *chunk) scan() {
+	d := c.data
+	line := c.firstLine
+	for pos := 0; pos < len(d); line++ {
+		end := bytes.IndexByte(d[pos:], '\n')
+		if end < 0 {
+			end = len(d)
+		} else {
+			end += pos + 1
+		}
+		raw := d[pos:end]
+		off := c.start + pos
+		if off == 0 && bytes.HasPrefix(raw, bom) {
+			// A byte order mark is not part of the first record.
+			raw, off = raw[len(bom):], off+len(bom)
+		}
+		pos = end
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		c.lines = append(c.lines, c.file.kind.scanLine(raw, off, line))
+	}
+}
+
+// scanLine is the whole verdict on one non-blank line.
+func (k kind) scanLine(line []byte, off, lineNo int) scanned {
+	sc := scanned{off: off, size: len(line), line: lineNo}
+	trimmed := bytes.TrimSpace(line)
+	lead := leadingSpace(line)
+	// The common case, a good record, costs a UTF-8 check and one fast
+	// walk; only a bad one is looked at again to say what is wrong.
+	if !utf8.Valid(trimmed) {
+		bad := invalidUTF8At(trimmed)
+		sc.col = lead + bad + 1
+		sc.why = fmt.Sprintf("invalid UTF-8 (byte 0x%02x)", trimmed[bad])
+		sc.id, _ = salvageID(trimmed)
+		return sc
+	}
+	if id, ok := k.fast(trimmed); ok && strings.TrimSpace(id) != "" {
+		sc.id, sc.ok = id, true
+		return sc
+	}
+	id, derr := k.slow(trimmed)
+	if derr == nil && strings.TrimSpace(id) != "" {
+		sc.id, sc.ok = id, true
+		return sc
+	}
+	var head struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if jerr := json.Unmarshal(trimmed, &head); jerr != nil {
+		var se *json.SyntaxError
+		if errors.As(jerr, &se) {
+			sc.col = lead + int(se.Offset)
+		}
+		sc.why = "malformed JSON (" + describeJSONError(jerr) + ")"
+		// A broken line whose id can still be read rejects that sample
+		// with the real cause instead of making its record look missing.
+		sc.id, _ = salvageID(trimmed)
+		return sc
+	}
+	if len(head.ID) == 0 || string(head.ID) == "null" {
+		sc.problem = `record has no "id"; the line is skipped`
+		return sc
+	}
+	if err := json.Unmarshal(head.ID, &id); err != nil || strings.TrimSpace(id) == "" {
+		sc.problem = fmt.Sprintf(`"id" must be a non-empty string, got %s; the line is skipped`, truncate(string(head.ID), 40))
+		return sc
+	}
+	sc.id, sc.derr = id, describeJSONError(derr)
+	return sc
+}
+
+// hash fills SHA256 from the mapped bytes.
+func (ix *File) hash() {
+	sum := sha256.Sum256(ix.data)
+	ix.SHA256 = hex.EncodeToString(sum[:])
 }
 
 // openInput opens path without letting a FIFO that no one writes to hang
@@ -191,104 +310,59 @@ func (e *InputError) Error() string {
 
 func (e *InputError) Unwrap() error { return e.Err }
 
-func (ix *File) add(line []byte, off int64, lineNo int) {
-	trimmed := bytes.TrimSpace(line)
-	if len(trimmed) == 0 {
-		return
-	}
-	problem := func(col int, id, format string, args ...any) int {
+// add takes one scanned line into the index, in file order: duplicates,
+// salvaged lines and problems are decided here.
+func (ix *File) add(sc scanned) {
+	problem := func(col int, id, format string, args ...any) int32 {
 		ix.ProblemCount++
 		if len(ix.Problems) < MaxProblemsKept {
-			ix.Problems = append(ix.Problems, Problem{File: ix.Path, Line: lineNo, Col: col, ID: id, Msg: fmt.Sprintf(format, args...)})
-			return len(ix.Problems) - 1
+			ix.Problems = append(ix.Problems, Problem{File: ix.Path, Line: sc.line, Col: col, ID: id, Msg: fmt.Sprintf(format, args...)})
+			return int32(len(ix.Problems) - 1)
 		}
 		return -1
 	}
-	lead := leadingSpace(line)
-	// The common case, a good record, costs a UTF-8 check and one decode;
-	// only a bad one is looked at again to say what is wrong with it.
-	var id string
-	var derr error
-	badUTF8 := -1
-	if !utf8.Valid(trimmed) {
-		badUTF8 = invalidUTF8At(trimmed)
-	} else {
-		id, derr = ix.decode(trimmed)
-		if derr == nil && strings.TrimSpace(id) != "" {
-			prev, dup := ix.entries[id]
-			switch {
-			case dup && prev.salvaged:
-				// The earlier line was broken; this good one is the record.
-				if prev.problem >= 0 {
-					p := &ix.Problems[prev.problem]
-					p.Msg = strings.TrimSuffix(p.Msg, salvagedSuffix(id)) + fmt.Sprintf("; line %d holds a good record for this id, which is used", lineNo)
-				}
-				ix.entries[id] = entry{off: off, size: len(line), line: lineNo}
-			case dup:
-				problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
-			default:
-				ix.entries[id] = entry{off: off, size: len(line), line: lineNo}
-				ix.order = append(ix.order, id)
-				ix.Records++
+	id := sc.id
+	if sc.ok {
+		prev, dup := ix.entries[id]
+		switch {
+		case dup && prev.salvaged:
+			// The earlier line was broken; this good one is the record.
+			if prev.problem >= 0 {
+				p := &ix.Problems[prev.problem]
+				p.Msg = strings.TrimSuffix(p.Msg, salvagedSuffix(id)) + fmt.Sprintf("; line %d holds a good record for this id, which is used", sc.line)
 			}
-			return
+			*prev = entry{off: int64(sc.off), size: int32(sc.size), line: int32(sc.line), problem: -1}
+		case dup:
+			problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+		default:
+			ix.entries[id] = &entry{off: int64(sc.off), size: int32(sc.size), line: int32(sc.line), problem: -1}
+			ix.order = append(ix.order, id)
+			ix.Records++
 		}
-	}
-	// What is wrong, and where (col is 1-based, in bytes of the line).
-	var why string
-	col := 0
-	var head struct {
-		ID json.RawMessage `json:"id"`
-	}
-	jerr := error(nil)
-	if badUTF8 < 0 {
-		jerr = json.Unmarshal(trimmed, &head)
-	}
-	switch {
-	case badUTF8 >= 0:
-		col = lead + badUTF8 + 1
-		why = fmt.Sprintf("invalid UTF-8 (byte 0x%02x)", trimmed[badUTF8])
-	case jerr != nil:
-		var se *json.SyntaxError
-		if errors.As(jerr, &se) {
-			col = lead + int(se.Offset)
-		}
-		why = "malformed JSON (" + describeJSONError(jerr) + ")"
-	}
-	if why != "" {
-		// A broken line whose id can still be read rejects that sample with
-		// the real cause instead of making its record look missing.
-		salvaged, ok := salvageID(trimmed)
-		if !ok {
-			problem(col, "", "%s; the line is skipped: fix or remove it", why)
-			return
-		}
-		id = salvaged
-		derr = errors.New(why)
-	} else {
-		id = ""
-		if len(head.ID) == 0 || string(head.ID) == "null" {
-			problem(0, "", `record has no "id"; the line is skipped`)
-			return
-		}
-		if err := json.Unmarshal(head.ID, &id); err != nil || strings.TrimSpace(id) == "" {
-			problem(0, "", `"id" must be a non-empty string, got %s; the line is skipped`, truncate(string(head.ID), 40))
-			return
-		}
-	}
-	if prev, dup := ix.entries[id]; dup {
-		problem(col, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
 		return
 	}
-	e := entry{off: off, size: len(line), line: lineNo, salvaged: why != "", problem: -1}
-	if derr != nil {
-		where := fmt.Sprintf("%s:%d", ix.Path, lineNo)
-		if col > 0 {
-			where += fmt.Sprintf(":%d", col)
-		}
-		e.bad = where + ": " + describeJSONError(derr)
-		e.problem = problem(col, id, "%s%s", describeJSONError(derr), salvagedSuffix(id))
+	switch {
+	case sc.problem != "":
+		problem(0, "", "%s", sc.problem)
+		return
+	case sc.why != "" && id == "":
+		problem(sc.col, "", "%s; the line is skipped: fix or remove it", sc.why)
+		return
 	}
+	if prev, dup := ix.entries[id]; dup {
+		problem(sc.col, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+		return
+	}
+	msg := sc.derr
+	if sc.why != "" {
+		msg = sc.why
+	}
+	where := fmt.Sprintf("%s:%d", ix.Path, sc.line)
+	if sc.col > 0 {
+		where += fmt.Sprintf(":%d", sc.col)
+	}
+	e := &entry{off: int64(sc.off), size: int32(sc.size), line: int32(sc.line), salvaged: sc.why != "", bad: where + ": " + msg}
+	e.problem = problem(sc.col, id, "%s%s", msg, salvagedSuffix(id))
 	ix.entries[id] = e
 	ix.order = append(ix.order, id)
 	ix.Records++
@@ -327,37 +401,26 @@ func invalidUTF8At(b []byte) int {
 	return -1
 }
 
-// read returns the raw line of id, or nil when the file has none.
-func (ix *File) read(id string) (line []byte, e entry, ok bool, err error) {
-	if ix == nil {
-		return nil, entry{}, false, nil
-	}
-	e, ok = ix.entries[id]
-	if !ok {
-		return nil, e, false, nil
-	}
-	buf := make([]byte, e.size)
-	if _, err := ix.f.ReadAt(buf, e.off); err != nil && !(errors.Is(err, io.EOF) && len(buf) == e.size) {
-		return nil, e, true, fmt.Errorf("%s:%d: re-reading record %q: %w (was the file changed during the run?)", ix.Path, e.line, id, err)
-	}
-	return bytes.TrimSpace(buf), e, true, nil
+// line returns the record at e.
+func (ix *File) line(e *entry) []byte {
+	return bytes.TrimSpace(ix.data[e.off : e.off+int64(e.size)])
 }
 
-// Has reports whether the file has a record for id.
-func (ix *File) Has(id string) bool {
-	if ix == nil {
-		return false
-	}
-	_, ok := ix.entries[id]
-	return ok
-}
-
-// Close releases the file.
+// Close releases the mapping and the spool.
 func (ix *File) Close() error {
-	if ix == nil || ix.f == nil {
+	if ix == nil {
 		return nil
 	}
-	return ix.f.Close()
+	var err error
+	if ix.data != nil {
+		err = syscall.Munmap(ix.data)
+		ix.data = nil
+	}
+	if ix.spool != nil {
+		ix.spool.Close()
+		ix.spool = nil
+	}
+	return err
 }
 
 func leadingSpace(b []byte) int {

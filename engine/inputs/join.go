@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
@@ -19,7 +21,8 @@ type Set struct {
 	Plan, Drafts, Critiques *File
 	// IDs is every id seen in any input, in plan order, then ids found only
 	// in drafts, then ids found only in critiques.
-	IDs []string
+	IDs   []string
+	index map[string]int
 }
 
 // Sample is one joined id. Missing lists absent required inputs; Invalid
@@ -33,32 +36,41 @@ type Sample struct {
 	Invalid  []string
 }
 
-// Open indexes the three inputs. It fails only when a file cannot be read
-// (or ctx ends): bad lines become Problems and never stop the other
-// samples.
-func Open(ctx context.Context, p Paths) (*Set, error) {
-	s := &Set{}
-	// The three files are independent: index them in parallel.
-	var wg sync.WaitGroup
-	var errs [3]error
-	index := func(i int, path string, k kind, dst **File) {
-		defer wg.Done()
-		*dst, errs[i] = indexFile(ctx, path, k)
+var (
+	planKind = kind{
+		fast: func(b []byte) (string, bool) {
+			p, ok := fastPlan(b)
+			return p.ID, ok
+		},
+		slow: func(b []byte) (string, error) {
+			var v Plan
+			err := json.Unmarshal(b, &v)
+			return v.ID, err
+		},
 	}
-	wg.Add(2)
-	go index(0, p.Plan, kind{decode: func(b []byte) (string, error) {
-		var v Plan
-		err := json.Unmarshal(b, &v)
-		return v.ID, err
-	}}, &s.Plan)
-	go index(1, p.Drafts, kind{decode: func(b []byte) (string, error) {
-		var v Draft
-		err := json.Unmarshal(b, &v)
-		return v.ID, err
-	}}, &s.Drafts)
-	if p.Critiques != "" {
-		wg.Add(1)
-		go index(2, p.Critiques, kind{decode: func(b []byte) (string, error) {
+	draftKind = kind{
+		fast: func(b []byte) (string, bool) {
+			d, ok := fastDraft(b)
+			return d.ID, ok
+		},
+		slow: func(b []byte) (string, error) {
+			var v Draft
+			err := json.Unmarshal(b, &v)
+			return v.ID, err
+		},
+	}
+	critiqueKind = kind{
+		fast: func(b []byte) (string, bool) {
+			c, ok := fastCritique(b)
+			if !ok {
+				return "", false
+			}
+			if c.ID == "" {
+				return c.DraftID, true
+			}
+			return c.ID, true
+		},
+		slow: func(b []byte) (string, error) {
 			c, err := decodeCritique(b)
 			if err != nil {
 				return "", err
@@ -67,26 +79,108 @@ func Open(ctx context.Context, p Paths) (*Set, error) {
 				c.ID = c.DraftID
 			}
 			return c.ID, nil
-		}}, &s.Critiques)
+		},
+	}
+)
+
+// Open indexes the three inputs. It fails only when a file cannot be read
+// (or ctx ends): bad lines become Problems and never stop the other
+// samples. The files are mapped into memory and scanned in chunks on
+// every core; memory then holds an entry per id, not the records.
+func Open(ctx context.Context, p Paths) (*Set, error) {
+	s := &Set{}
+	type input struct {
+		path string
+		k    kind
+		dst  **File
+	}
+	ins := []input{{p.Plan, planKind, &s.Plan}, {p.Drafts, draftKind, &s.Drafts}}
+	if p.Critiques != "" {
+		ins = append(ins, input{p.Critiques, critiqueKind, &s.Critiques})
+	}
+	// Open (and spool) concurrently: a FIFO must not wait for another.
+	var wg sync.WaitGroup
+	errs := make([]error, len(ins))
+	for i, in := range ins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			*in.dst, errs[i] = openFile(ctx, in.path, in.k)
+		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs[:]...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		s.Close()
 		return nil, err
 	}
-	seen := make(map[string]bool, len(s.Plan.order))
-	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
+	var chunks []*chunk
+	for _, in := range ins {
+		chunks = append(chunks, (*in.dst).split()...)
+	}
+	// Scan every chunk, and hash every file, on all cores.
+	work := make(chan func(), len(chunks)+len(ins))
+	for _, c := range chunks {
+		work <- c.scan
+	}
+	for _, in := range ins {
+		work <- (*in.dst).hash
+	}
+	close(work)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for fn := range work {
+				if ctx.Err() != nil {
+					continue
+				}
+				fn()
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		s.Close()
+		return nil, ctx.Err()
+	}
+	// In file order: duplicates and problems depend on what came first.
+	for _, c := range chunks {
+		for _, sc := range c.lines {
+			c.file.add(sc)
+		}
+		c.lines = nil
+	}
+	s.join()
+	return s, nil
+}
+
+// join builds the id table: every id once, in plan order, then ids only
+// in drafts, then only in critiques; each file's entries by id index.
+func (s *Set) join() {
+	files := []*File{s.Plan, s.Drafts, s.Critiques}
+	n := len(s.Plan.order)
+	s.index = make(map[string]int, n)
+	for _, f := range files {
 		if f == nil {
 			continue
 		}
 		for _, id := range f.order {
-			if !seen[id] {
-				seen[id] = true
+			if _, ok := s.index[id]; !ok {
+				s.index[id] = len(s.IDs)
 				s.IDs = append(s.IDs, id)
 			}
 		}
 	}
-	return s, nil
+	for _, f := range files {
+		if f == nil {
+			continue
+		}
+		f.byIndex = make([]*entry, len(s.IDs))
+		for id, e := range f.entries {
+			f.byIndex[s.index[id]] = e
+		}
+		f.entries, f.order = nil, nil
+	}
 }
 
 // ProblemCount counts every bad line of the three inputs.
@@ -117,38 +211,58 @@ func (s *Set) Close() error {
 	return errors.Join(s.Plan.Close(), s.Drafts.Close(), s.Critiques.Close())
 }
 
-// Load reads back and joins the records of one id. The error is an I/O
-// failure; data problems are reported in Missing and Invalid.
-func (s *Set) Load(id string) (Sample, error) {
+// ErrChanged reports an input file that changed (was truncated) while the
+// run read it.
+var ErrChanged = errors.New("input changed during the run")
+
+// Load reads back and joins the records of one id. The error is an input
+// that changed under the run; data problems are reported in Missing and
+// Invalid.
+func (s *Set) Load(id string) (smp Sample, err error) {
+	i, ok := s.index[id]
+	if !ok {
+		return Sample{ID: id, Missing: []string{"every input (no record has this id)"}}, nil
+	}
+	// The records are read from memory-mapped files: a file truncated
+	// under the run faults instead of failing a read, so the fault is
+	// turned into an error here.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: reading the records of %q: %v", ErrChanged, id, r)
+		}
+	}()
+	return s.load(i, id)
+}
+
+func (s *Set) load(i int, id string) (Sample, error) {
 	smp := Sample{ID: id}
-	line, e, ok, err := s.Plan.read(id)
-	switch {
-	case err != nil:
-		return smp, err
-	case !ok:
+	if e := s.Plan.byIndex[i]; e == nil {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("plan (%s has no record with this id)", s.Plan.Path))
-	case e.bad != "":
+	} else if e.bad != "" {
 		smp.Invalid = append(smp.Invalid, e.bad)
-	default:
-		var p Plan
-		if err := json.Unmarshal(line, &p); err != nil {
-			return smp, err
+	} else {
+		line := s.Plan.line(e)
+		p, ok := fastPlan(line)
+		if !ok {
+			if err := json.Unmarshal(line, &p); err != nil {
+				return smp, err
+			}
 		}
 		smp.Plan = &p
 	}
 
-	line, e, ok, err = s.Drafts.read(id)
-	switch {
-	case err != nil:
-		return smp, err
-	case !ok:
+	if e := s.Drafts.byIndex[i]; e == nil {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("draft (%s has no record with this id)", s.Drafts.Path))
-	case e.bad != "":
+	} else if e.bad != "" {
 		smp.Invalid = append(smp.Invalid, e.bad)
-	default:
-		var d Draft
-		if err := json.Unmarshal(line, &d); err != nil {
-			return smp, err
+	} else {
+		line := s.Drafts.line(e)
+		d, ok := fastDraft(line)
+		if !ok {
+			if err := json.Unmarshal(line, &d); err != nil {
+				return smp, err
+			}
 		}
 		if d.OutputText == nil {
 			smp.Missing = append(smp.Missing, fmt.Sprintf("draft text (%s:%d has output_text null: drafting failed)", s.Drafts.Path, e.line))
@@ -156,17 +270,21 @@ func (s *Set) Load(id string) (Sample, error) {
 		smp.Draft = &d
 	}
 
-	line, e, ok, err = s.Critiques.read(id)
-	switch {
-	case err != nil:
-		return smp, err
-	case !ok:
+	if s.Critiques == nil {
+		return smp, nil
+	}
+	switch e := s.Critiques.byIndex[i]; {
+	case e == nil: // no critique: verdict missing
 	case e.bad != "":
 		smp.Invalid = append(smp.Invalid, e.bad)
 	default:
-		c, err := decodeCritique(line)
-		if err != nil {
-			return smp, err
+		line := s.Critiques.line(e)
+		c, ok := fastCritique(line)
+		if !ok {
+			var err error
+			if c, err = decodeCritique(line); err != nil {
+				return smp, err
+			}
 		}
 		if c.ID == "" {
 			c.ID = id

@@ -1,0 +1,323 @@
+package inputs
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// The fast decoders below read the three record kinds from their members.
+// Each returns ok=false when it cannot be sure it agrees with
+// encoding/json — a key that differs from a field only in case (which
+// encoding/json would accept), a value of another type, the flat critique
+// shape — and the caller then uses encoding/json.
+
+// field looks a raw key up among names; fallback is set when the key might
+// still mean one of them to encoding/json (escapes, other case).
+func field(key []byte, names []string) (idx int, fallback bool) {
+	for i, n := range names {
+		if string(key) == n {
+			return i, false
+		}
+	}
+	if strings.IndexByte(string(key), '\\') >= 0 {
+		return -1, true
+	}
+	for _, n := range names {
+		if strings.EqualFold(string(key), n) {
+			return -1, true
+		}
+	}
+	return -1, false
+}
+
+var planFields = []string{"id", "payload_type", "category", "difficulty", "region_tags", "template_version", "template_name", "prompt", "location", "created_by", "seed"}
+
+func fastPlan(line []byte) (p Plan, ok bool) {
+	ok = true
+	valid := members(line, func(key, v []byte) {
+		if !ok {
+			return
+		}
+		i, fb := field(key, planFields)
+		if fb {
+			ok = false
+			return
+		}
+		var dst *string
+		switch i {
+		case 0:
+			dst = &p.ID
+		case 1:
+			dst = &p.PayloadType
+		case 2:
+			dst = &p.Category
+		case 3:
+			dst = &p.Difficulty
+		case 4:
+			tags, good := stringsOf(v)
+			p.RegionTags, ok = tags, good
+			return
+		case 5:
+			dst = &p.TemplateVersion
+		case 6:
+			dst = &p.TemplateName
+		case 7:
+			dst = &p.Prompt
+		case 8:
+			ok = fastLocation(v, &p)
+			return
+		case 9:
+			dst = &p.CreatedBy
+		case 10:
+			// seed is not used by a run; only its type is checked.
+			ok = isType(v, 'i')
+			return
+		default:
+			return
+		}
+		s, isNull, good := stringOf(v)
+		ok = good
+		if !isNull { // null leaves a string as it was, as with encoding/json
+			*dst = s
+		}
+	})
+	return p, ok && valid
+}
+
+var locationFields = []string{"country", "city", "region"}
+
+func fastLocation(v []byte, p *Plan) bool {
+	if string(v) == "null" {
+		p.Location = nil
+		return true
+	}
+	if !isType(v, 'o') {
+		return false
+	}
+	loc := &Location{}
+	ok := true
+	valid := members(v, func(key, val []byte) {
+		i, fb := field(key, locationFields)
+		if fb {
+			ok = false
+			return
+		}
+		if i < 0 {
+			return
+		}
+		s, isNull, good := stringOf(val)
+		ok = ok && good
+		if isNull {
+			return
+		}
+		switch i {
+		case 0:
+			loc.Country = s
+		case 1:
+			loc.City = s
+		case 2:
+			loc.Region = s
+		}
+	})
+	p.Location = loc
+	return ok && valid
+}
+
+var draftFields = []string{"id", "output_text", "prompt", "prompt_plan", "contract", "teacher"}
+
+func fastDraft(line []byte) (d Draft, ok bool) {
+	ok = true
+	valid := members(line, func(key, v []byte) {
+		if !ok {
+			return
+		}
+		i, fb := field(key, draftFields)
+		if fb {
+			ok = false
+			return
+		}
+		switch i {
+		case 0:
+			ok = setString(&d.ID, v)
+		case 1:
+			s, isNull, good := stringOf(v)
+			ok = good
+			if isNull {
+				d.OutputText = nil
+			} else {
+				d.OutputText = &s
+			}
+		case 2:
+			ok = setString(&d.Prompt, v)
+		}
+		// prompt_plan, contract, teacher: any JSON; nothing downstream reads them.
+	})
+	return d, ok && valid
+}
+
+var critiqueTop = []string{"id", "draft_id", "critique", "verdict"}
+
+func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
+	rec = &CritiqueRecord{}
+	ok = true
+	var body []byte
+	nested, flat := false, false
+	valid := members(line, func(key, v []byte) {
+		if !ok {
+			return
+		}
+		i, fb := field(key, critiqueTop)
+		if fb {
+			ok = false
+			return
+		}
+		switch i {
+		case 0:
+			// A non-string id is ignored, as it always was: the draft_id
+			// or the line's problems decide.
+			ok = setString(&rec.ID, v)
+		case 1:
+			ok = setString(&rec.DraftID, v)
+		case 2:
+			body, nested = v, true
+		case 3:
+			flat = true
+		}
+	})
+	if !ok || !valid {
+		return nil, false
+	}
+	if !nested {
+		if flat {
+			return nil, false // the flat shape is rare: encoding/json reads it
+		}
+		return rec, true
+	}
+	if string(body) == "null" {
+		return rec, true
+	}
+	c, good := fastCritiqueBody(body)
+	if !good {
+		return nil, false
+	}
+	// A copy: the line lives in a memory-mapped file, and the critique
+	// outlives the load (it is rendered into the prompt).
+	rec.Critique, rec.Raw = c, bytes.Clone(body)
+	return rec, true
+}
+
+var critiqueFields = []string{"verdict", "issues", "scores", "hallucination", "verification", "schema", "rewrite_instructions"}
+
+func fastCritiqueBody(body []byte) (*Critique, bool) {
+	if !isType(body, 'o') {
+		return nil, false
+	}
+	c := &Critique{}
+	ok := true
+	valid := members(body, func(key, v []byte) {
+		if !ok {
+			return
+		}
+		i, fb := field(key, critiqueFields)
+		if fb {
+			ok = false
+			return
+		}
+		switch i {
+		case 0:
+			ok = setString(&c.Verdict, v)
+		case 1:
+			c.Issues, ok = fastIssues(v)
+		case 2:
+			c.Scores = json.RawMessage(bytes.Clone(v))
+		case 3:
+			c.Hallucination = json.RawMessage(bytes.Clone(v))
+		case 4:
+			c.Verification = json.RawMessage(bytes.Clone(v))
+		case 5:
+			c.Schema = json.RawMessage(bytes.Clone(v))
+		case 6:
+			c.RewriteInstructions, ok = stringsOf(v)
+		}
+	})
+	return c, ok && valid
+}
+
+var issueFields = []string{"type", "severity", "message", "evidence_path"}
+
+func fastIssues(v []byte) ([]Issue, bool) {
+	if string(v) == "null" {
+		return nil, true
+	}
+	if !isType(v, 'a') {
+		return nil, false
+	}
+	out := []Issue{}
+	s := &scanner{b: v, i: 1}
+	s.space()
+	if s.i < len(v) && v[s.i] == ']' {
+		return out, true
+	}
+	for {
+		s.space()
+		st := s.i
+		if !s.value(1) {
+			return nil, false
+		}
+		item := v[st:s.i]
+		var is Issue
+		if string(item) != "null" {
+			if !isType(item, 'o') {
+				return nil, false
+			}
+			ok := true
+			if !members(item, func(key, val []byte) {
+				i, fb := field(key, issueFields)
+				if fb {
+					ok = false
+					return
+				}
+				if i < 0 {
+					return
+				}
+				str, isNull, good := stringOf(val)
+				ok = ok && good
+				if isNull {
+					return
+				}
+				switch i {
+				case 0:
+					is.Type = str
+				case 1:
+					is.Severity = str
+				case 2:
+					is.Message = str
+				case 3:
+					is.EvidencePath = str
+				}
+			}) || !ok {
+				return nil, false
+			}
+		}
+		out = append(out, is)
+		s.space()
+		if s.i >= len(v) {
+			return nil, false
+		}
+		if v[s.i] == ']' {
+			return out, true
+		}
+		s.i++
+	}
+}
+
+// setString decodes a string value into dst; null leaves dst as it was,
+// as with encoding/json.
+func setString(dst *string, v []byte) bool {
+	s, isNull, ok := stringOf(v)
+	if ok && !isNull {
+		*dst = s
+	}
+	return ok
+}

@@ -1,0 +1,59 @@
+package inputs
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzFastDecodersAgreeWithEncodingJSON: whenever a fast decoder says it
+// is sure, encoding/json accepts the line too and decodes the same values;
+// whenever encoding/json refuses a line, the fast decoder is not sure.
+func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id": "a", "payload_type": "checklist", "category": "safety", "difficulty": "easy", "region_tags": ["EU", null], "template_version": "t", "template_name": "n", "prompt": "P\u00e9", "location": {"country": "PT", "city": "Lisbon"}, "created_by": "x", "seed": 7}`,
+		`{"id": "a", "region_tags": "EU"}`, `{"ID": "a"}`, `{"id": "a", "seed": 1.5}`, `{"id": "a", "location": null, "seed": null}`,
+		`{"id": "d", "output_text": null, "prompt": "p", "prompt_plan": {"x": [1, 2]}, "teacher": {}, "contract": null}`,
+		`{"id": "d", "output_text": "{\"summary\": \"x\"}"}`, `{"id": "d", "output_text": 5}`,
+		`{"id": "c", "draft_id": "c", "critique": {"verdict": "revise", "issues": [{"type": "t", "severity": "s", "message": "m"}, null], "scores": {"a": 1}, "rewrite_instructions": ["x", null]}}`,
+		`{"id": "c", "critique": null}`, `{"draft_id": "c", "critique": {"verdict": 3}}`, `{"id": "c", "verdict": "pass"}`, `{"id": 7, "draft_id": "x", "critique": {}}`,
+		`{"id": "a\ud800"}`, `{"id": "a", "id": "b"}`, `{"id": "a", "id": null, "prompt": "x", "prompt": null}`, `{"id": "c", "id": null, "critique": {"verdict": "pass", "verdict": null}}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if !utf8.ValidString(line) {
+			return
+		}
+		b := []byte(line)
+		if p, ok := fastPlan(b); ok {
+			var want Plan
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("plan %q: fast sure, encoding/json: %v", line, err)
+			}
+			want.Seed = nil // not used by a run: the fast path only checks its type
+			if !reflect.DeepEqual(p, want) {
+				t.Fatalf("plan %q: fast %#v, want %#v", line, p, want)
+			}
+		}
+		if d, ok := fastDraft(b); ok {
+			var want Draft
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("draft %q: fast sure, encoding/json: %v", line, err)
+			}
+			if d.ID != want.ID || d.Prompt != want.Prompt || (d.OutputText == nil) != (want.OutputText == nil) || d.OutputText != nil && *d.OutputText != *want.OutputText {
+				t.Fatalf("draft %q: fast %+v, want %+v", line, d, want)
+			}
+		}
+		if c, ok := fastCritique(b); ok {
+			want, err := decodeCritique(b)
+			if err != nil {
+				t.Fatalf("critique %q: fast sure, decodeCritique: %v", line, err)
+			}
+			if c.ID != want.ID || c.DraftID != want.DraftID || !reflect.DeepEqual(c.Critique, want.Critique) || string(c.Raw) != string(want.Raw) {
+				t.Fatalf("critique %q: fast %+v %+v, want %+v %+v", line, c, c.Critique, want, want.Critique)
+			}
+		}
+	})
+}

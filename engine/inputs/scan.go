@@ -1,0 +1,399 @@
+package inputs
+
+import (
+	"bytes"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// A JSONL record is read by walking its top-level members and decoding
+// only the values a run uses: a draft's seven kilobytes are mostly fields
+// nobody reads. The walk validates the whole line as RFC 8259 JSON, so a
+// broken line is still found at start-up. Whenever the fast path is not
+// sure (a field of an unexpected type, an odd escape), the record goes to
+// encoding/json instead, which decides and words the error as it always
+// has.
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// members calls fn for each top-level member of the object in b, with the
+// key's raw bytes (between the quotes) and the value's bytes. It returns
+// false if b is not exactly one valid JSON object.
+func members(b []byte, fn func(key, val []byte)) bool {
+	s := &scanner{b: b}
+	s.space()
+	if s.i >= len(b) || b[s.i] != '{' {
+		return false
+	}
+	s.i++
+	s.space()
+	if s.i < len(b) && b[s.i] == '}' {
+		s.i++
+		s.space()
+		return s.i == len(b)
+	}
+	for {
+		s.space()
+		ks := s.i
+		if !s.str() {
+			return false
+		}
+		key := b[ks+1 : s.i-1]
+		s.space()
+		if s.i >= len(b) || b[s.i] != ':' {
+			return false
+		}
+		s.i++
+		s.space()
+		vs := s.i
+		if !s.value(0) {
+			return false
+		}
+		fn(key, b[vs:s.i])
+		s.space()
+		if s.i >= len(b) {
+			return false
+		}
+		switch b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			s.space()
+			return s.i == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+const maxNesting = 10000
+
+// value skips one valid JSON value.
+func (s *scanner) value(depth int) bool {
+	if s.i >= len(s.b) || depth > maxNesting {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		return s.str()
+	case c == '{':
+		s.i++
+		s.space()
+		if s.i < len(s.b) && s.b[s.i] == '}' {
+			s.i++
+			return true
+		}
+		for {
+			s.space()
+			if !s.str() {
+				return false
+			}
+			s.space()
+			if s.i >= len(s.b) || s.b[s.i] != ':' {
+				return false
+			}
+			s.i++
+			s.space()
+			if !s.value(depth + 1) {
+				return false
+			}
+			s.space()
+			if s.i >= len(s.b) {
+				return false
+			}
+			if s.b[s.i] == '}' {
+				s.i++
+				return true
+			}
+			if s.b[s.i] != ',' {
+				return false
+			}
+			s.i++
+		}
+	case c == '[':
+		s.i++
+		s.space()
+		if s.i < len(s.b) && s.b[s.i] == ']' {
+			s.i++
+			return true
+		}
+		for {
+			s.space()
+			if !s.value(depth + 1) {
+				return false
+			}
+			s.space()
+			if s.i >= len(s.b) {
+				return false
+			}
+			if s.b[s.i] == ']' {
+				s.i++
+				return true
+			}
+			if s.b[s.i] != ',' {
+				return false
+			}
+			s.i++
+		}
+	case c == 't':
+		return s.word("true")
+	case c == 'f':
+		return s.word("false")
+	case c == 'n':
+		return s.word("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	}
+	return false
+}
+
+func (s *scanner) word(w string) bool {
+	if len(s.b)-s.i < len(w) || string(s.b[s.i:s.i+len(w)]) != w {
+		return false
+	}
+	s.i += len(w)
+	return true
+}
+
+func (s *scanner) number() bool {
+	b := s.b
+	if b[s.i] == '-' {
+		s.i++
+	}
+	digits := func() bool {
+		st := s.i
+		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
+			s.i++
+		}
+		return s.i > st
+	}
+	switch {
+	case s.i < len(b) && b[s.i] == '0':
+		s.i++
+	case !digits():
+		return false
+	}
+	if s.i < len(b) && b[s.i] == '.' {
+		s.i++
+		if !digits() {
+			return false
+		}
+	}
+	if s.i < len(b) && (b[s.i] == 'e' || b[s.i] == 'E') {
+		s.i++
+		if s.i < len(b) && (b[s.i] == '+' || b[s.i] == '-') {
+			s.i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return true
+}
+
+// str skips a string literal, checking its escapes. Bytes that are not
+// UTF-8 were refused before the scan.
+func (s *scanner) str() bool {
+	b := s.b
+	if s.i >= len(b) || b[s.i] != '"' {
+		return false
+	}
+	s.i++
+	for s.i < len(b) {
+		c := b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return true
+		case c == '\\':
+			if s.i+1 >= len(b) {
+				return false
+			}
+			switch b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(b) {
+					return false
+				}
+				for _, h := range b[s.i+2 : s.i+6] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				s.i += 6
+			default:
+				return false
+			}
+		case c < 0x20:
+			return false
+		default:
+			s.i++
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// keyIs compares a raw key with a plain name (keys with escapes never
+// match: they take the slow path).
+func keyIs(key []byte, name string) bool { return string(key) == name }
+
+// stringOf decodes a string value; ok is false for anything else but
+// null, which gives "" and isNull.
+func stringOf(v []byte) (s string, isNull, ok bool) {
+	if string(v) == "null" {
+		return "", true, true
+	}
+	if len(v) < 2 || v[0] != '"' {
+		return "", false, false
+	}
+	body := v[1 : len(v)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body), false, true
+	}
+	out, ok := unescape(body)
+	return out, false, ok
+}
+
+// stringsOf decodes an array of strings (null items are ""), or null.
+func stringsOf(v []byte) ([]string, bool) {
+	if string(v) == "null" {
+		return nil, true
+	}
+	if len(v) == 0 || v[0] != '[' {
+		return nil, false
+	}
+	out := []string{}
+	s := &scanner{b: v, i: 1}
+	s.space()
+	if s.i < len(v) && v[s.i] == ']' {
+		return out, true
+	}
+	for {
+		s.space()
+		st := s.i
+		if !s.value(1) {
+			return nil, false
+		}
+		item, _, ok := stringOf(v[st:s.i])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, item)
+		s.space()
+		if s.i >= len(v) {
+			return nil, false
+		}
+		if v[s.i] == ']' {
+			return out, true
+		}
+		s.i++ // ','
+	}
+}
+
+// isType reports whether a value has the JSON type a Go field of that kind
+// accepts (null is accepted by every kind).
+func isType(v []byte, kind byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	if string(v) == "null" {
+		return true
+	}
+	switch kind {
+	case 's':
+		return v[0] == '"'
+	case 'o':
+		return v[0] == '{'
+	case 'a':
+		return v[0] == '['
+	case 'i': // a whole number that fits an int64
+		if bytes.ContainsAny(v, ".eE") {
+			return false
+		}
+		_, err := strconv.ParseInt(string(v), 10, 64)
+		return err == nil
+	}
+	return false
+}
+
+// unescape decodes a string literal's body; lone surrogates become
+// U+FFFD, as with encoding/json.
+func unescape(b []byte) (string, bool) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(b) {
+			return "", false
+		}
+		switch b[i] {
+		case '"', '\\', '/':
+			out = append(out, b[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(b, i+1)
+			if !ok {
+				return "", false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+					if r2, ok := hex4(b, i+3); ok {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							out = utf8.AppendRune(out, dec)
+							i += 6
+							continue
+						}
+					}
+				}
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", false
+		}
+	}
+	return string(out), true
+}
+
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
+	return rune(n), err == nil
+}
