@@ -161,7 +161,9 @@ var critiqueTop = []string{"id", "draft_id", "critique", "verdict"}
 func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
 	rec = &CritiqueRecord{}
 	ok = true
-	var body []byte
+	// decodeCritique reads the top level as a map: the last of duplicate
+	// keys wins as a whole, so values are decoded after the walk.
+	var rawID, rawDraftID, body []byte
 	nested, flat := false, false
 	valid := members(line, func(key, v []byte) {
 		if !ok {
@@ -174,11 +176,9 @@ func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
 		}
 		switch i {
 		case 0:
-			// A non-string id is ignored, as it always was: the draft_id
-			// or the line's problems decide.
-			ok = setString(&rec.ID, v)
+			rawID = v
 		case 1:
-			ok = setString(&rec.DraftID, v)
+			rawDraftID = v
 		case 2:
 			body, nested = v, true
 		case 3:
@@ -186,6 +186,16 @@ func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
 		}
 	})
 	if !ok || !valid {
+		return nil, false
+	}
+	// A non-string id is ignored, as it always was: the draft_id or the
+	// line's problems decide.
+	if rawID != nil {
+		if s, _, good := stringOf(rawID); good {
+			rec.ID = s
+		}
+	}
+	if rawDraftID != nil && !setString(&rec.DraftID, rawDraftID) {
 		return nil, false
 	}
 	if !nested {
