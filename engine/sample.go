@@ -105,12 +105,7 @@ func (st *stages) keep(r *result, s inputs.Sample, j job) *result {
 }
 
 func (st *stages) finish(r *result, s inputs.Sample, v judge.Verdict) *result {
-	line, err := v.Encode()
-	if err != nil {
-		r.err = err
-		return r
-	}
-	r.verdict, r.line = v, line
+	r.verdict, r.line = v, v.Encode(make([]byte, 0, 16<<10))
 	r.outcome = st.judge.Outcome(s, v)
 	return r
 }

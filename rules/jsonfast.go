@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf16"
@@ -255,46 +256,54 @@ func (p *fastParser) array(node int32) (any, error) {
 }
 
 // str reads a string literal at p.i, copies it as it is to the compact
-// output and returns its value.
+// output and returns its value. The closing quote is found with
+// IndexByte, not byte by byte.
 func (p *fastParser) str() (string, error) {
 	d := p.data
-	start := p.i
-	p.i++ // opening quote
-	escaped := false
-	for p.i < len(d) {
-		c := d[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			lit := d[start:p.i]
-			p.compact = append(p.compact, lit...)
-			if !escaped {
-				return string(lit[1 : len(lit)-1]), nil
-			}
-			return unescape(lit[1 : len(lit)-1])
-		case c == '\\':
-			escaped = true
-			p.i += 2
-		case c < 0x20:
+	start := p.i + 1
+	i := start
+	for {
+		j := bytes.IndexByte(d[i:], '"')
+		if j < 0 {
 			return "", errFast{}
-		default:
-			p.i++
 		}
+		end := i + j
+		k := end
+		for k > start && d[k-1] == '\\' {
+			k--
+		}
+		if (end-k)%2 == 1 { // an escaped quote
+			i = end + 1
+			continue
+		}
+		body := d[start:end]
+		for _, c := range body {
+			if c < 0x20 {
+				return "", errFast{}
+			}
+		}
+		p.compact = append(p.compact, d[start-1:end+1]...)
+		p.i = end + 1
+		if bytes.IndexByte(body, '\\') < 0 {
+			return string(body), nil
+		}
+		return unescape(body)
 	}
-	return "", errFast{}
 }
 
 // unescape decodes the body of a string literal with escapes. Lone
-// surrogates become U+FFFD, as encoding/json does.
+// surrogates become U+FFFD, as encoding/json does. Runs without escapes
+// are copied whole.
 func unescape(b []byte) (string, error) {
 	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			out = append(out, b[i:]...)
+			break
 		}
-		i++
+		out = append(out, b[i:i+j]...)
+		i += j + 1
 		if i >= len(b) {
 			return "", errFast{}
 		}
@@ -322,7 +331,7 @@ func unescape(b []byte) (string, error) {
 					if r2, ok := hex4(b, i+3); ok {
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 							out = utf8.AppendRune(out, dec)
-							i += 6
+							i += 7
 							continue
 						}
 					}
@@ -333,6 +342,7 @@ func unescape(b []byte) (string, error) {
 		default:
 			return "", errFast{}
 		}
+		i++
 	}
 	return string(out), nil
 }

@@ -18,7 +18,7 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 		`{"id": "d", "output_text": "{\"summary\": \"x\"}"}`, `{"id": "d", "output_text": 5}`,
 		`{"id": "c", "draft_id": "c", "critique": {"verdict": "revise", "issues": [{"type": "t", "severity": "s", "message": "m"}, null], "scores": {"a": 1}, "rewrite_instructions": ["x", null]}}`,
 		`{"id": "c", "critique": null}`, `{"draft_id": "c", "critique": {"verdict": 3}}`, `{"id": "c", "verdict": "pass"}`, `{"id": 7, "draft_id": "x", "critique": {}}`,
-		`{"id": "a\ud800"}`, `{"id": "a", "id": "b"}`, `{"id": "a", "id": null, "prompt": "x", "prompt": null}`, `{"id": "c", "id": null, "critique": {"verdict": "pass", "verdict": null}}`,
+		`{"id": "a\ud800"}`, `{"id": "x\ud83d\ude00y\ud800\u0041\n\"q\"\\", "output_text": "\ud83d\ude00"}`, `{"id": "a", "id": "b"}`, `{"id": "a", "id": null, "prompt": "x", "prompt": null}`, `{"id": "c", "id": null, "critique": {"verdict": "pass", "verdict": null}}`,
 	} {
 		f.Add(s)
 	}

@@ -207,47 +207,76 @@ func (s *scanner) number() bool {
 	return true
 }
 
-// str skips a string literal, checking its escapes. Bytes that are not
-// UTF-8 were refused before the scan.
+// str skips a string literal, checking its escapes and that it holds no
+// raw control character. The closing quote is found with IndexByte (SIMD)
+// rather than byte by byte: a draft is one long escaped string.
 func (s *scanner) str() bool {
 	b := s.b
 	if s.i >= len(b) || b[s.i] != '"' {
 		return false
 	}
-	s.i++
-	for s.i < len(b) {
-		c := b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return true
-		case c == '\\':
-			if s.i+1 >= len(b) {
-				return false
-			}
-			switch b[s.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
-			case 'u':
-				if s.i+6 > len(b) {
-					return false
-				}
-				for _, h := range b[s.i+2 : s.i+6] {
-					if !isHex(h) {
-						return false
-					}
-				}
-				s.i += 6
-			default:
-				return false
-			}
-		case c < 0x20:
+	start := s.i + 1
+	i := start
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
 			return false
-		default:
-			s.i++
+		}
+		end := i + j
+		k := end
+		for k > start && b[k-1] == '\\' {
+			k--
+		}
+		if (end-k)%2 == 1 { // an escaped quote: keep looking
+			i = end + 1
+			continue
+		}
+		if !validBody(b[start:end]) {
+			return false
+		}
+		s.i = end + 1
+		return true
+	}
+}
+
+// validBody checks a string literal's body: valid escapes, no raw
+// control characters.
+func validBody(seg []byte) bool {
+	for _, c := range seg {
+		if c < 0x20 {
+			return false
 		}
 	}
-	return false
+	for p := bytes.IndexByte(seg, '\\'); p >= 0; {
+		if p+1 >= len(seg) {
+			return false
+		}
+		switch seg[p+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			p += 2
+		case 'u':
+			if p+6 > len(seg) {
+				return false
+			}
+			for _, h := range seg[p+2 : p+6] {
+				if !isHex(h) {
+					return false
+				}
+			}
+			p += 6
+		default:
+			return false
+		}
+		if p >= len(seg) {
+			break
+		}
+		next := bytes.IndexByte(seg[p:], '\\')
+		if next < 0 {
+			break
+		}
+		p += next
+	}
+	return true
 }
 
 func isHex(c byte) bool {
@@ -338,16 +367,17 @@ func isType(v []byte, kind byte) bool {
 }
 
 // unescape decodes a string literal's body; lone surrogates become
-// U+FFFD, as with encoding/json.
+// U+FFFD, as with encoding/json. Runs without escapes are copied whole.
 func unescape(b []byte) (string, bool) {
 	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			out = append(out, b[i:]...)
+			break
 		}
-		i++
+		out = append(out, b[i:i+j]...)
+		i += j + 1
 		if i >= len(b) {
 			return "", false
 		}
@@ -375,7 +405,7 @@ func unescape(b []byte) (string, bool) {
 					if r2, ok := hex4(b, i+3); ok {
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 							out = utf8.AppendRune(out, dec)
-							i += 6
+							i += 7
 							continue
 						}
 					}
@@ -386,6 +416,7 @@ func unescape(b []byte) (string, bool) {
 		default:
 			return "", false
 		}
+		i++
 	}
 	return string(out), true
 }

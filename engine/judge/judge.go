@@ -58,12 +58,12 @@ func rejected(r *output.Rejected) Verdict {
 	return Verdict{Rejected: r, Sink: output.RejectedFile}
 }
 
-// Encode renders the record as its output line.
-func (v Verdict) Encode() ([]byte, error) {
+// Encode appends the record, as its output line, to b.
+func (v Verdict) Encode(b []byte) []byte {
 	if v.Accepted != nil {
-		return output.MarshalRecord(v.Accepted)
+		return output.AppendAccepted(b, v.Accepted)
 	}
-	return output.MarshalRecord(v.Rejected)
+	return output.AppendRejected(b, v.Rejected)
 }
 
 // ReasonCodes are the record's reasons (none when accepted).

@@ -120,11 +120,8 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 		complete := bytes.HasSuffix(line, []byte("\n"))
 		line = bytes.TrimSpace(line)
 		if len(line) > 0 {
-			var head struct {
-				ID          string   `json:"id"`
-				ReasonCodes []string `json:"reason_codes"`
-			}
-			switch err := json.Unmarshal(line, &head); {
+			head, err := readHead(line, complete)
+			switch {
 			case err != nil && !complete:
 				p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: torn last line (an interrupted write); dropped", path, lineNo))
 			case err != nil || head.ID == "":
@@ -151,3 +148,53 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 		}
 	}
 }
+
+// recordHead is what a previous run's record must say for the next run:
+// its id and, if rejected, its reason codes.
+type recordHead struct {
+	ID          string   `json:"id"`
+	ReasonCodes []string `json:"reason_codes"`
+}
+
+// readHead reads the head of a record pgrules wrote: its first keys are
+// id and, on rejected records, reason_codes, so the rest of the line
+// (most of its bytes) is not decoded. A line without its newline (torn by
+// a crash) is decoded whole, so a truncated record is never taken for a
+// good one; a file edited by hand is caught by the manifest's sha256.
+func readHead(line []byte, complete bool) (recordHead, error) {
+	var h recordHead
+	if !complete {
+		err := json.Unmarshal(line, &h)
+		return h, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return h, errNotRecord
+	}
+	for i := 0; i < 2 && dec.More(); i++ {
+		t, err := dec.Token()
+		if err != nil {
+			return h, err
+		}
+		switch t {
+		case "id":
+			if err := dec.Decode(&h.ID); err != nil {
+				return h, err
+			}
+		case "reason_codes":
+			if err := dec.Decode(&h.ReasonCodes); err != nil {
+				return h, err
+			}
+		default:
+			if h.ID == "" {
+				// Not the layout pgrules writes: decode it all.
+				err := json.Unmarshal(line, &h)
+				return h, err
+			}
+			return h, nil
+		}
+	}
+	return h, nil
+}
+
+var errNotRecord = errors.New("not a pgrules record")

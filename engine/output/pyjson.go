@@ -24,7 +24,11 @@ func marshalLine(v any) ([]byte, error) {
 // are re-quoted rather than copied because embedded teacher JSON may carry
 // escapes (\u00e9) that Python would have decoded.
 func pythonStyle(compact []byte) []byte {
-	out := make([]byte, 0, len(compact)+len(compact)/8)
+	return appendPythonStyle(make([]byte, 0, len(compact)+len(compact)/8), compact)
+}
+
+// appendPythonStyle is pythonStyle appending to out.
+func appendPythonStyle(out, compact []byte) []byte {
 	for i := 0; i < len(compact); i++ {
 		c := compact[i]
 		switch c {

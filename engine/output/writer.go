@@ -254,7 +254,3 @@ func MarshalDocument(v any) ([]byte, error) {
 	}
 	return append(b, '\n'), nil
 }
-
-// MarshalRecord encodes one output record as its line (without newline),
-// in the original pipeline's byte format.
-func MarshalRecord(v any) ([]byte, error) { return marshalLine(v) }
