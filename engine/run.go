@@ -170,7 +170,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
 
 	stopped := runInOrder(ctx, work.jobs, opt.Concurrency, st.process, func(r *result) error {
-		if err := w.Write(r.verdict.Sink, r.line); err != nil {
+		err := w.Write(r.verdict.Sink, r.line)
+		r.release()
+		if err != nil {
 			return err
 		}
 		t.observe(r)

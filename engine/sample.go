@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/pgrules/pgrules/engine/answer"
 	"github.com/pgrules/pgrules/engine/inputs"
@@ -41,6 +42,21 @@ type result struct {
 	// err is an I/O failure or the teacher's early stop, never bad data:
 	// bad data is a rejected record.
 	err error
+	// buf is the pooled buffer behind line, returned once it is written.
+	buf *[]byte
+}
+
+// linePool recycles the buffers records are encoded into: a record is
+// written, then its buffer serves the next one.
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// release returns r's buffer to the pool; r.line is invalid afterwards.
+func (r *result) release() {
+	if r.buf != nil {
+		*r.buf = r.line[:0]
+		linePool.Put(r.buf)
+		r.buf, r.line = nil, nil
+	}
 }
 
 // process takes one id through join → render → answer → judge → encode.
@@ -68,8 +84,8 @@ func (st *stages) process(ctx context.Context, j job) *result {
 // answer renders the prompt and gets the teacher's answer; false means
 // the sample has no record (interrupted, or the run is stopping).
 func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample) (judge.Verdict, bool) {
-	req := providers.Request{ID: s.ID, System: st.system, Prompt: st.template.Render(prompt.FieldsOf(s)), PayloadType: s.Plan.PayloadType, Draft: *s.Draft.OutputText}
-	a, err := st.answers.Answer(ctx, req)
+	req := providers.Request{ID: s.ID, System: st.system, PayloadType: s.Plan.PayloadType, Draft: *s.Draft.OutputText}
+	a, err := st.answers.Answer(ctx, req, st.template.Parts(prompt.FieldsOf(s)))
 	r.cacheHit, r.called = a.CacheHit, a.Called
 	switch {
 	case err == nil:
@@ -105,7 +121,8 @@ func (st *stages) keep(r *result, s inputs.Sample, j job) *result {
 }
 
 func (st *stages) finish(r *result, s inputs.Sample, v judge.Verdict) *result {
-	r.verdict, r.line = v, v.Encode(make([]byte, 0, 16<<10))
+	buf := linePool.Get().(*[]byte)
+	r.verdict, r.line, r.buf = v, v.Encode((*buf)[:0]), buf
 	r.outcome = st.judge.Outcome(s, v)
 	return r
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"regexp"
 	"reflect"
 	"strings"
 	"testing"
@@ -201,6 +202,18 @@ func FuzzMultiMatcherAgainstPerList(f *testing.F) {
 					}
 				}
 			}
+		}
+	})
+}
+
+func FuzzIsIdent(f *testing.F) {
+	for _, s := range []string{"a", "_b9", "9a", "a-b", "", "é"} {
+		f.Add(s)
+	}
+	re := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		if isIdent(s) != re.MatchString(s) {
+			t.Fatalf("isIdent(%q) = %v", s, isIdent(s))
 		}
 	})
 }

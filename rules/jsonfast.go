@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"unicode/utf16"
@@ -277,10 +278,8 @@ func (p *fastParser) str() (string, error) {
 			continue
 		}
 		body := d[start:end]
-		for _, c := range body {
-			if c < 0x20 {
-				return "", errFast{}
-			}
+		if hasControl(body) {
+			return "", errFast{}
 		}
 		p.compact = append(p.compact, d[start-1:end+1]...)
 		p.i = end + 1
@@ -379,4 +378,23 @@ func pathOf(nodes []pathNode, n int32) string {
 		b = append(b, fieldPath(nd.key)...)
 	}
 	return string(b)
+}
+
+// hasControl reports a byte below 0x20, eight bytes at a time: a byte b
+// is below 0x20 exactly when b-0x20 borrows, with its top bit clear.
+func hasControl(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-lo)&^x&hi != 0 {
+			return true
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }

@@ -250,11 +250,28 @@ func walkStrings(obj []byte) []stringValue {
 	return out
 }
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func fieldPath(k string) string {
-	if identRE.MatchString(k) {
+	if isIdent(k) {
 		return "." + k
 	}
 	return "[" + strconv.Quote(k) + "]"
+}
+
+// isIdent reports a key that can follow a dot in a path, [A-Za-z_]
+// [A-Za-z0-9_]*, without a regexp: paths are built for every hit.
+func isIdent(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

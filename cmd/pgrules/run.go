@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -74,6 +75,7 @@ func newRunCmd() *cobra.Command {
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
 	f.String("cpu-profile", "", "write a Go CPU profile of the run to this file (for `go tool pprof`)")
+	f.String("mem-profile", "", "write a Go allocation profile of the run to this file (for `go tool pprof -sample_index=alloc_space`)")
 	return cmd
 }
 
@@ -89,6 +91,15 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 			return usageErr(fmt.Errorf("--cpu-profile: %w", err))
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path, _ := cmd.Flags().GetString("mem-profile"); path != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 	if err != nil {

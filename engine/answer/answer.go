@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pgrules/pgrules/engine/cache"
+	"github.com/pgrules/pgrules/engine/prompt"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -49,22 +50,23 @@ type Source struct {
 	Log     zerolog.Logger
 }
 
-// Key is the cache key of req.
-func (s *Source) Key(req providers.Request) string {
-	parts := cache.KeyParts{Provider: s.Provider, IdentityJSON: s.Identity, System: req.System, Prompt: req.Prompt}
+// Key is the cache key of req, whose prompt is given as its pieces.
+func (s *Source) Key(req providers.Request, prompt prompt.Rendered) string {
+	parts := cache.KeyParts{Provider: s.Provider, IdentityJSON: s.Identity, System: req.System, PromptParts: prompt}
 	if s.KeyByID {
 		parts.SampleID = req.ID
 	}
 	return cache.Key(parts)
 }
 
-// Answer returns the text for req. A teacher failure is returned as is
-// (typed *providers.Error where the provider classified it); an offline
-// miss is ErrNoCachedAnswer.
-func (s *Source) Answer(ctx context.Context, req providers.Request) (Answer, error) {
+// Answer returns the text for req, whose prompt is given as its pieces:
+// they are joined into req.Prompt only when a teacher is asked. A teacher
+// failure is returned as is (typed *providers.Error where the provider
+// classified it); an offline miss is ErrNoCachedAnswer.
+func (s *Source) Answer(ctx context.Context, req providers.Request, prompt prompt.Rendered) (Answer, error) {
 	var key string
 	if s.Cache != nil {
-		key = s.Key(req)
+		key = s.Key(req, prompt)
 		if !s.Refresh {
 			e, ok, err := s.Cache.Get(key)
 			if err != nil {
@@ -77,6 +79,7 @@ func (s *Source) Answer(ctx context.Context, req providers.Request) (Answer, err
 	if s.Teacher == nil {
 		return Answer{}, ErrNoCachedAnswer
 	}
+	req.Prompt = prompt.String()
 	resp, err := s.Teacher.Generate(ctx, req)
 	if err != nil {
 		return Answer{Called: true}, err

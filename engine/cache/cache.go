@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -130,6 +131,9 @@ type KeyParts struct {
 	IdentityJSON []byte
 	System       string
 	Prompt       string
+	// PromptParts, when set, is the prompt as pieces (Prompt is then
+	// ignored): hashed in place, never joined.
+	PromptParts []string
 	// SampleID is set only for providers whose answers depend on it.
 	SampleID string
 }
@@ -139,12 +143,30 @@ type KeyParts struct {
 func Key(k KeyParts) string {
 	h := sha256.New()
 	var n [8]byte
-	for _, part := range [][]byte{[]byte(keyFormat), []byte(k.Provider), k.IdentityJSON, []byte(k.System), []byte(k.Prompt), []byte(k.SampleID)} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+	write := func(parts ...string) {
+		size := 0
+		for _, p := range parts {
+			size += len(p)
+		}
+		binary.BigEndian.PutUint64(n[:], uint64(size))
 		h.Write(n[:])
-		h.Write(part)
+		for _, p := range parts {
+			io.WriteString(h, p)
+		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	write(keyFormat)
+	write(k.Provider)
+	h.Write(binary.BigEndian.AppendUint64(n[:0], uint64(len(k.IdentityJSON))))
+	h.Write(k.IdentityJSON)
+	write(k.System)
+	if k.PromptParts != nil {
+		write(k.PromptParts...)
+	} else {
+		write(k.Prompt)
+	}
+	write(k.SampleID)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
 // Entry is one cached answer.

@@ -162,3 +162,22 @@ func TestKilledWriterLeavesAUsableCache(t *testing.T) {
 		t.Logf("round %d: %d entries acknowledged before kill -9, all present", round, len(lines))
 	}
 }
+
+// A prompt hashed as its pieces has the key of the joined prompt: caches
+// written before keep answering.
+func TestKeyOfPromptPiecesIsTheKeyOfThePrompt(t *testing.T) {
+	base := KeyParts{Provider: "p", IdentityJSON: []byte(`{"m":1}`), System: "s", SampleID: "id"}
+	joined, pieces := base, base
+	joined.Prompt = "Refine this: draft body. Critique: {}"
+	pieces.PromptParts = []string{"Refine this: ", "draft body", ". Critique: ", "{}"}
+	if Key(joined) != Key(pieces) {
+		t.Error("the key of a prompt's pieces differs from the key of the prompt")
+	}
+	// A shift of bytes between the system message and the prompt is
+	// another key (lengths are part of the hash).
+	shifted := pieces
+	shifted.System, shifted.PromptParts = "sR", []string{"efine this: ", "draft body", ". Critique: ", "{}"}
+	if Key(shifted) == Key(pieces) {
+		t.Error("moving a byte from the prompt to the system message kept the key")
+	}
+}

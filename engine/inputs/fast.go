@@ -33,7 +33,11 @@ func field(key []byte, names []string) (idx int, fallback bool) {
 
 var planFields = []string{"id", "payload_type", "category", "difficulty", "region_tags", "template_version", "template_name", "prompt", "location", "created_by", "seed"}
 
-func fastPlan(line []byte) (p Plan, ok bool) {
+func fastPlan(line []byte) (p Plan, ok bool) { return fastPlanMode(line, true) }
+
+// fastPlanMode with decode false only checks types where a value is big
+// (the prompt): indexing needs the id and the verdict, not the text.
+func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 	ok = true
 	valid := members(line, func(key, v []byte) {
 		if !ok {
@@ -63,6 +67,10 @@ func fastPlan(line []byte) (p Plan, ok bool) {
 		case 6:
 			dst = &p.TemplateName
 		case 7:
+			if !decode {
+				ok = isType(v, 's')
+				return
+			}
 			dst = &p.Prompt
 		case 8:
 			ok = fastLocation(v, &p)
@@ -126,7 +134,11 @@ func fastLocation(v []byte, p *Plan) bool {
 
 var draftFields = []string{"id", "output_text", "prompt", "prompt_plan", "contract", "teacher"}
 
-func fastDraft(line []byte) (d Draft, ok bool) {
+func fastDraft(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true) }
+
+// fastDraftMode with decode false checks the text's type but does not
+// unescape it: most of a draft line is its output_text.
+func fastDraftMode(line []byte, decode bool) (d Draft, ok bool) {
 	ok = true
 	valid := members(line, func(key, v []byte) {
 		if !ok {
@@ -141,6 +153,15 @@ func fastDraft(line []byte) (d Draft, ok bool) {
 		case 0:
 			ok = setString(&d.ID, v)
 		case 1:
+			if !decode {
+				ok = isType(v, 's')
+				empty := ""
+				d.OutputText = &empty
+				if string(v) == "null" {
+					d.OutputText = nil
+				}
+				return
+			}
 			s, isNull, good := stringOf(v)
 			ok = good
 			if isNull {
@@ -149,6 +170,10 @@ func fastDraft(line []byte) (d Draft, ok bool) {
 				d.OutputText = &s
 			}
 		case 2:
+			if !decode {
+				ok = isType(v, 's')
+				return
+			}
 			ok = setString(&d.Prompt, v)
 		}
 		// prompt_plan, contract, teacher: any JSON; nothing downstream reads them.

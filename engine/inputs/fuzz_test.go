@@ -27,6 +27,18 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 			return
 		}
 		b := []byte(line)
+		// Indexing checks without decoding: it must be sure exactly when
+		// decoding is, and find the same id.
+		if p, ok := fastPlanMode(b, false); ok {
+			if q, ok2 := fastPlan(b); !ok2 || q.ID != p.ID {
+				t.Fatalf("plan %q: check-only ok, decoding ok=%v", line, ok2)
+			}
+		}
+		if d, ok := fastDraftMode(b, false); ok {
+			if e, ok2 := fastDraft(b); !ok2 || e.ID != d.ID || (e.OutputText == nil) != (d.OutputText == nil) {
+				t.Fatalf("draft %q: check-only ok, decoding ok=%v", line, ok2)
+			}
+		}
 		if p, ok := fastPlan(b); ok {
 			var want Plan
 			if err := json.Unmarshal(b, &want); err != nil {
@@ -54,6 +66,22 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 			if c.ID != want.ID || c.DraftID != want.DraftID || !reflect.DeepEqual(c.Critique, want.Critique) || string(c.Raw) != string(want.Raw) {
 				t.Fatalf("critique %q: fast %+v %+v, want %+v %+v", line, c, c.Critique, want, want.Critique)
 			}
+		}
+	})
+}
+
+func FuzzHasControl(f *testing.F) {
+	f.Add([]byte("abc\x1fdefghijklmnop"))
+	f.Add([]byte("plain text with \xff bytes and ~ \x7f"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := false
+		for _, c := range b {
+			if c < 0x20 {
+				want = true
+			}
+		}
+		if hasControl(b) != want {
+			t.Fatalf("hasControl(%q) = %v", b, !want)
 		}
 	})
 }

@@ -39,7 +39,7 @@ type Sample struct {
 var (
 	planKind = kind{
 		fast: func(b []byte) (string, bool) {
-			p, ok := fastPlan(b)
+			p, ok := fastPlanMode(b, false)
 			return p.ID, ok
 		},
 		slow: func(b []byte) (string, error) {
@@ -50,7 +50,7 @@ var (
 	}
 	draftKind = kind{
 		fast: func(b []byte) (string, bool) {
-			d, ok := fastDraft(b)
+			d, ok := fastDraftMode(b, false)
 			return d.ID, ok
 		},
 		slow: func(b []byte) (string, error) {

@@ -2,9 +2,11 @@ package inputs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // A JSONL record is read by walking its top-level members and decoding
@@ -242,10 +244,8 @@ func (s *scanner) str() bool {
 // validBody checks a string literal's body: valid escapes, no raw
 // control characters.
 func validBody(seg []byte) bool {
-	for _, c := range seg {
-		if c < 0x20 {
-			return false
-		}
+	if hasControl(seg) {
+		return false
 	}
 	for p := bytes.IndexByte(seg, '\\'); p >= 0; {
 		if p+1 >= len(seg) {
@@ -418,7 +418,8 @@ func unescape(b []byte) (string, bool) {
 		}
 		i++
 	}
-	return string(out), true
+	// out is never written again: the string may share its bytes.
+	return unsafe.String(unsafe.SliceData(out), len(out)), true
 }
 
 func hex4(b []byte, i int) (rune, bool) {
@@ -427,4 +428,23 @@ func hex4(b []byte, i int) (rune, bool) {
 	}
 	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
 	return rune(n), err == nil
+}
+
+// hasControl reports a byte below 0x20, eight bytes at a time: a byte b
+// is below 0x20 exactly when b-0x20 borrows, with its top bit clear.
+func hasControl(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-lo)&^x&hi != 0 {
+			return true
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }

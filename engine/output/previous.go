@@ -111,7 +111,17 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 	r := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
 	var off int64
 	for lineNo := 1; ; lineNo++ {
-		line, rerr := r.ReadBytes('\n')
+		// ReadSlice reuses the reader's buffer: lines are not kept, only
+		// where they are. A line longer than the buffer is gathered whole.
+		line, rerr := r.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull {
+			long := append([]byte(nil), line...)
+			for rerr == bufio.ErrBufferFull {
+				line, rerr = r.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
 		start, size := off, len(line)
 		off += int64(size)
 		if rerr != nil && rerr != io.EOF {

@@ -104,27 +104,49 @@ func position(text string, off int) (line, col int) {
 
 // Render fills the template for one sample.
 func (t *Template) Render(f Fields) string {
-	var b strings.Builder
+	return t.Parts(f).String()
+}
+
+// Rendered is a prompt as the pieces it is made of. A re-gate only needs
+// the prompt's hash (its cache key), so it is not joined into one string
+// unless a teacher is asked.
+type Rendered []string
+
+// Parts renders the template's pieces without joining them.
+func (t *Template) Parts(f Fields) Rendered {
+	out := make(Rendered, 0, len(t.parts))
 	for _, p := range t.parts {
 		if p.name == "" {
-			b.WriteString(p.lit)
+			out = append(out, p.lit)
 			continue
 		}
 		switch p.name {
 		case "prompt":
-			b.WriteString(f.Prompt)
+			out = append(out, f.Prompt)
 		case "draft_output":
-			b.WriteString(f.DraftOutput)
+			out = append(out, f.DraftOutput)
 		case "critique_json":
-			b.WriteString(prettyJSON(f.CritiqueJSON))
+			out = append(out, prettyJSON(f.CritiqueJSON))
 		case "rewrite_instructions":
-			b.WriteString(numbered(f.RewriteInstructions))
+			out = append(out, numbered(f.RewriteInstructions))
 		case "payload_type":
-			b.WriteString(f.PayloadType)
+			out = append(out, f.PayloadType)
 		}
 	}
-	return b.String()
+	return out
 }
+
+// Len is the prompt's length in bytes.
+func (r Rendered) Len() int {
+	n := 0
+	for _, p := range r {
+		n += len(p)
+	}
+	return n
+}
+
+// String joins the pieces: the prompt as the teacher gets it.
+func (r Rendered) String() string { return strings.Join(r, "") }
 
 func prettyJSON(raw json.RawMessage) string {
 	if len(raw) == 0 {
