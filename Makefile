@@ -61,6 +61,6 @@ golden: build
 	rm -rf out/golden
 	SOURCE_DATE_EPOCH=1769849398 $(BIN)/pgrules run --provider dryrun --log-level warn \
 		--plan $(SAMPLE)/prompt_plan_v1.jsonl --drafts $(SAMPLE)/drafts_v1.jsonl \
-		--critiques $(SAMPLE)/critiques_v1.jsonl --out-dir out/golden
+		--critiques $(SAMPLE)/critiques_v1.jsonl --out-dir out/golden --cache-path out/golden/.cache.db
 	mkdir -p testdata/golden
 	cp out/golden/dataset_v1.jsonl out/golden/dataset_v1_rejected.jsonl out/golden/dataset_v1_stats.json testdata/golden/

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,22 +14,40 @@ import (
 	"github.com/pgrules/pgrules/engine/cache"
 )
 
+// cachePath is the cache a command uses: cache.path from the layered
+// config, else the user's shared cache.
+func cachePath(l *loaded) (string, error) {
+	if l.cfg.Cache.Path != "" {
+		return l.cfg.Cache.Path, nil
+	}
+	return cache.DefaultPath()
+}
+
+// openCache opens the configured cache, wording the errors a user can act
+// on.
+func openCache(path string, opt cache.Options) (*cache.Cache, error) {
+	c, err := cache.Open(path, opt)
+	if errors.Is(err, cache.ErrNotCache) {
+		return nil, fmt.Errorf("%w\n  if it is the cache of an older pgrules, import its answers with `pgrules cache merge %s NEW.db` and use NEW.db (or the default, shared cache)", err, path)
+	}
+	return c, err
+}
+
 func newCacheCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "Inspect or empty the response cache (what makes re-gating free)",
+		Short: "Inspect, prune, merge or empty the response cache (what makes re-gating free)",
+		Long: `Teacher answers are kept in one cache per user, shared by every out dir:
+<user cache dir>/pgrules/cache.db (~/.cache/pgrules/cache.db on Linux), or
+cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 	}
-	cmd.PersistentFlags().String("out-dir", "out", "the run's out dir; the cache is <out-dir>/cache.db (default: out_dir of the config)")
-	cmd.PersistentFlags().String("cache-path", "", "the cache file, when it is not in the out dir (default: cache.path of the config)")
+	cmd.PersistentFlags().String("cache-path", "", "the cache file (default: cache.path of the config, else the shared cache in the user's cache dir)")
 	resolve := func(cmd *cobra.Command) (string, error) {
 		l, err := loadFor(cmd)
 		if err != nil {
 			return "", usageErr(err)
 		}
-		if l.cfg.Cache.Path != "" {
-			return l.cfg.Cache.Path, nil
-		}
-		return filepath.Join(l.cfg.OutDir, "cache.db"), nil
+		return cachePath(l)
 	}
 	var asJSON bool
 	stats := &cobra.Command{
@@ -39,7 +59,7 @@ func newCacheCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := cache.Open(path, cache.Options{ReadOnly: true, Timeout: 5 * time.Second})
+			c, err := openCache(path, cache.Options{ReadOnly: true})
 			if err != nil {
 				return err
 			}
@@ -63,6 +83,9 @@ func newCacheCmd() *cobra.Command {
 			for _, k := range models {
 				fmt.Fprintf(out, "model:    %-32s %d\n", k, s.ByModel[k])
 			}
+			if s.Oldest != nil {
+				fmt.Fprintf(out, "stored:   %s .. %s\n", s.Oldest.Format(time.DateOnly), s.Newest.Format(time.DateOnly))
+			}
 			fmt.Fprintf(out, "a rerun from this cache saves %d tokens, $%.4f and %.0fs of teacher time\n", s.Tokens, s.CostUSD, s.LatencyTotal)
 			return nil
 		},
@@ -77,7 +100,7 @@ func newCacheCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := cache.Open(path, cache.Options{ReadOnly: false, Timeout: 5 * time.Second})
+			c, err := openCache(path, cache.Options{})
 			if err != nil {
 				return err
 			}
@@ -90,6 +113,82 @@ func newCacheCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(stats, clear)
+	var olderThan string
+	prune := &cobra.Command{
+		Use:   "prune --older-than AGE",
+		Short: "Remove the answers stored longer ago than AGE (e.g. 30d, 2w, 36h)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			age, err := parseAge(olderThan)
+			if err != nil {
+				return usageErr(fmt.Errorf("--older-than %q: %w", olderThan, err))
+			}
+			path, err := resolve(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := openCache(path, cache.Options{})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			n, err := c.Prune(time.Now().Add(-age))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d answers stored more than %s ago from %s\n", n, olderThan, c.Path())
+			return nil
+		},
+	}
+	prune.Flags().StringVar(&olderThan, "older-than", "", "age of the answers to remove: a number with d (days), w (weeks) or a Go duration (36h)")
+	_ = prune.MarkFlagRequired("older-than")
+	merge := &cobra.Command{
+		Use:   "merge SRC... DST",
+		Short: "Copy the answers of other caches (shard caches, an older pgrules' per-out-dir cache.db) into DST",
+		Long: `Copies every answer of each SRC that DST does not have yet into DST (created
+if needed); answers DST has are kept. A SRC may be the per-out-dir bbolt
+cache of an older pgrules. Use it to gather the caches of sharded runs so
+that a later unsharded re-gate is free.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			srcs, dst := args[:len(args)-1], args[len(args)-1]
+			c, err := openCache(dst, cache.Options{})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			total := 0
+			for _, src := range srcs {
+				n, err := c.Merge(cmd.Context(), src)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d new answer(s)\n", src, n)
+				total += n
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "merged %d answer(s) into %s\n", total, dst)
+			return nil
+		},
+	}
+	cmd.AddCommand(stats, clear, prune, merge)
 	return cmd
+}
+
+// parseAge reads 30d, 2w or a Go duration.
+func parseAge(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.ParseFloat(n, 64)
+			if err != nil || v < 0 {
+				return 0, errors.New("want a number of days (30d), weeks (2w) or a duration (36h)")
+			}
+			return time.Duration(v * float64(unit)), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errors.New("want a number of days (30d), weeks (2w) or a duration (36h)")
+	}
+	return d, nil
 }

@@ -71,7 +71,7 @@ func newRunCmd() *cobra.Command {
 	f.Bool("allow-unhealthy", false, "commit the outputs even when the run is unhealthy (teacher failures, gate errors, early stop)")
 	f.Bool("no-cache", false, "neither read nor write the response cache")
 	f.Bool("refresh", false, "ask the teacher again even when the cache has an answer (and store the new one)")
-	f.String("cache-path", "", "response cache file (default <out-dir>/cache.db)")
+	f.String("cache-path", "", "response cache file (default: the user's shared cache, ~/.cache/pgrules/cache.db on Linux)")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
 	f.String("cpu-profile", "", "write a Go CPU profile of the run to this file (for `go tool pprof`)")
@@ -131,15 +131,19 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 
 	var store *cache.Cache
 	if !cfg.Cache.Disabled {
-		path := cfg.Cache.Path
-		if path == "" {
-			path = filepath.Join(cfg.OutDir, "cache.db")
-		}
-		store, err = cache.Open(path, cache.Options{Timeout: 5 * time.Second})
+		path, err := cachePath(l)
 		if err != nil {
 			return err
 		}
+		if store, err = openCache(path, cache.Options{}); err != nil {
+			return err
+		}
 		defer store.Close()
+		if old := filepath.Join(cfg.OutDir, "cache.db"); old != path {
+			if _, err := os.Stat(old); err == nil {
+				log.Warn().Str("old_cache", old).Msgf("%s is the per-out-dir cache of an older pgrules; its answers are not used: `pgrules cache merge %s %s` imports them", old, old, path)
+			}
+		}
 	}
 
 	provCfg, err := json.Marshal(cfg.Providers[cfg.Provider])

@@ -12,6 +12,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// No test may touch the user's real shared cache.
+	if os.Getenv("PGRULES_TEST_ISOLATED") == "" {
+		dir, err := os.MkdirTemp("", "pgrules-test-cache-")
+		if err == nil {
+			os.Setenv("XDG_CACHE_HOME", dir)
+			os.Setenv("PGRULES_TEST_ISOLATED", "1") // children keep what they are given
+		}
+	}
 	// The test binary doubles as the pgrules command inside scripts.
 	testscript.Main(m, map[string]func(){
 		"pgrules": func() { os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr)) },
@@ -47,6 +55,9 @@ func TestScripts(t *testing.T) {
 			e.Setenv("REPO", repo)
 			e.Setenv("SAMPLE", filepath.Join(repo, "testdata", "sample"))
 			e.Setenv("SOURCE_DATE_EPOCH", "1769849398")
+			// Each script has its own shared cache: $WORK/.cache/pgrules/cache.db.
+			e.Setenv("XDG_CACHE_HOME", filepath.Join(e.WorkDir, ".cache"))
+			e.Setenv("PGRULES_TEST_ISOLATED", "1")
 			return nil
 		},
 	})

@@ -52,7 +52,7 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 		"--critiques", filepath.Join(sample, "critiques_v1.jsonl"), "--out-dir", filepath.Join(work, "out"),
 		// Every other call fails: commit anyway, so the records are there to search.
 		"--allow-unhealthy")
-	cmd.Env = append(os.Environ(), "OPENROUTER_API_KEY="+key)
+	cmd.Env = append(os.Environ(), "OPENROUTER_API_KEY="+key, "XDG_CACHE_HOME="+filepath.Join(work, ".cache"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)

@@ -1,17 +1,22 @@
 // Package cache keeps teacher answers in a content-addressed, crash-safe
-// embedded database, so a rerun (after a crash, or to re-gate with edited
-// rules) never pays twice for the same answer.
+// store shared by every run of a user, so no answer is paid for twice —
+// not after a crash, not to re-gate with edited rules, not into another
+// out dir.
 //
-// bbolt is a single-file copy-on-write B+tree: an interrupted transaction
-// leaves no trace, and a file lock admits one writing process at a time.
-// A committed transaction is in the kernel once Put returns, so it
-// survives kill -9 of pgrules; it reaches the disk at the next periodic
-// fsync (every SyncEvery) or at Close. An fsync per answer would cap a
-// fast teacher at a few hundred answers a second.
+// The store is SQLite in WAL mode (modernc.org/sqlite: pure Go, no cgo).
+// WAL lets any number of processes read while one writes and makes a
+// writer wait (busy_timeout) rather than fail, so runs into different out
+// dirs share one cache at the same time. A committed answer is in the WAL
+// file when Put returns and survives kill -9 of pgrules; with
+// synchronous=NORMAL it reaches the disk at the next checkpoint, so a power
+// loss can take the last moments — an fsync per answer would cap a fast
+// teacher at a few hundred answers a second.
 package cache
 
 import (
+	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -20,10 +25,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/pgrules/pgrules/providers"
 )
@@ -32,93 +37,141 @@ import (
 // read under a new meaning.
 const keyFormat = "pgrules-cache-key/v2"
 
-var bucket = []byte("answers")
-
-// SyncEvery bounds what an OS crash or power loss can take: the answers of
-// the last interval. A killed pgrules loses nothing that Put returned.
-const SyncEvery = time.Second
+// schemaVersion is the layout of the database; Open refuses another.
+const schemaVersion = "1"
 
 // Options tune Open.
 type Options struct {
-	// SyncEachPut fsyncs every Put (slow; for teachers so slow it does not
-	// matter and power loss must lose nothing).
-	SyncEachPut bool
-	// Timeout is how long to wait for another pgrules run to release the
-	// file before giving up with a clear message.
-	Timeout  time.Duration
+	// ReadOnly opens an existing cache without changing it.
 	ReadOnly bool
+	// Timeout is how long a write waits for another process's write to
+	// finish before failing (default 30s).
+	Timeout time.Duration
 }
 
-// Cache is an open response cache. It is safe for concurrent use.
+// Cache is an open response cache. It is safe for concurrent use, and
+// several processes may use one cache file at once.
 type Cache struct {
-	db   *bolt.DB
+	db   *sql.DB
 	path string
-	stop chan struct{}
-	done chan struct{}
+	get  *sql.Stmt
+	put  *sql.Stmt
 }
+
+// DefaultPath is the cache every run of this user shares unless told
+// otherwise: <user cache dir>/pgrules/cache.db ($XDG_CACHE_HOME or
+// ~/.cache on Linux).
+func DefaultPath() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", &Error{Op: "locate", Err: err}
+	}
+	return filepath.Join(dir, "pgrules", "cache.db"), nil
+}
+
+// Error is a cache that cannot be used.
+type Error struct {
+	Op, Path string
+	Err      error
+}
+
+func (e *Error) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("response cache: cannot %s: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("response cache %s: cannot %s: %v", e.Path, e.Op, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrNotCache reports a file that is not a pgrules cache of this format.
+var ErrNotCache = errors.New("not a pgrules response cache")
 
 // Open opens or creates the cache file.
 func Open(path string, opt Options) (*Cache, error) {
 	if opt.Timeout == 0 {
-		opt.Timeout = 5 * time.Second
+		opt.Timeout = 30 * time.Second
 	}
-	if !opt.ReadOnly {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("cannot create the cache directory for %s: %w", path, err)
+	if opt.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, &Error{Op: "open", Path: path, Err: errors.Unwrap(err)}
 		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no response cache at %s: %w", path, errors.Unwrap(err))
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, &Error{Op: "create its directory", Path: path, Err: err}
 	}
-	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: opt.Timeout, ReadOnly: opt.ReadOnly})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("response cache %s is in use by another pgrules run (waited %s): wait for it to finish, or give this run its own --cache-path", path, opt.Timeout)
+	if isBolt(path) {
+		return nil, &Error{Op: "open", Path: path, Err: fmt.Errorf("%w: it is a cache of an older pgrules (bbolt)", ErrNotCache)}
 	}
+	// mmap_size: pages are read from a mapping, not with a pread each.
+	mode := "rwc"
+	if opt.ReadOnly {
+		mode = "ro"
+	}
+	dsn := fmt.Sprintf("file:%s?mode=%s&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=mmap_size(1073741824)&_pragma=cache_size(-65536)&_txlock=immediate",
+		escapePath(path), mode, opt.Timeout.Milliseconds())
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open response cache %s: %w (delete it with `pgrules cache clear` if it is damaged)", path, err)
+		return nil, &Error{Op: "open", Path: path, Err: err}
 	}
 	c := &Cache{db: db, path: path}
-	if !opt.ReadOnly && !opt.SyncEachPut {
-		db.NoSync = true
-		c.stop, c.done = make(chan struct{}), make(chan struct{})
-		go c.syncLoop()
-	}
-	if !opt.ReadOnly {
-		if err := db.Update(func(tx *bolt.Tx) error {
-			_, err := tx.CreateBucketIfNotExists(bucket)
-			return err
-		}); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("cache %s: %w", path, err)
+	if err := c.init(opt.ReadOnly); err != nil {
+		db.Close()
+		if strings.Contains(err.Error(), "not a database") || strings.Contains(err.Error(), "file is encrypted") {
+			err = fmt.Errorf("%w: %v", ErrNotCache, err)
 		}
+		return nil, &Error{Op: "open", Path: path, Err: err}
 	}
 	return c, nil
 }
 
-func (c *Cache) syncLoop() {
-	defer close(c.done)
-	t := time.NewTicker(SyncEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			_ = c.db.Sync()
-		case <-c.stop:
-			return
-		}
-	}
+func escapePath(p string) string {
+	return strings.NewReplacer("?", "%3f", "#", "%23", "%", "%25").Replace(p)
 }
 
-// Close syncs and releases the file.
-func (c *Cache) Close() error {
-	if c.stop != nil {
-		close(c.stop)
-		<-c.done
-		if err := c.db.Sync(); err != nil {
-			c.db.Close()
-			return fmt.Errorf("cache %s: %w", c.path, err)
+func (c *Cache) init(readOnly bool) error {
+	if !readOnly {
+		_, err := c.db.Exec(`
+			CREATE TABLE IF NOT EXISTS answers (
+				key       BLOB PRIMARY KEY,
+				provider  TEXT NOT NULL,
+				model     TEXT NOT NULL,
+				teacher   BLOB NOT NULL,   -- providers.Response as JSON
+				text      BLOB NOT NULL,   -- the answer's bytes, as received
+				stored_at INTEGER NOT NULL -- unix seconds, wall clock
+			) WITHOUT ROWID;
+			CREATE INDEX IF NOT EXISTS answers_stored_at ON answers(stored_at);
+			CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+			INSERT OR IGNORE INTO meta VALUES ('schema', '` + schemaVersion + `');`)
+		if err != nil {
+			return err
 		}
 	}
-	return c.db.Close()
+	var v string
+	if err := c.db.QueryRow(`SELECT v FROM meta WHERE k = 'schema'`).Scan(&v); err != nil {
+		return err
+	}
+	if v != schemaVersion {
+		return fmt.Errorf("%w: schema version %s, this pgrules reads %s", ErrNotCache, v, schemaVersion)
+	}
+	var err error
+	if c.get, err = c.db.Prepare(`SELECT teacher, text, stored_at FROM answers WHERE key = ?`); err != nil {
+		return err
+	}
+	if !readOnly {
+		if c.put, err = c.db.Prepare(`INSERT OR REPLACE INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the cache. The last answers are checkpointed from the
+// WAL into the database file when no other process has it open.
+func (c *Cache) Close() error {
+	if err := c.db.Close(); err != nil {
+		return &Error{Op: "close", Path: c.path, Err: err}
+	}
+	return nil
 }
 
 // Path is the cache file.
@@ -176,41 +229,55 @@ type Entry struct {
 	StoredAt time.Time          `json:"stored_at"`
 }
 
+func keyBytes(key string) ([]byte, error) {
+	b, err := hex.DecodeString(key)
+	if err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("cache key %q is not a sha256", key)
+	}
+	return b, nil
+}
+
 // Get returns the answer stored under key.
 func (c *Cache) Get(key string) (Entry, bool, error) {
-	var e Entry
-	var found bool
-	err := c.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		v := b.Get([]byte(key))
-		if v == nil {
-			return nil
-		}
-		found = true
-		var err error
-		e, err = decode(v)
-		return err
-	})
+	k, err := keyBytes(key)
 	if err != nil {
-		return Entry{}, false, fmt.Errorf("cache %s: entry %s: %w", c.path, key[:12], err)
+		return Entry{}, false, err
 	}
-	return e, found, nil
+	var teacher, text []byte
+	var stored int64
+	switch err := c.get.QueryRow(k).Scan(&teacher, &text, &stored); {
+	case errors.Is(err, sql.ErrNoRows):
+		return Entry{}, false, nil
+	case err != nil:
+		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC()}
+	if err := json.Unmarshal(teacher, &e.Teacher); err != nil {
+		return Entry{}, false, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
+	}
+	e.Teacher.Text = e.Text
+	return e, true, nil
 }
 
 // Put stores an answer; when it returns, the answer survives the death of
 // this process. Only successful answers are ever stored: an error is not an
 // answer.
 func (c *Cache) Put(key string, e Entry) error {
-	v, err := encode(e)
+	k, err := keyBytes(key)
 	if err != nil {
 		return err
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).Put([]byte(key), v)
-	})
+	teacher, err := json.Marshal(e.Teacher)
+	if err != nil {
+		return err
+	}
+	if e.StoredAt.IsZero() {
+		e.StoredAt = time.Now()
+	}
+	if _, err := c.put.Exec(k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, []byte(e.Text), e.StoredAt.Unix()); err != nil {
+		return &Error{Op: "write", Path: c.path, Err: err}
+	}
+	return nil
 }
 
 // Stats describes what the cache holds: what a re-gate saves.
@@ -230,100 +297,116 @@ type Stats struct {
 // Stats scans the cache.
 func (c *Cache) Stats() (Stats, error) {
 	s := Stats{Path: c.path, ByProvider: map[string]int{}, ByModel: map[string]int{}}
-	if fi, err := os.Stat(c.path); err == nil {
-		s.Bytes = fi.Size()
-	}
-	err := c.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
+	for _, f := range []string{c.path, c.path + "-wal"} {
+		if fi, err := os.Stat(f); err == nil {
+			s.Bytes += fi.Size()
 		}
-		return b.ForEach(func(_, v []byte) error {
-			e, err := decodeMeta(v)
-			if err != nil {
-				return err
-			}
-			s.Entries++
-			s.ByProvider[e.Teacher.Provider]++
-			s.ByModel[e.Teacher.ChosenModel]++
-			if u := e.Teacher.Usage; u != nil {
-				s.Tokens += u.TotalTokens
-			}
-			s.LatencyTotal += e.Teacher.LatencySeconds
-			if e.Teacher.CostUSD != nil {
-				s.CostUSD += *e.Teacher.CostUSD
-			}
-			t := e.StoredAt
-			if s.Oldest == nil || t.Before(*s.Oldest) {
-				s.Oldest = &t
-			}
-			if s.Newest == nil || t.After(*s.Newest) {
-				s.Newest = &t
-			}
-			return nil
-		})
-	})
-	return s, err
+	}
+	rows, err := c.db.Query(`SELECT provider, model, teacher, stored_at FROM answers`)
+	if err != nil {
+		return s, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var provider, model string
+		var teacher []byte
+		var stored int64
+		if err := rows.Scan(&provider, &model, &teacher, &stored); err != nil {
+			return s, &Error{Op: "read", Path: c.path, Err: err}
+		}
+		var t providers.Response
+		if err := json.Unmarshal(teacher, &t); err != nil {
+			return s, &Error{Op: "read", Path: c.path, Err: err}
+		}
+		s.Entries++
+		s.ByProvider[provider]++
+		s.ByModel[model]++
+		if t.Usage != nil {
+			s.Tokens += t.Usage.TotalTokens
+		}
+		s.LatencyTotal += t.LatencySeconds
+		if t.CostUSD != nil {
+			s.CostUSD += *t.CostUSD
+		}
+		at := time.Unix(stored, 0).UTC()
+		if s.Oldest == nil || at.Before(*s.Oldest) {
+			s.Oldest = &at
+		}
+		if s.Newest == nil || at.After(*s.Newest) {
+			s.Newest = &at
+		}
+	}
+	return s, rows.Err()
 }
 
 // Clear removes every entry and returns how many there were.
 func (c *Cache) Clear() (int, error) {
+	return c.deleteWhere(`DELETE FROM answers`)
+}
+
+// Prune removes the answers stored before t and returns how many.
+func (c *Cache) Prune(t time.Time) (int, error) {
+	return c.deleteWhere(`DELETE FROM answers WHERE stored_at < ?`, t.Unix())
+}
+
+func (c *Cache) deleteWhere(q string, args ...any) (int, error) {
+	res, err := c.db.Exec(q, args...)
+	if err != nil {
+		return 0, &Error{Op: "delete", Path: c.path, Err: err}
+	}
+	n, _ := res.RowsAffected()
+	// Give the space back: a pruned cache should shrink on disk.
+	_, _ = c.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	return int(n), nil
+}
+
+// Merge copies every answer of src that c does not have, and returns how
+// many it copied. A source may also be a cache file of an older pgrules
+// (bbolt), which is how old caches are carried forward.
+func (c *Cache) Merge(ctx context.Context, srcPath string) (int, error) {
+	if isBolt(srcPath) {
+		return c.mergeBolt(ctx, srcPath)
+	}
+	src, err := Open(srcPath, Options{ReadOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	rows, err := src.db.QueryContext(ctx, `SELECT key, provider, model, teacher, text, stored_at FROM answers`)
+	if err != nil {
+		return 0, &Error{Op: "read", Path: srcPath, Err: err}
+	}
+	defer rows.Close()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, &Error{Op: "write", Path: c.path, Err: err}
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return 0, &Error{Op: "write", Path: c.path, Err: err}
+	}
 	n := 0
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucket); b != nil {
-			n = b.Stats().KeyN
-			if err := tx.DeleteBucket(bucket); err != nil {
-				return err
-			}
+	for rows.Next() {
+		var key, teacher, text []byte
+		var provider, model string
+		var stored int64
+		if err := rows.Scan(&key, &provider, &model, &teacher, &text, &stored); err != nil {
+			return n, &Error{Op: "read", Path: srcPath, Err: err}
 		}
-		_, err := tx.CreateBucket(bucket)
-		return err
-	})
-	return n, err
-}
-
-// Values are [uint32 length][JSON of the teacher metadata][answer text]:
-// the text, by far the largest part, is stored raw and never JSON-escaped.
-type meta struct {
-	Teacher  providers.Response `json:"teacher"`
-	StoredAt time.Time          `json:"stored_at"`
-}
-
-func encode(e Entry) ([]byte, error) {
-	m, err := json.Marshal(meta{Teacher: e.Teacher, StoredAt: e.StoredAt})
-	if err != nil {
-		return nil, err
+		res, err := ins.ExecContext(ctx, key, provider, model, teacher, text, stored)
+		if err != nil {
+			return n, &Error{Op: "write", Path: c.path, Err: err}
+		}
+		if k, _ := res.RowsAffected(); k > 0 {
+			n++
+		}
 	}
-	v := make([]byte, 4+len(m)+len(e.Text))
-	binary.BigEndian.PutUint32(v, uint32(len(m)))
-	copy(v[4:], m)
-	copy(v[4+len(m):], e.Text)
-	return v, nil
-}
-
-func decodeMeta(v []byte) (Entry, error) {
-	if len(v) < 4 {
-		return Entry{}, errors.New("truncated entry")
+	if err := rows.Err(); err != nil {
+		return n, &Error{Op: "read", Path: srcPath, Err: err}
 	}
-	n := int(binary.BigEndian.Uint32(v))
-	if 4+n > len(v) {
-		return Entry{}, errors.New("truncated entry")
+	if err := tx.Commit(); err != nil {
+		return 0, &Error{Op: "write", Path: c.path, Err: err}
 	}
-	var m meta
-	if err := json.Unmarshal(v[4:4+n], &m); err != nil {
-		return Entry{}, err
-	}
-	return Entry{Teacher: m.Teacher, StoredAt: m.StoredAt}, nil
-}
-
-func decode(v []byte) (Entry, error) {
-	e, err := decodeMeta(v)
-	if err != nil {
-		return e, err
-	}
-	n := int(binary.BigEndian.Uint32(v))
-	// bbolt's value is only valid inside the transaction: copy the text.
-	e.Text = string(v[4+n:])
-	e.Teacher.Text = e.Text
-	return e, nil
+	return n, nil
 }

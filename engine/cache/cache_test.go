@@ -1,6 +1,10 @@
 package cache
 
 import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/pgrules/pgrules/providers"
 )
@@ -78,13 +84,115 @@ func TestKeyCoversExactlyWhatChangesTheAnswer(t *testing.T) {
 	}
 }
 
-func TestSecondWriterWaitsThenSaysWhy(t *testing.T) {
+// Two processes writing to one cache at once both succeed, and every
+// answer either wrote is there afterwards: runs into different out dirs
+// share the user's cache.
+func TestTwoProcessesShareOneCache(t *testing.T) {
+	if path := os.Getenv("PGRULES_CACHE_SHARE_CHILD"); path != "" {
+		c, err := Open(path, Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		who := os.Getenv("PGRULES_CACHE_SHARE_WHO")
+		for i := range 300 {
+			if err := c.Put(Key(KeyParts{Prompt: who + fmt.Sprint(i)}), Entry{Text: strings.Repeat(who, 2000)}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(4)
+			}
+			if _, ok, err := c.Get(Key(KeyParts{Prompt: who + fmt.Sprint(i)})); !ok || err != nil {
+				os.Exit(5)
+			}
+		}
+		c.Close()
+		os.Exit(0)
+	}
 	path := filepath.Join(t.TempDir(), "cache.db")
+	var cmds []*exec.Cmd
+	for _, who := range []string{"a", "b"} {
+		cmd := exec.Command(os.Args[0], "-test.run=TestTwoProcessesShareOneCache")
+		cmd.Env = append(os.Environ(), "PGRULES_CACHE_SHARE_CHILD="+path, "PGRULES_CACHE_SHARE_WHO="+who)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+		defer func() {
+			if stderr.Len() > 0 {
+				t.Log(stderr.String())
+			}
+		}()
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("a writer failed while another wrote: %v", err)
+		}
+	}
 	c := open(t, path)
 	defer c.Close()
-	_, err := Open(path, Options{Timeout: 100 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "in use by another pgrules run") || !strings.Contains(err.Error(), path) {
-		t.Fatalf("err = %v", err)
+	s, err := c.Stats()
+	if err != nil || s.Entries != 600 {
+		t.Fatalf("entries = %d, %v; want 600", s.Entries, err)
+	}
+}
+
+func TestPruneRemovesOnlyOldAnswers(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
+	defer c.Close()
+	now := time.Now()
+	c.Put(Key(KeyParts{Prompt: "old"}), Entry{Text: "x", StoredAt: now.Add(-40 * 24 * time.Hour)})
+	c.Put(Key(KeyParts{Prompt: "new"}), Entry{Text: "y", StoredAt: now.Add(-time.Hour)})
+	if n, err := c.Prune(now.Add(-30 * 24 * time.Hour)); n != 1 || err != nil {
+		t.Fatalf("Prune = %d, %v", n, err)
+	}
+	if _, ok, _ := c.Get(Key(KeyParts{Prompt: "old"})); ok {
+		t.Error("an old answer survived")
+	}
+	if _, ok, _ := c.Get(Key(KeyParts{Prompt: "new"})); !ok {
+		t.Error("a recent answer was pruned")
+	}
+}
+
+// Merge gathers answers from another cache, and from a cache file of an
+// older pgrules (bbolt), without overwriting what is there.
+func TestMergeFromCachesOldAndNew(t *testing.T) {
+	dir := t.TempDir()
+	src := open(t, filepath.Join(dir, "src.db"))
+	src.Put(Key(KeyParts{Prompt: "s1"}), Entry{Text: "from src", Teacher: providers.Response{Provider: "local", ChosenModel: "m"}})
+	src.Close()
+
+	old := filepath.Join(dir, "old.db")
+	db, err := bolt.Open(old, 0o644, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := json.Marshal(map[string]any{"teacher": map[string]any{"provider": "openrouter", "chosen_model": "x/y"}, "stored_at": time.Unix(1700000000, 0)})
+	val := binary.BigEndian.AppendUint32(nil, uint32(len(meta)))
+	val = append(append(val, meta...), "from bbolt"...)
+	oldKey := Key(KeyParts{Prompt: "o1"})
+	db.Update(func(tx *bolt.Tx) error {
+		b, _ := tx.CreateBucketIfNotExists([]byte("answers"))
+		return b.Put([]byte(oldKey), val)
+	})
+	db.Close()
+
+	dst := open(t, filepath.Join(dir, "dst.db"))
+	defer dst.Close()
+	dst.Put(Key(KeyParts{Prompt: "s1"}), Entry{Text: "already here"})
+	if _, err := Open(old, Options{}); !errors.Is(err, ErrNotCache) {
+		t.Errorf("opening a bbolt cache: %v, want ErrNotCache", err)
+	}
+	for path, want := range map[string]int{filepath.Join(dir, "src.db"): 0, old: 1} {
+		if n, err := dst.Merge(context.Background(), path); n != want || err != nil {
+			t.Errorf("Merge(%s) = %d, %v; want %d", filepath.Base(path), n, err, want)
+		}
+	}
+	if e, _, _ := dst.Get(Key(KeyParts{Prompt: "s1"})); e.Text != "already here" {
+		t.Errorf("merge overwrote an answer: %q", e.Text)
+	}
+	if e, ok, _ := dst.Get(oldKey); !ok || e.Text != "from bbolt" || e.Teacher.ChosenModel != "x/y" {
+		t.Errorf("bbolt answer: %+v %v", e, ok)
 	}
 }
 
