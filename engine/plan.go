@@ -8,6 +8,9 @@ type job struct {
 	seq  int
 	id   string
 	keep *output.PriorRecord
+	// prev is the id's committed record, for an offline run to keep when
+	// the cache has no answer.
+	prev *output.PriorRecord
 }
 
 // work is the plan of a run: every id of the inputs in input order, each
@@ -41,7 +44,13 @@ func planWork(ids []string, prior *output.Prior, opt Options) work {
 			continue
 		}
 		w.total++
-		w.jobs = append(w.jobs, job{seq: len(w.jobs), id: id})
+		j := job{seq: len(w.jobs), id: id}
+		if opt.Offline {
+			if i, ok := prior.ByID[id]; ok {
+				j.prev = &prior.Records[i]
+			}
+		}
+		w.jobs = append(w.jobs, j)
 	}
 	return w
 }

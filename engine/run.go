@@ -91,8 +91,9 @@ type Result struct {
 	Interrupted bool
 	// Remaining counts samples an interrupted run did not finish.
 	Remaining int
-	// NoCachedAnswer counts samples an offline run could not answer.
-	NoCachedAnswer int
+	// NoCachedAnswer counts samples an offline run could not answer and
+	// rejected; KeptOffline those whose committed record it kept instead.
+	NoCachedAnswer, KeptOffline int
 	// Problems are the first bad input lines of each file; ProblemCount
 	// counts them all.
 	Problems     []inputs.Problem
@@ -180,7 +181,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	})
 	t.finishProgress()
 
-	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.summary(), NoCachedAnswer: t.noCachedAnswer}
+	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.summary(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline}
 	if stopped.ioErr != nil {
 		return nil, stopped.ioErr
 	}

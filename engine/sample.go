@@ -37,6 +37,9 @@ type result struct {
 	asked            bool
 	cacheHit, called bool
 	noCachedAnswer   bool
+	// keptOffline: an offline run had no answer and kept the committed
+	// record.
+	keptOffline bool
 	// interrupted: the run was cancelled before the sample finished.
 	interrupted bool
 	// err is an I/O failure or the teacher's early stop, never bad data:
@@ -76,6 +79,11 @@ func (st *stages) process(ctx context.Context, j job) *result {
 		var ok bool
 		if v, ok = st.answer(ctx, r, s); !ok {
 			return r
+		}
+		if r.noCachedAnswer && j.prev != nil {
+			// Offline, no answer: the committed record stands.
+			r.noCachedAnswer, r.keptOffline = false, true
+			return st.keep(r, s, job{seq: j.seq, id: j.id, keep: j.prev})
 		}
 	}
 	return st.finish(r, s, v)

@@ -27,6 +27,7 @@ type tally struct {
 	total, done, accepted int
 	hits, misses          int
 	noCachedAnswer        int
+	keptOffline           int
 	tokensSaved           int64
 	costSaved             float64
 	start, lastProgress   time.Time
@@ -48,6 +49,10 @@ func newTally(rs *rules.Rules, prior *output.Prior, total int, teacher any, log 
 func (t *tally) observe(r *result) {
 	t.stats.Add(r.outcome)
 	if r.kept {
+		if r.keptOffline {
+			t.keptOffline++
+			t.done++
+		}
 		return
 	}
 	t.changes.observe(r)

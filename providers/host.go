@@ -135,6 +135,9 @@ func describe(path string) (string, error) {
 	return info.Version, nil
 }
 
+// BinarySHA256 is the sha256 of a plugin binary, read without running it.
+func BinarySHA256(path string) (string, error) { return fileSHA256(path) }
+
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

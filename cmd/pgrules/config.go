@@ -51,6 +51,8 @@ type Config struct {
 
 	Cache   CacheConfig `koanf:"cache"`
 	Refresh bool        `koanf:"refresh"`
+	// Offline answers from the cache only: no plugin, no call.
+	Offline bool `koanf:"offline"`
 
 	LogLevel  string `koanf:"log_level"`
 	LogFormat string `koanf:"log_format"`

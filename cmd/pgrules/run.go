@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/pgrules/pgrules"
 	"github.com/pgrules/pgrules/engine"
+	"github.com/pgrules/pgrules/engine/answer"
 	"github.com/pgrules/pgrules/engine/cache"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/prompt"
@@ -71,6 +74,7 @@ func newRunCmd() *cobra.Command {
 	f.Bool("allow-unhealthy", false, "commit the outputs even when the run is unhealthy (teacher failures, gate errors, early stop)")
 	f.Bool("no-cache", false, "neither read nor write the response cache")
 	f.Bool("refresh", false, "ask the teacher again even when the cache has an answer (and store the new one)")
+	f.Bool("offline", false, "start no plugin and make no teacher call: answers come from the cache only; a sample without one keeps its committed record, else is rejected no_cached_answer")
 	f.String("cache-path", "", "response cache file (default: the user's shared cache, ~/.cache/pgrules/cache.db on Linux)")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
@@ -146,44 +150,23 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		}
 	}
 
-	provCfg, err := json.Marshal(cfg.Providers[cfg.Provider])
+	tch, err := startTeacher(ctx, l, log, store)
 	if err != nil {
-		return usageErr(fmt.Errorf("providers.%s: %w", cfg.Provider, err))
+		return err
 	}
-	client, err := providers.Start(ctx, providers.HostOptions{
-		Name:        cfg.Provider,
-		Dirs:        providers.SearchDirs(cfg.PluginDir),
-		SHA256:      cfg.Plugins[cfg.Provider].SHA256,
-		Logger:      log,
-		MaxRestarts: 3,
-		ConfigJSON:  provCfg,
-	})
-	var rejected *providers.ConfigRejected
-	var notFound *providers.NotFoundError
-	if errors.As(err, &notFound) {
-		return usageErr(fmt.Errorf("%w; build the plugins with `make plugins` (they go to bin/, next to pgrules), put pgrules-provider-%s on $PATH, or pass --plugin-dir", err, cfg.Provider))
+	defer tch.close()
+	var caller *teacher.Caller
+	var gen answer.Teacher
+	if tch.client != nil {
+		caller = teacher.New(tch.client, teacher.Policy{
+			RPM: cfg.RPM, TPM: cfg.TPM,
+			MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
+			FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait,
+		}, log)
+		gen = caller
 	}
-	if errors.As(err, &rejected) {
-		key := "providers." + rejected.Provider
-		if rejected.Err.Path != "" {
-			key += "." + rejected.Err.Path
-		}
-		return usageErr(&ConfigError{Origin: l.origin(key), Key: key, Msg: rejected.Err.Msg})
-	}
-	if err != nil {
-		return usageErr(err)
-	}
-	defer client.Close()
-	info, configured := client.Info(), client.Configured()
-
-	caller := teacher.New(client, teacher.Policy{
-		RPM: cfg.RPM, TPM: cfg.TPM,
-		MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
-		FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait,
-	}, log)
-
-	log.Info().Str("provider", info.Name).Str("version", info.Version).Str("plugin", client.Path()).
-		Strs("models", configured.Models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
+	log.Info().Str("provider", tch.name).Str("version", tch.version).Str("plugin", tch.path).Bool("offline", cfg.Offline).
+		Strs("models", tch.models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
 
 	start := time.Now()
 	onProgress, finishBar := progressBar(cmd, cfg)
@@ -200,24 +183,111 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 
 		MaxTeacherFailureRate: &cfg.Health.MaxTeacherFailureRate,
 		AllowUnhealthy:        cfg.Health.AllowUnhealthy,
+		Offline:               cfg.Offline,
 	}, engine.Deps{
-		Rules: rs, Template: tmpl, System: string(system), Teacher: caller,
-		Provider: info.Name, Identity: configured.IdentityJSON, KeyByID: configured.AnswersDependOnID, Cache: store, Log: log,
+		Rules: rs, Template: tmpl, System: string(system), Teacher: gen,
+		Provider: tch.name, Identity: tch.identity, KeyByID: tch.keyByID, Cache: store, Log: log,
 		Manifest: &engine.Manifest{
 			PgrulesVersion: version,
-			Provider:       engine.ManifestPlugin{Name: info.Name, Version: info.Version, Path: client.Path(), SHA256: client.SHA256()},
+			Provider:       engine.ManifestPlugin{Name: tch.name, Version: tch.version, Path: tch.path, SHA256: tch.sha},
 			Config:         cfgJSON,
 		},
 	})
 	finishBar()
-	if res != nil {
+	if res != nil && caller != nil {
 		if rt := caller.RoundTrip(50, 90); rt != nil {
 			log.Info().Str("round_trip_p50", rt[0].Round(time.Microsecond).String()).Str("round_trip_p90", rt[1].Round(time.Microsecond).String()).
 				Msg("teacher calls as pgrules saw them (plugin and network included)")
 		}
+	}
+	if res != nil {
 		report(cmd, log, cfg, res, time.Since(start))
 	}
 	return runError(err, res, cfg.OutDir, !cfg.Cache.Disabled)
+}
+
+// teacherSetup is the provider a run uses: a started plugin, or for an
+// offline run only what the cache remembers of it.
+type teacherSetup struct {
+	client              *providers.Client
+	name, version, path string
+	sha                 string
+	identity            []byte
+	models              []string
+	keyByID             bool
+}
+
+func (t *teacherSetup) close() {
+	if t.client != nil {
+		t.client.Close()
+	}
+}
+
+// startTeacher starts the provider plugin and remembers its identity in the
+// cache; offline, it starts nothing and looks the identity up instead.
+func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cache.Cache) (*teacherSetup, error) {
+	cfg := l.cfg
+	provCfg, err := json.Marshal(cfg.Providers[cfg.Provider])
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("providers.%s: %w", cfg.Provider, err))
+	}
+	cfgSum := sha256.Sum256(provCfg)
+	configSHA := hex.EncodeToString(cfgSum[:])
+	dirs := providers.SearchDirs(cfg.PluginDir)
+	notFound := func(err error) error {
+		return usageErr(fmt.Errorf("%w; build the plugins with `make plugins` (they go to bin/, next to pgrules), put pgrules-provider-%s on $PATH, or pass --plugin-dir", err, cfg.Provider))
+	}
+	if cfg.Offline {
+		if store == nil || cfg.Refresh {
+			return nil, usageErr(errors.New("--offline answers from the response cache only: it cannot be used with --no-cache or --refresh"))
+		}
+		path, err := providers.Find(cfg.Provider, dirs)
+		if err != nil {
+			return nil, notFound(err)
+		}
+		sha, err := providers.BinarySHA256(path)
+		if err != nil {
+			return nil, err
+		}
+		if pin := strings.TrimPrefix(strings.ToLower(cfg.Plugins[cfg.Provider].SHA256), "sha256:"); pin != "" && pin != sha {
+			return nil, usageErr(fmt.Errorf("plugin %s has sha256 %s but the config pins %s", path, sha, pin))
+		}
+		id, ok, err := store.LookupIdentity(cfg.Provider, sha, configSHA)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, usageErr(fmt.Errorf("--offline: the cache %s has no answers from provider %s with this plugin binary and these providers.%s settings (run once without --offline; a rebuilt plugin or an edited provider section is another teacher)", store.Path(), cfg.Provider, cfg.Provider))
+		}
+		return &teacherSetup{name: cfg.Provider, version: id.Version, path: path, sha: sha, identity: id.JSON, models: id.Models, keyByID: id.KeyByID}, nil
+	}
+	client, err := providers.Start(ctx, providers.HostOptions{
+		Name: cfg.Provider, Dirs: dirs, SHA256: cfg.Plugins[cfg.Provider].SHA256,
+		Logger: log, MaxRestarts: 3, ConfigJSON: provCfg,
+	})
+	var rejected *providers.ConfigRejected
+	var nf *providers.NotFoundError
+	switch {
+	case errors.As(err, &nf):
+		return nil, notFound(err)
+	case errors.As(err, &rejected):
+		key := "providers." + rejected.Provider
+		if rejected.Err.Path != "" {
+			key += "." + rejected.Err.Path
+		}
+		return nil, usageErr(&ConfigError{Origin: l.origin(key), Key: key, Msg: rejected.Err.Msg})
+	case err != nil:
+		return nil, usageErr(err)
+	}
+	info, conf := client.Info(), client.Configured()
+	t := &teacherSetup{client: client, name: info.Name, version: info.Version, path: client.Path(), sha: client.SHA256(),
+		identity: conf.IdentityJSON, models: conf.Models, keyByID: conf.AnswersDependOnID}
+	if store != nil {
+		if err := store.RememberIdentity(t.sha, configSHA, cache.Identity{Provider: t.name, Version: t.version, JSON: t.identity, Models: t.models, KeyByID: t.keyByID}); err != nil {
+			log.Warn().Err(err).Msg("cannot record the provider's identity in the cache; --offline runs will not find this provider's answers")
+		}
+	}
+	return t, nil
 }
 
 // runError words the end of a run that did not commit for the command
@@ -309,8 +379,8 @@ func finishLine(res *engine.Result, outDir string) string {
 		fmt.Fprintf(&b, " (%s)", top)
 	}
 	fmt.Fprintf(&b, "; teacher failures: %d; gate errors: %d", res.Health.TeacherFailures, res.Health.GateErrors)
-	if res.NoCachedAnswer > 0 {
-		fmt.Fprintf(&b, "; no cached answer: %d", res.NoCachedAnswer)
+	if res.NoCachedAnswer > 0 || res.KeptOffline > 0 {
+		fmt.Fprintf(&b, "; offline without a cached answer: %d rejected no_cached_answer, %d kept their committed record", res.NoCachedAnswer, res.KeptOffline)
 	}
 	if st.CostUSD != nil {
 		fmt.Fprintf(&b, "; cost $%.4f", *st.CostUSD)

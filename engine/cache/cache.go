@@ -141,6 +141,19 @@ func (c *Cache) init(readOnly bool) error {
 			) WITHOUT ROWID;
 			CREATE INDEX IF NOT EXISTS answers_stored_at ON answers(stored_at);
 			CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+			-- What a provider plugin said its answer-changing settings are,
+			-- for a given binary and configuration: an --offline run finds
+			-- its answers' keys without starting the plugin.
+			CREATE TABLE IF NOT EXISTS identities (
+				provider   TEXT NOT NULL,
+				plugin_sha TEXT NOT NULL,
+				config_sha TEXT NOT NULL,
+				version    TEXT NOT NULL,
+				identity   BLOB NOT NULL,
+				models     TEXT NOT NULL,
+				by_id      INTEGER NOT NULL,
+				PRIMARY KEY (provider, plugin_sha, config_sha)
+			) WITHOUT ROWID;
 			INSERT OR IGNORE INTO meta VALUES ('schema', '` + schemaVersion + `');`)
 		if err != nil {
 			return err
@@ -278,6 +291,45 @@ func (c *Cache) Put(key string, e Entry) error {
 		return &Error{Op: "write", Path: c.path, Err: err}
 	}
 	return nil
+}
+
+// Identity is a provider plugin's account of its configuration, as
+// Configure returned it, remembered for offline runs.
+type Identity struct {
+	Version  string
+	JSON     []byte
+	Models   []string
+	KeyByID  bool
+	Provider string
+}
+
+// RememberIdentity records what plugin pluginSHA, configured with the
+// config whose sha256 is configSHA, reported.
+func (c *Cache) RememberIdentity(pluginSHA, configSHA string, id Identity) error {
+	_, err := c.db.Exec(`INSERT OR REPLACE INTO identities VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		id.Provider, pluginSHA, configSHA, id.Version, id.JSON, strings.Join(id.Models, "\n"), id.KeyByID)
+	if err != nil {
+		return &Error{Op: "write", Path: c.path, Err: err}
+	}
+	return nil
+}
+
+// LookupIdentity finds what RememberIdentity recorded.
+func (c *Cache) LookupIdentity(provider, pluginSHA, configSHA string) (Identity, bool, error) {
+	id := Identity{Provider: provider}
+	var models string
+	err := c.db.QueryRow(`SELECT version, identity, models, by_id FROM identities WHERE provider = ? AND plugin_sha = ? AND config_sha = ?`,
+		provider, pluginSHA, configSHA).Scan(&id.Version, &id.JSON, &models, &id.KeyByID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return id, false, nil
+	case err != nil:
+		return id, false, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	if models != "" {
+		id.Models = strings.Split(models, "\n")
+	}
+	return id, true, nil
 }
 
 // Stats describes what the cache holds: what a re-gate saves.

@@ -68,7 +68,7 @@ func (c *Config) validate() error {
 	case g.MaxTokens != nil && *g.MaxTokens < 1:
 		return bad("generation.max_tokens", "must be at least 1, got %d", *g.MaxTokens)
 	}
-	if _, err := url.Parse(c.BaseURL); err != nil || !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+	if u, err := url.Parse(c.BaseURL); err != nil || u.Host == "" || !strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https") {
 		return bad("base_url", "%q is not an http(s) URL", c.BaseURL)
 	}
 	return nil
@@ -129,16 +129,34 @@ func (c *Client) Configure(_ context.Context, raw []byte) (providers.Configured,
 	}
 	c.cfg = cfg
 	c.http = &http.Client{Timeout: time.Duration(cfg.Timeout)}
-	// What changes answers: backend, models, routing, generation, format.
-	// Not the key, not timeouts, not the URL of the same service.
+	// What changes answers: backend, the server, models, routing,
+	// generation, format. Not the key, not timeouts. The server is part
+	// of it: the same model name on another server (another vLLM, a
+	// different quantisation behind Ollama) is another teacher.
 	identity, _ := json.Marshal(struct {
 		Provider       string          `json:"provider"`
+		BaseURL        string          `json:"base_url"`
 		Models         []string        `json:"models"`
 		Routing        json.RawMessage `json:"routing,omitempty"`
 		Generation     Generation      `json:"generation"`
 		ResponseFormat json.RawMessage `json:"response_format,omitempty"`
-	}{c.def.Name, cfg.Models, compact(cfg.Routing), cfg.Generation, compact(cfg.ResponseFormat)})
+	}{c.def.Name, normalizeURL(cfg.BaseURL), cfg.Models, compact(cfg.Routing), cfg.Generation, compact(cfg.ResponseFormat)})
 	return providers.Configured{IdentityJSON: identity, Models: cfg.Models}, nil
+}
+
+// normalizeURL spells one server one way: lower-case scheme and host, no
+// default port, no trailing slash.
+func normalizeURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return raw
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if port := u.Port(); port == "80" && u.Scheme == "http" || port == "443" && u.Scheme == "https" {
+		u.Host = u.Hostname()
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	return u.String()
 }
 
 func compact(b json.RawMessage) json.RawMessage {

@@ -208,11 +208,17 @@ func TestIdentityCoversWhatChangesAnswers(t *testing.T) {
 		}
 		return string(conf.IdentityJSON)
 	}
-	base := id(`{"models": ["m"], "generation": {"temperature": 0.2}}`)
-	if base != id(`{"models": ["m"], "generation": {"temperature": 0.2}, "timeout": "30s", "app_name": "x"}`) {
-		t.Error("timeout or app name changed the cache identity")
+	base := id(`{"models": ["m"], "generation": {"temperature": 0.2}, "base_url": "http://127.0.0.1:9/v1"}`)
+	for _, same := range []string{
+		`{"models": ["m"], "generation": {"temperature": 0.2}, "base_url": "http://127.0.0.1:9/v1", "timeout": "30s", "app_name": "x"}`,
+		`{"models": ["m"], "generation": {"temperature": 0.2}, "base_url": "HTTP://127.0.0.1:9/v1/"}`,
+	} {
+		if id(same) != base {
+			t.Errorf("%s: timeout, app name or the spelling of the URL changed the cache identity", same)
+		}
 	}
-	for _, cfg := range []string{`{"models": ["m2"], "generation": {"temperature": 0.2}}`, `{"models": ["m"], "generation": {"temperature": 0.3}}`, `{"models": ["m"], "generation": {"temperature": 0.2}, "routing": {"order": ["x"]}}`} {
+	for _, cfg := range []string{`{"models": ["m2"], "generation": {"temperature": 0.2}, "base_url": "http://127.0.0.1:9/v1"}`, `{"models": ["m"], "generation": {"temperature": 0.3}, "base_url": "http://127.0.0.1:9/v1"}`, `{"models": ["m"], "generation": {"temperature": 0.2}, "routing": {"order": ["x"]}, "base_url": "http://127.0.0.1:9/v1"}`,
+		`{"models": ["m"], "generation": {"temperature": 0.2}, "base_url": "http://10.0.0.2:9/v1"}`} {
 		if id(cfg) == base {
 			t.Errorf("%s did not change the cache identity", cfg)
 		}
