@@ -102,7 +102,9 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 	m.Outputs = map[string]output.FileInfo{"dataset": res.Dataset, "rejected": res.Rejected, "stats": statsFile}
 	m.Cache = res.Stats.Cache
 	if res.Changes.HadPrevious {
-		c := res.Changes.Capped(100)
+		// Complete: the terminal shows a few ids per group, the manifest
+		// every one of them.
+		c := res.Changes
 		m.Changes = &c
 	}
 	m.Health = res.Health

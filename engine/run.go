@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/pgrules/pgrules/engine/answer"
 	"github.com/pgrules/pgrules/engine/cache"
+	"github.com/pgrules/pgrules/engine/changes"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/judge"
 	"github.com/pgrules/pgrules/engine/output"
@@ -181,7 +183,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	})
 	t.finishProgress()
 
-	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.summary(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline}
+	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(priorIDs(prior)), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline}
 	if stopped.ioErr != nil {
 		return nil, stopped.ioErr
 	}
@@ -206,6 +208,13 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 		statsFile.Path = filepath.Join(opt.OutDir, output.StatsFile)
 		man.complete(opt, set, res, createdAt, d, statsFile)
+		if man.Changes != nil && prior.Manifest != nil {
+			// Which inputs, rules, template or plugin differ from the
+			// committed run's, by sha256.
+			draft, _ := json.Marshal(man)
+			man.Changes.FilesChanged = changes.CompareFiles(prior.Manifest, draft)
+			res.Changes.FilesChanged = man.Changes.FilesChanged
+		}
 		return man
 	})
 	if err != nil {

@@ -602,11 +602,3 @@ func TestRegatingChangesExactlyWhatTheGateImpliesWithoutCalls(t *testing.T) {
 		t.Errorf("%d records still accepted", len(acc))
 	}
 }
-
-func TestChangesAreCappedButCountedInTheManifest(t *testing.T) {
-	c := engine.Changes{NewlyRejected: map[string][]string{"r": {"a", "b", "c"}}}
-	got := c.Capped(2)
-	if len(got.NewlyRejected["r"]) != 2 || got.NewlyRejectedCounts["r"] != 3 || len(c.NewlyRejected["r"]) != 3 {
-		t.Errorf("Capped = %+v (original %+v)", got, c)
-	}
-}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pgrules/pgrules/engine/changes"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/stats"
@@ -18,7 +19,7 @@ import (
 // progress. It is owned by the consuming goroutine.
 type tally struct {
 	stats   *stats.Collector
-	changes *changeTracker
+	changes *changes.Tracker
 	health  *healthTally
 	log     zerolog.Logger
 	opt     Options
@@ -48,6 +49,7 @@ func newTally(rs *rules.Rules, prior *output.Prior, total int, teacher any, log 
 
 func (t *tally) observe(r *result) {
 	t.stats.Add(r.outcome)
+	t.changes.Observe(r.id, changes.Record{Accepted: r.verdict.Accepted != nil, Reasons: r.verdict.ReasonCodes()})
 	if r.kept {
 		if r.keptOffline {
 			t.keptOffline++
@@ -55,7 +57,6 @@ func (t *tally) observe(r *result) {
 		}
 		return
 	}
-	t.changes.observe(r)
 	t.health.observe(r)
 	t.done++
 	if r.verdict.Accepted != nil {

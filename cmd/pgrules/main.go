@@ -69,7 +69,7 @@ re-gating costs no teacher call.`,
 }
 
 func subcommands() []*cobra.Command {
-	return []*cobra.Command{newRunCmd(), newTestRulesCmd(), newExplainCmd(), newLintCmd(), newProvidersCmd(), newCacheCmd()}
+	return []*cobra.Command{newRunCmd(), newTestRulesCmd(), newExplainCmd(), newLintCmd(), newProvidersCmd(), newCacheCmd(), newDiffCmd()}
 }
 
 func main() {
@@ -99,8 +99,10 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "pgrules:", err)
 	var ee *exitError
+	if !errors.As(err, &ee) || ee.err != errQuiet {
+		fmt.Fprintln(stderr, "pgrules:", err)
+	}
 	if errors.As(err, &ee) {
 		return ee.code
 	}

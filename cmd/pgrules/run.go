@@ -338,27 +338,16 @@ func report(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Res
 		Str("took", took.Round(time.Millisecond).String()).Str("rate", fmt.Sprintf("%.0f samples/s", rate)).
 		Str("peak_rss", fmt.Sprintf("%.0f MB", engine.PeakRSSMB())).Str("out_dir", cfg.OutDir).Msg("run finished")
 	fmt.Fprintln(out, finishLine(res, cfg.OutDir))
+	// Shadow gates: what a warn gate would have rejected, were it enforced.
+	for _, reason := range sortedKeys(res.Stats.WarningReasons) {
+		fmt.Fprintf(out, "shadow gate (warn): %d sample(s) would have been rejected %s\n", res.Stats.WarningReasons[reason], reason)
+	}
 	c := res.Changes
 	if !c.HadPrevious || !res.Committed {
 		return
 	}
-	fmt.Fprintf(out, "changes since the previous run in %s: %d moved, %d rejected for other reasons, %d unchanged, %d new\n", cfg.OutDir, c.Moved(), c.ReasonChanged, c.Unchanged, c.New)
-	printGroup := func(title string, m map[string][]string) {
-		for _, reason := range sortedKeys(m) {
-			ids := m[reason]
-			shown := ids
-			if len(shown) > 5 {
-				shown = shown[:5]
-			}
-			more := ""
-			if len(ids) > len(shown) {
-				more = fmt.Sprintf(" (+%d more)", len(ids)-len(shown))
-			}
-			fmt.Fprintf(out, "  %s %-36s %5d  %v%s\n", title, reason, len(ids), shown, more)
-		}
-	}
-	printGroup("now rejected:", c.NewlyRejected)
-	printGroup("now accepted, was", c.NewlyAccepted)
+	fmt.Fprintf(out, "changes since the previous run in %s (every id in %s): ", cfg.OutDir, filepath.Join(cfg.OutDir, "dataset_v1_manifest.json"))
+	printChanges(out, c, 5)
 }
 
 // finishLine is the run in one line: decisions, the top reasons, shadow

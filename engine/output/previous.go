@@ -43,8 +43,8 @@ type Prior struct {
 	// Problems are lines that could not be used (torn, malformed,
 	// duplicate); they are dropped, never copied.
 	Problems []string
-	// Manifest is the previous run's manifest, nil when there is none.
-	Manifest []byte
+	// Manifest and Stats are the previous run's documents, nil when absent.
+	Manifest, Stats []byte
 	snap     *Committed
 }
 
@@ -69,7 +69,10 @@ func ReadPrior(outDir string) (*Prior, error) {
 		return nil, err
 	}
 	p := &Prior{ByID: map[string]int{}, snap: snap}
-	if p.Manifest, err = snap.ReadDocument(ManifestFile); err != nil {
+	if p.Manifest, err = snap.ReadDocument(ManifestFile); err == nil {
+		p.Stats, err = snap.ReadDocument(StatsFile)
+	}
+	if err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -79,7 +82,7 @@ func ReadPrior(outDir string) (*Prior, error) {
 		} `json:"outputs"`
 	}
 	_ = json.Unmarshal(p.Manifest, &man)
-	if statsDoc, err := snap.ReadDocument(StatsFile); err == nil && statsDoc != nil {
+	if statsDoc := p.Stats; statsDoc != nil {
 		sum := sha256.Sum256(statsDoc)
 		if want := man.Outputs["stats"].SHA256; want != "" && want != hex.EncodeToString(sum[:]) {
 			p.Problems = append(p.Problems, fmt.Sprintf("%s does not match the sha256 in %s (changed since that run?)", snap.Files[StatsFile].Name(), ManifestFile))

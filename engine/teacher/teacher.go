@@ -83,11 +83,11 @@ type Caller struct {
 	// roundTrips are the wall times of successful calls as the host saw
 	// them (plugin and network included), for the final log line.
 	roundTrips []time.Duration
-	stats        Stats
-	fatalCode    string
-	fatalCount   int
-	anyOK        bool
-	stopped      error
+	stats      Stats
+	fatalCode  string
+	fatalCount int
+	anyOK      bool
+	stopped    error
 }
 
 // New wraps p.

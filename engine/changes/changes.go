@@ -1,0 +1,218 @@
+// Package changes says what moved between two sets of outputs: which ids
+// went from accepted to rejected and back, grouped by reason, which were
+// rejected both times for other reasons, and which came or went. A run
+// compares itself with the committed outputs it replaces; `pgrules diff`
+// compares two out dirs. Both use this one comparison.
+package changes
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"path"
+	"slices"
+	"sort"
+)
+
+// Record is what a comparison needs of one id's record.
+type Record struct {
+	Accepted bool
+	Reasons  []string
+}
+
+// ReasonChange is an id rejected both times, for other reasons.
+type ReasonChange struct {
+	ID     string   `json:"id"`
+	Before []string `json:"before"`
+	After  []string `json:"after"`
+}
+
+// Changes is the comparison.
+type Changes struct {
+	HadPrevious bool `json:"had_previous"`
+	// NewlyRejected groups ids accepted before by the reason codes that
+	// reject them now.
+	NewlyRejected map[string][]string `json:"newly_rejected,omitempty"`
+	// NewlyAccepted groups ids rejected before by the reason codes that
+	// rejected them then.
+	NewlyAccepted map[string][]string `json:"newly_accepted,omitempty"`
+	// ReasonChanged lists ids rejected both times for different reasons.
+	ReasonChanged []ReasonChange `json:"reason_changed,omitempty"`
+	Unchanged     int            `json:"unchanged"`
+	// New and Gone are ids only in the second, or only in the first, set.
+	New  []string `json:"new,omitempty"`
+	Gone []string `json:"gone,omitempty"`
+	// FilesChanged is what differs in the provenance of the two sets.
+	FilesChanged []FileChange `json:"files_changed,omitempty"`
+}
+
+// Moved is the number of ids that changed side.
+func (c Changes) Moved() int {
+	return len(MovedIDs(c.NewlyRejected)) + len(MovedIDs(c.NewlyAccepted))
+}
+
+// Identical reports no decision changed.
+func (c Changes) Identical() bool {
+	return c.Moved() == 0 && len(c.ReasonChanged) == 0 && len(c.New) == 0 && len(c.Gone) == 0
+}
+
+// MovedIDs is every id of a group, once (an id rejected for two reasons is
+// in two groups).
+func MovedIDs(groups map[string][]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, ids := range groups {
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Tracker compares records as they come with a previous set.
+type Tracker struct {
+	prev func(id string) (Record, bool)
+	seen map[string]bool
+	c    Changes
+}
+
+// NewTracker compares with the set prev looks ids up in; hadPrevious says
+// whether there was one at all.
+func NewTracker(prev func(id string) (Record, bool), hadPrevious bool) *Tracker {
+	return &Tracker{prev: prev, seen: map[string]bool{}, c: Changes{HadPrevious: hadPrevious, NewlyRejected: map[string][]string{}, NewlyAccepted: map[string][]string{}}}
+}
+
+// Observe takes one id's record of the second set.
+func (t *Tracker) Observe(id string, now Record) {
+	t.seen[id] = true
+	before, ok := t.prev(id)
+	switch {
+	case !ok:
+		t.c.New = append(t.c.New, id)
+	case before.Accepted && !now.Accepted:
+		for _, rc := range now.Reasons {
+			t.c.NewlyRejected[rc] = append(t.c.NewlyRejected[rc], id)
+		}
+	case !before.Accepted && now.Accepted:
+		for _, rc := range before.Reasons {
+			t.c.NewlyAccepted[rc] = append(t.c.NewlyAccepted[rc], id)
+		}
+	case !before.Accepted && !sameSet(before.Reasons, now.Reasons):
+		t.c.ReasonChanged = append(t.c.ReasonChanged, ReasonChange{ID: id, Before: before.Reasons, After: now.Reasons})
+	default:
+		t.c.Unchanged++
+	}
+}
+
+// Finish returns the comparison; prevIDs lists the first set's ids, to
+// find those gone from the second.
+func (t *Tracker) Finish(prevIDs []string) Changes {
+	for _, id := range prevIDs {
+		if !t.seen[id] {
+			t.c.Gone = append(t.c.Gone, id)
+		}
+	}
+	for _, m := range []map[string][]string{t.c.NewlyRejected, t.c.NewlyAccepted} {
+		for _, ids := range m {
+			sort.Strings(ids)
+		}
+	}
+	return t.c
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// FileChange is one input, rules file, template or plugin whose sha256
+// differs between the manifests of two sets of outputs.
+type FileChange struct {
+	Kind   string `json:"kind"` // input, gates, wordlist, schema, template, system_message, plugin, provider_settings
+	Name   string `json:"name"`
+	Before string `json:"before,omitempty"` // sha256; "" when absent
+	After  string `json:"after,omitempty"`
+}
+
+// manifestFiles is what of a manifest says which files made the outputs.
+type manifestFiles struct {
+	Inputs map[string]struct {
+		Path   string `json:"path"`
+		SHA256 string `json:"sha256"`
+	} `json:"inputs"`
+	Rules struct {
+		Files []struct {
+			Path   string `json:"path"`
+			Kind   string `json:"kind"`
+			SHA256 string `json:"sha256"`
+		} `json:"files"`
+	} `json:"rules"`
+	Template struct {
+		Path   string `json:"path"`
+		SHA256 string `json:"sha256"`
+	} `json:"template"`
+	System   string `json:"system_message_sha256"`
+	Provider struct {
+		Name     string          `json:"name"`
+		SHA256   string          `json:"sha256"`
+		Identity json.RawMessage `json:"identity"`
+	} `json:"provider"`
+}
+
+// CompareFiles lists what differs between two manifests' provenance.
+// Files are matched by role (the plan, the gates file) and, for word lists
+// and schemas, by base name, so a copy of gates.yaml elsewhere with the
+// same bytes is no change.
+func CompareFiles(before, after []byte) []FileChange {
+	var a, b manifestFiles
+	if json.Unmarshal(before, &a) != nil || json.Unmarshal(after, &b) != nil {
+		return nil
+	}
+	sums := func(m manifestFiles) map[[2]string]string {
+		out := map[[2]string]string{}
+		for name, in := range m.Inputs {
+			out[[2]string{"input", name}] = in.SHA256
+		}
+		for _, f := range m.Rules.Files {
+			name := path.Base(f.Path)
+			if f.Kind == "gates" {
+				name = "gates file"
+			}
+			out[[2]string{f.Kind, name}] = f.SHA256
+		}
+		out[[2]string{"template", "refine template"}] = m.Template.SHA256
+		out[[2]string{"system_message", "system message"}] = m.System
+		out[[2]string{"plugin", "provider " + m.Provider.Name}] = m.Provider.SHA256
+		id := sha256.Sum256(m.Provider.Identity)
+		out[[2]string{"provider_settings", "answer-changing settings of provider " + m.Provider.Name}] = hex.EncodeToString(id[:])
+		return out
+	}
+	sa, sb := sums(a), sums(b)
+	var out []FileChange
+	for k, v := range sa {
+		if sb[k] != v {
+			out = append(out, FileChange{Kind: k[0], Name: k[1], Before: v, After: sb[k]})
+		}
+	}
+	for k, v := range sb {
+		if _, ok := sa[k]; !ok {
+			out = append(out, FileChange{Kind: k[0], Name: k[1], After: v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}

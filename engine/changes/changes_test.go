@@ -1,0 +1,55 @@
+package changes
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestTrackerGroupsWhatMoved(t *testing.T) {
+	prev := map[string]Record{
+		"a":    {Accepted: true},
+		"b":    {Reasons: []string{"parse_failed"}},
+		"c":    {Reasons: []string{"x", "y"}},
+		"d":    {Reasons: []string{"x"}},
+		"e":    {Accepted: true},
+		"gone": {Accepted: true},
+	}
+	tr := NewTracker(func(id string) (Record, bool) { r, ok := prev[id]; return r, ok }, true)
+	tr.Observe("a", Record{Reasons: []string{"overconfident", "gate_x"}})
+	tr.Observe("b", Record{Accepted: true})
+	tr.Observe("c", Record{Reasons: []string{"y", "x"}}) // same set, other order
+	tr.Observe("d", Record{Reasons: []string{"z"}})
+	tr.Observe("e", Record{Accepted: true})
+	tr.Observe("new", Record{Accepted: true})
+	c := tr.Finish([]string{"a", "b", "c", "d", "e", "gone"})
+	if !reflect.DeepEqual(c.NewlyRejected, map[string][]string{"overconfident": {"a"}, "gate_x": {"a"}}) || c.Moved() != 2 {
+		t.Errorf("newly rejected %v, moved %d", c.NewlyRejected, c.Moved())
+	}
+	if !reflect.DeepEqual(c.NewlyAccepted, map[string][]string{"parse_failed": {"b"}}) {
+		t.Errorf("newly accepted %v", c.NewlyAccepted)
+	}
+	if len(c.ReasonChanged) != 1 || c.ReasonChanged[0].ID != "d" || c.Unchanged != 2 {
+		t.Errorf("reason changed %+v, unchanged %d", c.ReasonChanged, c.Unchanged)
+	}
+	if !reflect.DeepEqual(c.New, []string{"new"}) || !reflect.DeepEqual(c.Gone, []string{"gone"}) || c.Identical() {
+		t.Errorf("new %v gone %v", c.New, c.Gone)
+	}
+}
+
+func TestCompareFilesNamesWhatDiffers(t *testing.T) {
+	a := []byte(`{"inputs": {"prompt_plan": {"path": "p.jsonl", "sha256": "1"}, "drafts": {"path": "d", "sha256": "2"}},
+		"rules": {"files": [{"path": "gates.yaml", "kind": "gates", "sha256": "g1"}, {"path": "keywords/x.txt", "kind": "wordlist", "sha256": "w"}]},
+		"template": {"path": "t", "sha256": "t1"}, "system_message_sha256": "s", "provider": {"name": "dryrun", "sha256": "p", "identity": {"mix": 1}}}`)
+	b := []byte(`{"inputs": {"prompt_plan": {"path": "other/p.jsonl", "sha256": "1"}, "drafts": {"path": "d", "sha256": "3"}},
+		"rules": {"files": [{"path": "/tmp/my-gates.yaml", "kind": "gates", "sha256": "g2"}, {"path": "keywords/x.txt", "kind": "wordlist", "sha256": "w"}]},
+		"template": {"path": "t", "sha256": "t1"}, "system_message_sha256": "s", "provider": {"name": "dryrun", "sha256": "p", "identity": {"mix": 2}}}`)
+	got := CompareFiles(a, b)
+	var names []string
+	for _, f := range got {
+		names = append(names, f.Kind+":"+f.Name)
+	}
+	want := []string{"gates:gates file", "input:drafts", "provider_settings:answer-changing settings of provider dryrun"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("changed files %v, want %v (a moved plan with the same bytes is no change)", names, want)
+	}
+}
