@@ -135,3 +135,37 @@ func TestRetryAfterLongerThanTheCapEndsTheRunQuickly(t *testing.T) {
 		t.Errorf("an unhealthy first run created outputs: %v", err)
 	}
 }
+
+// Two runs into different out dirs at the same time share the user's
+// cache: both finish, and afterwards every answer is in it, so a third run
+// anywhere pays nothing.
+func TestConcurrentRunsShareTheCache(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 30*time.Millisecond)
+	work := t.TempDir()
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for _, dir := range []string{"one", "two"} {
+		cmd := localRun(t, bin, work, filepath.Join(work, dir), srv)
+		var b bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &b, &b
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, &b)
+	}
+	start := time.Now()
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("run %d failed while another ran: %v\n%s", i, err, outs[i])
+		}
+		t.Logf("run %d done after %s", i, time.Since(start))
+	}
+	srv.reset()
+	if b, err := localRun(t, bin, work, filepath.Join(work, "three"), srv).CombinedOutput(); err != nil {
+		t.Fatalf("third run: %v\n%s", err, b)
+	}
+	if calls, _ := srv.counts(); calls != 0 {
+		t.Errorf("a third run after two concurrent ones made %d calls: answers missing from the shared cache", calls)
+	}
+}

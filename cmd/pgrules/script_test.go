@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,13 @@ import (
 func TestMain(m *testing.M) {
 	// No test may touch the user's real shared cache.
 	if os.Getenv("PGRULES_TEST_ISOLATED") == "" {
+		// The go command's build cache also lives in the user cache dir:
+		// keep it where it is, or every `go build` of a test starts cold.
+		if os.Getenv("GOCACHE") == "" {
+			if out, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil {
+				os.Setenv("GOCACHE", strings.TrimSpace(string(out)))
+			}
+		}
 		dir, err := os.MkdirTemp("", "pgrules-test-cache-")
 		if err == nil {
 			os.Setenv("XDG_CACHE_HOME", dir)
