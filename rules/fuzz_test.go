@@ -2,8 +2,8 @@ package rules
 
 import (
 	"encoding/json"
-	"regexp"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"

@@ -250,7 +250,6 @@ func walkStrings(obj []byte) []stringValue {
 	return out
 }
 
-
 func fieldPath(k string) string {
 	if isIdent(k) {
 		return "." + k

@@ -45,7 +45,7 @@ type Prior struct {
 	Problems []string
 	// Manifest and Stats are the previous run's documents, nil when absent.
 	Manifest, Stats []byte
-	snap     *Committed
+	snap            *Committed
 }
 
 // Close releases the previous run's files.
