@@ -38,7 +38,7 @@ import (
 const keyFormat = "pgrules-cache-key/v2"
 
 // schemaVersion is the layout of the database; Open refuses another.
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 // Options tune Open.
 type Options struct {
@@ -107,7 +107,7 @@ func Open(path string, opt Options) (*Cache, error) {
 	if opt.ReadOnly {
 		mode = "ro"
 	}
-	dsn := fmt.Sprintf("file:%s?mode=%s&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=mmap_size(1073741824)&_pragma=cache_size(-65536)&_txlock=immediate",
+	dsn := fmt.Sprintf("file:%s?mode=%s&_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_pragma=mmap_size(1073741824)&_pragma=cache_size(-65536)&_txlock=immediate",
 		escapePath(path), mode, opt.Timeout.Milliseconds())
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -130,32 +130,7 @@ func escapePath(p string) string {
 
 func (c *Cache) init(readOnly bool) error {
 	if !readOnly {
-		_, err := c.db.Exec(`
-			CREATE TABLE IF NOT EXISTS answers (
-				key       BLOB PRIMARY KEY,
-				provider  TEXT NOT NULL,
-				model     TEXT NOT NULL,
-				teacher   BLOB NOT NULL,   -- providers.Response as JSON
-				text      BLOB NOT NULL,   -- the answer's bytes, as received
-				stored_at INTEGER NOT NULL -- unix seconds, wall clock
-			) WITHOUT ROWID;
-			CREATE INDEX IF NOT EXISTS answers_stored_at ON answers(stored_at);
-			CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-			-- What a provider plugin said its answer-changing settings are,
-			-- for a given binary and configuration: an --offline run finds
-			-- its answers' keys without starting the plugin.
-			CREATE TABLE IF NOT EXISTS identities (
-				provider   TEXT NOT NULL,
-				plugin_sha TEXT NOT NULL,
-				config_sha TEXT NOT NULL,
-				version    TEXT NOT NULL,
-				identity   BLOB NOT NULL,
-				models     TEXT NOT NULL,
-				by_id      INTEGER NOT NULL,
-				PRIMARY KEY (provider, plugin_sha, config_sha)
-			) WITHOUT ROWID;
-			INSERT OR IGNORE INTO meta VALUES ('schema', '` + schemaVersion + `');`)
-		if err != nil {
+		if err := c.createSchema(); err != nil {
 			return err
 		}
 	}
@@ -176,6 +151,69 @@ func (c *Cache) init(readOnly bool) error {
 		}
 	}
 	return nil
+}
+
+const schemaSQL = `
+	-- A rowid table with an index on the key: rows are kilobytes, and a
+	-- WITHOUT ROWID table keeps whole rows in its key b-tree, which SQLite
+	-- advises against for rows larger than a twentieth of a page.
+	CREATE TABLE IF NOT EXISTS answers (
+		id        INTEGER PRIMARY KEY,
+		key       BLOB NOT NULL UNIQUE,
+		provider  TEXT NOT NULL,
+		model     TEXT NOT NULL,
+		teacher   BLOB NOT NULL,   -- providers.Response as JSON
+		text      BLOB NOT NULL,   -- the answer's bytes, as received
+		stored_at INTEGER NOT NULL -- unix seconds, wall clock
+	);
+	CREATE INDEX IF NOT EXISTS answers_stored_at ON answers(stored_at);
+	CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+	-- What a provider plugin said its answer-changing settings are, for a
+	-- given binary and configuration: an --offline run finds its answers'
+	-- keys without starting the plugin.
+	CREATE TABLE IF NOT EXISTS identities (
+		provider   TEXT NOT NULL,
+		plugin_sha TEXT NOT NULL,
+		config_sha TEXT NOT NULL,
+		version    TEXT NOT NULL,
+		identity   BLOB NOT NULL,
+		models     TEXT NOT NULL,
+		by_id      INTEGER NOT NULL,
+		PRIMARY KEY (provider, plugin_sha, config_sha)
+	) WITHOUT ROWID;
+	INSERT OR IGNORE INTO meta VALUES ('schema', '` + schemaVersion + `');`
+
+// createSchema creates the tables of a new cache. A new file gets 16 KB
+// pages first, so that one page holds a whole answer: with SQLite's
+// default 4 KB a 6 KB answer spans a chain of overflow pages, read one by
+// one and assembled in a fresh allocation on every read. The page size of
+// a file is fixed by its first write, so the pragma and the tables go
+// through one connection. (The DSN's _pragma parameters are applied in
+// name order, and WAL mode writes the first page.)
+func (c *Cache) createSchema() error {
+	ctx := context.Background()
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var tables int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&tables); err != nil {
+		return err
+	}
+	if tables == 0 {
+		// Best effort: a process creating the file at the same time may
+		// have fixed the page size already.
+		_, _ = conn.ExecContext(ctx, `PRAGMA page_size = 16384`)
+	}
+	// WAL is a property of the file: set once, every connection of every
+	// process uses it. (It writes the first page: after page_size.)
+	var mode string
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, schemaSQL)
+	return err
 }
 
 // Close releases the cache. The last answers are checkpointed from the
