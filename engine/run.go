@@ -72,6 +72,8 @@ type Deps struct {
 	// KeyByID adds the sample id to cache keys, for providers whose answers
 	// depend on it (dryrun).
 	KeyByID bool
+	// NoPrompt and WantsDraft say what of a request the provider reads.
+	NoPrompt, WantsDraft bool
 	// Cache is nil when caching is off.
 	Cache *cache.Cache
 	Log   zerolog.Logger
@@ -163,7 +165,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		system:   d.System,
 		answers: &answer.Source{
 			Cache: d.Cache, Teacher: d.Teacher, Provider: d.Provider, Identity: d.Identity,
-			KeyByID: d.KeyByID, Refresh: opt.Refresh, Log: log,
+			KeyByID: d.KeyByID, Refresh: opt.Refresh, Log: log, NoPrompt: d.NoPrompt, WantsDraft: d.WantsDraft,
 		},
 		judge: &judge.Judge{Rules: d.Rules, Mode: opt.Mode, Provider: d.Provider, CreatedAt: createdAt},
 	}

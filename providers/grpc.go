@@ -72,11 +72,11 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ConfigureResponse{IdentityJson: c.IdentityJSON, Models: c.Models, AnswersDependOnId: c.AnswersDependOnID}, nil
+	return &pb.ConfigureResponse{IdentityJson: c.IdentityJSON, Models: c.Models, AnswersDependOnId: c.AnswersDependOnID, NoPrompt: c.NoPrompt, WantsDraft: c.WantsDraft}, nil
 }
 
 func (s *grpcServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
-	r, err := s.impl.Generate(ctx, Request{ID: req.Id, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft})
+	r, err := s.impl.Generate(ctx, Request{ID: req.Id, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft, PromptBytes: req.PromptBytes})
 	if err != nil {
 		return &pb.GenerateResponse{Failure: toFailure(err)}, nil
 	}
@@ -115,11 +115,11 @@ func (c *grpcClient) Configure(ctx context.Context, cfg []byte) (Configured, err
 	if err != nil {
 		return Configured{}, err
 	}
-	return Configured{IdentityJSON: r.IdentityJson, Models: r.Models, AnswersDependOnID: r.AnswersDependOnId}, nil
+	return Configured{IdentityJSON: r.IdentityJson, Models: r.Models, AnswersDependOnID: r.AnswersDependOnId, NoPrompt: r.NoPrompt, WantsDraft: r.WantsDraft}, nil
 }
 
 func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error) {
-	r, err := c.c.Generate(ctx, &pb.GenerateRequest{Id: req.ID, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft})
+	r, err := c.c.Generate(ctx, &pb.GenerateRequest{Id: req.ID, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft, PromptBytes: req.PromptBytes})
 	if err != nil {
 		return Response{}, err
 	}

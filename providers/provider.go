@@ -47,6 +47,10 @@ type Configured struct {
 	// sample id, not only of the prompt (dryrun): the cache then keys on the
 	// id too, so two samples with the same prompt keep their own answers.
 	AnswersDependOnID bool `json:"answers_depend_on_id,omitempty"`
+	// NoPrompt: the plugin answers without Request.Prompt (the host then
+	// neither joins nor sends it). WantsDraft: it reads Request.Draft.
+	NoPrompt   bool `json:"no_prompt,omitempty"`
+	WantsDraft bool `json:"wants_draft,omitempty"`
 }
 
 // Request is one teacher call.
@@ -56,8 +60,11 @@ type Request struct {
 	System      string `json:"system"`
 	Prompt      string `json:"prompt"`
 	PayloadType string `json:"payload_type"`
-	// Draft is the draft being refined (also inside Prompt).
+	// Draft is the draft being refined (also inside Prompt); sent only to
+	// plugins that want it.
 	Draft string `json:"draft,omitempty"`
+	// PromptBytes is len(Prompt), also when Prompt is not sent.
+	PromptBytes int64 `json:"prompt_bytes,omitempty"`
 }
 
 // Usage is token accounting as reported by the API.

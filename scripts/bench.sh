@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_N:-100000}
-CONC=${BENCH_CONCURRENCY:-4}
+CONC=${BENCH_CONCURRENCY:-16}
 work=${BENCH_DIR:-$(mktemp -d)}
 [ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$work"' EXIT
 make -s build

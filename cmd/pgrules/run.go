@@ -186,7 +186,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		Offline:               cfg.Offline,
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Teacher: gen,
-		Provider: tch.name, Identity: tch.identity, KeyByID: tch.keyByID, Cache: store, Log: log,
+		Provider: tch.name, Identity: tch.identity, KeyByID: tch.keyByID, NoPrompt: tch.noPrompt, WantsDraft: tch.wantsDraft, Cache: store, Log: log,
 		Manifest: &engine.Manifest{
 			PgrulesVersion: version,
 			Provider:       engine.ManifestPlugin{Name: tch.name, Version: tch.version, Path: tch.path, SHA256: tch.sha},
@@ -215,6 +215,9 @@ type teacherSetup struct {
 	identity            []byte
 	models              []string
 	keyByID             bool
+	// noPrompt, wantsDraft: what of a request the plugin reads. Offline
+	// they do not matter: nothing is sent.
+	noPrompt, wantsDraft bool
 }
 
 func (t *teacherSetup) close() {
@@ -281,7 +284,7 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 	}
 	info, conf := client.Info(), client.Configured()
 	t := &teacherSetup{client: client, name: info.Name, version: info.Version, path: client.Path(), sha: client.SHA256(),
-		identity: conf.IdentityJSON, models: conf.Models, keyByID: conf.AnswersDependOnID}
+		identity: conf.IdentityJSON, models: conf.Models, keyByID: conf.AnswersDependOnID, noPrompt: conf.NoPrompt, wantsDraft: conf.WantsDraft}
 	if store != nil {
 		if err := store.RememberIdentity(t.sha, configSHA, cache.Identity{Provider: t.name, Version: t.version, JSON: t.identity, Models: t.models, KeyByID: t.keyByID}); err != nil {
 			log.Warn().Err(err).Msg("cannot record the provider's identity in the cache; --offline runs will not find this provider's answers")

@@ -47,7 +47,11 @@ type Source struct {
 	KeyByID bool
 	// Refresh skips cache reads but still stores new answers.
 	Refresh bool
-	Log     zerolog.Logger
+	// NoPrompt and WantsDraft are what the provider said it reads: the
+	// prompt is not joined or sent to one that answers without it, the
+	// draft not sent to one that does not edit it.
+	NoPrompt, WantsDraft bool
+	Log                  zerolog.Logger
 }
 
 // Key is the cache key of req, whose prompt is given as its pieces.
@@ -79,7 +83,13 @@ func (s *Source) Answer(ctx context.Context, req providers.Request, prompt promp
 	if s.Teacher == nil {
 		return Answer{}, ErrNoCachedAnswer
 	}
-	req.Prompt = prompt.String()
+	req.PromptBytes = int64(prompt.Len())
+	if !s.NoPrompt {
+		req.Prompt = prompt.String()
+	}
+	if !s.WantsDraft {
+		req.Draft = ""
+	}
 	resp, err := s.Teacher.Generate(ctx, req)
 	if err != nil {
 		return Answer{Called: true}, err

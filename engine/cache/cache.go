@@ -56,6 +56,9 @@ type Cache struct {
 	path string
 	get  *sql.Stmt
 	put  *sql.Stmt
+	// writes feed the group-commit loop; written closes when it is done.
+	writes  chan *putReq
+	written chan struct{}
 }
 
 // DefaultPath is the cache every run of this user shares unless told
@@ -149,6 +152,8 @@ func (c *Cache) init(readOnly bool) error {
 		if c.put, err = c.db.Prepare(`INSERT OR REPLACE INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)`); err != nil {
 			return err
 		}
+		c.writes, c.written = make(chan *putReq, 256), make(chan struct{})
+		go c.writeLoop()
 	}
 	return nil
 }
@@ -219,6 +224,11 @@ func (c *Cache) createSchema() error {
 // Close releases the cache. The last answers are checkpointed from the
 // WAL into the database file when no other process has it open.
 func (c *Cache) Close() error {
+	if c.writes != nil {
+		close(c.writes)
+		<-c.written
+		c.writes = nil
+	}
 	if err := c.db.Close(); err != nil {
 		return &Error{Op: "close", Path: c.path, Err: err}
 	}
@@ -325,10 +335,60 @@ func (c *Cache) Put(key string, e Entry) error {
 	if e.StoredAt.IsZero() {
 		e.StoredAt = time.Now()
 	}
-	if _, err := c.put.Exec(k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, []byte(e.Text), e.StoredAt.Unix()); err != nil {
+	req := &putReq{args: []any{k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, []byte(e.Text), e.StoredAt.Unix()}, done: make(chan error, 1)}
+	c.writes <- req
+	if err := <-req.done; err != nil {
 		return &Error{Op: "write", Path: c.path, Err: err}
 	}
 	return nil
+}
+
+// putReq is one answer waiting for the group commit that stores it.
+type putReq struct {
+	args []any
+	done chan error
+}
+
+// writeLoop commits Puts in groups: whatever is waiting when the previous
+// transaction ends goes into the next one. A transaction costs the same for
+// one answer or a hundred, so concurrent workers share it; each Put still
+// returns only once its own answer is committed.
+func (c *Cache) writeLoop() {
+	defer close(c.written)
+	for first := range c.writes {
+		batch := []*putReq{first}
+	drain:
+		for len(batch) < 256 {
+			select {
+			case r, ok := <-c.writes:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		err := c.commit(batch)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+func (c *Cache) commit(batch []*putReq) error {
+	tx, err := c.db.Begin()
+	if err != nil {
+		return err
+	}
+	stmt := tx.Stmt(c.put)
+	for _, r := range batch {
+		if _, err := stmt.Exec(r.args...); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // Identity is a provider plugin's account of its configuration, as

@@ -92,7 +92,9 @@ func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured,
 	}{model, cfg.Mix, cfg.Seed, cfg.FromDraft})
 	// Logged on stderr as go-plugin JSON; the host relays it into its log.
 	log.Info("configured", "outcomes", len(keys), "seed", cfg.Seed)
-	return providers.Configured{IdentityJSON: identity, Models: []string{model}, AnswersDependOnID: true}, nil
+	// dryrun answers from the id (and the draft, with from_draft), never
+	// from the prompt: the host need not send it.
+	return providers.Configured{IdentityJSON: identity, Models: []string{model}, AnswersDependOnID: true, NoPrompt: true, WantsDraft: cfg.FromDraft}, nil
 }
 
 // pick maps (seed, id) to an outcome and a variant number. Hashing the id
@@ -128,19 +130,19 @@ func (d *dryrun) Generate(_ context.Context, req providers.Request) (providers.R
 		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "dryrun_error", Message: "dryrun: simulated teacher failure for " + req.ID,
 			Attempts: []providers.Attempt{{Model: model, Code: "dryrun_error", Error: "simulated failure"}}}
 	}
-	text := answer(req.PayloadType, outcome, variant)
-	if d.cfg.FromDraft && req.Draft != "" {
-		switch outcome {
-		case "valid":
-			text = req.Draft
-		case "fenced":
-			text = "Here is the refined answer:\n```json\n" + req.Draft + "\n```\n"
-		case "invalid_json":
-			text = req.Draft[:len(req.Draft)*2/3]
-		}
+	var text string
+	switch {
+	case d.cfg.FromDraft && req.Draft != "" && outcome == "valid":
+		text = req.Draft
+	case d.cfg.FromDraft && req.Draft != "" && outcome == "fenced":
+		text = "Here is the refined answer:\n```json\n" + req.Draft + "\n```\n"
+	case d.cfg.FromDraft && req.Draft != "" && outcome == "invalid_json":
+		text = req.Draft[:len(req.Draft)*2/3]
+	default:
+		text = answer(req.PayloadType, outcome, variant)
 	}
 	sum := sha256.Sum256([]byte(req.ID))
-	promptTokens := int64(len(req.System)+len(req.Prompt)) / 4
+	promptTokens := (int64(len(req.System)) + req.PromptBytes) / 4
 	completion := int64(len(text)) / 4
 	return providers.Response{
 		Text: text, Provider: name, SelectedModel: model, ChosenModel: model,

@@ -234,8 +234,13 @@ type ConfigureResponse struct {
 	// True when answers depend on the sample id, not only on the prompt (the
 	// dryrun plugin); the host then keys its cache by id as well.
 	AnswersDependOnId bool `protobuf:"varint,3,opt,name=answers_depend_on_id,json=answersDependOnId,proto3" json:"answers_depend_on_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// What of a request the plugin reads, so the host sends no more: a
+	// plugin that answers without the rendered prompt (dryrun) sets
+	// no_prompt; one that edits the draft itself sets wants_draft.
+	NoPrompt      bool `protobuf:"varint,4,opt,name=no_prompt,json=noPrompt,proto3" json:"no_prompt,omitempty"`
+	WantsDraft    bool `protobuf:"varint,5,opt,name=wants_draft,json=wantsDraft,proto3" json:"wants_draft,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfigureResponse) Reset() {
@@ -289,6 +294,20 @@ func (x *ConfigureResponse) GetAnswersDependOnId() bool {
 	return false
 }
 
+func (x *ConfigureResponse) GetNoPrompt() bool {
+	if x != nil {
+		return x.NoPrompt
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetWantsDraft() bool {
+	if x != nil {
+		return x.WantsDraft
+	}
+	return false
+}
+
 type GenerateRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -297,7 +316,10 @@ type GenerateRequest struct {
 	PayloadType string                 `protobuf:"bytes,4,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
 	// The draft being refined, as it is in the rendered prompt: for
 	// providers that edit it themselves (the dryrun plugin's from_draft).
-	Draft         string `protobuf:"bytes,5,opt,name=draft,proto3" json:"draft,omitempty"`
+	Draft string `protobuf:"bytes,5,opt,name=draft,proto3" json:"draft,omitempty"`
+	// The rendered prompt's length in bytes, sent even when the prompt is
+	// not (no_prompt), for providers that estimate tokens.
+	PromptBytes   int64 `protobuf:"varint,6,opt,name=prompt_bytes,json=promptBytes,proto3" json:"prompt_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -365,6 +387,13 @@ func (x *GenerateRequest) GetDraft() string {
 		return x.Draft
 	}
 	return ""
+}
+
+func (x *GenerateRequest) GetPromptBytes() int64 {
+	if x != nil {
+		return x.PromptBytes
+	}
+	return 0
 }
 
 type Attempt struct {
@@ -758,17 +787,21 @@ const file_provider_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"\x81\x01\n" +
+	"configJson\"\xbf\x01\n" +
 	"\x11ConfigureResponse\x12#\n" +
 	"\ridentity_json\x18\x01 \x01(\fR\fidentityJson\x12\x16\n" +
 	"\x06models\x18\x02 \x03(\tR\x06models\x12/\n" +
-	"\x14answers_depend_on_id\x18\x03 \x01(\bR\x11answersDependOnId\"\x8a\x01\n" +
+	"\x14answers_depend_on_id\x18\x03 \x01(\bR\x11answersDependOnId\x12\x1b\n" +
+	"\tno_prompt\x18\x04 \x01(\bR\bnoPrompt\x12\x1f\n" +
+	"\vwants_draft\x18\x05 \x01(\bR\n" +
+	"wantsDraft\"\xad\x01\n" +
 	"\x0fGenerateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06system\x18\x02 \x01(\tR\x06system\x12\x16\n" +
 	"\x06prompt\x18\x03 \x01(\tR\x06prompt\x12!\n" +
 	"\fpayload_type\x18\x04 \x01(\tR\vpayloadType\x12\x14\n" +
-	"\x05draft\x18\x05 \x01(\tR\x05draft\"j\n" +
+	"\x05draft\x18\x05 \x01(\tR\x05draft\x12!\n" +
+	"\fprompt_bytes\x18\x06 \x01(\x03R\vpromptBytes\"j\n" +
 	"\aAttempt\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1f\n" +
 	"\vstatus_code\x18\x02 \x01(\x05R\n" +
