@@ -185,7 +185,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	})
 	t.finishProgress()
 
-	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(priorIDs(prior)), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline}
+	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline}
 	if stopped.ioErr != nil {
 		return nil, stopped.ioErr
 	}

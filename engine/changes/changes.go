@@ -73,23 +73,33 @@ func MovedIDs(groups map[string][]string) []string {
 	return out
 }
 
-// Tracker compares records as they come with a previous set.
+// Previous is the first set of a comparison: n records, looked up by id
+// (giving the record and its index) and listed by index.
+type Previous struct {
+	N      int
+	Lookup func(id string) (Record, int, bool)
+	ID     func(i int) string
+}
+
+// Tracker compares records as they come with a previous set. It keeps a
+// bit per previous record, not a map of ids: memory grows with ids.
 type Tracker struct {
-	prev func(id string) (Record, bool)
-	seen map[string]bool
+	prev Previous
+	seen []bool
 	c    Changes
 }
 
-// NewTracker compares with the set prev looks ids up in; hadPrevious says
-// whether there was one at all.
-func NewTracker(prev func(id string) (Record, bool), hadPrevious bool) *Tracker {
-	return &Tracker{prev: prev, seen: map[string]bool{}, c: Changes{HadPrevious: hadPrevious, NewlyRejected: map[string][]string{}, NewlyAccepted: map[string][]string{}}}
+// NewTracker compares with prev.
+func NewTracker(prev Previous) *Tracker {
+	return &Tracker{prev: prev, seen: make([]bool, prev.N), c: Changes{HadPrevious: prev.N > 0, NewlyRejected: map[string][]string{}, NewlyAccepted: map[string][]string{}}}
 }
 
 // Observe takes one id's record of the second set.
 func (t *Tracker) Observe(id string, now Record) {
-	t.seen[id] = true
-	before, ok := t.prev(id)
+	before, i, ok := t.prev.Lookup(id)
+	if ok {
+		t.seen[i] = true
+	}
 	switch {
 	case !ok:
 		t.c.New = append(t.c.New, id)
@@ -108,12 +118,11 @@ func (t *Tracker) Observe(id string, now Record) {
 	}
 }
 
-// Finish returns the comparison; prevIDs lists the first set's ids, to
-// find those gone from the second.
-func (t *Tracker) Finish(prevIDs []string) Changes {
-	for _, id := range prevIDs {
-		if !t.seen[id] {
-			t.c.Gone = append(t.c.Gone, id)
+// Finish returns the comparison, ids gone from the second set included.
+func (t *Tracker) Finish() Changes {
+	for i, seen := range t.seen {
+		if !seen {
+			t.c.Gone = append(t.c.Gone, t.prev.ID(i))
 		}
 	}
 	for _, m := range []map[string][]string{t.c.NewlyRejected, t.c.NewlyAccepted} {

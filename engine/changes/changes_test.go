@@ -14,14 +14,19 @@ func TestTrackerGroupsWhatMoved(t *testing.T) {
 		"e":    {Accepted: true},
 		"gone": {Accepted: true},
 	}
-	tr := NewTracker(func(id string) (Record, bool) { r, ok := prev[id]; return r, ok }, true)
+	ids := []string{"a", "b", "c", "d", "e", "gone"}
+	index := map[string]int{}
+	for i, id := range ids {
+		index[id] = i
+	}
+	tr := NewTracker(Previous{N: len(ids), Lookup: func(id string) (Record, int, bool) { r, ok := prev[id]; return r, index[id], ok }, ID: func(i int) string { return ids[i] }})
 	tr.Observe("a", Record{Reasons: []string{"overconfident", "gate_x"}})
 	tr.Observe("b", Record{Accepted: true})
 	tr.Observe("c", Record{Reasons: []string{"y", "x"}}) // same set, other order
 	tr.Observe("d", Record{Reasons: []string{"z"}})
 	tr.Observe("e", Record{Accepted: true})
 	tr.Observe("new", Record{Accepted: true})
-	c := tr.Finish([]string{"a", "b", "c", "d", "e", "gone"})
+	c := tr.Finish()
 	if !reflect.DeepEqual(c.NewlyRejected, map[string][]string{"overconfident": {"a"}, "gate_x": {"a"}}) || c.Moved() != 2 {
 		t.Errorf("newly rejected %v, moved %d", c.NewlyRejected, c.Moved())
 	}

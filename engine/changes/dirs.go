@@ -55,21 +55,12 @@ func CompareDirs(a, b string) (*Report, error) {
 		}
 	}
 	r := &Report{A: a, B: b}
-	tr := NewTracker(func(id string) (Record, bool) {
-		i, ok := pa.ByID[id]
-		if !ok {
-			return Record{}, false
-		}
-		return Record{Accepted: pa.Records[i].Accepted, Reasons: pa.Records[i].ReasonCodes}, true
-	}, true)
+	tr := NewTracker(PreviousOf(pa))
 	for _, rec := range pb.Records {
 		tr.Observe(rec.ID, Record{Accepted: rec.Accepted, Reasons: rec.ReasonCodes})
 	}
-	ids := make([]string, len(pa.Records))
-	for i, rec := range pa.Records {
-		ids[i] = rec.ID
-	}
-	r.Changes = tr.Finish(ids)
+	r.Changes = tr.Finish()
+	r.Changes.HadPrevious = true
 	r.Changes.FilesChanged = CompareFiles(pa.Manifest, pb.Manifest)
 
 	sa, err := readStats(pa)
@@ -112,6 +103,22 @@ func CompareDirs(a, b string) (*Report, error) {
 	})
 	r.Different = !r.Changes.Identical() || len(r.Changes.FilesChanged) > 0
 	return r, nil
+}
+
+// PreviousOf is the committed records of an out dir as the first set of a
+// comparison.
+func PreviousOf(p *output.Prior) Previous {
+	return Previous{
+		N: len(p.Records),
+		Lookup: func(id string) (Record, int, bool) {
+			i, ok := p.ByID[id]
+			if !ok {
+				return Record{}, 0, false
+			}
+			return Record{Accepted: p.Records[i].Accepted, Reasons: p.Records[i].ReasonCodes}, i, true
+		},
+		ID: func(i int) string { return p.Records[i].ID },
+	}
 }
 
 type statsDoc struct {

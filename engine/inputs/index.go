@@ -69,8 +69,18 @@ type File struct {
 	// then moves entries into its id table.
 	order   []string
 	entries map[string]*entry
-	// After Open: entries by the Set's id index (nil: no record).
-	byIndex []*entry
+	// After Open: where each id's record is, by the Set's id index, in 16
+	// bytes an id (size 0: no record), and the rare bad records' messages.
+	// Memory grows with ids, never with bytes or problems.
+	byIndex []location
+	bad     map[int32]string
+}
+
+// location is a record's place in its file.
+type location struct {
+	off  int64
+	size int32
+	line int32
 }
 
 // MaxProblemsKept bounds the problems kept (and logged) per input file.
@@ -402,7 +412,7 @@ func invalidUTF8At(b []byte) int {
 }
 
 // line returns the record at e.
-func (ix *File) line(e *entry) []byte {
+func (ix *File) line(e location) []byte {
 	return bytes.TrimSpace(ix.data[e.off : e.off+int64(e.size)])
 }
 

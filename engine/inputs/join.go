@@ -175,9 +175,16 @@ func (s *Set) join() {
 		if f == nil {
 			continue
 		}
-		f.byIndex = make([]*entry, len(s.IDs))
+		f.byIndex = make([]location, len(s.IDs))
 		for id, e := range f.entries {
-			f.byIndex[s.index[id]] = e
+			i := s.index[id]
+			f.byIndex[i] = location{off: e.off, size: max(e.size, 1), line: e.line}
+			if e.bad != "" {
+				if f.bad == nil {
+					f.bad = map[int32]string{}
+				}
+				f.bad[int32(i)] = e.bad
+			}
 		}
 		f.entries, f.order = nil, nil
 	}
@@ -237,10 +244,10 @@ func (s *Set) Load(id string) (smp Sample, err error) {
 
 func (s *Set) load(i int, id string) (Sample, error) {
 	smp := Sample{ID: id}
-	if e := s.Plan.byIndex[i]; e == nil {
+	if e := s.Plan.byIndex[i]; e.size == 0 {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("plan (%s has no record with this id)", s.Plan.Path))
-	} else if e.bad != "" {
-		smp.Invalid = append(smp.Invalid, e.bad)
+	} else if bad := s.Plan.bad[int32(i)]; bad != "" {
+		smp.Invalid = append(smp.Invalid, bad)
 	} else {
 		line := s.Plan.line(e)
 		p, ok := fastPlan(line)
@@ -252,10 +259,10 @@ func (s *Set) load(i int, id string) (Sample, error) {
 		smp.Plan = &p
 	}
 
-	if e := s.Drafts.byIndex[i]; e == nil {
+	if e := s.Drafts.byIndex[i]; e.size == 0 {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("draft (%s has no record with this id)", s.Drafts.Path))
-	} else if e.bad != "" {
-		smp.Invalid = append(smp.Invalid, e.bad)
+	} else if bad := s.Drafts.bad[int32(i)]; bad != "" {
+		smp.Invalid = append(smp.Invalid, bad)
 	} else {
 		line := s.Drafts.line(e)
 		d, ok := fastDraft(line)
@@ -273,10 +280,10 @@ func (s *Set) load(i int, id string) (Sample, error) {
 	if s.Critiques == nil {
 		return smp, nil
 	}
-	switch e := s.Critiques.byIndex[i]; {
-	case e == nil: // no critique: verdict missing
-	case e.bad != "":
-		smp.Invalid = append(smp.Invalid, e.bad)
+	switch e, bad := s.Critiques.byIndex[i], s.Critiques.bad[int32(i)]; {
+	case e.size == 0: // no critique: verdict missing
+	case bad != "":
+		smp.Invalid = append(smp.Invalid, bad)
 	default:
 		line := s.Critiques.line(e)
 		c, ok := fastCritique(line)
