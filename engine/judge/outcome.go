@@ -56,6 +56,9 @@ func (j *Judge) Outcome(s inputs.Sample, v Verdict) stats.Outcome {
 		}
 		o.CostUSD = t.CostUSD
 		o.SecretsRedacted = t.SecretsRedacted
+		for _, f := range t.Fallbacks {
+			o.Fallbacks = append(o.Fallbacks, f.Code)
+		}
 		if t.Timing != nil {
 			lat := t.Timing.LatencyS
 			o.LatencyS = &lat

@@ -43,6 +43,9 @@ type Outcome struct {
 	Resumed          bool
 	// SecretsRedacted counts API keys removed from the answer.
 	SecretsRedacted int
+	// Fallbacks are the codes of the models that failed before one
+	// answered.
+	Fallbacks []string
 }
 
 // Collector accumulates outcomes. It is not safe for concurrent use: the
@@ -61,6 +64,8 @@ type Collector struct {
 	costReported                       int
 	latencies                          []float64
 	secretsRedacted                    int
+	reasonsBy                          map[string]map[string]map[string]int
+	fallbacks                          map[string]int
 }
 
 // New starts a collector for the gates in their gates.yaml order.
@@ -70,6 +75,8 @@ func New(gateOrder []string, gateActions map[string]string) *Collector {
 		reasons: map[string]int{}, warnings: map[string]int{}, audits: map[string]int{},
 		verdicts: map[string]int{}, categories: map[string]int{}, payloadTypes: map[string]int{},
 		difficulties: map[string]int{}, models: map[string]int{}, parseModes: map[string]int{},
+		reasonsBy: map[string]map[string]map[string]int{"payload_type": {}, "category": {}, "difficulty": {}},
+		fallbacks: map[string]int{},
 	}
 	for _, g := range gateOrder {
 		c.gates[g] = &GateRate{Action: gateActions[g]}
@@ -90,6 +97,20 @@ func (c *Collector) Add(o Outcome) {
 	}
 	for _, r := range o.ReasonCodes {
 		c.reasons[r]++
+		for dim, v := range map[string]string{"payload_type": o.PayloadType, "category": o.Category, "difficulty": o.Difficulty} {
+			if v == "" {
+				v = "(unknown)"
+			}
+			m := c.reasonsBy[dim][v]
+			if m == nil {
+				m = map[string]int{}
+				c.reasonsBy[dim][v] = m
+			}
+			m[r]++
+		}
+	}
+	for _, f := range o.Fallbacks {
+		c.fallbacks[f]++
 	}
 	for _, r := range o.Warnings {
 		c.warnings[r]++
@@ -165,7 +186,19 @@ type Latency struct {
 	P90   float64 `json:"p90"`
 	P99   float64 `json:"p99"`
 	Max   float64 `json:"max"`
+	// Histogram counts latencies up to each bound (the last bucket has
+	// none: the rest).
+	Histogram []Bucket `json:"histogram,omitempty"`
 }
+
+// Bucket is one histogram bar: latencies ≤ LE (seconds), above the
+// previous bucket's bound; LE is null for the last.
+type Bucket struct {
+	LE    *float64 `json:"le"`
+	Count int      `json:"count"`
+}
+
+var latencyBounds = []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}
 
 // Summary is the top of the stats file. Accepted + Rejected = TotalInputs;
 // Resumed of them were kept from a previous run's files.
@@ -206,6 +239,12 @@ type Stats struct {
 	PayloadTypes     map[string]int  `json:"payload_types"`
 	Difficulties     map[string]int  `json:"difficulties"`
 	TeacherModels    map[string]int  `json:"teacher_models"`
+	// RejectionReasonsBy splits rejection reasons by payload type,
+	// category and difficulty of the sample.
+	RejectionReasonsBy map[string]map[string]map[string]int `json:"rejection_reasons_by"`
+	// Fallbacks counts the failures of models that fell back to the next
+	// (by error code), over the answers that came in.
+	Fallbacks map[string]int `json:"teacher_fallbacks"`
 	ParseModes       map[string]int  `json:"parse_modes"`
 	Skipped          Skipped         `json:"skipped"`
 	Tokens           Tokens          `json:"tokens"`
@@ -257,6 +296,7 @@ func (c *Collector) Report() Stats {
 		RejectionReasons: c.reasons, WarningReasons: c.warnings, AuditReasons: c.audits,
 		Verdicts: c.verdicts, Categories: c.categories, PayloadTypes: c.payloadTypes,
 		Difficulties: c.difficulties, TeacherModels: c.models, ParseModes: c.parseModes,
+		RejectionReasonsBy: c.reasonsBy, Fallbacks: c.fallbacks,
 		Skipped:         Skipped{Resume: c.resumed},
 		Tokens:          c.tokens,
 		LatencyS:        latency(c.latencies),
@@ -302,5 +342,16 @@ func latency(xs []float64) Latency {
 		}
 		return round(s[i], 3)
 	}
-	return Latency{Count: len(s), Mean: round(sum/float64(len(s)), 3), P50: pct(50), P90: pct(90), P99: pct(99), Max: round(s[len(s)-1], 3)}
+	l := Latency{Count: len(s), Mean: round(sum/float64(len(s)), 3), P50: pct(50), P90: pct(90), P99: pct(99), Max: round(s[len(s)-1], 3)}
+	i := 0
+	for _, b := range latencyBounds {
+		n := 0
+		for i < len(s) && s[i] <= b {
+			i++
+			n++
+		}
+		l.Histogram = append(l.Histogram, Bucket{LE: &b, Count: n})
+	}
+	l.Histogram = append(l.Histogram, Bucket{Count: len(s) - i})
+	return l
 }
