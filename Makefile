@@ -1,6 +1,7 @@
 # pgrules — the two commands that matter:
 #   make demo   run pgrules on testdata/sample with the dryrun provider
-#   make test   vet, all Go tests (plugins are built by the tests), the rule case suite
+#   make test   vet, all Go tests (plugins are built by the tests), the rule case suite;
+#               installs chromium for the report's browser test when missing
 GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -9,7 +10,7 @@ PLUGINS  := $(notdir $(wildcard plugins/*))
 SAMPLE   := testdata/sample
 DEMO_OUT ?= out/demo
 
-.PHONY: all build plugins demo test test-rules vet fmt-check bench proto clean golden
+.PHONY: all build plugins demo test test-deps test-rules vet fmt-check bench proto clean golden
 
 all: build
 
@@ -33,9 +34,13 @@ demo: build
 		--out-dir $(DEMO_OUT)
 	@echo "outputs in $(DEMO_OUT):" && ls -l $(DEMO_OUT)
 
-test: vet fmt-check build
+test: vet fmt-check build test-deps
 	$(GO) test ./...
 	$(BIN)/pgrules test-rules --coverage --coverage-min 100
+
+# What the tests drive besides Go (a real Chromium), installed when missing.
+test-deps:
+	@bash scripts/test-deps.sh
 
 test-rules: build
 	$(BIN)/pgrules test-rules -v --coverage

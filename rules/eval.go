@@ -35,6 +35,20 @@ type Decision struct {
 	Hits     []Hit
 	// Variables are the evaluated variables, for explain.
 	Variables []KV
+	answer    *answer
+}
+
+// Leaves lists the answer's string values as [path, value], in document
+// order (none when it did not parse).
+func (d *Decision) Leaves() [][2]string {
+	if d.answer == nil {
+		return nil
+	}
+	out := make([][2]string, len(d.answer.leaves))
+	for i, l := range d.answer.leaves {
+		out[i] = [2]string{pathOf(d.answer.nodes, l.node), l.value}
+	}
+	return out
 }
 
 // GateResult is one gate's verdict. Passed is nil when the gate was not
@@ -131,6 +145,7 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 		c.Errors = append(c.Errors, "parse: "+perr.Error())
 	} else {
 		d.Response = a.compact
+		d.answer = a
 		doc = a.doc
 		r.schemas.check(doc, s.PayloadType, c)
 	}

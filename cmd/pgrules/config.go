@@ -54,6 +54,9 @@ type Config struct {
 	// Offline answers from the cache only: no plugin, no call.
 	Offline bool `koanf:"offline"`
 
+	// Report writes <out_dir>/report.html after a committed run.
+	Report bool `koanf:"report"`
+
 	LogLevel  string `koanf:"log_level"`
 	LogFormat string `koanf:"log_format"`
 

@@ -28,6 +28,7 @@ import (
 	"github.com/pgrules/pgrules/engine/cache"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/prompt"
+	"github.com/pgrules/pgrules/engine/report"
 	"github.com/pgrules/pgrules/engine/teacher"
 	"github.com/pgrules/pgrules/providers"
 	"github.com/pgrules/pgrules/rules"
@@ -76,6 +77,7 @@ func newRunCmd() *cobra.Command {
 	f.Bool("refresh", false, "ask the teacher again even when the cache has an answer (and store the new one)")
 	f.Bool("offline", false, "start no plugin and make no teacher call: answers come from the cache only; a sample without one keeps its committed record, else is rejected no_cached_answer")
 	f.String("cache-path", "", "response cache file (default: the user's shared cache, ~/.cache/pgrules/cache.db on Linux)")
+	f.Bool("report", false, "after a committed run, write <out-dir>/report.html (see pgrules report)")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
 	f.String("cpu-profile", "", "write a Go CPU profile of the run to this file (for `go tool pprof`)")
@@ -201,9 +203,19 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		}
 	}
 	if res != nil {
-		report(cmd, log, cfg, res, time.Since(start))
+		printRunEnd(cmd, log, cfg, res, time.Since(start))
 	}
-	return runError(err, res, cfg.OutDir, !cfg.Cache.Disabled)
+	if err := runError(err, res, cfg.OutDir, !cfg.Cache.Disabled); err != nil {
+		return err
+	}
+	if cfg.Report && res != nil && res.Committed {
+		path := filepath.Join(cfg.OutDir, ReportFile)
+		if err := writeReport(cfg.OutDir, path, report.Options{Rules: rs, Mode: mode}); err != nil {
+			return fmt.Errorf("the outputs in %s are committed, but the report could not be written: %w (`pgrules report %s` tries again)", cfg.OutDir, err, cfg.OutDir)
+		}
+		log.Info().Str("report", path).Msg("report written")
+	}
+	return nil
 }
 
 // teacherSetup is the provider a run uses: a started plugin, or for an
@@ -326,8 +338,8 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 	return err
 }
 
-// report prints the finish line and the changes since the previous run.
-func report(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Result, took time.Duration) {
+// printRunEnd prints the finish line and the changes since the previous run.
+func printRunEnd(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Result, took time.Duration) {
 	out := cmd.ErrOrStderr()
 	if res.Interrupted {
 		return

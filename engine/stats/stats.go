@@ -229,29 +229,29 @@ type Skipped struct {
 
 // Stats is dataset_v1_stats.json.
 type Stats struct {
-	Summary          Summary         `json:"summary"`
-	GatePassRates    OrderedRates    `json:"gate_pass_rates"`
-	RejectionReasons map[string]int  `json:"rejection_reasons"`
-	WarningReasons   map[string]int  `json:"warning_reasons"`
-	AuditReasons     map[string]int  `json:"audit_reasons"`
-	Verdicts         map[string]int  `json:"verdicts"`
-	Categories       map[string]int  `json:"categories"`
-	PayloadTypes     map[string]int  `json:"payload_types"`
-	Difficulties     map[string]int  `json:"difficulties"`
-	TeacherModels    map[string]int  `json:"teacher_models"`
+	Summary          Summary        `json:"summary"`
+	GatePassRates    OrderedRates   `json:"gate_pass_rates"`
+	RejectionReasons map[string]int `json:"rejection_reasons"`
+	WarningReasons   map[string]int `json:"warning_reasons"`
+	AuditReasons     map[string]int `json:"audit_reasons"`
+	Verdicts         map[string]int `json:"verdicts"`
+	Categories       map[string]int `json:"categories"`
+	PayloadTypes     map[string]int `json:"payload_types"`
+	Difficulties     map[string]int `json:"difficulties"`
+	TeacherModels    map[string]int `json:"teacher_models"`
 	// RejectionReasonsBy splits rejection reasons by payload type,
 	// category and difficulty of the sample.
 	RejectionReasonsBy map[string]map[string]map[string]int `json:"rejection_reasons_by"`
 	// Fallbacks counts the failures of models that fell back to the next
 	// (by error code), over the answers that came in.
-	Fallbacks map[string]int `json:"teacher_fallbacks"`
-	ParseModes       map[string]int  `json:"parse_modes"`
-	Skipped          Skipped         `json:"skipped"`
-	Tokens           Tokens          `json:"tokens"`
-	CostUSD          *float64        `json:"cost_usd"`
-	LatencyS         Latency         `json:"latency_s"`
-	Cache            Cache           `json:"cache"`
-	Teacher          json.RawMessage `json:"teacher_calls,omitempty"`
+	Fallbacks  map[string]int  `json:"teacher_fallbacks"`
+	ParseModes map[string]int  `json:"parse_modes"`
+	Skipped    Skipped         `json:"skipped"`
+	Tokens     Tokens          `json:"tokens"`
+	CostUSD    *float64        `json:"cost_usd"`
+	LatencyS   Latency         `json:"latency_s"`
+	Cache      Cache           `json:"cache"`
+	Teacher    json.RawMessage `json:"teacher_calls,omitempty"`
 	// SecretsRedacted counts API keys the provider removed from answers (a
 	// server that echoes the key back); 0 is omitted.
 	SecretsRedacted int   `json:"secrets_redacted,omitempty"`
