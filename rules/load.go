@@ -180,11 +180,11 @@ func (e *errList) err() error {
 func load(data []byte, file string, src source) (*Rules, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %s", file, yamlErr(err))
+		return nil, yamlFileErr(file, err)
 	}
 	var doc gatesDoc
 	if err := root.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%s: %s", file, yamlErr(err))
+		return nil, yamlFileErr(file, err)
 	}
 	if err := checkKeys(&root, file); err != nil {
 		return nil, err
@@ -437,6 +437,16 @@ func (r *Rules) exprPos(file string, n *yaml.Node, line, col int) Pos {
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// yamlFileErr places a YAML syntax error at file:line (yaml.v3 reports no
+// column).
+func yamlFileErr(file string, err error) error {
+	s := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(s); m != nil {
+		return fmt.Errorf("%s:%s: YAML syntax: %s", file, m[1], s[len(m[0]):])
+	}
+	return fmt.Errorf("%s: %s", file, yamlErr(err))
+}
 
 func yamlErr(err error) string {
 	s := err.Error()

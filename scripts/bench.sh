@@ -5,7 +5,10 @@
 #     the three inputs, in one process (scripts/jsonfloor);
 #  3. a first run through the dryrun plugin (answers are the drafts: real
 #     sizes and vocabulary), into a fresh cache;
-#  4. a re-gate of the same inputs from that cache (no teacher call).
+#  4. a re-gate of the same inputs from that cache (no teacher call);
+#  5. `pgrules report` of that run: time and page size (target: < 10 s,
+#     <= 5 MB), next to a plain `wc -l` of the record files (the floor of
+#     any reader of them).
 # For each run: samples/s, peak RssAnon and peak RssFile (sampled from
 # /proc every 20 ms), the ratio to the floor, and the plugin round trip.
 set -euo pipefail
@@ -58,3 +61,10 @@ run() {
 
 run first
 run regate --rules gates.yaml
+
+lines_s=$( { /usr/bin/time -f '%e' wc -l "$work/out/dataset_v1.jsonl" "$work/out/dataset_v1_rejected.jsonl" >/dev/null; } 2>&1 | tail -1)
+rstart=$(date +%s.%N)
+bin/pgrules report "$work/out" -o "$work/report.html" >/dev/null
+rend=$(date +%s.%N)
+awk -v s="$rstart" -v e="$rend" -v b="$(stat -c %s "$work/report.html")" -v w="$lines_s" \
+  'BEGIN { printf "report   %.2fs (wc -l of the record files: %.2fs), page %.2f MB\n", e - s, w, b/1048576 }'

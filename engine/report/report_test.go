@@ -2,6 +2,8 @@ package report
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -106,6 +108,9 @@ func TestReportOfABigRunStaysSmall(t *testing.T) {
 			t.Errorf("%s: answer of %d bytes embedded", s.ID, len(s.Answer))
 		}
 	}
+	if len(d.Samples) > 400 {
+		t.Errorf("%d samples embedded, over the default 400", len(d.Samples))
+	}
 	if len(seen) != 12 {
 		t.Errorf("samples from %d strata, want 12: %v", len(seen), seen)
 	}
@@ -126,6 +131,47 @@ func TestReportSaysWhenStatsDisagreeWithRecords(t *testing.T) {
 	}
 	if !strings.Contains(d.Mismatch, "20 records, 18 accepted") || !strings.Contains(d.Mismatch, "99") {
 		t.Errorf("mismatch = %q", d.Mismatch)
+	}
+}
+
+// Rejected records carry no category: it comes from the run's plan, and
+// only while the plan is the file the run read.
+func TestRejectedSamplesTakeTheirCategoryFromTheRunsPlan(t *testing.T) {
+	dir := outDir(t, 20, 100)
+	plan := filepath.Join(dir, "plan.jsonl")
+	var b bytes.Buffer
+	for i := range 20 {
+		fmt.Fprintf(&b, `{"id": "v1_checklist_%s_%06d", "category": "cat%d", "difficulty": "hard", "payload_type": "checklist"}`+"\n",
+			[]string{"accommodation", "budgeting", "entry_requirements", "itinerary_planning", "local_customs", "safety", "transport"}[i%7], i, i)
+	}
+	if err := os.WriteFile(plan, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b.Bytes())
+	man := fmt.Sprintf(`{"run_id": "r1", "inputs": {"prompt_plan": {"path": %q, "sha256": %q}}}`, plan, hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(filepath.Join(dir, output.ManifestFile), []byte(man), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rejected := func() (cats []string, note string) {
+		d, err := Build(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range d.Samples {
+			if !s.Accepted {
+				cats = append(cats, s.ID[len(s.ID)-2:]+"="+s.Category+"/"+s.Difficulty)
+			}
+		}
+		return cats, d.PlanNote
+	}
+	if cats, note := rejected(); fmt.Sprint(cats) != "[09=cat9/hard 19=cat19/hard]" || note != "" {
+		t.Errorf("rejected samples: %v (note %q), want their plan's category and difficulty", cats, note)
+	}
+	if err := os.WriteFile(plan, append(b.Bytes(), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cats, note := rejected(); fmt.Sprint(cats) != "[09=/ 19=/]" || !strings.Contains(note, "changed since the run") {
+		t.Errorf("with an edited plan: %v (note %q), want no category and a note", cats, note)
 	}
 }
 
