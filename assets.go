@@ -11,3 +11,9 @@ import "embed"
 //
 //go:embed gates.yaml keywords schemas prompts
 var Defaults embed.FS
+
+// PluginTemplate is plugins/example (a teacher plugin and its tests) with
+// this module's go.mod and go.sum: what `pgrules plugin new` writes out.
+//
+//go:embed plugins/example/main.go plugins/example/main_test.go go.mod go.sum
+var PluginTemplate embed.FS

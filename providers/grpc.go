@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -119,7 +120,9 @@ func (c *grpcClient) Configure(ctx context.Context, cfg []byte) (Configured, err
 }
 
 func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error) {
+	start := time.Now()
 	r, err := c.c.Generate(ctx, &pb.GenerateRequest{Id: req.ID, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft, PromptBytes: req.PromptBytes})
+	took := time.Since(start)
 	if err != nil {
 		return Response{}, err
 	}
@@ -130,6 +133,11 @@ func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error
 		Text: r.Text, Provider: r.Provider, SelectedModel: r.SelectedModel, ChosenModel: r.ChosenModel,
 		AttemptedModels: r.AttemptedModels, Fallbacks: fromAttempts(r.Fallbacks), RequestID: r.RequestId,
 		LatencySeconds: r.LatencySeconds, FinishReason: r.FinishReason,
+	}
+	if out.LatencySeconds <= 0 {
+		// A plugin that does not time its calls still gets a latency: the
+		// host's, around the gRPC call (so plugin overhead included).
+		out.LatencySeconds = max(math.Round(took.Seconds()*1e6)/1e6, 1e-6)
 	}
 	if u := r.Usage; u != nil {
 		out.Usage = &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
