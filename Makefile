@@ -6,7 +6,9 @@ GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
-PLUGINS  := $(notdir $(wildcard plugins/*))
+# Go plugins (plugins/python-example is Python: its wrapper script is the
+# executable, see providers/README.md).
+PLUGINS  := $(notdir $(patsubst %/main.go,%,$(wildcard plugins/*/main.go)))
 SAMPLE   := testdata/sample
 DEMO_OUT ?= out/demo
 

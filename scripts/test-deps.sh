@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives besides Go: a real Chromium for the
-# report test. Debian/Ubuntu packages, non-interactive, as root (or with
-# passwordless sudo); elsewhere it says what to install and fails.
+# report test, and Python's gRPC for the Python plugin test. Debian/Ubuntu
+# packages, non-interactive, as root (or with passwordless sudo); elsewhere
+# it says what to install and fails.
 set -euo pipefail
 
 need=()
 if [ -z "${PGRULES_CHROMIUM:-}" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
 	need+=(chromium)
 fi
+# The Python the plugin's wrapper would pick (plugins/python-example).
+havepy=
+for py in "${PGRULES_PYTHON:-}" /usr/bin/python3 python3; do
+	[ -n "$py" ] && "$py" -c 'import grpc, grpc_tools, cryptography' 2>/dev/null && havepy=1 && break
+done
+[ -n "$havepy" ] || need+=(python3 python3-grpcio python3-grpc-tools python3-cryptography)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "test-deps: installing ${need[*]}" >&2
@@ -16,7 +23,7 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
 	sudo=(sudo -n)
 else
-	echo "test-deps: need ${need[*]}: install them (apt-get install ${need[*]}) or set PGRULES_CHROMIUM to a Chrome binary" >&2
+	echo "test-deps: need ${need[*]}: install them (apt-get install ${need[*]}) or set PGRULES_CHROMIUM / PGRULES_PYTHON" >&2
 	exit 1
 fi
 if ! command -v apt-get >/dev/null; then

@@ -24,7 +24,7 @@ import (
 // finds them the way an installed pgrules does.
 func buildPgrules(t *testing.T) string {
 	t.Helper()
-	dir := plugintest.Build(t, "local", "dryrun")
+	dir := plugintest.Build(t, "local", "dryrun", "example")
 	bin := filepath.Join(dir, "pgrules")
 	if _, err := os.Stat(bin); err == nil {
 		return bin
