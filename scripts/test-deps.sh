@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives besides Go: a real Chromium for the
-# report test, and Python's gRPC for the Python plugin test. Debian/Ubuntu
+# report test, Python's gRPC for the Python plugin test, and Node with
+# DuckDB (@duckdb/node-api, in $PGRULES_NODE_DIR, default
+# ~/.cache/pgrules-test/node) to read the exported Parquet independently. Debian/Ubuntu
 # packages, non-interactive, as root (or with passwordless sudo); elsewhere
 # it says what to install and fails.
 set -euo pipefail
@@ -15,7 +17,20 @@ for py in "${PGRULES_PYTHON:-}" /usr/bin/python3 python3; do
 	[ -n "$py" ] && "$py" -c 'import grpc, grpc_tools, cryptography' 2>/dev/null && havepy=1 && break
 done
 [ -n "$havepy" ] || need+=(python3 python3-grpcio python3-grpc-tools python3-cryptography)
-[ ${#need[@]} -eq 0 ] && exit 0
+command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
+
+# npm packages, once the system ones are there.
+node_deps() {
+	local dir=${PGRULES_NODE_DIR:-$HOME/.cache/pgrules-test/node}
+	[ -d "$dir/node_modules/@duckdb/node-api" ] && return 0
+	echo "test-deps: npm install @duckdb/node-api into $dir" >&2
+	mkdir -p "$dir"
+	(cd "$dir" && npm install --no-audit --no-fund --silent @duckdb/node-api@1.5.6-r.1 >/dev/null)
+}
+if [ ${#need[@]} -eq 0 ]; then
+	node_deps
+	exit 0
+fi
 
 echo "test-deps: installing ${need[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then
@@ -33,3 +48,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+node_deps

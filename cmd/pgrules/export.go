@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgrules/pgrules/engine/export"
+)
+
+func newExportCmd() *cobra.Command {
+	var dest, format, split, license, name string
+	var seed int64
+	cmd := &cobra.Command{
+		Use:   "export [OUT_DIR] -o DIR",
+		Short: "Write the accepted records for training: Parquet (or JSONL) split by id hash, and a Hugging Face dataset card",
+		Long: `Reads the committed accepted records of OUT_DIR (default: out_dir of the
+config) and writes DIR/data/<split>-00000-of-00001.parquet (or .jsonl) for
+each split, and DIR/README.md, a Hugging Face dataset card: YAML front
+matter (configs and data_files per split, license, task_categories,
+size_categories, the features) and the run's provenance from its manifest
+(inputs', rules' and template's sha256, teacher plugin and models, gate
+pass rates, rejections).
+
+A record's split is a hash of --seed and its id, so an id stays in its
+split in every export with that seed. Parquet keeps nested fields typed
+(region_tags a list, teacher a struct with usage and fallbacks); response
+and the gates' verdicts are JSON text. JSONL keeps the records' bytes.
+
+DIR is replaced whole (written beside it, then swapped in) when it is
+empty or an earlier export; anything else is refused. The dataset must
+match the sha256 in its manifest, or the card would not be true of it.`,
+		Example: `  pgrules export -o hf/travel-guide
+  pgrules export out -o hf/travel-guide --split train=0.9,validation=0.1 --seed 7 --license cc-by-4.0
+  pgrules export out -o jsonl-splits --format jsonl --split train=0.8,validation=0.1,test=0.1`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := loadFor(cmd)
+			if err != nil {
+				return usageErr(err)
+			}
+			outDir := l.cfg.OutDir
+			if len(args) == 1 {
+				outDir = args[0]
+			}
+			if dest == "" {
+				return usageErr(fmt.Errorf("-o DIR is required: where to write the export"))
+			}
+			splits, err := export.ParseSplits(split)
+			if err != nil {
+				return usageErr(err)
+			}
+			res, err := export.Run(export.Options{OutDir: outDir, Dest: dest, Format: format, Splits: splits, Seed: seed, License: license, Name: name, Version: version})
+			if err != nil {
+				return usageErr(err)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "exported %d accepted records from %s to %s:\n", res.Total, outDir, dest)
+			for i, s := range splits {
+				fmt.Fprintf(w, "  %-12s %6d  %s\n", s.Name, res.Counts[s.Name], res.Files[i])
+			}
+			fmt.Fprintf(w, "  dataset card: %s/README.md\n", dest)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&dest, "output", "o", "", "directory to write (required)")
+	f.StringVar(&format, "format", "parquet", "parquet or jsonl")
+	f.StringVar(&split, "split", "train=1", "splits and their shares, e.g. train=0.9,validation=0.1")
+	f.Int64Var(&seed, "seed", 0, "seed of the split hash")
+	f.StringVar(&license, "license", "unknown", "license id for the dataset card (Hugging Face's list, e.g. cc-by-4.0)")
+	f.StringVar(&name, "name", "", "title of the dataset card")
+	f.String("out-dir", "out", "the run's out dir when OUT_DIR is not given (default: out_dir of the config)")
+	return cmd
+}
