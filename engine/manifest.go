@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"path/filepath"
 
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
@@ -77,7 +78,13 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 	m.Inputs = map[string]any{}
 	for name, f := range map[string]*inputs.File{"prompt_plan": set.Plan, "drafts": set.Drafts, "critiques": set.Critiques} {
 		if f != nil {
-			m.Inputs[name] = map[string]any{"path": f.Path, "sha256": f.SHA256, "bytes": f.Bytes, "records": f.Records, "problems": f.ProblemCount}
+			in := map[string]any{"path": f.Path, "sha256": f.SHA256, "bytes": f.Bytes, "records": f.Records, "problems": f.ProblemCount}
+			// Tools run later from elsewhere (explain, eval, report) find
+			// the file by its absolute path; "path" stays as the user gave it.
+			if abs, err := filepath.Abs(f.Path); err == nil && abs != f.Path {
+				in["abs_path"] = abs
+			}
+			m.Inputs[name] = in
 		}
 	}
 	if d.Rules != nil {

@@ -7,10 +7,12 @@ import (
 	"sort"
 	"strings"
 
+	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/interpreter"
+	"go.yaml.in/yaml/v3"
 )
 
 // Reason codes of the parse and contract stage, and of gates that could
@@ -136,6 +138,14 @@ func (d *Decision) GatesJSON() json.RawMessage {
 // Evaluate judges one teacher answer. It never fails: a broken answer is a
 // failing contract, a broken gate a gate_error.
 func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
+	d, act := r.prepare(s, raw, mode)
+	r.judge(d, act)
+	return d
+}
+
+// prepare parses and checks the answer and finds the word-list hits: the
+// activation every gate and variable is evaluated in.
+func (r *Rules) prepare(s Sample, raw string, mode Mode) (*Decision, *activation) {
 	d := &Decision{}
 	c := &d.Contract
 	a, parseMode, strictOK, perr := parseAnswer(raw, mode)
@@ -178,7 +188,11 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 	for li := range r.lists {
 		d.Hits = append(d.Hits, act.hits[li]...)
 	}
+	return d, act
+}
 
+// judge runs the gates in order and records the variables.
+func (r *Rules) judge(d *Decision, act *activation) {
 	passed := map[string]bool{}
 	for _, g := range r.gates {
 		res := r.evalGate(g, act, passed)
@@ -203,7 +217,39 @@ func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
 	for i, v := range r.variables {
 		d.Variables = append(d.Variables, KV{v.Name, native(act.variable(i))})
 	}
-	return d
+}
+
+// ExprFile names an expression given on the command line in positions.
+const ExprFile = "<expression>"
+
+// Value is what EvalExpr computed.
+type Value struct {
+	// Value is the result as plain Go values (JSON-ready).
+	Value any
+	// Type is the expression's checked type; RuntimeType the value's.
+	Type, RuntimeType string
+	// Decision is the sample's full decision, for context.
+	Decision *Decision
+}
+
+// EvalExpr compiles expr in the gates' environment — the same variables,
+// functions, schema field checks and cost limit — and evaluates it on one
+// answer. A compile error is a *LoadError at <expression>:line:col; a
+// runtime error is returned as it is.
+func (r *Rules) EvalExpr(expr string, s Sample, raw string, mode Mode) (*Value, error) {
+	el := &errList{}
+	n := &yaml.Node{Kind: yaml.ScalarNode, Value: expr, Line: 1, Column: 1}
+	c := r.compile(ExprFile, n, nil, el)
+	if err := el.err(); err != nil {
+		return nil, err
+	}
+	d, act := r.prepare(s, raw, mode)
+	r.judge(d, act)
+	v, _, err := c.prg.Eval(act)
+	if err != nil {
+		return nil, err
+	}
+	return &Value{Value: native(v), Type: cel.FormatCELType(c.ast.OutputType()), RuntimeType: v.Type().(ref.Type).TypeName(), Decision: d}, nil
 }
 
 func (r *Rules) evalGate(g *Gate, act interpreter.Activation, passed map[string]bool) GateResult {
@@ -370,6 +416,15 @@ func (r *Rules) Gates() []*Gate { return r.gates }
 
 // Lists returns the word lists.
 func (r *Rules) Lists() []*WordList { return r.lists }
+
+// VariableNames are the names of gates.yaml's variables, in order.
+func (r *Rules) VariableNames() []string {
+	out := make([]string, len(r.variables))
+	for i, v := range r.variables {
+		out[i] = v.Name
+	}
+	return out
+}
 
 // Files lists every file the rules were built from, with sha256s.
 func (r *Rules) Files() []File { return r.files }

@@ -14,7 +14,18 @@ import (
 type Finding struct {
 	Pos      Pos
 	Severity string // "warning" or "info"
-	Msg      string
+	// Rule names the check, stable for tools (SARIF ruleId).
+	Rule string
+	Msg  string
+}
+
+// LintRules describes each check a Finding can come from.
+var LintRules = map[string]string{
+	"unused-variable": "a variable no gate or variable uses",
+	"unused-list":     "a word list no gate or variable uses",
+	"duplicate-entry": "a word-list entry given twice",
+	"cancelled-entry": "a word-list entry an exception of the same list cancels: it can never hit",
+	"shadowed-entry":  "a phrase that only hits where a shorter entry of the list already hits",
 }
 
 func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Pos, f.Severity, f.Msg) }
@@ -51,12 +62,12 @@ func (r *Rules) Lint() ([]Finding, []GateCost) {
 	joined := strings.Join(srcs, "\n")
 	for _, v := range r.variables {
 		if !regexp.MustCompile(`\bvariables\.` + v.Name + `\b`).MatchString(joined) {
-			out = append(out, Finding{Pos: v.Pos, Severity: "warning", Msg: fmt.Sprintf("variable %q is never used", v.Name)})
+			out = append(out, Finding{Pos: v.Pos, Severity: "warning", Rule: "unused-variable", Msg: fmt.Sprintf("variable %q is never used", v.Name)})
 		}
 	}
 	for _, l := range r.lists {
 		if !regexp.MustCompile(`\bhits\.` + l.Name + `\b`).MatchString(joined) {
-			out = append(out, Finding{Pos: Pos{File: r.path, Line: 1, Col: 1}, Severity: "warning", Msg: fmt.Sprintf("list %q is never used by a gate or variable", l.Name)})
+			out = append(out, Finding{Pos: Pos{File: r.path, Line: 1, Col: 1}, Severity: "warning", Rule: "unused-list", Msg: fmt.Sprintf("list %q is never used by a gate or variable", l.Name)})
 		}
 		out = append(out, lintList(l)...)
 	}
@@ -87,14 +98,14 @@ func lintList(l *WordList) []Finding {
 	first := map[string]Term{}
 	for _, t := range l.Terms {
 		if p, dup := first[t.Text]; dup {
-			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "warning", Msg: fmt.Sprintf("%q duplicates line %d", t.Raw, p.Line)})
+			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "warning", Rule: "duplicate-entry", Msg: fmt.Sprintf("%q duplicates line %d", t.Raw, p.Line)})
 			continue
 		}
 		first[t.Text] = t
 	}
 	for _, e := range l.Exceptions {
 		if t, ok := first[e.Text]; ok {
-			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "warning", Msg: fmt.Sprintf("%q can never hit: exception %q (%s:%d) cancels it", t.Raw, e.Raw, e.File, e.Line)})
+			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "warning", Rule: "cancelled-entry", Msg: fmt.Sprintf("%q can never hit: exception %q (%s:%d) cancels it", t.Raw, e.Raw, e.File, e.Line)})
 		}
 	}
 	// One pass per phrase over an automaton of every entry: a phrase is
@@ -121,7 +132,7 @@ func lintList(l *WordList) []Finding {
 				continue
 			}
 			s := byText[inner]
-			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "info",
+			out = append(out, Finding{Pos: Pos{File: t.File, Line: t.Line, Col: 1}, Severity: "info", Rule: "shadowed-entry",
 				Msg: fmt.Sprintf("%q is shadowed by %q (line %d): any text with the phrase already contains the word; keep it only if details should name the phrase", t.Raw, s.Raw, s.Line)})
 			break
 		}

@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -100,7 +101,13 @@ type Pos struct {
 	Line, Col int
 }
 
-func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+// String is file:line:col, or file:line when the column is not known.
+func (p Pos) String() string {
+	if p.Col == 0 {
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
 
 // Actions a gate may take when it fails.
 const (
@@ -164,17 +171,35 @@ type listDoc struct {
 var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // errList gathers every problem so an author fixes them in one pass.
-type errList struct{ errs []string }
+type errList struct{ errs []Problem }
 
 func (e *errList) add(p Pos, format string, args ...any) {
-	e.errs = append(e.errs, p.String()+": "+fmt.Sprintf(format, args...))
+	e.errs = append(e.errs, Problem{Pos: p, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (e *errList) err() error {
 	if len(e.errs) == 0 {
 		return nil
 	}
-	return errors.New(strings.Join(e.errs, "\n"))
+	return &LoadError{Problems: e.errs}
+}
+
+// Problem is one mistake in the rules, where it is.
+type Problem struct {
+	Pos Pos
+	Msg string
+}
+
+// LoadError is every mistake found loading the rules, each at
+// file:line:col, one per line.
+type LoadError struct{ Problems []Problem }
+
+func (e *LoadError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Pos.String() + ": " + p.Msg
+	}
+	return strings.Join(lines, "\n")
 }
 
 func load(data []byte, file string, src source) (*Rules, error) {
@@ -443,7 +468,8 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
 func yamlFileErr(file string, err error) error {
 	s := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(s); m != nil {
-		return fmt.Errorf("%s:%s: YAML syntax: %s", file, m[1], s[len(m[0]):])
+		line, _ := strconv.Atoi(m[1])
+		return &LoadError{Problems: []Problem{{Pos: Pos{File: file, Line: line}, Msg: "YAML syntax: " + s[len(m[0]):]}}}
 	}
 	return fmt.Errorf("%s: %s", file, yamlErr(err))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/rules"
 )
@@ -142,6 +143,11 @@ func findAnswer(id, outDir, rawPath string) (string, string, rules.Sample, error
 			}
 			where := fmt.Sprintf("%s:%d", path, line)
 			s = rec.Sample
+			if name == output.RejectedFile {
+				// Rejected records do not carry the plan's fields; gates
+				// that read sample.* must see what the run saw.
+				s, where = withPlanFacts(snap, s, where)
+			}
 			switch {
 			case len(rec.Response) > 0:
 				return string(rec.Response), where, s, nil
@@ -177,4 +183,31 @@ func writeExplainJSON(w io.Writer, id, where string, d *rules.Decision) error {
 		"warnings": d.Warnings, "contract": d.Contract, "variables": vars,
 		"gates": json.RawMessage(d.GatesJSON()), "hits": d.Hits,
 	})
+}
+
+// withPlanFacts fills a rejected sample's plan fields from the prompt plan
+// of the run, when that file is unchanged; the source line says which.
+func withPlanFacts(snap *output.Committed, s rules.Sample, where string) (rules.Sample, string) {
+	man, err := snap.ReadDocument(output.ManifestFile)
+	if err != nil || man == nil {
+		return s, where + " (sample fields unknown: no manifest)"
+	}
+	var m struct {
+		Inputs json.RawMessage `json:"inputs"`
+	}
+	_ = json.Unmarshal(man, &m)
+	found, err := inputs.PlanFacts(m.Inputs, map[string]bool{s.ID: true})
+	if err != nil {
+		return s, where + " (sample fields unknown: " + err.Error() + ")"
+	}
+	p, ok := found[s.ID]
+	if !ok {
+		return s, where + " (sample fields unknown: the id is not in the prompt plan)"
+	}
+	payloadType := s.PayloadType
+	s = p
+	if payloadType != "" {
+		s.PayloadType = payloadType
+	}
+	return s, where + " (sample fields from the prompt plan)"
 }

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +14,7 @@ import (
 )
 
 func newTestRulesCmd() *cobra.Command {
-	var runRE, junit string
+	var runRE, junit, format string
 	var verbose, coverage bool
 	var coverageMin float64
 	cmd := &cobra.Command{
@@ -22,9 +22,25 @@ func newTestRulesCmd() *cobra.Command {
 		Short: "Run the YAML test cases of gates.yaml (default: testdata/rules)",
 		Long: `Runs rule test cases: each gives the sample fields, the teacher's raw text
 or a response object, the gating mode and the expected outcome. Output is in
-the style of go test. Exit 1 when a case fails, 2 when the rules or a case
-file do not load (with file:line:col).`,
+the style of go test, or --format json|junit|sarif|github (a failed case is
+reported at its file:line; load errors come out in the same format). Exit 1
+when a case fails, 2 when the rules or a case file do not load (with
+file:line:col).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return usageErr(err)
+			}
+			text := format == "text"
+			// A machine format owns stdout: load errors come out in it too.
+			loadFailed := func(err error) error {
+				if text {
+					return usageErr(err)
+				}
+				if werr := writeDiagnostics(cmd.OutOrStdout(), format, "test-rules", loadDiagnostics(err), testRuleDocs, map[string]any{"loaded": false}); werr != nil {
+					return werr
+				}
+				return &exitError{code: exitUsage, err: errQuiet}
+			}
 			if len(args) == 0 {
 				args = []string{"testdata/rules"}
 			}
@@ -41,7 +57,7 @@ file do not load (with file:line:col).`,
 			}
 			rs, err := loadRules(l.cfg.Rules)
 			if err != nil {
-				return usageErr(err)
+				return loadFailed(err)
 			}
 			files, err := ruletest.Collect(args)
 			if err != nil {
@@ -51,11 +67,14 @@ file do not load (with file:line:col).`,
 			for _, f := range files {
 				cs, err := ruletest.LoadFile(f)
 				if err != nil {
-					return usageErr(err)
+					return loadFailed(err)
 				}
 				cases = append(cases, cs...)
 			}
 			out := cmd.OutOrStdout()
+			if !text {
+				out = io.Discard // the report below replaces the go test-style lines
+			}
 			cov := ruletest.NewCoverage(rs)
 			var results []ruletest.Result
 			failed := 0
@@ -84,8 +103,23 @@ file do not load (with file:line:col).`,
 					fmt.Fprintf(out, "    %s\n", f)
 				}
 			}
+			diags := caseDiagnostics(results)
 			if junit != "" {
-				if err := writeJUnit(junit, results, time.Since(start)); err != nil {
+				f, err := os.Create(junit)
+				if err != nil {
+					return usageErr(fmt.Errorf("--junit %s: %w", junit, err))
+				}
+				err = writeDiagJUnit(f, "test-rules", diags)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if !text {
+				summary := map[string]any{"rules": rs.Path(), "cases": len(results), "failed": failed, "coverage_percent": cov.Percent()}
+				if err := writeDiagnostics(cmd.OutOrStdout(), format, "test-rules", diags, testRuleDocs, summary); err != nil {
 					return err
 				}
 			}
@@ -114,53 +148,29 @@ file do not load (with file:line:col).`,
 	f.String("rules", "gates.yaml", "the gates file under test (default: rules of the config)")
 	f.StringVar(&runRE, "run", "", "run only cases whose name matches this regular expression")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print every case, not only failures")
-	f.StringVar(&junit, "junit", "", "write a JUnit XML report to this file")
+	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
+	f.StringVar(&format, "format", "text", "text (go test style), json, junit, sarif or github")
 	f.BoolVar(&coverage, "coverage", false, "report which gate outcomes and list entries the cases exercised")
 	f.Float64Var(&coverageMin, "coverage-min", 0, "fail when coverage is below this percentage")
 	return cmd
 }
 
-type junitSuite struct {
-	XMLName  xml.Name    `xml:"testsuite"`
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Time     string      `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
+var testRuleDocs = map[string]string{
+	"case":       "a rule test case: an error when its expectation does not hold",
+	"load-error": "gates.yaml or a case file does not load",
 }
 
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
-func writeJUnit(path string, results []ruletest.Result, took time.Duration) error {
-	s := junitSuite{Name: "pgrules test-rules", Tests: len(results), Time: fmt.Sprintf("%.3f", took.Seconds())}
+// caseDiagnostics: one per case, failed ones at the case's file:line.
+func caseDiagnostics(results []ruletest.Result) []diagnostic {
+	var out []diagnostic
 	for _, r := range results {
-		jc := junitCase{Name: r.Case.Name, Classname: r.Case.File}
-		if !r.Passed() {
-			s.Failures++
-			text := ""
-			for _, f := range r.Failures {
-				text += f + "\n"
-			}
-			jc.Failure = &junitFailure{Message: fmt.Sprintf("%s:%d", r.Case.File, r.Case.Line), Text: text}
+		d := diagnostic{Rule: "case", Severity: "error", File: r.Case.File, Line: r.Case.Line, Name: r.Case.Name, Passed: r.Passed()}
+		if d.Passed {
+			d.Severity, d.Message = "info", "passed"
+		} else {
+			d.Message = strings.Join(r.Failures, "; ")
 		}
-		s.Cases = append(s.Cases, jc)
+		out = append(out, d)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("--junit %s: %w", path, err)
-	}
-	defer f.Close()
-	io.WriteString(f, xml.Header)
-	enc := xml.NewEncoder(f)
-	enc.Indent("", "  ")
-	return enc.Encode(s)
+	return out
 }

@@ -117,7 +117,7 @@ func Open(path string, opt Options) (*Cache, error) {
 		return nil, &Error{Op: "open", Path: path, Err: err}
 	}
 	c := &Cache{db: db, path: path}
-	if err := c.init(opt.ReadOnly); err != nil {
+	if err := c.init(opt.ReadOnly, opt.Timeout); err != nil {
 		db.Close()
 		if strings.Contains(err.Error(), "not a database") || strings.Contains(err.Error(), "file is encrypted") {
 			err = fmt.Errorf("%w: %v", ErrNotCache, err)
@@ -131,9 +131,9 @@ func escapePath(p string) string {
 	return strings.NewReplacer("?", "%3f", "#", "%23", "%", "%25").Replace(p)
 }
 
-func (c *Cache) init(readOnly bool) error {
+func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 	if !readOnly {
-		if err := c.createSchema(); err != nil {
+		if err := c.createSchema(timeout); err != nil {
 			return err
 		}
 	}
@@ -195,7 +195,27 @@ const schemaSQL = `
 // a file is fixed by its first write, so the pragma and the tables go
 // through one connection. (The DSN's _pragma parameters are applied in
 // name order, and WAL mode writes the first page.)
-func (c *Cache) createSchema() error {
+// createSchema makes a new file a cache, or checks an existing one is.
+// Two processes opening a new file at once race to set it up: switching to
+// WAL needs the file to itself and SQLite answers SQLITE_BUSY at once, not
+// after busy_timeout, so the loser tries again until the winner is done.
+func (c *Cache) createSchema(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := c.createSchemaOnce()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
+}
+
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+func (c *Cache) createSchemaOnce() error {
 	ctx := context.Background()
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
@@ -214,8 +234,13 @@ func (c *Cache) createSchema() error {
 	// WAL is a property of the file: set once, every connection of every
 	// process uses it. (It writes the first page: after page_size.)
 	var mode string
-	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
 		return err
+	}
+	if mode != "wal" {
+		if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+			return err
+		}
 	}
 	_, err = conn.ExecContext(ctx, schemaSQL)
 	return err

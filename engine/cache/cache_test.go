@@ -137,6 +137,62 @@ func TestTwoProcessesShareOneCache(t *testing.T) {
 	}
 }
 
+// Processes that open a cache file that does not exist yet, all at the
+// same instant, all get a working cache: one sets it up (WAL), the others
+// wait for it instead of failing "database is locked".
+func TestManyProcessesCreateOneCacheAtOnce(t *testing.T) {
+	if path := os.Getenv("PGRULES_CACHE_RACE_CHILD"); path != "" {
+		for {
+			if _, err := os.Stat(path + ".go"); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		c, err := Open(path, Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		if err := c.Put(Key(KeyParts{Prompt: os.Getenv("PGRULES_CACHE_RACE_WHO")}), Entry{Text: "x"}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		c.Close()
+		os.Exit(0)
+	}
+	const procs = 8
+	for round := range 4 {
+		path := filepath.Join(t.TempDir(), "cache.db")
+		var cmds []*exec.Cmd
+		var outs []*strings.Builder
+		for i := range procs {
+			cmd := exec.Command(os.Args[0], "-test.run=TestManyProcessesCreateOneCacheAtOnce")
+			cmd.Env = append(os.Environ(), "PGRULES_CACHE_RACE_CHILD="+path, fmt.Sprintf("PGRULES_CACHE_RACE_WHO=%d", i))
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds, outs = append(cmds, cmd), append(outs, &stderr)
+		}
+		time.Sleep(300 * time.Millisecond) // every child is waiting
+		if err := os.WriteFile(path+".go", nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for i, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("round %d: process %d could not open the new cache: %v\n%s", round, i, err, outs[i])
+			}
+		}
+		c := open(t, path)
+		s, err := c.Stats()
+		c.Close()
+		if err != nil || s.Entries != procs {
+			t.Fatalf("round %d: %d entries, %v; want %d", round, s.Entries, err, procs)
+		}
+	}
+}
+
 func TestPruneRemovesOnlyOldAnswers(t *testing.T) {
 	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
 	defer c.Close()

@@ -13,9 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pgrules/pgrules/engine/changes"
+	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/rules"
 )
@@ -468,53 +467,24 @@ func (s *Sample) size() int {
 // difficulty and payload type their records do not carry, from the run's
 // prompt plan — only when the file is still the one the run read (same
 // sha256), so the page never shows another plan's facts.
-func (d *Data) describeRejected(inputs json.RawMessage) {
-	var in struct {
-		Plan struct {
-			Path   string `json:"path"`
-			SHA256 string `json:"sha256"`
-		} `json:"prompt_plan"`
-	}
-	if json.Unmarshal(inputs, &in) != nil || in.Plan.Path == "" {
-		return
-	}
-	want := map[string][]int{}
-	for i, s := range d.Samples {
+func (d *Data) describeRejected(manifestInputs json.RawMessage) {
+	want := map[string]bool{}
+	for _, s := range d.Samples {
 		if !s.Accepted && (s.Category == "" || s.Difficulty == "" || s.PayloadType == "") {
-			want[s.ID] = append(want[s.ID], i)
+			want[s.ID] = true
 		}
 	}
 	if len(want) == 0 {
 		return
 	}
-	f, err := os.Open(in.Plan.Path)
+	found, err := inputs.PlanFacts(manifestInputs, want)
 	if err != nil {
-		d.PlanNote = "the prompt plan " + in.Plan.Path + " is not readable from here: rejected samples show no category"
+		d.PlanNote = err.Error() + ": rejected samples show no category"
 		return
 	}
-	defer f.Close()
-	h := sha256.New()
-	found := map[string]head{}
-	r := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
-	for {
-		line, err := r.ReadBytes('\n')
-		if len(line) > 0 {
-			var p head
-			if json.Unmarshal(line, &p) == nil && len(want[p.ID]) > 0 {
-				found[p.ID] = p
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	if hex.EncodeToString(h.Sum(nil)) != in.Plan.SHA256 {
-		d.PlanNote = "the prompt plan " + in.Plan.Path + " changed since the run: rejected samples show no category"
-		return
-	}
-	for id, p := range found {
-		for _, i := range want[id] {
-			s := &d.Samples[i]
+	for i := range d.Samples {
+		s := &d.Samples[i]
+		if p, ok := found[s.ID]; ok && !s.Accepted {
 			s.Category = cmp.Or(s.Category, p.Category)
 			s.Difficulty = cmp.Or(s.Difficulty, p.Difficulty)
 			s.PayloadType = cmp.Or(s.PayloadType, p.PayloadType)
