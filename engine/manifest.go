@@ -34,6 +34,29 @@ type Manifest struct {
 	// Health is the run's health verdict; a committed unhealthy run
 	// (--allow-unhealthy) says so here.
 	Health Health `json:"health"`
+	// Shard is set on a shard's run: which ids it took, and how.
+	Shard *ManifestShard `json:"shard,omitempty"`
+	// Shards lists, on a merge, the shard runs it gathered.
+	Shards []MergedShard `json:"shards,omitempty"`
+}
+
+// ManifestShard is a shard run's share of the ids.
+type ManifestShard struct {
+	Shard
+	Hash string `json:"hash"`
+}
+
+// MergedShard is one shard run a merge gathered.
+type MergedShard struct {
+	Dir            string `json:"dir"`
+	Shard          Shard  `json:"shard"`
+	RunID          string `json:"run_id"`
+	CreatedAt      string `json:"created_at"`
+	Accepted       int    `json:"accepted"`
+	Rejected       int    `json:"rejected"`
+	DatasetSHA256  string `json:"dataset_sha256"`
+	RejectedSHA256 string `json:"rejected_sha256"`
+	Healthy        bool   `json:"healthy"`
 }
 
 // ManifestFile is a file and its digest.
@@ -115,4 +138,7 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 		m.Changes = &c
 	}
 	m.Health = res.Health
+	if opt.Shard.Enabled() {
+		m.Shard = &ManifestShard{Shard: opt.Shard, Hash: ShardHash}
+	}
 }

@@ -1,6 +1,11 @@
 package engine
 
-import "github.com/pgrules/pgrules/engine/output"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgrules/pgrules/engine/output"
+)
 
 // job is one id to take through the stages; keep is set when the record of
 // a previous run is kept as it is (--resume).
@@ -26,11 +31,33 @@ type work struct {
 
 // planWork decides what happens to each id. With --resume a previous
 // record is kept unless its outcome was a teacher failure, which is not a
-// decision about the sample and is asked again.
-func planWork(ids []string, prior *output.Prior, opt Options) work {
+// decision about the sample and is asked again. A shard takes only its
+// ids; a merge keeps every id's record from the shards, and an id without
+// one means the shards are not the whole run.
+func planWork(ids []string, prior, source *output.Prior, opt Options) (work, error) {
 	var w work
 	w.jobs = make([]job, 0, len(ids))
+	merge := len(opt.MergeFrom) > 0
+	missing := 0
+	var firstMissing string
 	for _, id := range ids {
+		if !opt.Shard.Has(id) {
+			continue
+		}
+		if merge {
+			i, ok := source.ByID[id]
+			if !ok {
+				if missing == 0 {
+					firstMissing = id
+				}
+				missing++
+				continue
+			}
+			rec := source.Records[i]
+			w.jobs = append(w.jobs, job{seq: len(w.jobs), id: id, keep: &rec})
+			w.kept++
+			continue
+		}
 		if opt.Resume {
 			if i, ok := prior.ByID[id]; ok && !prior.Records[i].TeacherFailed {
 				rec := prior.Records[i]
@@ -52,5 +79,18 @@ func planWork(ids []string, prior *output.Prior, opt Options) work {
 		}
 		w.jobs = append(w.jobs, j)
 	}
-	return w
+	if missing > 0 {
+		return w, &MergeError{Problems: []string{fmt.Sprintf("%d input id(s) have no record in any shard (the first: %q): the shards are not all of this run's ids", missing, firstMissing)}}
+	}
+	if merge && len(w.jobs) != len(source.Records) {
+		return w, &MergeError{Problems: []string{fmt.Sprintf("the shards hold %d records but the inputs have %d ids: records of ids that are not in these inputs", len(source.Records), len(w.jobs))}}
+	}
+	return w, nil
+}
+
+// MergeError says why shards cannot be merged; nothing was written.
+type MergeError struct{ Problems []string }
+
+func (e *MergeError) Error() string {
+	return "cannot merge the shards: " + strings.Join(e.Problems, "; ")
 }

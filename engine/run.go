@@ -56,6 +56,14 @@ type Options struct {
 	// OnProgress, when set, is told of every written sample (a terminal
 	// progress bar); otherwise progress is a log line every ProgressEvery.
 	OnProgress func(done, total, accepted int)
+	// Shard runs only the ids of one shard (see ShardOf).
+	Shard Shard
+	// MergeFrom makes the run a merge of these shard out dirs: every id's
+	// record is a shard's, kept as it is, and judged for the stats exactly
+	// as a fresh one; no teacher is asked. AdjustStats then sets what only
+	// the shards know (their calls, cache use, resumed records).
+	MergeFrom   []string
+	AdjustStats func(*stats.Stats)
 }
 
 // Deps are the collaborators of a run, built by the CLI.
@@ -156,8 +164,21 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	for _, p := range prior.Problems {
 		log.Warn().Msg(p)
 	}
+	source := prior
+	if len(opt.MergeFrom) > 0 {
+		if source, err = output.ReadPriors(opt.MergeFrom); err != nil {
+			return nil, err
+		}
+		defer source.Close()
+		if len(source.Problems) > 0 {
+			return nil, &MergeError{Problems: source.Problems}
+		}
+	}
 
-	work := planWork(set.IDs, prior, opt)
+	work, err := planWork(set.IDs, prior, source, opt)
+	if err != nil {
+		return nil, err
+	}
 	createdAt := opt.Now().UTC().Format(createdAtLayout)
 	st := &stages{
 		set:      set,
@@ -168,6 +189,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 			KeyByID: d.KeyByID, Refresh: opt.Refresh, Log: log, NoPrompt: d.NoPrompt, WantsDraft: d.WantsDraft,
 		},
 		judge: &judge.Judge{Rules: d.Rules, Mode: opt.Mode, Provider: d.Provider, CreatedAt: createdAt},
+		merge: len(opt.MergeFrom) > 0,
 	}
 	if opt.Offline {
 		st.answers.Teacher = nil
@@ -197,6 +219,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 
 	res.Stats = t.report(work, problems, set.ProblemCount(), d)
+	if opt.AdjustStats != nil {
+		opt.AdjustStats(&res.Stats)
+	}
 	if res.Dataset, err = w.Info(output.DatasetFile); err == nil {
 		res.Rejected, err = w.Info(output.RejectedFile)
 	}

@@ -21,6 +21,7 @@ type stages struct {
 	system   string
 	answers  *answer.Source
 	judge    *judge.Judge
+	merge    bool
 }
 
 // result is one sample after the stages: its record, encoded, and what
@@ -124,7 +125,8 @@ func (st *stages) keep(r *result, s inputs.Sample, j job) *result {
 	}
 	r.kept, r.line = true, line
 	r.outcome = st.judge.Outcome(s, r.verdict)
-	r.outcome.Resumed = true
+	// A merged record was processed by its shard, not resumed by the merge.
+	r.outcome.Resumed = !st.merge
 	return r
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pgrules/pgrules/engine"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -42,6 +43,12 @@ type Config struct {
 	Concurrency int     `koanf:"concurrency"`
 	RPM         float64 `koanf:"rpm"`
 	TPM         float64 `koanf:"tpm"`
+	// RPMTotal and TPMTotal are limits for all shards together: each shard
+	// of N takes 1/N of them.
+	RPMTotal float64 `koanf:"rpm_total"`
+	TPMTotal float64 `koanf:"tpm_total"`
+	// Shard is "K/N" or "auto/N" (K from $JOB_COMPLETION_INDEX).
+	Shard string `koanf:"shard"`
 	MaxRetries  int     `koanf:"max_retries"`
 	FatalAfter  int     `koanf:"fatal_after"`
 	// MaxRetryWait caps any single wait, Retry-After included.
@@ -747,6 +754,15 @@ func validate(l *loaded, c *Config) configErrors {
 	check(c.Concurrency >= 1, "concurrency", "must be at least 1, got %d", c.Concurrency)
 	check(c.RPM >= 0, "rpm", "must be 0 (no limit) or more, got %g", c.RPM)
 	check(c.TPM >= 0, "tpm", "must be 0 (no limit) or more, got %g", c.TPM)
+	check(c.RPMTotal >= 0, "rpm_total", "must be 0 (no limit) or more, got %g", c.RPMTotal)
+	check(c.TPMTotal >= 0, "tpm_total", "must be 0 (no limit) or more, got %g", c.TPMTotal)
+	if c.Shard != "" {
+		// auto/N is resolved when a run starts: other commands read the
+		// same config outside the Job.
+		_, err := engine.ParseShard(c.Shard, func(string) string { return "0" })
+		check(err == nil, "shard", "%v", err)
+		check(c.Limit == 0, "limit", "cannot be used with shard %s: a limit per shard would not add up to one run (shard fewer ids instead)", c.Shard)
+	}
 	check(c.MaxRetries >= 0, "max_retries", "must be 0 or more, got %d", c.MaxRetries)
 	check(c.FatalAfter >= 0, "fatal_after", "must be 0 (never stop early) or more, got %d", c.FatalAfter)
 	check(c.Limit >= 0, "limit", "must be 0 (all samples) or more, got %d", c.Limit)

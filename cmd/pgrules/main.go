@@ -69,7 +69,7 @@ re-gating costs no teacher call.`,
 }
 
 func subcommands() []*cobra.Command {
-	return []*cobra.Command{newRunCmd(), newTestRulesCmd(), newExplainCmd(), newLintCmd(), newProvidersCmd(), newCacheCmd(), newDiffCmd(), newReportCmd(), newPluginCmd(), newExportCmd(), newEvalCmd()}
+	return []*cobra.Command{newRunCmd(), newTestRulesCmd(), newExplainCmd(), newLintCmd(), newProvidersCmd(), newCacheCmd(), newDiffCmd(), newReportCmd(), newPluginCmd(), newExportCmd(), newEvalCmd(), newMergeCmd()}
 }
 
 func main() {

@@ -68,6 +68,9 @@ func newRunCmd() *cobra.Command {
 	f.Int("concurrency", 4, "teacher requests in flight")
 	f.Float64("rpm", 0, "rate limit in requests per minute (0: none)")
 	f.Float64("tpm", 0, "rate limit in tokens per minute (0: none)")
+	f.Float64("rpm-total", 0, "rate limit in requests per minute for all shards together: a shard of N takes 1/N (0: none)")
+	f.Float64("tpm-total", 0, "rate limit in tokens per minute for all shards together: a shard of N takes 1/N (0: none)")
+	f.String("shard", "", "process only shard K of N of the ids (K/N), or auto/N with K from $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)")
 	f.Int("max-retries", 5, "retries of a retryable teacher failure (429, 5xx, timeout)")
 	f.Int("fatal-after", 5, "stop the run when the first N calls all fail the same non-retryable way")
 	f.Duration("max-retry-wait", teacher.DefaultMaxRetryWait, "cap on any single wait before a retry, Retry-After included; a longer Retry-After fails the call")
@@ -115,6 +118,13 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		return usageErr(err)
 	}
 	mode := rules.Mode(cfg.GatingMode)
+	var shard engine.Shard
+	if cfg.Shard != "" {
+		if shard, err = engine.ParseShard(cfg.Shard, os.Getenv); err != nil {
+			return usageErr(&ConfigError{Origin: l.origin("shard"), Key: "shard", Msg: err.Error()})
+		}
+	}
+	rpm, tpm := effectiveLimit(cfg.RPM, cfg.RPMTotal, shard), effectiveLimit(cfg.TPM, cfg.TPMTotal, shard)
 
 	// Everything declarative is loaded and checked before any plugin starts
 	// or any teacher call is made: a typo in gates.yaml costs nothing.
@@ -161,11 +171,14 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	var gen answer.Teacher
 	if tch.client != nil {
 		caller = teacher.New(tch.client, teacher.Policy{
-			RPM: cfg.RPM, TPM: cfg.TPM,
+			RPM: rpm, TPM: tpm,
 			MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
 			FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait,
 		}, log)
 		gen = caller
+	}
+	if shard.Enabled() {
+		log.Info().Str("shard", shard.String()).Float64("rpm", rpm).Float64("tpm", tpm).Msgf("shard %s: only the ids whose hash falls in it (%s)", shard, engine.ShardHash)
 	}
 	log.Info().Str("provider", tch.name).Str("version", tch.version).Str("plugin", tch.path).Bool("offline", cfg.Offline).
 		Strs("models", tch.models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
@@ -186,6 +199,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		MaxTeacherFailureRate: &cfg.Health.MaxTeacherFailureRate,
 		AllowUnhealthy:        cfg.Health.AllowUnhealthy,
 		Offline:               cfg.Offline,
+		Shard:                 shard,
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Teacher: gen,
 		Provider: tch.name, Identity: tch.identity, KeyByID: tch.keyByID, NoPrompt: tch.noPrompt, WantsDraft: tch.wantsDraft, Cache: store, Log: log,
@@ -505,4 +519,20 @@ func progressBar(cmd *cobra.Command, cfg *Config) (func(done, total, accepted in
 				fmt.Fprintln(f)
 			}
 		}
+}
+
+// effectiveLimit is a shard's rate limit: its own, and its 1/N of the
+// total for all shards, whichever is lower (0: no limit).
+func effectiveLimit(own, total float64, shard engine.Shard) float64 {
+	if total <= 0 {
+		return own
+	}
+	share := total
+	if shard.Enabled() {
+		share = total / float64(shard.N)
+	}
+	if own > 0 && own < share {
+		return own
+	}
+	return share
 }

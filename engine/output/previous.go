@@ -46,6 +46,8 @@ type Prior struct {
 	// Manifest and Stats are the previous run's documents, nil when absent.
 	Manifest, Stats []byte
 	snap            *Committed
+	// parts are the shards a merged Prior was read from.
+	parts []*Prior
 }
 
 // Close releases the previous run's files.
@@ -53,6 +55,38 @@ func (p *Prior) Close() {
 	if p.snap != nil {
 		p.snap.Close()
 	}
+	for _, q := range p.parts {
+		q.Close()
+	}
+}
+
+// ReadPriors reads the committed outputs of several out dirs (the shards
+// of a run) as one. Every problem is reported — a torn or edited file, an
+// id in two shards — and the caller refuses to merge if there is any.
+func ReadPriors(dirs []string) (*Prior, error) {
+	all := &Prior{ByID: map[string]int{}}
+	where := map[string]string{}
+	for _, dir := range dirs {
+		p, err := ReadPrior(dir)
+		if err != nil {
+			all.Close()
+			return nil, err
+		}
+		all.parts = append(all.parts, p)
+		for _, prob := range p.Problems {
+			all.Problems = append(all.Problems, dir+": "+prob)
+		}
+		for _, r := range p.Records {
+			if other, dup := where[r.ID]; dup {
+				all.Problems = append(all.Problems, fmt.Sprintf("id %q has a record in %s and in %s", r.ID, other, dir))
+				continue
+			}
+			where[r.ID] = dir
+			all.ByID[r.ID] = len(all.Records)
+			all.Records = append(all.Records, r)
+		}
+	}
+	return all, nil
 }
 
 // teacherFailureReasons mark records whose outcome is a failed teacher
