@@ -48,9 +48,9 @@ type Config struct {
 	RPMTotal float64 `koanf:"rpm_total"`
 	TPMTotal float64 `koanf:"tpm_total"`
 	// Shard is "K/N" or "auto/N" (K from $JOB_COMPLETION_INDEX).
-	Shard string `koanf:"shard"`
-	MaxRetries  int     `koanf:"max_retries"`
-	FatalAfter  int     `koanf:"fatal_after"`
+	Shard      string `koanf:"shard"`
+	MaxRetries int    `koanf:"max_retries"`
+	FatalAfter int    `koanf:"fatal_after"`
 	// MaxRetryWait caps any single wait, Retry-After included.
 	MaxRetryWait time.Duration `koanf:"max_retry_wait"`
 
