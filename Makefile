@@ -33,8 +33,9 @@ demo: build
 		--plan $(SAMPLE)/prompt_plan_v1.jsonl \
 		--drafts $(SAMPLE)/drafts_v1.jsonl \
 		--critiques $(SAMPLE)/critiques_v1.jsonl \
-		--out-dir $(DEMO_OUT)
+		--out-dir $(DEMO_OUT) --report
 	@echo "outputs in $(DEMO_OUT):" && ls -l $(DEMO_OUT)
+	@echo "open $(DEMO_OUT)/report.html in a browser to see the run"
 
 test: vet fmt-check build test-deps
 	$(GO) test ./...
