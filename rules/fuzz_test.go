@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"regexp"
 	"strings"
@@ -214,6 +215,22 @@ func FuzzIsIdent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if isIdent(s) != re.MatchString(s) {
 			t.Fatalf("isIdent(%q) = %v", s, isIdent(s))
+		}
+	})
+}
+
+// fences finds exactly what fenceRE finds.
+func FuzzFences(f *testing.F) {
+	for _, s := range []string{"```json\n{}\n```", "````\n{}```", "```\r\n{\"a\":1}\r\n```", "x ```js  \n1\n``` y ```\n2```", "```\n```", "```\r```", "```\n\r```", "``` \n\n\n```", "```a-b_c\t\n x\r\n\r\n```z```\n```"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want []string
+		for _, m := range fenceRE.FindAllStringSubmatch(s, -1) {
+			want = append(want, m[1])
+		}
+		if got := fences(s); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Fatalf("fences(%q) = %q, fenceRE finds %q", s, got, want)
 		}
 	})
 }

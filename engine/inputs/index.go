@@ -98,7 +98,7 @@ type kind struct {
 
 // chunkSize is the unit of parallel indexing: large files are split at
 // line boundaries and their chunks scanned on every core.
-const chunkSize = 32 << 20
+var chunkSize = 32 << 20 // a variable for tests: small chunks number lines across boundaries
 
 // openFile maps path into memory (spooling a pipe or FIFO first). Every
 // blocking step (opening a FIFO that has no writer yet, reading a pipe)
@@ -157,7 +157,10 @@ type chunk struct {
 	file      *File
 	start     int // byte offset in the file
 	data      []byte
-	firstLine int // line number of the chunk's first line
+	// lineCount is how many lines the chunk holds; its lines are numbered
+	// from 1 by scan and made absolute once every chunk before it is
+	// counted (counting them up front was a serial pass over every byte).
+	lineCount int
 	lines     []scanned
 }
 
@@ -173,11 +176,9 @@ type scanned struct {
 	problem   string // a problem without an id
 }
 
-// split cuts a file into chunks at line boundaries and counts lines, so
-// each chunk knows its first line number.
+// split cuts a file into chunks at line boundaries.
 func (ix *File) split() []*chunk {
 	var out []*chunk
-	line := 1
 	for start := 0; start < len(ix.data); {
 		end := min(start+chunkSize, len(ix.data))
 		if end < len(ix.data) {
@@ -187,9 +188,7 @@ func (ix *File) split() []*chunk {
 				end = len(ix.data)
 			}
 		}
-		c := &chunk{file: ix, start: start, data: ix.data[start:end], firstLine: line}
-		line += bytes.Count(c.data, []byte{'\n'})
-		out = append(out, c)
+		out = append(out, &chunk{file: ix, start: start, data: ix.data[start:end]})
 		start = end
 	}
 	return out
@@ -198,7 +197,8 @@ func (ix *File) split() []*chunk {
 // scan decodes every line of a chunk; it only reads.
 func (c *chunk) scan() {
 	d := c.data
-	line := c.firstLine
+	line := 1
+	defer func() { c.lineCount = line - 1 }()
 	for pos := 0; pos < len(d); line++ {
 		end := bytes.IndexByte(d[pos:], '\n')
 		if end < 0 {

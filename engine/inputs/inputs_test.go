@@ -225,3 +225,48 @@ func TestGoodLineReplacesAnEarlierBrokenOne(t *testing.T) {
 		t.Errorf("problems: %v", p)
 	}
 }
+
+// Lines are numbered across chunk boundaries: a file indexed in many
+// small chunks reports every problem at the line one chunk would.
+func TestChunkedIndexingKeepsLineNumbers(t *testing.T) {
+	dir := t.TempDir()
+	var plan, drafts strings.Builder
+	for i := range 300 {
+		switch {
+		case i%37 == 5:
+			plan.WriteString("\n") // blank lines count
+		case i%41 == 7:
+			fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\n", i) // broken
+		case i%53 == 11:
+			fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\"checklist\",\"prompt\":\"dup\"}\n", i-1) // duplicate
+		default:
+			fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\"checklist\",\"prompt\":\"%s\"}\n", i, strings.Repeat("x", i%17))
+		}
+		fmt.Fprintf(&drafts, "{\"id\":\"s%d\",\"output_text\":\"{}\"}\n", i)
+	}
+	paths := Paths{Plan: write(t, dir, "plan.jsonl", plan.String()), Drafts: write(t, dir, "drafts.jsonl", drafts.String())}
+	problems := func() []string {
+		s, err := Open(context.Background(), paths)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var out []string
+		for _, p := range s.Problems() {
+			out = append(out, p.Error())
+		}
+		return out
+	}
+	whole := problems()
+	if len(whole) < 10 {
+		t.Fatalf("the file should have problems: %v", whole)
+	}
+	old := chunkSize
+	defer func() { chunkSize = old }()
+	for _, size := range []int{1, 64, 333, 4096} {
+		chunkSize = size
+		if got := problems(); strings.Join(got, "\n") != strings.Join(whole, "\n") {
+			t.Errorf("chunks of %d bytes:\n%s\nwant\n%s", size, strings.Join(got, "\n"), strings.Join(whole, "\n"))
+		}
+	}
+}

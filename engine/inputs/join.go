@@ -144,10 +144,14 @@ func Open(ctx context.Context, p Paths) (*Set, error) {
 		return nil, ctx.Err()
 	}
 	// In file order: duplicates and problems depend on what came first.
+	before := map[*File]int{} // lines in the file's earlier chunks
 	for _, c := range chunks {
+		base := before[c.file]
 		for _, sc := range c.lines {
+			sc.line += base
 			c.file.add(sc)
 		}
+		before[c.file] = base + c.lineCount
 		c.lines = nil
 	}
 	s.join()
