@@ -154,9 +154,9 @@ func openFile(ctx context.Context, path string, k kind) (*File, error) {
 
 // chunk is a run of whole lines of one file, scanned by one worker.
 type chunk struct {
-	file      *File
-	start     int // byte offset in the file
-	data      []byte
+	file  *File
+	start int // byte offset in the file
+	data  []byte
 	// lineCount is how many lines the chunk holds; its lines are numbered
 	// from 1 by scan and made absolute once every chunk before it is
 	// counted (counting them up front was a serial pass over every byte).
