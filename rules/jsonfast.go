@@ -2,11 +2,10 @@ package rules
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/pgrules/pgrules/internal/jsonstr"
 )
 
 // The answer is decoded once, by this parser, into everything the judge
@@ -278,7 +277,7 @@ func (p *fastParser) str() (string, error) {
 			continue
 		}
 		body := d[start:end]
-		if hasControl(body) {
+		if jsonstr.HasControl(body) {
 			return "", errFast{}
 		}
 		p.compact = append(p.compact, d[start-1:end+1]...)
@@ -286,72 +285,12 @@ func (p *fastParser) str() (string, error) {
 		if bytes.IndexByte(body, '\\') < 0 {
 			return string(body), nil
 		}
-		return unescape(body)
-	}
-}
-
-// unescape decodes the body of a string literal with escapes. Lone
-// surrogates become U+FFFD, as encoding/json does. Runs without escapes
-// are copied whole.
-func unescape(b []byte) (string, error) {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], '\\')
-		if j < 0 {
-			out = append(out, b[i:]...)
-			break
-		}
-		out = append(out, b[i:i+j]...)
-		i += j + 1
-		if i >= len(b) {
+		out, ok := jsonstr.Unescape(body)
+		if !ok {
 			return "", errFast{}
 		}
-		switch b[i] {
-		case '"', '\\', '/':
-			out = append(out, b[i])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := hex4(b, i+1)
-			if !ok {
-				return "", errFast{}
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
-					if r2, ok := hex4(b, i+3); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
-							i += 7
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return "", errFast{}
-		}
-		i++
+		return out, nil
 	}
-	return string(out), nil
-}
-
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
-	return rune(n), err == nil
 }
 
 // path renders a node as $.payload.groups[0].items[1].text.
@@ -378,23 +317,4 @@ func pathOf(nodes []pathNode, n int32) string {
 		b = append(b, fieldPath(nd.key)...)
 	}
 	return string(b)
-}
-
-// hasControl reports a byte below 0x20, eight bytes at a time: a byte b
-// is below 0x20 exactly when b-0x20 borrows, with its top bit clear.
-func hasControl(b []byte) bool {
-	const lo, hi = 0x2020202020202020, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		if (x-lo)&^x&hi != 0 {
-			return true
-		}
-	}
-	for ; i < len(b); i++ {
-		if b[i] < 0x20 {
-			return true
-		}
-	}
-	return false
 }

@@ -289,35 +289,24 @@ func fastIssues(v []byte) ([]Issue, bool) {
 		return nil, false
 	}
 	out := []Issue{}
-	s := &scanner{b: v, i: 1}
-	s.space()
-	if s.i < len(v) && v[s.i] == ']' {
-		return out, true
-	}
-	for {
-		s.space()
-		st := s.i
-		if !s.value(1) {
-			return nil, false
-		}
-		item := v[st:s.i]
+	ok := elements(v, func(item []byte) bool {
 		var is Issue
 		if string(item) != "null" {
 			if !isType(item, 'o') {
-				return nil, false
+				return false
 			}
-			ok := true
+			good := true
 			if !members(item, func(key, val []byte) {
 				i, fb := field(key, issueFields)
 				if fb {
-					ok = false
+					good = false
 					return
 				}
 				if i < 0 {
 					return
 				}
-				str, isNull, good := stringOf(val)
-				ok = ok && good
+				str, isNull, ok := stringOf(val)
+				good = good && ok
 				if isNull {
 					return
 				}
@@ -331,20 +320,17 @@ func fastIssues(v []byte) ([]Issue, bool) {
 				case 3:
 					is.EvidencePath = str
 				}
-			}) || !ok {
-				return nil, false
+			}) || !good {
+				return false
 			}
 		}
 		out = append(out, is)
-		s.space()
-		if s.i >= len(v) {
-			return nil, false
-		}
-		if v[s.i] == ']' {
-			return out, true
-		}
-		s.i++
+		return true
+	})
+	if !ok {
+		return nil, false
 	}
+	return out, true
 }
 
 // setString decodes a string value into dst; null leaves dst as it was,

@@ -69,19 +69,3 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 		}
 	})
 }
-
-func FuzzHasControl(f *testing.F) {
-	f.Add([]byte("abc\x1fdefghijklmnop"))
-	f.Add([]byte("plain text with \xff bytes and ~ \x7f"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		want := false
-		for _, c := range b {
-			if c < 0x20 {
-				want = true
-			}
-		}
-		if hasControl(b) != want {
-			t.Fatalf("hasControl(%q) = %v", b, !want)
-		}
-	})
-}

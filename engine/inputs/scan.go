@@ -2,11 +2,9 @@ package inputs
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
-	"unsafe"
+
+	"github.com/pgrules/pgrules/internal/jsonstr"
 )
 
 // A JSONL record is read by walking its top-level members and decoding
@@ -244,7 +242,7 @@ func (s *scanner) str() bool {
 // validBody checks a string literal's body: valid escapes, no raw
 // control characters.
 func validBody(seg []byte) bool {
-	if hasControl(seg) {
+	if jsonstr.HasControl(seg) {
 		return false
 	}
 	for p := bytes.IndexByte(seg, '\\'); p >= 0; {
@@ -300,7 +298,7 @@ func stringOf(v []byte) (s string, isNull, ok bool) {
 	if bytes.IndexByte(body, '\\') < 0 {
 		return string(body), false, true
 	}
-	out, ok := unescape(body)
+	out, ok := jsonstr.Unescape(body)
 	return out, false, ok
 }
 
@@ -313,28 +311,37 @@ func stringsOf(v []byte) ([]string, bool) {
 		return nil, false
 	}
 	out := []string{}
+	ok := elements(v, func(item []byte) bool {
+		s, _, ok := stringOf(item)
+		out = append(out, s)
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return out, true
+}
+
+// elements calls fn with each item of v, an array the scanner has already
+// validated; fn returning false stops the walk and fails it.
+func elements(v []byte, fn func(item []byte) bool) bool {
 	s := &scanner{b: v, i: 1}
 	s.space()
 	if s.i < len(v) && v[s.i] == ']' {
-		return out, true
+		return true
 	}
 	for {
 		s.space()
 		st := s.i
-		if !s.value(1) {
-			return nil, false
+		if !s.value(1) || !fn(v[st:s.i]) {
+			return false
 		}
-		item, _, ok := stringOf(v[st:s.i])
-		if !ok {
-			return nil, false
-		}
-		out = append(out, item)
 		s.space()
 		if s.i >= len(v) {
-			return nil, false
+			return false
 		}
 		if v[s.i] == ']' {
-			return out, true
+			return true
 		}
 		s.i++ // ','
 	}
@@ -362,89 +369,6 @@ func isType(v []byte, kind byte) bool {
 		}
 		_, err := strconv.ParseInt(string(v), 10, 64)
 		return err == nil
-	}
-	return false
-}
-
-// unescape decodes a string literal's body; lone surrogates become
-// U+FFFD, as with encoding/json. Runs without escapes are copied whole.
-func unescape(b []byte) (string, bool) {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], '\\')
-		if j < 0 {
-			out = append(out, b[i:]...)
-			break
-		}
-		out = append(out, b[i:i+j]...)
-		i += j + 1
-		if i >= len(b) {
-			return "", false
-		}
-		switch b[i] {
-		case '"', '\\', '/':
-			out = append(out, b[i])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := hex4(b, i+1)
-			if !ok {
-				return "", false
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
-					if r2, ok := hex4(b, i+3); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
-							i += 7
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return "", false
-		}
-		i++
-	}
-	// out is never written again: the string may share its bytes.
-	return unsafe.String(unsafe.SliceData(out), len(out)), true
-}
-
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
-	return rune(n), err == nil
-}
-
-// hasControl reports a byte below 0x20, eight bytes at a time: a byte b
-// is below 0x20 exactly when b-0x20 borrows, with its top bit clear.
-func hasControl(b []byte) bool {
-	const lo, hi = 0x2020202020202020, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		if (x-lo)&^x&hi != 0 {
-			return true
-		}
-	}
-	for ; i < len(b); i++ {
-		if b[i] < 0x20 {
-			return true
-		}
 	}
 	return false
 }

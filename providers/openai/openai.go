@@ -18,9 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/pgrules/pgrules/internal/jsonstr"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -557,53 +557,5 @@ func unquoteKeepingBytes(lit []byte) (string, bool) {
 	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
 		return "", false
 	}
-	in := lit[1 : len(lit)-1]
-	out := make([]byte, 0, len(in))
-	for i := 0; i < len(in); i++ {
-		b := in[i]
-		if b != '\\' {
-			out = append(out, b)
-			continue
-		}
-		i++
-		if i >= len(in) {
-			return "", false
-		}
-		switch in[i] {
-		case '"', '\\', '/':
-			out = append(out, in[i])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			if i+4 >= len(in) {
-				return "", false
-			}
-			r, err := strconv.ParseUint(string(in[i+1:i+5]), 16, 32)
-			if err != nil {
-				return "", false
-			}
-			i += 4
-			ru := rune(r)
-			if utf16.IsSurrogate(ru) && i+6 < len(in) && in[i+1] == '\\' && in[i+2] == 'u' {
-				if r2, err := strconv.ParseUint(string(in[i+3:i+7]), 16, 32); err == nil {
-					if dec := utf16.DecodeRune(ru, rune(r2)); dec != utf8.RuneError {
-						ru = dec
-						i += 6
-					}
-				}
-			}
-			out = utf8.AppendRune(out, ru)
-		default:
-			return "", false
-		}
-	}
-	return string(out), true
+	return jsonstr.Unescape(lit[1 : len(lit)-1])
 }

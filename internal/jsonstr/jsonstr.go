@@ -1,0 +1,101 @@
+// Package jsonstr decodes the body of a JSON string literal. It is the one
+// decoder of the parsers that read JSON without encoding/json: teacher
+// answers (rules), input lines (engine/inputs), and a teacher response whose
+// bytes must reach pgrules as they are (providers/openai).
+package jsonstr
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// Unescape decodes b, the bytes between a string literal's quotes. Escapes
+// are decoded as encoding/json decodes them (a lone surrogate becomes
+// U+FFFD); every other byte is copied as it is, invalid UTF-8 included —
+// callers that must reject it check before. ok is false for a malformed
+// escape. Runs without escapes are copied whole.
+func Unescape(b []byte) (s string, ok bool) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			out = append(out, b[i:]...)
+			break
+		}
+		out = append(out, b[i:i+j]...)
+		i += j + 1
+		if i >= len(b) {
+			return "", false
+		}
+		switch b[i] {
+		case '"', '\\', '/':
+			out = append(out, b[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(b, i+1)
+			if !ok {
+				return "", false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+					if r2, ok := hex4(b, i+3); ok {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							out = utf8.AppendRune(out, dec)
+							i += 7
+							continue
+						}
+					}
+				}
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", false
+		}
+		i++
+	}
+	// out is never written again: the string may share its bytes.
+	return unsafe.String(unsafe.SliceData(out), len(out)), true
+}
+
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
+	return rune(n), err == nil
+}
+
+// HasControl reports a byte below 0x20 (which a string literal may not
+// hold raw), eight bytes at a time: a byte b is below 0x20 exactly when
+// b-0x20 borrows, with its top bit clear.
+func HasControl(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-lo)&^x&hi != 0 {
+			return true
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
+}
