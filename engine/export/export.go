@@ -193,7 +193,7 @@ func Run(opt Options) (*Result, error) {
 			return nil, rerr
 		}
 		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
-			var rec record
+			var rec output.Accepted
 			if err := json.Unmarshal(trimmed, &rec); err != nil || rec.ID == "" {
 				closeAll()
 				return nil, fmt.Errorf("%s:%d: not an accepted pgrules record: %v", data.Name(), lineNo, err)
@@ -263,39 +263,6 @@ func swapIn(tmp, dest string) error {
 	return nil
 }
 
-// record is an accepted record as pgrules writes it.
-type record struct {
-	ID              string          `json:"id"`
-	Category        string          `json:"category"`
-	Difficulty      string          `json:"difficulty"`
-	RegionTags      []string        `json:"region_tags"`
-	PayloadType     string          `json:"payload_type"`
-	TemplateVersion string          `json:"template_version"`
-	TemplateName    string          `json:"template_name"`
-	Prompt          string          `json:"prompt"`
-	Response        json.RawMessage `json:"response"`
-	Teacher         struct {
-		Provider        string   `json:"provider"`
-		SelectedModel   *string  `json:"selected_model"`
-		ChosenModel     *string  `json:"chosen_model"`
-		AttemptedModels []string `json:"attempted_models"`
-		RequestID       *string  `json:"request_id"`
-		Timing          *struct {
-			LatencyS *float64 `json:"latency_s"`
-		} `json:"timing"`
-		Usage        *Usage     `json:"usage"`
-		CostUSD      *float64   `json:"cost_usd"`
-		FinishReason *string    `json:"finish_reason"`
-		Fallbacks    []Fallback `json:"fallbacks"`
-	} `json:"teacher"`
-	Quality struct {
-		OverallOK bool            `json:"overall_ok"`
-		Gates     json.RawMessage `json:"gates"`
-		Warnings  []string        `json:"warnings"`
-	} `json:"quality"`
-	CreatedAt string `json:"created_at"`
-}
-
 // Row is one Parquet row: the record with its nested fields typed, the
 // response payload and the gates as JSON text (their keys vary by payload
 // type and gates.yaml).
@@ -330,17 +297,17 @@ type TeacherRow struct {
 
 // Usage is token accounting; null when the API reported none.
 type Usage struct {
-	PromptTokens     int64 `json:"prompt_tokens" parquet:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens" parquet:"completion_tokens"`
-	TotalTokens      int64 `json:"total_tokens" parquet:"total_tokens"`
+	PromptTokens     int64 `parquet:"prompt_tokens"`
+	CompletionTokens int64 `parquet:"completion_tokens"`
+	TotalTokens      int64 `parquet:"total_tokens"`
 }
 
 // Fallback is a model tried before the one that answered.
 type Fallback struct {
-	Model      string  `json:"model" parquet:"model"`
-	StatusCode *int32  `json:"status_code" parquet:"status_code,optional"`
-	Error      *string `json:"error" parquet:"error,optional"`
-	Code       *string `json:"code" parquet:"code,optional"`
+	Model      string  `parquet:"model"`
+	StatusCode *int32  `parquet:"status_code,optional"`
+	Error      *string `parquet:"error,optional"`
+	Code       *string `parquet:"code,optional"`
 }
 
 // QualityRow is the record's verdict: the gates as JSON text.
@@ -350,22 +317,42 @@ type QualityRow struct {
 	Warnings  []string `parquet:"warnings,list"`
 }
 
-func toRow(r *record) Row {
+func toRow(r *output.Accepted) Row {
 	row := Row{ID: r.ID, Category: r.Category, Difficulty: r.Difficulty, RegionTags: r.RegionTags, PayloadType: r.PayloadType,
 		TemplateVersion: r.TemplateVersion, TemplateName: r.TemplateName, Prompt: r.Prompt, Response: string(r.Response),
 		Quality: QualityRow{OverallOK: r.Quality.OverallOK, Gates: string(r.Quality.Gates), Warnings: r.Quality.Warnings}, CreatedAt: r.CreatedAt}
-	t := &r.Teacher
-	row.Teacher = TeacherRow{Provider: t.Provider, SelectedModel: t.SelectedModel, ChosenModel: t.ChosenModel, AttemptedModels: t.AttemptedModels,
-		RequestID: t.RequestID, Usage: t.Usage, CostUSD: t.CostUSD, FinishReason: t.FinishReason, Fallbacks: t.Fallbacks}
-	if t.Timing != nil {
-		row.Teacher.LatencyS = t.Timing.LatencyS
+	if t := r.Teacher; t != nil {
+		row.Teacher = TeacherRow{Provider: t.Provider, SelectedModel: orNull(t.SelectedModel), ChosenModel: orNull(t.ChosenModel),
+			AttemptedModels: t.AttemptedModels, RequestID: orNull(t.RequestID), CostUSD: t.CostUSD, FinishReason: orNull(t.FinishReason)}
+		if t.Timing != nil {
+			row.Teacher.LatencyS = &t.Timing.LatencyS
+		}
+		if u := t.Usage; u != nil {
+			row.Teacher.Usage = &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		}
+		for _, f := range t.Fallbacks {
+			fb := Fallback{Model: f.Model, Error: orNull(f.Error), Code: orNull(f.Code)}
+			if f.StatusCode != 0 {
+				code := int32(f.StatusCode)
+				fb.StatusCode = &code
+			}
+			row.Teacher.Fallbacks = append(row.Teacher.Fallbacks, fb)
+		}
 	}
 	return row
 }
 
+// orNull: the records omit empty optional fields; Parquet says null.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // sink is one split's file.
 type sink interface {
-	write(r *record, line []byte) error
+	write(r *output.Accepted, line []byte) error
 	close() error
 	abort()
 }
@@ -390,7 +377,7 @@ type jsonlSink struct {
 }
 
 // write keeps the record's bytes: a JSONL export is the dataset's lines.
-func (s *jsonlSink) write(_ *record, line []byte) error {
+func (s *jsonlSink) write(_ *output.Accepted, line []byte) error {
 	if _, err := s.w.Write(line); err != nil {
 		return err
 	}
@@ -413,7 +400,7 @@ type parquetSink struct {
 	buf []Row
 }
 
-func (s *parquetSink) write(r *record, _ []byte) error {
+func (s *parquetSink) write(r *output.Accepted, _ []byte) error {
 	s.buf = append(s.buf, toRow(r))
 	if len(s.buf) == 1000 {
 		return s.flush()

@@ -17,6 +17,8 @@ type PriorRecord struct {
 	ID          string
 	Accepted    bool
 	ReasonCodes []string
+	// Category is an accepted record's (rejected ones do not carry it).
+	Category string
 	// TeacherFailed is set on records rejected because the teacher call
 	// failed: they are not finished, and --resume asks again.
 	TeacherFailed bool
@@ -182,7 +184,7 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 					p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, head.ID, where))
 					break
 				}
-				rec := PriorRecord{ID: head.ID, Accepted: accepted, ReasonCodes: head.ReasonCodes, file: f, off: start, size: size}
+				rec := PriorRecord{ID: head.ID, Accepted: accepted, ReasonCodes: head.ReasonCodes, Category: head.Category, file: f, off: start, size: size}
 				for _, rc := range head.ReasonCodes {
 					rec.TeacherFailed = rec.TeacherFailed || teacherFailureReasons[rc]
 				}
@@ -201,10 +203,11 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 type recordHead struct {
 	ID          string   `json:"id"`
 	ReasonCodes []string `json:"reason_codes"`
+	Category    string   `json:"category"`
 }
 
 // readHead reads the head of a record pgrules wrote: its first keys are
-// id and, on rejected records, reason_codes, so the rest of the line
+// id and then reason_codes (rejected) or category (accepted), so the rest of the line
 // (most of its bytes) is not decoded. A line without its newline (torn by
 // a crash) is decoded whole, so a truncated record is never taken for a
 // good one; a file edited by hand is caught by the manifest's sha256.
@@ -230,6 +233,10 @@ func readHead(line []byte, complete bool) (recordHead, error) {
 			}
 		case "reason_codes":
 			if err := dec.Decode(&h.ReasonCodes); err != nil {
+				return h, err
+			}
+		case "category":
+			if err := dec.Decode(&h.Category); err != nil {
 				return h, err
 			}
 		default:

@@ -11,11 +11,9 @@ package report
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -95,8 +93,11 @@ type Data struct {
 	RulesPath string `json:"rules_path,omitempty"`
 	// PlanNote says why rejected samples lack their plan's facts.
 	PlanNote string `json:"plan_note,omitempty"`
-	// Mismatch says the stats file and the records disagree.
-	Mismatch string `json:"mismatch,omitempty"`
+	// Mismatch says the stats file and the records disagree; Problems
+	// are record lines that could not be used, or record files that no
+	// longer match the manifest.
+	Mismatch string   `json:"mismatch,omitempty"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Provenance is what made the dataset, from the manifest.
@@ -168,19 +169,14 @@ type Leaf struct {
 // run left half done) and gathers what the page shows.
 func Build(outDir string, opt Options) (*Data, error) {
 	opt = opt.withDefaults()
-	snap, err := output.OpenCommitted(outDir)
+	// The record files, stats and manifest of one commit, each record file
+	// checked against the manifest's sha256.
+	prior, err := output.ReadPrior(outDir)
 	if err != nil {
 		return nil, err
 	}
-	defer snap.Close()
-	statsDoc, err := snap.ReadDocument(output.StatsFile)
-	if err != nil {
-		return nil, err
-	}
-	manDoc, err := snap.ReadDocument(output.ManifestFile)
-	if err != nil {
-		return nil, err
-	}
+	defer prior.Close()
+	statsDoc, manDoc := prior.Stats, prior.Manifest
 	if statsDoc == nil {
 		return nil, &NoOutputsError{Dir: outDir}
 	}
@@ -223,9 +219,10 @@ func Build(outDir string, opt Options) (*Data, error) {
 		d.RulesPath = opt.Rules.Path()
 	}
 	fc := newFunnelCounter()
-	if err := d.sample(snap, opt, fc); err != nil {
+	if err := d.sample(prior, opt, fc); err != nil {
 		return nil, err
 	}
+	d.Problems = prior.Problems
 	d.describeRejected(man.Inputs)
 	d.Funnel = fc.steps()
 	// The records are the truth; a stats file that disagrees with them
@@ -319,107 +316,20 @@ func (f *funnelCounter) steps() []Step {
 	return append(out, Step{Label: lastStep, Count: f.accepted, Lost: f.lost[len(funnelStages)]})
 }
 
-// head is what sampling reads of every record.
-type head struct {
-	ID          string   `json:"id"`
-	Category    string   `json:"category"`
-	Difficulty  string   `json:"difficulty"`
-	PayloadType string   `json:"payload_type"`
-	ReasonCodes []string `json:"reason_codes"`
-}
-
-// readHead decodes what sampling needs of a record. pgrules writes id and
-// then category (accepted) or reason_codes (rejected) first, so two keys
-// are read and the rest of the line — most of its bytes — is not; a
-// record written otherwise is decoded whole.
-func readHead(line []byte) (head, bool) {
-	var h head
-	dec := json.NewDecoder(bytes.NewReader(line))
-	if t, err := dec.Token(); err == nil && t == json.Delim('{') {
-		for i := 0; i < 2 && dec.More(); i++ {
-			t, err := dec.Token()
-			if err != nil {
-				break
-			}
-			switch t {
-			case "id":
-				err = dec.Decode(&h.ID)
-			case "category":
-				err = dec.Decode(&h.Category)
-			case "reason_codes":
-				err = dec.Decode(&h.ReasonCodes)
-			default:
-				i = 2
-			}
-			if err != nil {
-				break
-			}
-		}
-		if h.ID != "" && (h.Category != "" || h.ReasonCodes != nil) {
-			return h, true
-		}
-	}
-	h = head{}
-	return h, json.Unmarshal(line, &h) == nil && h.ID != ""
-}
-
-// candidate is a record that may be embedded: where its line is.
-type candidate struct {
-	file     *os.File
-	off      int64
-	size     int
-	accepted bool
-}
-
-// sample walks both record files, counts every record by stratum
-// (decision and reason, or category) and remembers where the first few of
-// each are; then it embeds them a round at a time across the strata — one
-// of each, then a second of each — until the number or the bytes run out,
-// so a big stratum never crowds out a small one.
-func (d *Data) sample(snap *output.Committed, opt Options, fc *funnelCounter) error {
-	cands := map[string][]candidate{}
-	for _, f := range []struct {
-		name     string
-		accepted bool
-	}{{output.RejectedFile, false}, {output.DatasetFile, true}} {
-		file := snap.Files[f.name]
-		if file == nil {
-			continue
-		}
-		if _, err := file.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		r := bufio.NewReaderSize(file, 1<<20)
-		var off int64
-		for lineNo := 1; ; lineNo++ {
-			line, err := r.ReadSlice('\n')
-			if err == bufio.ErrBufferFull {
-				long := append([]byte(nil), line...)
-				for err == bufio.ErrBufferFull {
-					line, err = r.ReadSlice('\n')
-					long = append(long, line...)
-				}
-				line = long
-			}
-			start := off
-			off += int64(len(line))
-			if err != nil && !errors.Is(err, io.EOF) {
-				return fmt.Errorf("%s:%d: %w", file.Name(), lineNo, err)
-			}
-			if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
-				if h, ok := readHead(trimmed); ok {
-					d.SamplesTotal++
-					fc.add(f.accepted, h.ReasonCodes)
-					key := stratum(f.accepted, h)
-					d.Strata[key]++
-					if len(cands[key]) < opt.PerStratum {
-						cands[key] = append(cands[key], candidate{file: file, off: start, size: len(line), accepted: f.accepted})
-					}
-				}
-			}
-			if err != nil {
-				break
-			}
+// sample counts every record by stratum (decision and reason, or
+// category) and remembers the first few of each; then it embeds them a
+// round at a time across the strata — one of each, then a second of each —
+// until the number or the bytes run out, so a big stratum never crowds out
+// a small one.
+func (d *Data) sample(prior *output.Prior, opt Options, fc *funnelCounter) error {
+	cands := map[string][]int{}
+	for i, r := range prior.Records {
+		d.SamplesTotal++
+		fc.add(r.Accepted, r.ReasonCodes)
+		key := stratum(r)
+		d.Strata[key]++
+		if len(cands[key]) < opt.PerStratum {
+			cands[key] = append(cands[key], i)
 		}
 	}
 	keys := make([]string, 0, len(cands))
@@ -433,12 +343,12 @@ func (d *Data) sample(snap *output.Committed, opt Options, fc *funnelCounter) er
 			if round >= len(cands[k]) || len(d.Samples) >= opt.MaxSamples || budget <= 0 {
 				continue
 			}
-			c := cands[k][round]
-			line := make([]byte, c.size)
-			if _, err := c.file.ReadAt(line, c.off); err != nil && !errors.Is(err, io.EOF) {
+			r := prior.Records[cands[k][round]]
+			line, err := r.Line()
+			if err != nil {
 				return err
 			}
-			if s, ok := makeSample(bytes.TrimSpace(line), c.accepted, opt); ok {
+			if s, ok := makeSample(line, r.Accepted, opt); ok {
 				d.Samples = append(d.Samples, s)
 				budget -= s.size()
 			}
@@ -492,64 +402,55 @@ func (d *Data) describeRejected(manifestInputs json.RawMessage) {
 	}
 }
 
-func stratum(accepted bool, h head) string {
-	if accepted {
-		return "accepted|" + h.Category
+func stratum(r output.PriorRecord) string {
+	if r.Accepted {
+		return "accepted|" + r.Category
 	}
 	reason := "(none)"
-	if len(h.ReasonCodes) > 0 {
-		reason = h.ReasonCodes[0]
+	if len(r.ReasonCodes) > 0 {
+		reason = r.ReasonCodes[0]
 	}
 	return "rejected|" + reason
 }
 
 func makeSample(line []byte, accepted bool, opt Options) (Sample, bool) {
-	var rec struct {
-		rules.Sample
-		ReasonCodes []string        `json:"reason_codes"`
-		Response    json.RawMessage `json:"response"`
-		Raw         *string         `json:"raw_refined_text"`
-		Gates       json.RawMessage `json:"gates"`
-		Teacher     json.RawMessage `json:"teacher"`
-		Warnings    []string        `json:"warnings"`
-		Quality     struct {
-			Gates    json.RawMessage `json:"gates"`
-			Warnings []string        `json:"warnings"`
-		} `json:"quality"`
-		Contract struct {
-			PayloadType string   `json:"payload_type"`
-			Errors      []string `json:"errors"`
-			Error       string   `json:"error"`
-		} `json:"contract"`
+	var s Sample
+	var smp rules.Sample
+	var teacher *output.Teacher
+	if accepted {
+		var a output.Accepted
+		if json.Unmarshal(line, &a) != nil {
+			return Sample{}, false
+		}
+		smp = rules.Sample{ID: a.ID, Category: a.Category, Difficulty: a.Difficulty, PayloadType: a.PayloadType, RegionTags: a.RegionTags}
+		s = Sample{Gates: a.Quality.Gates, Warnings: a.Quality.Warnings, Answer: string(a.Response)}
+		teacher = a.Teacher
+	} else {
+		var r output.Rejected
+		if json.Unmarshal(line, &r) != nil {
+			return Sample{}, false
+		}
+		smp = rules.Sample{ID: r.ID}
+		s = Sample{Reasons: r.ReasonCodes, Gates: r.Gates, Warnings: r.Warnings}
+		if c := r.Contract; c != nil {
+			smp.PayloadType, s.Errors = c.PayloadType, c.Errors
+			if c.Error != "" {
+				s.Errors = append(s.Errors, c.Error)
+			}
+		}
+		if r.RawRefinedText != nil {
+			s.Answer = *r.RawRefinedText
+		}
+		teacher = r.Teacher
 	}
-	if json.Unmarshal(line, &rec) != nil {
-		return Sample{}, false
-	}
-	s := Sample{ID: rec.ID, Accepted: accepted, Reasons: rec.ReasonCodes, PayloadType: rec.PayloadType, Category: rec.Category,
-		Difficulty: rec.Difficulty, Teacher: rec.Teacher, Gates: rec.Gates, Warnings: rec.Warnings, Errors: rec.Contract.Errors}
+	s.ID, s.Accepted, s.Category, s.Difficulty, s.PayloadType = smp.ID, accepted, smp.Category, smp.Difficulty, smp.PayloadType
 	if s.Reasons == nil {
 		s.Reasons = []string{}
 	}
-	if accepted {
-		s.Gates, s.Warnings = rec.Quality.Gates, rec.Quality.Warnings
-		var pretty bytes.Buffer
-		if json.Indent(&pretty, rec.Response, "", "  ") == nil {
-			s.Answer = pretty.String()
-		}
-	} else {
-		if s.PayloadType == "" {
-			s.PayloadType = rec.Contract.PayloadType
-		}
-		if rec.Raw != nil {
-			s.Answer = *rec.Raw
-		}
-		if rec.Contract.Error != "" {
-			s.Errors = append(s.Errors, rec.Contract.Error)
-		}
+	if teacher != nil {
+		s.Teacher, _ = json.Marshal(teacher)
 	}
 	if opt.Rules != nil && s.Answer != "" {
-		smp := rec.Sample
-		smp.PayloadType = s.PayloadType
 		dec := opt.Rules.Evaluate(smp, s.Answer, opt.Mode)
 		for _, h := range dec.Hits {
 			s.Hits = append(s.Hits, Hit{List: h.List, Term: h.Term, Path: h.Path, Text: h.Text})

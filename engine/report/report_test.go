@@ -103,7 +103,7 @@ func TestReportOfABigRunStaysSmall(t *testing.T) {
 	// 7 categories of accepted, 5 reasons of rejected: each has samples.
 	seen := map[string]int{}
 	for _, s := range d.Samples {
-		seen[stratum(s.Accepted, head{Category: s.Category, ReasonCodes: s.Reasons})]++
+		seen[stratum(output.PriorRecord{Accepted: s.Accepted, Category: s.Category, ReasonCodes: s.Reasons})]++
 		if len(s.Answer) > defaultMaxAnswerBytes {
 			t.Errorf("%s: answer of %d bytes embedded", s.ID, len(s.Answer))
 		}
@@ -172,6 +172,22 @@ func TestRejectedSamplesTakeTheirCategoryFromTheRunsPlan(t *testing.T) {
 	}
 	if cats, note := rejected(); fmt.Sprint(cats) != "[09=/ 19=/]" || !strings.Contains(note, "changed since the run") {
 		t.Errorf("with an edited plan: %v (note %q), want no category and a note", cats, note)
+	}
+}
+
+// A record file edited after the run is said on the page.
+func TestReportSaysWhenRecordsNoLongerMatchTheManifest(t *testing.T) {
+	dir := outDir(t, 20, 100)
+	man := `{"run_id": "r1", "outputs": {"dataset": {"sha256": "0000000000000000000000000000000000000000000000000000000000000000"}}}`
+	if err := os.WriteFile(filepath.Join(dir, output.ManifestFile), []byte(man), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Build(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Problems) != 1 || !strings.Contains(d.Problems[0], "does not match the sha256") {
+		t.Errorf("problems = %q", d.Problems)
 	}
 }
 

@@ -151,6 +151,7 @@
   card("health", health.healthy === false ? "UNHEALTHY (committed anyway)" : "healthy", health.healthy === false ? "bad" : "ok");
   document.getElementById("summary").append(cards);
   if (D.mismatch) document.getElementById("summary").append(el("p", { class: "bad", text: "Warning: " + D.mismatch + ". The funnel and samples follow the records." }));
+  (D.problems || []).forEach((p) => document.getElementById("summary").append(el("p", { class: "bad", text: "Warning: " + p })));
 
   // ---- funnel ----
   hbars("funnel", (D.funnel || []).map((s, i) => ({
