@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -64,6 +65,10 @@ type Options struct {
 	// the shards know (their calls, cache use, resumed records).
 	MergeFrom   []string
 	AdjustStats func(*stats.Stats)
+	// WantInputSHA256, by input name (prompt_plan, drafts, critiques),
+	// refuses inputs whose bytes are not these, before any sample is read:
+	// a merge must read what its shards read.
+	WantInputSHA256 map[string]string
 }
 
 // Deps are the collaborators of a run, built by the CLI.
@@ -147,6 +152,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		return nil, err
 	}
 	defer set.Close()
+	if err := checkInputSHA256(set, opt.WantInputSHA256); err != nil {
+		return nil, err
+	}
 	problems := set.Problems()
 	logProblems(log, set)
 
@@ -258,6 +266,25 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	res.Committed = true
 	return res, nil
+}
+
+func checkInputSHA256(set *inputs.Set, want map[string]string) error {
+	var problems []string
+	for name, f := range map[string]*inputs.File{"prompt_plan": set.Plan, "drafts": set.Drafts, "critiques": set.Critiques} {
+		w, ok := want[name]
+		switch {
+		case !ok:
+		case f == nil:
+			problems = append(problems, fmt.Sprintf("input %s is not given; the shards read one with sha256 %s", name, w))
+		case f.SHA256 != w:
+			problems = append(problems, fmt.Sprintf("input %s %s has sha256 %s, the shards read %s", name, f.Path, f.SHA256, w))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return &MergeError{Problems: problems}
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {

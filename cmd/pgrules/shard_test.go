@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pgrules/pgrules/engine"
 )
@@ -79,8 +83,24 @@ func TestShardedRunsMergeToTheUnshardedRun(t *testing.T) {
 			if total != 37 {
 				t.Errorf("the shards hold %d records, the run 37", total)
 			}
+			// Every shard reads every input line, so each reports every
+			// bad line, as the whole run does.
+			full := must(os.ReadFile(filepath.Join(work, "full", "dataset_v1_stats.json")))
+			wantSkipped := regexp.MustCompile(`"input_problems": \d+`).Find(full)
+			for _, dir := range dirs {
+				st := must(os.ReadFile(filepath.Join(work, dir, "dataset_v1_stats.json")))
+				if got := regexp.MustCompile(`"input_problems": \d+`).Find(st); !bytes.Equal(got, wantSkipped) {
+					t.Errorf("%s: %s, the whole run: %s", dir, got, wantSkipped)
+				}
+			}
 			merged := fmt.Sprintf("n%d/merged", n)
-			if out, err := run(append([]string{"merge", "-o", merged}, dirs...)...); err != nil {
+			mergeArgs := append([]string{"merge", "-o", merged}, dirs...)
+			if n == 1 {
+				// The shards used the built-in gates; the same file at
+				// another path is the same rules (compared by content).
+				mergeArgs = append(mergeArgs, "--rules", filepath.Join(sample, "..", "..", "gates.yaml"))
+			}
+			if out, err := run(mergeArgs...); err != nil {
 				t.Fatalf("merge: %v\n%s", err, out)
 			}
 			for _, f := range []string{"dataset_v1.jsonl", "dataset_v1_rejected.jsonl", "dataset_v1_stats.json"} {
@@ -120,6 +140,8 @@ func TestShardedRunsMergeToTheUnshardedRun(t *testing.T) {
 		{[]string{"n3/shard-0", "full", "n3/shard-2"}, "full is not a shard run (its manifest has no shard: run it with --shard K/N)"},
 		{[]string{"n3/shard-0", "nowhere"}, "nowhere holds no committed pgrules outputs"},
 		{[]string{"n3/shard-0", "n3/shard-1", "n3/shard-2", "--rules", "edited-gates.yaml"}, "are not the ones the shards used"},
+		{[]string{"n3/shard-0", "n3/shard-1", "n3/shard-2", "--plan", edited}, "input prompt_plan " + edited + " has sha256"},
+		{[]string{"n3/shard-0", "n3/shard-1", "n3/shard-2", "--drafts", "gone.jsonl"}, "input drafts: stat gone.jsonl: no such file or directory (pass its path with --drafts)"},
 	} {
 		if c.args[len(c.args)-1] == "edited-gates.yaml" {
 			g := string(must(os.ReadFile("../../gates.yaml")))
@@ -135,6 +157,31 @@ func TestShardedRunsMergeToTheUnshardedRun(t *testing.T) {
 			t.Fatalf("merge %v wrote refused/", c.args)
 		}
 	}
+	// Ctrl-C while the merge waits on an input (a pipe nobody writes yet):
+	// exit 130, nothing committed.
+	fifo := filepath.Join(work, "plan.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "merge", "-o", "interrupted", "n3/shard-0", "n3/shard-1", "n3/shard-2", "--plan", fifo)
+	cmd.Dir, cmd.Env = work, env
+	var stderr bytes.Buffer
+	var err error
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	_ = cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "merge interrupted: nothing was committed") {
+		t.Errorf("interrupted merge: %v\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(work, "interrupted", "dataset_v1.jsonl")); err == nil {
+		t.Error("an interrupted merge committed outputs")
+	}
+
 	// A shard's records edited after its run.
 	f := filepath.Join(work, "n3/shard-0/dataset_v1.jsonl")
 	if err := os.WriteFile(f, append(must(os.ReadFile(f)), ' '), 0o644); err != nil {
