@@ -228,8 +228,6 @@ type Value struct {
 	Value any
 	// Type is the expression's checked type; RuntimeType the value's.
 	Type, RuntimeType string
-	// Decision is the sample's full decision, for context.
-	Decision *Decision
 }
 
 // EvalExpr compiles expr in the gates' environment — the same variables,
@@ -243,13 +241,14 @@ func (r *Rules) EvalExpr(expr string, s Sample, raw string, mode Mode) (*Value, 
 	if err := el.err(); err != nil {
 		return nil, err
 	}
-	d, act := r.prepare(s, raw, mode)
-	r.judge(d, act)
+	// Variables are evaluated as the expression asks for them; the gates
+	// are not needed.
+	_, act := r.prepare(s, raw, mode)
 	v, _, err := c.prg.Eval(act)
 	if err != nil {
 		return nil, err
 	}
-	return &Value{Value: native(v), Type: cel.FormatCELType(c.ast.OutputType()), RuntimeType: v.Type().(ref.Type).TypeName(), Decision: d}, nil
+	return &Value{Value: native(v), Type: cel.FormatCELType(c.ast.OutputType()), RuntimeType: v.Type().TypeName()}, nil
 }
 
 func (r *Rules) evalGate(g *Gate, act interpreter.Activation, passed map[string]bool) GateResult {

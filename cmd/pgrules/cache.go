@@ -42,12 +42,17 @@ func newCacheCmd() *cobra.Command {
 cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 	}
 	cmd.PersistentFlags().String("cache-path", "", "the cache file (default: cache.path of the config, else the shared cache in the user's cache dir)")
-	resolve := func(cmd *cobra.Command) (string, error) {
+	// openFor opens the cache the command's flags and config name.
+	openFor := func(cmd *cobra.Command, opt cache.Options) (*cache.Cache, error) {
 		l, err := loadFor(cmd)
 		if err != nil {
-			return "", usageErr(err)
+			return nil, usageErr(err)
 		}
-		return cachePath(l)
+		path, err := cachePath(l)
+		if err != nil {
+			return nil, err
+		}
+		return openCache(path, opt)
 	}
 	var asJSON bool
 	stats := &cobra.Command{
@@ -55,11 +60,7 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 		Short: "Entries, size, providers and models, and the tokens and cost a re-gate saves",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, err := resolve(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := openCache(path, cache.Options{ReadOnly: true})
+			c, err := openFor(cmd, cache.Options{ReadOnly: true})
 			if err != nil {
 				return err
 			}
@@ -96,11 +97,7 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 		Short: "Remove every cached answer (the next run pays for every call again)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, err := resolve(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := openCache(path, cache.Options{})
+			c, err := openFor(cmd, cache.Options{})
 			if err != nil {
 				return err
 			}
@@ -123,11 +120,7 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 			if err != nil {
 				return usageErr(fmt.Errorf("--older-than %q: %w", olderThan, err))
 			}
-			path, err := resolve(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := openCache(path, cache.Options{})
+			c, err := openFor(cmd, cache.Options{})
 			if err != nil {
 				return err
 			}

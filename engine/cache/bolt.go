@@ -41,57 +41,36 @@ func (c *Cache) mergeBolt(ctx context.Context, path string) (int, error) {
 		return 0, &Error{Op: "open", Path: path, Err: err}
 	}
 	defer db.Close()
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, &Error{Op: "write", Path: c.path, Err: err}
-	}
-	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return 0, &Error{Op: "write", Path: c.path, Err: err}
-	}
-	n := 0
-	err = db.View(func(btx *bolt.Tx) error {
-		b := btx.Bucket([]byte("answers"))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	return c.importRows(ctx, path, func(put putRow) error {
+		return db.View(func(btx *bolt.Tx) error {
+			b := btx.Bucket([]byte("answers"))
+			if b == nil {
+				return nil
 			}
-			key, err := hex.DecodeString(string(k))
-			if err != nil {
-				return nil // not an answer
-			}
-			// Old values: [uint32 length][JSON of the teacher metadata][text].
-			if len(v) < 4 || 4+int(binary.BigEndian.Uint32(v)) > len(v) {
-				return errors.New("truncated entry")
-			}
-			m := int(binary.BigEndian.Uint32(v))
-			var meta struct {
-				Teacher  providers.Response `json:"teacher"`
-				StoredAt time.Time          `json:"stored_at"`
-			}
-			if err := json.Unmarshal(v[4:4+m], &meta); err != nil {
-				return err
-			}
-			teacher, _ := json.Marshal(meta.Teacher)
-			res, err := ins.ExecContext(ctx, key, meta.Teacher.Provider, meta.Teacher.ChosenModel, teacher, append([]byte(nil), v[4+m:]...), meta.StoredAt.Unix())
-			if err != nil {
-				return err
-			}
-			if k, _ := res.RowsAffected(); k > 0 {
-				n++
-			}
-			return nil
+			return b.ForEach(func(k, v []byte) error {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				key, err := hex.DecodeString(string(k))
+				if err != nil {
+					return nil // not an answer
+				}
+				// Old values: [uint32 length][JSON of the teacher metadata][text].
+				if len(v) < 4 || 4+int(binary.BigEndian.Uint32(v)) > len(v) {
+					return errors.New("truncated entry")
+				}
+				m := int(binary.BigEndian.Uint32(v))
+				var meta struct {
+					Teacher  providers.Response `json:"teacher"`
+					StoredAt time.Time          `json:"stored_at"`
+				}
+				if err := json.Unmarshal(v[4:4+m], &meta); err != nil {
+					return err
+				}
+				teacher, _ := json.Marshal(meta.Teacher)
+				return put(row{key: key, provider: meta.Teacher.Provider, model: meta.Teacher.ChosenModel, teacher: teacher,
+					text: append([]byte(nil), v[4+m:]...), stored: meta.StoredAt.Unix()})
+			})
 		})
 	})
-	if err != nil {
-		return 0, &Error{Op: "read", Path: path, Err: err}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, &Error{Op: "write", Path: c.path, Err: err}
-	}
-	return n, nil
 }

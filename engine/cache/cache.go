@@ -547,11 +547,42 @@ func (c *Cache) Merge(ctx context.Context, srcPath string) (int, error) {
 		return 0, err
 	}
 	defer src.Close()
-	rows, err := src.db.QueryContext(ctx, `SELECT key, provider, model, teacher, text, stored_at FROM answers`)
-	if err != nil {
-		return 0, &Error{Op: "read", Path: srcPath, Err: err}
-	}
-	defer rows.Close()
+	return c.importRows(ctx, srcPath, func(put putRow) error {
+		rows, err := src.db.QueryContext(ctx, `SELECT key, provider, model, teacher, text, stored_at FROM answers`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.key, &r.provider, &r.model, &r.teacher, &r.text, &r.stored); err != nil {
+				return err
+			}
+			if err := put(r); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// row is one answer as the answers table holds it.
+type row struct {
+	key             []byte
+	provider, model string
+	teacher, text   []byte
+	stored          int64
+}
+
+type putRow func(row) error
+
+// errWrite marks a failure to write this cache, as opposed to reading the
+// source of an import.
+type errWrite struct{ error }
+
+// importRows adds the answers read yields, in one transaction, keeping an
+// answer already here over the source's; it counts those added.
+func (c *Cache) importRows(ctx context.Context, srcPath string, read func(putRow) error) (int, error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, &Error{Op: "write", Path: c.path, Err: err}
@@ -562,23 +593,22 @@ func (c *Cache) Merge(ctx context.Context, srcPath string) (int, error) {
 		return 0, &Error{Op: "write", Path: c.path, Err: err}
 	}
 	n := 0
-	for rows.Next() {
-		var key, teacher, text []byte
-		var provider, model string
-		var stored int64
-		if err := rows.Scan(&key, &provider, &model, &teacher, &text, &stored); err != nil {
-			return n, &Error{Op: "read", Path: srcPath, Err: err}
-		}
-		res, err := ins.ExecContext(ctx, key, provider, model, teacher, text, stored)
+	err = read(func(r row) error {
+		res, err := ins.ExecContext(ctx, r.key, r.provider, r.model, r.teacher, r.text, r.stored)
 		if err != nil {
-			return n, &Error{Op: "write", Path: c.path, Err: err}
+			return errWrite{err}
 		}
 		if k, _ := res.RowsAffected(); k > 0 {
 			n++
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return n, &Error{Op: "read", Path: srcPath, Err: err}
+		return nil
+	})
+	var we errWrite
+	switch {
+	case errors.As(err, &we):
+		return 0, &Error{Op: "write", Path: c.path, Err: we.error}
+	case err != nil:
+		return 0, &Error{Op: "read", Path: srcPath, Err: err}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, &Error{Op: "write", Path: c.path, Err: err}
