@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -50,8 +52,11 @@ match the sha256 in its manifest, or the card would not be true of it.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			res, err := export.Run(export.Options{OutDir: outDir, Dest: dest, Format: format, Splits: splits, Seed: seed, License: license, Name: name, Version: version})
-			if err != nil {
+			res, err := export.Run(cmd.Context(), export.Options{OutDir: outDir, Dest: dest, Format: format, Splits: splits, Seed: seed, License: license, Name: name, Version: version})
+			switch {
+			case errors.Is(err, context.Canceled):
+				return &exitError{code: exitInterrupted, err: fmt.Errorf("export interrupted: nothing was written, %s is as it was", dest)}
+			case err != nil:
 				return usageErr(err)
 			}
 			w := cmd.OutOrStdout()

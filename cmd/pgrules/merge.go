@@ -325,7 +325,7 @@ func runMerge(cmd *cobra.Command, l *loaded, dirs []string, outDir string) error
 	fmt.Fprintf(cmd.ErrOrStderr(), "merged %d shards: %d accepted, %d rejected, %d records in input order; committed to %s (%s)\n",
 		len(ms), s.Accepted, s.Rejected, s.TotalInputs, outDir, time.Since(start).Round(time.Millisecond))
 	if cfg.Report {
-		if err := writeReport(outDir, filepath.Join(outDir, ReportFile), report.Options{Rules: rs, Mode: rules.Mode(ref.GatingMode)}); err != nil {
+		if err := writeReport(cmd.Context(), outDir, filepath.Join(outDir, ReportFile), report.Options{Rules: rs, Mode: rules.Mode(ref.GatingMode)}); err != nil {
 			return fmt.Errorf("the merged outputs in %s are committed, but the report could not be written: %w", outDir, err)
 		}
 	}

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // pythonPlugin copies plugins/python-example to a fresh directory (a
@@ -87,5 +91,93 @@ func TestPythonPluginProtoIsTheProvidersProto(t *testing.T) {
 	b := must(os.ReadFile("../../plugins/python-example/proto/provider.proto"))
 	if !bytes.Equal(a, b) {
 		t.Error("plugins/python-example/proto/provider.proto differs from providers/proto/provider.proto: run `make proto`")
+	}
+}
+
+// pluginChild finds the process pgrules (pid) started for a plugin: a
+// descendant whose command line contains marker (a wrapper that forks
+// instead of exec'ing makes it a grandchild).
+func pluginChild(t *testing.T, pid int, marker string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		parent := map[int]int{}
+		var found []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			p, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid ...: comm may hold spaces; ppid follows ")".
+			fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if len(fields) < 2 {
+				continue
+			}
+			parent[p], _ = strconv.Atoi(fields[1])
+			if cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); bytes.Contains(cmdline, []byte(marker)) {
+				found = append(found, p)
+			}
+		}
+		for _, p := range found {
+			for a := parent[p]; a > 1; a = parent[a] {
+				if a == pid {
+					return p
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("pgrules (pid %d) started no process with %q", pid, marker)
+	return 0
+}
+
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// A zombie has died; it waits only for its parent to read its status.
+	return err == nil && !strings.Contains(string(stat[bytes.LastIndexByte(stat, ')'):]), ") Z ")
+}
+
+// kill -9 of pgrules while a plugin runs leaves no plugin behind: the Go
+// plugins and the Python template both ask the kernel to end them with
+// their parent.
+func TestPluginsDieWithPgrules(t *testing.T) {
+	bin := buildPgrules(t)
+	py := pythonPlugin(t)
+	for _, c := range []struct{ provider, pluginDir, marker string }{
+		{"example", filepath.Dir(bin), "pgrules-provider-example"},
+		{"python-example", py, "provider.py"},
+	} {
+		t.Run(c.provider, func(t *testing.T) {
+			work := t.TempDir()
+			// The critiques are a pipe nobody writes: pgrules starts the
+			// plugin, then waits on its inputs.
+			fifo := filepath.Join(work, "critiques.fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, sampleArgs(t, filepath.Join(work, "out"), "--provider", c.provider, "--plugin-dir", c.pluginDir, "--critiques", fifo)...)
+			cmd.Dir = work
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			plugin := pluginChild(t, cmd.Process.Pid, c.marker)
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			deadline := time.Now().Add(5 * time.Second)
+			for alive(plugin) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if alive(plugin) {
+				syscall.Kill(plugin, syscall.SIGKILL)
+				t.Fatalf("plugin %s (pid %d) outlived pgrules", c.provider, plugin)
+			}
+		})
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -49,7 +51,10 @@ gates and keyword hits (the current rules', as pgrules explain shows them).`,
 				return usageErr(err)
 			}
 			opt := report.Options{Rules: rs, Mode: rules.Mode(l.cfg.GatingMode), Compare: compare, MaxSamples: maxSamples}
-			if err := writeReport(outDir, outPath, opt); err != nil {
+			switch err := writeReport(cmd.Context(), outDir, outPath, opt); {
+			case errors.Is(err, context.Canceled):
+				return &exitError{code: exitInterrupted, err: fmt.Errorf("report interrupted: %s was not written", outPath)}
+			case err != nil:
 				return usageErr(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", outPath)
@@ -66,9 +71,13 @@ gates and keyword hits (the current rules', as pgrules explain shows them).`,
 	return cmd
 }
 
-func writeReport(outDir, path string, opt report.Options) error {
+// writeReport builds the page and writes it, unless Ctrl-C came first.
+func writeReport(ctx context.Context, outDir, path string, opt report.Options) error {
 	d, err := report.Build(outDir, opt)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return report.WriteFile(path, d)

@@ -224,7 +224,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	}
 	if cfg.Report && res != nil && res.Committed {
 		path := filepath.Join(cfg.OutDir, ReportFile)
-		if err := writeReport(cfg.OutDir, path, report.Options{Rules: rs, Mode: mode}); err != nil {
+		if err := writeReport(ctx, cfg.OutDir, path, report.Options{Rules: rs, Mode: mode}); err != nil {
 			return fmt.Errorf("the outputs in %s are committed, but the report could not be written: %w (`pgrules report %s` tries again)", cfg.OutDir, err, cfg.OutDir)
 		}
 		log.Info().Str("report", path).Msg("report written")

@@ -6,6 +6,7 @@ package export
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -115,8 +116,8 @@ func (e *NotAnExportError) Error() string {
 const marker = "<!-- written by pgrules export -->"
 
 // Run writes the export: into a temporary sibling of Dest, then swapped in,
-// so a failed or interrupted export leaves any previous one whole.
-func Run(opt Options) (*Result, error) {
+// so a failed or interrupted (ctx) export leaves any previous one whole.
+func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Format != "parquet" && opt.Format != "jsonl" {
 		return nil, fmt.Errorf("--format %q: use parquet or jsonl", opt.Format)
 	}
@@ -191,6 +192,10 @@ func Run(opt Options) (*Result, error) {
 		if rerr != nil && !errors.Is(rerr, io.EOF) {
 			closeAll()
 			return nil, rerr
+		}
+		if err := ctx.Err(); err != nil {
+			closeAll()
+			return nil, err // Ctrl-C: the temporary export goes, -o stays as it was
 		}
 		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
 			var rec output.Accepted

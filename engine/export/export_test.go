@@ -1,6 +1,8 @@
 package export
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -67,11 +69,45 @@ func TestEditedDatasetIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(t.TempDir(), "hf")
-	_, err := Run(Options{OutDir: dir, Dest: dest, Format: "parquet"})
+	_, err := Run(context.Background(), Options{OutDir: dir, Dest: dest, Format: "parquet"})
 	if err == nil || !strings.Contains(err.Error(), "does not match the sha256") {
 		t.Errorf("err = %v", err)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(dest)); len(entries) != 0 {
 		t.Errorf("a failed export left %v", entries)
+	}
+}
+
+// Ctrl-C (a cancelled context) leaves the previous export as it was and
+// no temporary files beside it.
+func TestInterruptedExportLeavesThePreviousOne(t *testing.T) {
+	dir := t.TempDir()
+	line := `{"id": "a", "category": "c", "response": {"x": 1}, "teacher": {"provider": "p"}, "quality": {"overall_ok": true, "gates": {}}}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "dataset_v1.jsonl"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dataset_v1_manifest.json"), []byte(`{"run_id": "r"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "hf")
+	if _, err := Run(context.Background(), Options{OutDir: dir, Dest: dest, Format: "jsonl"}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dest, "data", "train-00000-of-00001.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, Options{OutDir: dir, Dest: dest, Format: "parquet"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	after, err := os.ReadFile(filepath.Join(dest, "data", "train-00000-of-00001.jsonl"))
+	if err != nil || string(after) != string(before) {
+		t.Errorf("the previous export changed: %v", err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+		t.Errorf("left beside the export: %v", entries)
 	}
 }

@@ -85,16 +85,6 @@ def stubs():
     sys.path.insert(0, out)
 
 
-def die_with_parent():
-    """Linux: the kernel kills us when pgrules dies, even by SIGKILL, as it
-    does the Go plugins (PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:  # not Linux: the host still kills us on exit
-        pass
-
-
 def self_signed_cert():
     """A certificate like go-plugin's own (ECDSA, CN and SAN localhost, CA,
     server and client auth), as PEM key, PEM cert and DER cert."""
@@ -142,7 +132,8 @@ def main():
              % (",".join(versions), APP_PROTOCOL_VERSION))
     # Ctrl-C reaches the whole process group: pgrules decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
+    # No need to watch pgrules: it starts us with PR_SET_PDEATHSIG, which
+    # the wrapper's exec keeps, so the kernel ends us when pgrules dies.
     stubs()
 
     import grpc
