@@ -197,22 +197,26 @@ func (p *fastParser) object(node int32) (any, error) {
 			return nil, err
 		}
 		m[k] = v // the last of duplicate keys wins, as with encoding/json
-		p.skipSpace()
-		if p.i >= len(p.data) {
-			return nil, errFast{}
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.compact = append(p.compact, ',')
-		case '}':
-			p.i++
-			p.compact = append(p.compact, '}')
-			return m, nil
-		default:
-			return nil, errFast{}
+		if done, err := p.next('}'); err != nil || done {
+			return m, err
 		}
 	}
+}
+
+// next reads what follows a member or an item: a comma, or the closing
+// bracket (done).
+func (p *fastParser) next(closing byte) (done bool, err error) {
+	p.skipSpace()
+	if p.i >= len(p.data) {
+		return false, errFast{}
+	}
+	switch c := p.data[p.i]; c {
+	case ',', closing:
+		p.i++
+		p.compact = append(p.compact, c)
+		return c == closing, nil
+	}
+	return false, errFast{}
 }
 
 func (p *fastParser) array(node int32) (any, error) {
@@ -237,20 +241,8 @@ func (p *fastParser) array(node int32) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		p.skipSpace()
-		if p.i >= len(p.data) {
-			return nil, errFast{}
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.compact = append(p.compact, ',')
-		case ']':
-			p.i++
-			p.compact = append(p.compact, ']')
-			return a, nil
-		default:
-			return nil, errFast{}
+		if done, err := p.next(']'); err != nil || done {
+			return a, err
 		}
 	}
 }

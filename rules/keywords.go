@@ -238,9 +238,17 @@ func (w *WordList) spansIn(s string) [][2]int {
 	if len(found) == 0 {
 		return nil
 	}
-	exc := spans(w.except, s)
-	out := found[:0]
-	for _, f := range found {
+	return dropExcepted(found, spans(w.except, s))
+}
+
+// dropExcepted keeps the hits no exception overlaps ("always verify" is
+// advice, not overconfidence), in place.
+func dropExcepted(hits, exc [][2]int) [][2]int {
+	if len(exc) == 0 {
+		return hits
+	}
+	kept := hits[:0]
+	for _, f := range hits {
 		excepted := false
 		for _, e := range exc {
 			if f[0] < e[1] && e[0] < f[1] {
@@ -249,10 +257,10 @@ func (w *WordList) spansIn(s string) [][2]int {
 			}
 		}
 		if !excepted {
-			out = append(out, f)
+			kept = append(kept, f)
 		}
 	}
-	return out
+	return kept
 }
 
 // snippet shows a hit in context, so a reader sees why it counted.

@@ -156,21 +156,7 @@ func (mm *multiMatcher) listSpans(s string, buf *matchBuf) [][][2]int {
 		if len(hits) == 0 {
 			continue
 		}
-		exc := selectSpans(s, buf.exc[li])
-		kept := hits[:0]
-		for _, f := range hits {
-			excepted := false
-			for _, e := range exc {
-				if f[0] < e[1] && e[0] < f[1] {
-					excepted = true
-					break
-				}
-			}
-			if !excepted {
-				kept = append(kept, f)
-			}
-		}
-		out[li] = kept
+		out[li] = dropExcepted(hits, selectSpans(s, buf.exc[li]))
 	}
 	return out
 }

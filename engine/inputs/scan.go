@@ -113,18 +113,9 @@ func (s *scanner) value(depth int) bool {
 			if !s.value(depth + 1) {
 				return false
 			}
-			s.space()
-			if s.i >= len(s.b) {
-				return false
+			if done, ok := s.next('}'); !ok || done {
+				return ok
 			}
-			if s.b[s.i] == '}' {
-				s.i++
-				return true
-			}
-			if s.b[s.i] != ',' {
-				return false
-			}
-			s.i++
 		}
 	case c == '[':
 		s.i++
@@ -138,18 +129,9 @@ func (s *scanner) value(depth int) bool {
 			if !s.value(depth + 1) {
 				return false
 			}
-			s.space()
-			if s.i >= len(s.b) {
-				return false
+			if done, ok := s.next(']'); !ok || done {
+				return ok
 			}
-			if s.b[s.i] == ']' {
-				s.i++
-				return true
-			}
-			if s.b[s.i] != ',' {
-				return false
-			}
-			s.i++
 		}
 	case c == 't':
 		return s.word("true")
@@ -161,6 +143,24 @@ func (s *scanner) value(depth int) bool {
 		return s.number()
 	}
 	return false
+}
+
+// next reads what follows a member or an item: a comma, or the closing
+// bracket (done); ok is false for anything else.
+func (s *scanner) next(closing byte) (done, ok bool) {
+	s.space()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, true
+	case closing:
+		s.i++
+		return true, true
+	}
+	return false, false
 }
 
 func (s *scanner) word(w string) bool {
@@ -336,14 +336,9 @@ func elements(v []byte, fn func(item []byte) bool) bool {
 		if !s.value(1) || !fn(v[st:s.i]) {
 			return false
 		}
-		s.space()
-		if s.i >= len(v) {
-			return false
+		if done, ok := s.next(']'); !ok || done {
+			return ok
 		}
-		if v[s.i] == ']' {
-			return true
-		}
-		s.i++ // ','
 	}
 }
 
