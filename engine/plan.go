@@ -10,7 +10,9 @@ import (
 // job is one id to take through the stages; keep is set when the record of
 // a previous run is kept as it is (--resume).
 type job struct {
-	seq  int
+	seq int
+	// ord is the id's place in the inputs' join order (inputs.Set.IDs).
+	ord  int
 	id   string
 	keep *output.PriorRecord
 	// prev is the id's committed record, for an offline run to keep when
@@ -40,7 +42,7 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 	merge := len(opt.MergeFrom) > 0
 	missing := 0
 	var firstMissing string
-	for _, id := range ids {
+	for ord, id := range ids {
 		if !opt.Shard.Has(id) {
 			continue
 		}
@@ -71,7 +73,7 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 			continue
 		}
 		w.total++
-		j := job{seq: len(w.jobs), id: id}
+		j := job{seq: len(w.jobs), ord: ord, id: id}
 		if opt.Offline {
 			if i, ok := prior.ByID[id]; ok {
 				j.prev = &prior.Records[i]

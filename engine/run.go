@@ -28,6 +28,7 @@ import (
 	"github.com/pgrules/pgrules/engine/changes"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/judge"
+	"github.com/pgrules/pgrules/engine/memo"
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
 	"github.com/pgrules/pgrules/engine/stats"
@@ -111,10 +112,20 @@ type Result struct {
 	// NoCachedAnswer counts samples an offline run could not answer and
 	// rejected; KeptOffline those whose committed record it kept instead.
 	NoCachedAnswer, KeptOffline int
+	// Memo counts the work remembered facts saved (never part of the
+	// stats: the outputs do not depend on it).
+	Memo MemoUse
 	// Problems are the first bad input lines of each file; ProblemCount
 	// counts them all.
 	Problems     []inputs.Problem
 	ProblemCount int
+}
+
+// MemoUse counts samples whose prompt was not rendered (its cache key was
+// remembered for these very inputs) and answers the schemas were not run
+// on again (the same text passed the same schemas before).
+type MemoUse struct {
+	PromptKeys, SchemaVerdicts int
 }
 
 // problemsLogged is how many bad lines of one input file are logged one
@@ -202,6 +213,14 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	if opt.Offline {
 		st.answers.Teacher = nil
 	}
+	if d.Cache != nil && !opt.Refresh && d.Template != nil && d.Rules != nil {
+		if err := st.rememberPromptKeys(d, set); err != nil {
+			log.Warn().Err(err).Msg("remembered prompt keys not read; every prompt is rendered")
+		}
+		if base := memo.New(memo.KindSchemaOK); base != nil {
+			st.schemaBase = base.AddBytes(d.Rules.SchemaDigest()).Add(string(opt.Mode)).Sum()
+		}
+	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
 
 	stopped := runInOrder(ctx, work.jobs, opt.Concurrency, st.process, func(r *result) error {
@@ -214,8 +233,16 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		return nil
 	})
 	t.finishProgress()
+	if st.keys != nil {
+		if err := st.keys.Save(d.Cache); err != nil {
+			log.Warn().Err(err).Msg("prompt keys not remembered; the next run renders every prompt again")
+		}
+	}
+	if d.Cache != nil {
+		d.Cache.Sync()
+	}
 
-	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline}
+	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline, Memo: t.memo}
 	if stopped.ioErr != nil {
 		return nil, stopped.ioErr
 	}
@@ -266,6 +293,26 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	res.Committed = true
 	return res, nil
+}
+
+// rememberPromptKeys loads the prompt keys remembered for exactly these
+// input bytes, template, system message and provider identity.
+func (st *stages) rememberPromptKeys(d Deps, set *inputs.Set) error {
+	digest := memo.New(memo.KindPromptKeys)
+	if digest == nil {
+		return nil
+	}
+	digest.Add(d.Provider, string(d.Identity), fmt.Sprint(d.KeyByID), d.System, d.Template.SHA256, fmt.Sprint(len(set.IDs)))
+	for _, f := range []*inputs.File{set.Plan, set.Drafts, set.Critiques} {
+		if f == nil {
+			digest.Add("")
+			continue
+		}
+		digest.Add(f.SHA256)
+	}
+	var err error
+	st.keys, err = memo.LoadPromptKeys(d.Cache, digest.Sum(), len(set.IDs))
+	return err
 }
 
 func checkInputSHA256(set *inputs.Set, want map[string]string) error {

@@ -85,7 +85,8 @@ func (c corpus) write(t *testing.T, dir string) inputs.Paths {
 func sampleID(i int) string { return fmt.Sprintf("v1_test_%04d", i) }
 
 // answer builds a teacher answer valid for payload type pt. kind picks a
-// flaw: "" valid, "overconfident", "noverify", "garbage".
+// flaw: "" valid, "overconfident", "noverify", "garbage", "notitle" (parses,
+// fails the payload schema).
 func answer(pt, kind string) string {
 	payloads := map[string]any{
 		"checklist":     map[string]any{"title": "Lisbon entry checklist", "groups": []any{map[string]any{"name": "Before you go", "items": []any{map[string]any{"text": "Check passport validity", "priority": "must"}}}}},
@@ -110,6 +111,8 @@ func answer(pt, kind string) string {
 		env["uncertainty_notes"] = ""
 	case "garbage":
 		return `{"summary": "truncated`
+	case "notitle":
+		delete(payloads[pt].(map[string]any), "title")
 	}
 	b, _ := json.Marshal(env)
 	return string(b)

@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/answer"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/judge"
+	"github.com/pgrules/pgrules/engine/memo"
 	"github.com/pgrules/pgrules/engine/prompt"
 	"github.com/pgrules/pgrules/engine/stats"
 	"github.com/pgrules/pgrules/engine/teacher"
@@ -22,6 +25,11 @@ type stages struct {
 	answers  *answer.Source
 	judge    *judge.Judge
 	merge    bool
+	// keys are the prompt keys remembered for these inputs (nil: none
+	// kept); schemaBase starts the digest of a schema verdict memo (nil:
+	// none kept).
+	keys       *memo.PromptKeys
+	schemaBase []byte
 }
 
 // result is one sample after the stages: its record, encoded, and what
@@ -38,6 +46,10 @@ type result struct {
 	asked            bool
 	cacheHit, called bool
 	noCachedAnswer   bool
+	// keyRemembered: the prompt key was remembered and its answer cached,
+	// so no prompt was rendered; schemaRemembered: the schemas were not
+	// run again on an answer that passed them before.
+	keyRemembered, schemaRemembered bool
 	// keptOffline: an offline run had no answer and kept the committed
 	// record.
 	keptOffline bool
@@ -66,7 +78,18 @@ func (r *result) release() {
 // process takes one id through join → render → answer → judge → encode.
 func (st *stages) process(ctx context.Context, j job) *result {
 	r := &result{seq: j.seq, id: j.id}
-	s, err := st.set.Load(j.id)
+	var key string
+	load := st.set.Load
+	if j.keep == nil && st.keys != nil {
+		var known bool
+		if key, known = st.keys.Get(j.ord); known {
+			// These very input bytes were rendered into this key
+			// before, so the sample got past the early checks then: the
+			// draft is read only if the cache misses.
+			load = st.set.LoadWithoutDraft
+		}
+	}
+	s, err := load(j.id)
 	if err != nil {
 		r.err = err
 		return r
@@ -78,7 +101,7 @@ func (st *stages) process(ctx context.Context, j job) *result {
 	if !early {
 		r.asked = true
 		var ok bool
-		if v, ok = st.answer(ctx, r, s); !ok {
+		if v, ok = st.answer(ctx, r, s, j.ord, key); !ok {
 			return r
 		}
 		if r.noCachedAnswer && j.prev != nil {
@@ -90,16 +113,40 @@ func (st *stages) process(ctx context.Context, j job) *result {
 	return st.finish(r, s, v)
 }
 
-// answer renders the prompt and gets the teacher's answer; false means
-// the sample has no record (interrupted, or the run is stopping).
-func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample) (judge.Verdict, bool) {
-	req := providers.Request{ID: s.ID, System: st.system, PayloadType: s.Plan.PayloadType, Draft: *s.Draft.OutputText}
-	a, err := st.answers.Answer(ctx, req, st.template.Parts(prompt.FieldsOf(s)))
+// answer gets the teacher's answer — from the cache by the remembered
+// prompt key when there is one, else by rendering the prompt — and judges
+// it; false means the sample has no record (interrupted, or the run is
+// stopping).
+func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord int, key string) (judge.Verdict, bool) {
+	var a answer.Answer
+	var err error
+	hit := false
+	if key != "" {
+		a, hit = st.answers.Cached(s.ID, key, st.schemaMemo(key, s))
+		r.keyRemembered = hit
+	}
+	if !hit {
+		if s.Draft == nil {
+			if err := st.set.LoadDraft(&s); err != nil {
+				r.err = err
+				return judge.Verdict{}, false
+			}
+			if v, early := st.judge.Early(s); early {
+				return v, true
+			}
+		}
+		req := providers.Request{ID: s.ID, System: st.system, PayloadType: s.Plan.PayloadType, Draft: *s.Draft.OutputText}
+		parts := st.template.Parts(prompt.FieldsOf(s))
+		key = st.answers.Key(req, parts)
+		if st.keys != nil && key != "" {
+			st.keys.Set(ord, key)
+		}
+		a, err = st.answers.Answer(ctx, req, parts, key, st.schemaMemo(key, s))
+	}
 	r.cacheHit, r.called = a.CacheHit, a.Called
 	switch {
 	case err == nil:
-		v, _ := st.judge.Answered(s, a.Text, a.Response)
-		return v, true
+		return st.judgeAnswer(r, s, key, a), true
 	case ctx.Err() != nil:
 		r.interrupted = true
 		return judge.Verdict{}, false
@@ -112,6 +159,36 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample) (judge
 	default:
 		return st.judge.Failed(s, err), true
 	}
+}
+
+// judgeAnswer judges an answer, skipping the schemas when the cache
+// remembers that this very text passed them, and remembering it when it
+// does.
+func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.Answer) judge.Verdict {
+	digest := st.schemaMemo(key, s)
+	if digest == nil {
+		v, _ := st.judge.Answered(s, a.Text, a.Response, false)
+		return v
+	}
+	sum := sha256.Sum256([]byte(a.Text))
+	known := bytes.Equal(a.Memo, sum[:])
+	r.schemaRemembered = known
+	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
+	if !known && dec.Contract.OverallOK {
+		st.answers.Remember(memo.KindSchemaOK, digest, sum[:])
+	}
+	return v
+}
+
+// schemaMemo is the digest a schema verdict for the answer under key is
+// remembered under: the schemas, the parse mode, the payload type the plan
+// asks for and the answer's key (the memo's value is the answer's sha256,
+// so an answer replaced under the same key is checked again).
+func (st *stages) schemaMemo(key string, s inputs.Sample) []byte {
+	if st.schemaBase == nil || key == "" || s.Plan == nil {
+		return nil
+	}
+	return memo.Extend(st.schemaBase, key, s.Plan.PayloadType)
 }
 
 func (st *stages) keep(r *result, s inputs.Sample, j job) *result {

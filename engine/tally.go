@@ -29,6 +29,7 @@ type tally struct {
 	hits, misses          int
 	noCachedAnswer        int
 	keptOffline           int
+	memo                  MemoUse
 	tokensSaved           int64
 	costSaved             float64
 	start, lastProgress   time.Time
@@ -64,6 +65,12 @@ func (t *tally) observe(r *result) {
 	}
 	if r.noCachedAnswer {
 		t.noCachedAnswer++
+	}
+	if r.keyRemembered {
+		t.memo.PromptKeys++
+	}
+	if r.schemaRemembered {
+		t.memo.SchemaVerdicts++
 	}
 	if r.cacheHit {
 		t.hits++

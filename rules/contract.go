@@ -35,6 +35,9 @@ type schemaSet struct {
 	// shape is what an answer may hold, from the envelope and every
 	// payload schema: gates naming another field do not compile.
 	shape *shape
+	// digest identifies the schemas by content and payload type, for
+	// remembered verdicts (see Rules.SchemaDigest).
+	digest []byte
 }
 
 const payloadSuffix = ".payload.schema.json"
@@ -45,6 +48,7 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 	s := &schemaSet{payloads: map[string]*jsonschema.Schema{}, envelopeFields: map[string]bool{}, versions: map[string]string{}}
 	c := jsonschema.NewCompiler()
 	var payloadShapes *shape
+	digest := sha256.New()
 	add := func(p string) (string, error) {
 		data, where, builtin, err := src.read(p)
 		if err != nil {
@@ -59,6 +63,7 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 			return "", fmt.Errorf("%s: %w", where, err)
 		}
 		sum := sha256.Sum256(data)
+		fmt.Fprintf(digest, "%s\x00%x\n", path.Base(p), sum)
 		s.files = append(s.files, File{Path: where, Kind: "schema", SHA256: hex.EncodeToString(sum[:]), Builtin: builtin})
 		if strings.HasSuffix(p, payloadSuffix) {
 			payloadShapes = union(payloadShapes, shapeOf(doc))
@@ -102,6 +107,7 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 		s.payloads[strings.TrimSuffix(n, payloadSuffix)] = sch
 	}
 	s.versions["payload"] = path.Base(payloadDir)
+	s.digest = digest.Sum(nil)
 	// The envelope's payload holds what any payload schema allows.
 	if s.shape != nil && s.shape.props != nil {
 		s.shape.props["payload"] = union(s.shape.props["payload"], payloadShapes)

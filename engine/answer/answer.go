@@ -31,6 +31,9 @@ type Answer struct {
 	Response providers.Response
 	// CacheHit: the answer came from the cache; Called: from a teacher call.
 	CacheHit, Called bool
+	// Memo is what the cache remembers under the memo digest asked for
+	// with a cached answer (nil: nothing).
+	Memo []byte
 }
 
 // Source answers prompts. It is safe for concurrent use.
@@ -54,8 +57,12 @@ type Source struct {
 	Log                  zerolog.Logger
 }
 
-// Key is the cache key of req, whose prompt is given as its pieces.
+// Key is the cache key of req, whose prompt is given as its pieces; ""
+// when there is no cache.
 func (s *Source) Key(req providers.Request, prompt prompt.Rendered) string {
+	if s.Cache == nil {
+		return ""
+	}
 	parts := cache.KeyParts{Provider: s.Provider, IdentityJSON: s.Identity, System: req.System, PromptParts: prompt}
 	if s.KeyByID {
 		parts.SampleID = req.ID
@@ -63,22 +70,50 @@ func (s *Source) Key(req providers.Request, prompt prompt.Rendered) string {
 	return cache.Key(parts)
 }
 
+// Cached returns the answer the cache holds under key, with the memo
+// remembered under memoDigest when that is not nil; false when there is
+// none (or the cache is not read: off, or --refresh).
+func (s *Source) Cached(id, key string, memoDigest []byte) (Answer, bool) {
+	if s.Cache == nil || s.Refresh || key == "" {
+		return Answer{}, false
+	}
+	var e cache.Entry
+	var memo []byte
+	var ok bool
+	var err error
+	if memoDigest != nil {
+		e, memo, ok, err = s.Cache.GetMemo(key, memoDigest)
+	} else {
+		e, ok, err = s.Cache.Get(key)
+	}
+	if err != nil {
+		s.Log.Warn().Err(err).Str("id", id).Msg("cache read failed; asking the teacher")
+		return Answer{}, false
+	}
+	if !ok {
+		return Answer{}, false
+	}
+	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Memo: memo}, true
+}
+
+// Remember keeps a memo in the cache, committed with the next answers.
+func (s *Source) Remember(kind string, digest, value []byte) {
+	if s.Cache == nil || digest == nil {
+		return
+	}
+	if err := s.Cache.PutMemo(kind, digest, value, false); err != nil {
+		s.Log.Debug().Err(err).Msg("memo not kept")
+	}
+}
+
 // Answer returns the text for req, whose prompt is given as its pieces:
-// they are joined into req.Prompt only when a teacher is asked. A teacher
-// failure is returned as is (typed *providers.Error where the provider
-// classified it); an offline miss is ErrNoCachedAnswer.
-func (s *Source) Answer(ctx context.Context, req providers.Request, prompt prompt.Rendered) (Answer, error) {
-	var key string
-	if s.Cache != nil {
-		key = s.Key(req, prompt)
-		if !s.Refresh {
-			e, ok, err := s.Cache.Get(key)
-			if err != nil {
-				s.Log.Warn().Err(err).Str("id", req.ID).Msg("cache read failed; asking the teacher")
-			} else if ok {
-				return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true}, nil
-			}
-		}
+// they are joined into req.Prompt only when a teacher is asked. key is
+// Key(req, prompt) ("" without a cache), memoDigest as for Cached. A
+// teacher failure is returned as is (typed *providers.Error where the
+// provider classified it); an offline miss is ErrNoCachedAnswer.
+func (s *Source) Answer(ctx context.Context, req providers.Request, prompt prompt.Rendered, key string, memoDigest []byte) (Answer, error) {
+	if a, ok := s.Cached(req.ID, key, memoDigest); ok {
+		return a, nil
 	}
 	if s.Teacher == nil {
 		return Answer{}, ErrNoCachedAnswer

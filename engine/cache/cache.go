@@ -56,6 +56,11 @@ type Cache struct {
 	path string
 	get  *sql.Stmt
 	put  *sql.Stmt
+	// getMemo reads an answer and one memo in one statement; putMemo
+	// stores a memo. Both are nil on a read-only cache of an older pgrules
+	// that has no memos table.
+	getMemo *sql.Stmt
+	putMemo *sql.Stmt
 	// writes feed the group-commit loop; written closes when it is done.
 	writes  chan *putReq
 	written chan struct{}
@@ -148,8 +153,14 @@ func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 	if c.get, err = c.db.Prepare(`SELECT teacher, text, stored_at FROM answers WHERE key = ?`); err != nil {
 		return err
 	}
+	// A read-only cache written by a pgrules before memos has no such
+	// table: it is read without them.
+	c.getMemo, _ = c.db.Prepare(`SELECT teacher, text, stored_at, (SELECT value FROM memos WHERE digest = ?2) FROM answers WHERE key = ?1`)
 	if !readOnly {
 		if c.put, err = c.db.Prepare(`INSERT OR REPLACE INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)`); err != nil {
+			return err
+		}
+		if c.putMemo, err = c.db.Prepare(`INSERT OR REPLACE INTO memos (digest, kind, value, stored_at) VALUES (?, ?, ?, ?)`); err != nil {
 			return err
 		}
 		c.writes, c.written = make(chan *putReq, 256), make(chan struct{})
@@ -186,6 +197,16 @@ const schemaSQL = `
 		by_id      INTEGER NOT NULL,
 		PRIMARY KEY (provider, plugin_sha, config_sha)
 	) WITHOUT ROWID;
+	-- Facts a run derived and a rerun would derive again at a cost, under
+	-- the sha256 of everything they derive from (see Memo): never answers,
+	-- so losing one costs time, not money. A pgrules that predates the
+	-- table ignores it.
+	CREATE TABLE IF NOT EXISTS memos (
+		digest    BLOB PRIMARY KEY,
+		kind      TEXT NOT NULL,
+		value     BLOB NOT NULL,
+		stored_at INTEGER NOT NULL
+	);
 	INSERT OR IGNORE INTO meta VALUES ('schema', '` + schemaVersion + `');`
 
 // createSchema creates the tables of a new cache. A new file gets 16 KB
@@ -337,12 +358,82 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 	case err != nil:
 		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
 	}
+	e, err := c.entry(key, teacher, text, stored)
+	return e, err == nil, err
+}
+
+func (c *Cache) entry(key string, teacher, text []byte, stored int64) (Entry, error) {
 	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC()}
 	if err := json.Unmarshal(teacher, &e.Teacher); err != nil {
-		return Entry{}, false, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
+		return Entry{}, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
 	}
 	e.Teacher.Text = e.Text
-	return e, true, nil
+	return e, nil
+}
+
+// GetMemo is Get that also returns the memo stored under digest (nil when
+// there is none), read in the same statement.
+func (c *Cache) GetMemo(key string, digest []byte) (Entry, []byte, bool, error) {
+	if c.getMemo == nil {
+		e, ok, err := c.Get(key)
+		return e, nil, ok, err
+	}
+	k, err := keyBytes(key)
+	if err != nil {
+		return Entry{}, nil, false, err
+	}
+	var teacher, text, memo []byte
+	var stored int64
+	switch err := c.getMemo.QueryRow(k, digest).Scan(&teacher, &text, &stored, &memo); {
+	case errors.Is(err, sql.ErrNoRows):
+		return Entry{}, nil, false, nil
+	case err != nil:
+		return Entry{}, nil, false, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	e, err := c.entry(key, teacher, text, stored)
+	return e, memo, err == nil, err
+}
+
+// Memo returns the value remembered under digest.
+func (c *Cache) Memo(digest []byte) ([]byte, bool, error) {
+	var v []byte
+	err := c.db.QueryRow(`SELECT value FROM memos WHERE digest = ?`, digest).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows), err != nil && strings.Contains(err.Error(), "no such table"):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	return v, true, nil
+}
+
+// PutMemo remembers value under digest. kind says what it is (for cache
+// stats). With wait false it returns at once and the memo is committed
+// with the next group of answers: a lost memo only costs time.
+func (c *Cache) PutMemo(kind string, digest, value []byte, wait bool) error {
+	if c.putMemo == nil {
+		return &Error{Op: "write", Path: c.path, Err: errors.New("the cache is open read-only")}
+	}
+	req := &putReq{stmt: c.putMemo, args: []any{digest, kind, value, time.Now().Unix()}, done: make(chan error, 1)}
+	c.writes <- req
+	if !wait {
+		return nil
+	}
+	if err := <-req.done; err != nil {
+		return &Error{Op: "write", Path: c.path, Err: err}
+	}
+	return nil
+}
+
+// Sync returns once every memo put without waiting is committed (or
+// failed: a memo is not worth an error).
+func (c *Cache) Sync() {
+	if c.writes == nil {
+		return
+	}
+	req := &putReq{done: make(chan error, 1)}
+	c.writes <- req
+	<-req.done
 }
 
 // Put stores an answer; when it returns, the answer survives the death of
@@ -370,6 +461,8 @@ func (c *Cache) Put(key string, e Entry) error {
 
 // putReq is one answer waiting for the group commit that stores it.
 type putReq struct {
+	// stmt is the statement to run (nil: store an answer).
+	stmt *sql.Stmt
 	args []any
 	done chan error
 }
@@ -406,8 +499,20 @@ func (c *Cache) commit(batch []*putReq) error {
 	if err != nil {
 		return err
 	}
-	stmt := tx.Stmt(c.put)
+	stmts := map[*sql.Stmt]*sql.Stmt{}
 	for _, r := range batch {
+		if r.args == nil {
+			continue // a Sync
+		}
+		s := r.stmt
+		if s == nil {
+			s = c.put
+		}
+		stmt, ok := stmts[s]
+		if !ok {
+			stmt = tx.Stmt(s)
+			stmts[s] = stmt
+		}
 		if _, err := stmt.Exec(r.args...); err != nil {
 			tx.Rollback()
 			return err
@@ -467,6 +572,10 @@ type Stats struct {
 	Tokens       int64          `json:"tokens"`
 	CostUSD      float64        `json:"cost_usd"`
 	LatencyTotal float64        `json:"latency_s_total"`
+	// Memos count the derived facts kept to make reruns faster (prompt
+	// keys, schema verdicts); they are not answers.
+	Memos     int   `json:"memos"`
+	MemoBytes int64 `json:"memo_bytes"`
 }
 
 // Stats scans the cache.
@@ -511,21 +620,43 @@ func (c *Cache) Stats() (Stats, error) {
 			s.Newest = &at
 		}
 	}
-	return s, rows.Err()
+	if err := rows.Err(); err != nil {
+		return s, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	var memoBytes sql.NullInt64
+	err = c.db.QueryRow(`SELECT count(*), sum(length(value)) FROM memos`).Scan(&s.Memos, &memoBytes)
+	if err != nil && !strings.Contains(err.Error(), "no such table") {
+		return s, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	s.MemoBytes = memoBytes.Int64
+	return s, nil
 }
 
-// Clear removes every entry and returns how many there were.
+// Clear removes every entry (and every memo) and returns how many entries
+// there were.
 func (c *Cache) Clear() (int, error) {
-	return c.deleteWhere(`DELETE FROM answers`)
+	return c.deleteWhere(`DELETE FROM answers`, `DELETE FROM memos`)
 }
 
-// Prune removes the answers stored before t and returns how many.
+// Prune removes the answers (and memos) stored before t and returns how
+// many answers.
 func (c *Cache) Prune(t time.Time) (int, error) {
-	return c.deleteWhere(`DELETE FROM answers WHERE stored_at < ?`, t.Unix())
+	return c.deleteWhere(`DELETE FROM answers WHERE stored_at < ?1`, `DELETE FROM memos WHERE stored_at < ?1`, t.Unix())
 }
 
-func (c *Cache) deleteWhere(q string, args ...any) (int, error) {
-	res, err := c.db.Exec(q, args...)
+func (c *Cache) deleteWhere(answers, memos string, args ...any) (int, error) {
+	tx, err := c.db.Begin()
+	if err != nil {
+		return 0, &Error{Op: "delete", Path: c.path, Err: err}
+	}
+	defer tx.Rollback()
+	res, err := tx.Exec(answers, args...)
+	if err == nil {
+		_, err = tx.Exec(memos, args...)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		return 0, &Error{Op: "delete", Path: c.path, Err: err}
 	}

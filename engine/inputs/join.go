@@ -229,7 +229,25 @@ var ErrChanged = errors.New("input changed during the run")
 // Load reads back and joins the records of one id. The error is an input
 // that changed under the run; data problems are reported in Missing and
 // Invalid.
-func (s *Set) Load(id string) (smp Sample, err error) {
+func (s *Set) Load(id string) (Sample, error) {
+	return s.safely(id, func(i int) (Sample, error) { return s.load(i, id, true) })
+}
+
+// LoadWithoutDraft is Load leaving Sample.Draft nil (and not looking
+// inside the draft record): a rerun that remembers the sample's prompt key
+// needs the draft — the largest record — only when the cache misses, and
+// then calls LoadDraft.
+func (s *Set) LoadWithoutDraft(id string) (Sample, error) {
+	return s.safely(id, func(i int) (Sample, error) { return s.load(i, id, false) })
+}
+
+// LoadDraft fills in the draft of a sample from LoadWithoutDraft.
+func (s *Set) LoadDraft(smp *Sample) error {
+	_, err := s.safely(smp.ID, func(i int) (Sample, error) { return Sample{}, s.loadDraft(i, smp) })
+	return err
+}
+
+func (s *Set) safely(id string, load func(int) (Sample, error)) (smp Sample, err error) {
 	i, ok := s.index[id]
 	if !ok {
 		return Sample{ID: id, Missing: []string{"every input (no record has this id)"}}, nil
@@ -243,10 +261,10 @@ func (s *Set) Load(id string) (smp Sample, err error) {
 			err = fmt.Errorf("%w: reading the records of %q: %v", ErrChanged, id, r)
 		}
 	}()
-	return s.load(i, id)
+	return load(i)
 }
 
-func (s *Set) load(i int, id string) (Sample, error) {
+func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 	smp := Sample{ID: id}
 	if e := s.Plan.byIndex[i]; e.size == 0 {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("plan (%s has no record with this id)", s.Plan.Path))
@@ -267,18 +285,10 @@ func (s *Set) load(i int, id string) (Sample, error) {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("draft (%s has no record with this id)", s.Drafts.Path))
 	} else if bad := s.Drafts.bad[int32(i)]; bad != "" {
 		smp.Invalid = append(smp.Invalid, bad)
-	} else {
-		line := s.Drafts.line(e)
-		d, ok := fastDraft(line)
-		if !ok {
-			if err := json.Unmarshal(line, &d); err != nil {
-				return smp, err
-			}
+	} else if draft {
+		if err := s.loadDraft(i, &smp); err != nil {
+			return smp, err
 		}
-		if d.OutputText == nil {
-			smp.Missing = append(smp.Missing, fmt.Sprintf("draft text (%s:%d has output_text null: drafting failed)", s.Drafts.Path, e.line))
-		}
-		smp.Draft = &d
 	}
 
 	if s.Critiques == nil {
@@ -303,6 +313,25 @@ func (s *Set) load(i int, id string) (Sample, error) {
 		smp.Critique = c
 	}
 	return smp, nil
+}
+
+func (s *Set) loadDraft(i int, smp *Sample) error {
+	e := s.Drafts.byIndex[i]
+	if e.size == 0 || s.Drafts.bad[int32(i)] != "" {
+		return nil // reported by load
+	}
+	line := s.Drafts.line(e)
+	d, ok := fastDraft(line)
+	if !ok {
+		if err := json.Unmarshal(line, &d); err != nil {
+			return err
+		}
+	}
+	if d.OutputText == nil {
+		smp.Missing = append(smp.Missing, fmt.Sprintf("draft text (%s:%d has output_text null: drafting failed)", s.Drafts.Path, e.line))
+	}
+	smp.Draft = &d
+	return nil
 }
 
 // decodeCritique accepts the real nested shape ({"critique": {...}}) and

@@ -1,0 +1,182 @@
+// Package memo names the facts a run derives that a rerun of the same
+// work would derive again at a cost — the cache key of each sample's
+// prompt, the schema verdict of each answer — so that they can be kept in
+// the response cache and trusted later.
+//
+// A memo is stored under the sha256 of everything its fact is derived
+// from, the running executable included: another build may derive it
+// differently (a template fix, a new schema library), so its memos are not
+// used. A memo is never an answer and never a decision; losing one costs
+// time, not money.
+package memo
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"hash"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// Kinds of memo, as the cache's stats count them.
+const (
+	KindPromptKeys = "prompt-keys"
+	KindSchemaOK   = "schema-ok"
+)
+
+var build struct {
+	once sync.Once
+	sum  []byte
+}
+
+// Build is the sha256 of the running executable (empty when it cannot be
+// read: then every memo digest still differs by kind and inputs, but not
+// by build — see Digest).
+func Build() []byte {
+	build.once.Do(func() {
+		exe, err := os.Executable()
+		if err != nil {
+			return
+		}
+		f, err := os.Open(exe)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err == nil {
+			build.sum = h.Sum(nil)
+		}
+	})
+	return build.sum
+}
+
+// Digest accumulates what a fact derives from. Every part is length
+// prefixed, so no two different part lists digest alike.
+type Digest struct{ h hash.Hash }
+
+// New starts the digest of a memo of kind. It returns nil, and no memo
+// is kept, when the executable cannot be identified.
+func New(kind string) *Digest {
+	b := Build()
+	if b == nil {
+		return nil
+	}
+	d := &Digest{h: sha256.New()}
+	d.Add(kind)
+	d.AddBytes(b)
+	return d
+}
+
+// Add adds strings, each as its own part.
+func (d *Digest) Add(parts ...string) *Digest {
+	var n [8]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		d.h.Write(n[:])
+		io.WriteString(d.h, p)
+	}
+	return d
+}
+
+// AddBytes adds one part.
+func (d *Digest) AddBytes(p []byte) *Digest {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+	d.h.Write(n[:])
+	d.h.Write(p)
+	return d
+}
+
+// Sum is the digest.
+func (d *Digest) Sum() []byte { return d.h.Sum(nil) }
+
+// Store keeps memos: the response cache.
+type Store interface {
+	Memo(digest []byte) ([]byte, bool, error)
+	PutMemo(kind string, digest, value []byte, wait bool) error
+}
+
+// keySize is the size of a cache key: a sha256.
+const keySize = sha256.Size
+
+// PromptKeys are the cache keys of the prompts of one input set, by the
+// sample's place in the set's join order. A re-gate of the same inputs
+// looks its answers up by them without decoding a draft or rendering a
+// prompt. It is safe for concurrent use by samples of different places.
+type PromptKeys struct {
+	digest []byte
+	// keys holds keySize bytes per sample; all zero: not known.
+	keys  []byte
+	known int
+	added atomic.Int64
+}
+
+// LoadPromptKeys reads the keys remembered under digest for a set of n
+// samples; none are known when there is no such memo or digest is nil.
+func LoadPromptKeys(st Store, digest []byte, n int) (*PromptKeys, error) {
+	p := &PromptKeys{digest: digest, keys: make([]byte, n*keySize)}
+	if st == nil || digest == nil {
+		return p, nil
+	}
+	v, ok, err := st.Memo(digest)
+	if err != nil || !ok || len(v) != len(p.keys) {
+		return p, err
+	}
+	copy(p.keys, v)
+	for i := 0; i < n; i++ {
+		if _, ok := p.Get(i); ok {
+			p.known++
+		}
+	}
+	return p, nil
+}
+
+// Known counts the keys that were remembered.
+func (p *PromptKeys) Known() int { return p.known }
+
+// Get returns the key of sample i (hex, as the cache takes it).
+func (p *PromptKeys) Get(i int) (string, bool) {
+	k := p.keys[i*keySize : (i+1)*keySize]
+	for _, b := range k {
+		if b != 0 {
+			return hex.EncodeToString(k), true
+		}
+	}
+	return "", false
+}
+
+// Set records the key of sample i.
+func (p *PromptKeys) Set(i int, key string) {
+	k := p.keys[i*keySize : (i+1)*keySize]
+	if hex.EncodedLen(len(k)) != len(key) {
+		return
+	}
+	var b [keySize]byte
+	if _, err := hex.Decode(b[:], []byte(key)); err != nil || bytes.Equal(k, b[:]) {
+		return
+	}
+	copy(k, b[:])
+	p.added.Add(1)
+}
+
+// Save stores the keys when any were added.
+func (p *PromptKeys) Save(st Store) error {
+	if st == nil || p.digest == nil || p.added.Load() == 0 {
+		return nil
+	}
+	return st.PutMemo(KindPromptKeys, p.digest, p.keys, true)
+}
+
+// Extend is the digest of base (itself a digest, from New) followed by
+// parts: the per-item digest of a memo whose common parts are hashed once.
+func Extend(base []byte, parts ...string) []byte {
+	d := &Digest{h: sha256.New()}
+	d.AddBytes(base)
+	d.Add(parts...)
+	return d.Sum()
+}
