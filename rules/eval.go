@@ -192,6 +192,9 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, schemaOK bool) (*Decisi
 		var buf matchBuf
 		var scratch []byte
 		for _, lf := range a.leaves {
+			if !r.matcher.mayMatch(lf.value) {
+				continue
+			}
 			var norm string
 			norm, scratch = normalizeInto(scratch, lf.value)
 			for li, sps := range r.matcher.listSpans(norm, &buf) {

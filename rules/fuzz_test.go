@@ -167,6 +167,8 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 func FuzzMultiMatcherAgainstPerList(f *testing.F) {
 	f.Add("now|fee|fees|entry requirement", "always verify|verify", "always|never|for sure", "You must always verify the fees now; never for sure.")
 	f.Add("a|aa", "aa", "b", "aa a b ab")
+	f.Add("entry requirement", "x", "now", "  Entry\t\n REQUIREMENT  \r\n")
+	f.Add("a b", "", "c", "A  \v\fB")
 	f.Fuzz(func(t *testing.T, terms1, exc1, terms2, text string) {
 		mk := func(s string) []Term {
 			var out []Term
@@ -185,6 +187,14 @@ func FuzzMultiMatcherAgainstPerList(f *testing.F) {
 		sparse := *dense
 		sparse.delta = nil // as for a list too big for a table
 		s := normalize(text)
+		// The prefilter says no only when the full scan finds nothing,
+		// and for ASCII text it says yes only when the scan finds
+		// something.
+		any := false
+		dense.scan(s, func(int32, int, int) { any = true })
+		if may := dense.mayMatch(text); may != any && (!may || asciiOnly(text)) {
+			t.Fatalf("mayMatch(%q) = %v, but the scan of %q finds occurrences: %v", text, may, s, any)
+		}
 		for _, mm := range []*multiMatcher{dense, &sparse} {
 			var buf matchBuf
 			got := mm.listSpans(s, &buf)

@@ -10,6 +10,9 @@ type multiMatcher struct {
 	sparse  *matcher
 	metas   [][]termMeta // by automaton term index
 	class   [256]uint8
+	// fold is class of the byte normalize makes of an ASCII byte: its
+	// lower case, and one space for any white space.
+	fold    [128]uint8
 	nclass  int
 	delta   []int32 // delta[state*nclass+class]; nil: use sparse
 	emits   []bool  // the state or its suffix chain ends a term
@@ -73,6 +76,16 @@ func newMultiMatcher(lists []*WordList) *multiMatcher {
 	for i, b := range bytes {
 		mm.class[b] = uint8(i + 1)
 	}
+	for c := range mm.fold {
+		b := byte(c)
+		switch {
+		case b >= 'A' && b <= 'Z':
+			b += 'a' - 'A'
+		case isASCIISpace(b):
+			b = ' '
+		}
+		mm.fold[c] = mm.class[b]
+	}
 	if len(bytes) > 254 || n*mm.nclass > denseLimit {
 		return mm // too big for a table: the sparse automaton serves
 	}
@@ -124,6 +137,54 @@ func (mm *multiMatcher) scan(s string, fn func(term int32, start, end int)) {
 			}
 		}
 	}
+}
+
+// mayMatch reports whether normalize(s) could hold an occurrence of any
+// term or exception. For ASCII text it runs the automaton over the bytes
+// normalize would produce (lower case, each run of white space one space,
+// none leading or trailing) without producing them, and is exact: most
+// strings of an answer hold no term, and then cost no copy. Other text is
+// normalised by Unicode rules, which are not replayed here: true.
+func (mm *multiMatcher) mayMatch(s string) bool {
+	switch {
+	case mm.sparse == nil:
+		return false
+	case mm.delta == nil:
+		return true
+	}
+	st := int32(0)
+	nc := int32(mm.nclass)
+	space := int32(mm.class[' '])
+	started, pending := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return true
+		}
+		if isASCIISpace(c) {
+			pending = started
+			continue
+		}
+		if pending {
+			pending = false
+			if st = mm.delta[st*nc+space]; mm.emits[st] {
+				return true
+			}
+		}
+		started = true
+		if st = mm.delta[st*nc+int32(mm.fold[c])]; mm.emits[st] {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCIISpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return false
 }
 
 // listSpans finds, per list, the whole-word occurrences of its terms in
