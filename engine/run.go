@@ -155,7 +155,26 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	opt = opt.withDefaults()
 	log := d.Log
 
+	// The committed outputs are read (and their sha256 checked) while
+	// the inputs are indexed: both are a pass over a gigabyte. The out dir
+	// is not locked yet (a run refused for its inputs leaves no trace), so
+	// what was read is checked once it is.
+	type priorRead struct {
+		prior *output.Prior
+		err   error
+	}
+	priorCh := make(chan priorRead, 1)
+	go func() {
+		p, err := output.ReadPrior(opt.OutDir)
+		priorCh <- priorRead{p, err}
+	}()
 	set, err := inputs.Open(ctx, opt.Inputs)
+	pr := <-priorCh
+	defer func() {
+		if pr.prior != nil {
+			pr.prior.Close()
+		}
+	}()
 	if err != nil {
 		if ctx.Err() != nil {
 			return &Result{Interrupted: true}, ErrInterrupted
@@ -174,12 +193,16 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		return nil, err
 	}
 	defer w.Abort() // a no-op once committed or stashed
-
-	prior, err := output.ReadPrior(opt.OutDir)
+	if pr.err == nil {
+		if current, err := pr.prior.Current(); err != nil || !current {
+			pr.prior.Close()
+			pr.prior, pr.err = output.ReadPrior(opt.OutDir)
+		}
+	}
+	prior, err := pr.prior, pr.err
 	if err != nil {
 		return nil, err
 	}
-	defer prior.Close()
 	for _, p := range prior.Problems {
 		log.Warn().Msg(p)
 	}

@@ -62,6 +62,22 @@ func (p *Prior) Close() {
 	}
 }
 
+// Current reports whether p is still what outDir holds committed: a run
+// reads its out dir's outputs before it holds the out dir's lock (while the
+// inputs are indexed), and reads them again if another run committed in
+// between.
+func (p *Prior) Current() (bool, error) {
+	if p.snap == nil {
+		return false, nil
+	}
+	now, err := OpenCommitted(p.snap.Dir)
+	if err != nil {
+		return false, err
+	}
+	defer now.Close()
+	return p.snap.same(now), nil
+}
+
 // ReadPriors reads the committed outputs of several out dirs (the shards
 // of a run) as one. Every problem is reported — a torn or edited file, an
 // id in two shards — and the caller refuses to merge if there is any.

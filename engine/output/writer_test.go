@@ -230,3 +230,34 @@ func TestReadPriorNoticesFilesThatDoNotMatchTheManifest(t *testing.T) {
 		t.Errorf("problems: %v", p.Problems)
 	}
 }
+
+// A run reads the committed outputs before it locks the out dir; Current
+// tells it whether another run committed in between.
+func TestPriorKnowsWhetherItIsStillCurrent(t *testing.T) {
+	dir := t.TempDir()
+	empty, err := ReadPrior(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	if err := commitRun(dir, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := empty.Current(); cur || err != nil {
+		t.Errorf("a Prior read before the first commit is current: %v, %v", cur, err)
+	}
+	p, err := ReadPrior(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if cur, err := p.Current(); !cur || err != nil {
+		t.Errorf("a Prior read after the last commit is not current: %v, %v", cur, err)
+	}
+	if err := commitRun(dir, "B"); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := p.Current(); cur || err != nil {
+		t.Errorf("a Prior read before another commit is current: %v, %v", cur, err)
+	}
+}
