@@ -7,9 +7,9 @@ package rules
 // every other byte is class 0). A huge list whose DFA would not fit
 // (states × classes > denseLimit) keeps the sparse automaton.
 type multiMatcher struct {
-	sparse  *matcher
-	metas   [][]termMeta // by automaton term index
-	class   [256]uint8
+	sparse *matcher
+	metas  [][]termMeta // by automaton term index
+	class  [256]uint8
 	// fold is class of the byte normalize makes of an ASCII byte: its
 	// lower case, and one space for any white space.
 	fold    [128]uint8

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/pgrules/pgrules/internal/jsonscan"
 )
 
 // The fast decoders below read the three record kinds from their members.
@@ -39,7 +41,7 @@ func fastPlan(line []byte) (p Plan, ok bool) { return fastPlanMode(line, true) }
 // (the prompt): indexing needs the id and the verdict, not the text.
 func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 	ok = true
-	valid := members(line, func(key, v []byte) {
+	valid := jsonscan.Members(line, func(key, v []byte) {
 		if !ok {
 			return
 		}
@@ -59,7 +61,7 @@ func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 		case 3:
 			dst = &p.Difficulty
 		case 4:
-			tags, good := stringsOf(v)
+			tags, good := jsonscan.StringsOf(v)
 			p.RegionTags, ok = tags, good
 			return
 		case 5:
@@ -84,7 +86,7 @@ func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 		default:
 			return
 		}
-		s, isNull, good := stringOf(v)
+		s, isNull, good := jsonscan.StringOf(v)
 		ok = good
 		if !isNull { // null leaves a string as it was, as with encoding/json
 			*dst = s
@@ -105,7 +107,7 @@ func fastLocation(v []byte, p *Plan) bool {
 	}
 	loc := &Location{}
 	ok := true
-	valid := members(v, func(key, val []byte) {
+	valid := jsonscan.Members(v, func(key, val []byte) {
 		i, fb := field(key, locationFields)
 		if fb {
 			ok = false
@@ -114,7 +116,7 @@ func fastLocation(v []byte, p *Plan) bool {
 		if i < 0 {
 			return
 		}
-		s, isNull, good := stringOf(val)
+		s, isNull, good := jsonscan.StringOf(val)
 		ok = ok && good
 		if isNull {
 			return
@@ -140,7 +142,7 @@ func fastDraft(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true
 // unescape it: most of a draft line is its output_text.
 func fastDraftMode(line []byte, decode bool) (d Draft, ok bool) {
 	ok = true
-	valid := members(line, func(key, v []byte) {
+	valid := jsonscan.Members(line, func(key, v []byte) {
 		if !ok {
 			return
 		}
@@ -162,7 +164,7 @@ func fastDraftMode(line []byte, decode bool) (d Draft, ok bool) {
 				}
 				return
 			}
-			s, isNull, good := stringOf(v)
+			s, isNull, good := jsonscan.StringOf(v)
 			ok = good
 			if isNull {
 				d.OutputText = nil
@@ -190,7 +192,7 @@ func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
 	// keys wins as a whole, so values are decoded after the walk.
 	var rawID, rawDraftID, body []byte
 	nested, flat := false, false
-	valid := members(line, func(key, v []byte) {
+	valid := jsonscan.Members(line, func(key, v []byte) {
 		if !ok {
 			return
 		}
@@ -216,7 +218,7 @@ func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
 	// A non-string id is ignored, as it always was: the draft_id or the
 	// line's problems decide.
 	if rawID != nil {
-		if s, _, good := stringOf(rawID); good {
+		if s, _, good := jsonscan.StringOf(rawID); good {
 			rec.ID = s
 		}
 	}
@@ -250,7 +252,7 @@ func fastCritiqueBody(body []byte) (*Critique, bool) {
 	}
 	c := &Critique{}
 	ok := true
-	valid := members(body, func(key, v []byte) {
+	valid := jsonscan.Members(body, func(key, v []byte) {
 		if !ok {
 			return
 		}
@@ -273,7 +275,7 @@ func fastCritiqueBody(body []byte) (*Critique, bool) {
 		case 5:
 			c.Schema = json.RawMessage(bytes.Clone(v))
 		case 6:
-			c.RewriteInstructions, ok = stringsOf(v)
+			c.RewriteInstructions, ok = jsonscan.StringsOf(v)
 		}
 	})
 	return c, ok && valid
@@ -289,14 +291,14 @@ func fastIssues(v []byte) ([]Issue, bool) {
 		return nil, false
 	}
 	out := []Issue{}
-	ok := elements(v, func(item []byte) bool {
+	ok := jsonscan.Elements(v, func(item []byte) bool {
 		var is Issue
 		if string(item) != "null" {
 			if !isType(item, 'o') {
 				return false
 			}
 			good := true
-			if !members(item, func(key, val []byte) {
+			if !jsonscan.Members(item, func(key, val []byte) {
 				i, fb := field(key, issueFields)
 				if fb {
 					good = false
@@ -305,7 +307,7 @@ func fastIssues(v []byte) ([]Issue, bool) {
 				if i < 0 {
 					return
 				}
-				str, isNull, ok := stringOf(val)
+				str, isNull, ok := jsonscan.StringOf(val)
 				good = good && ok
 				if isNull {
 					return
@@ -336,7 +338,7 @@ func fastIssues(v []byte) ([]Issue, bool) {
 // setString decodes a string value into dst; null leaves dst as it was,
 // as with encoding/json.
 func setString(dst *string, v []byte) bool {
-	s, isNull, ok := stringOf(v)
+	s, isNull, ok := jsonscan.StringOf(v)
 	if ok && !isNull {
 		*dst = s
 	}

@@ -1,0 +1,335 @@
+// Package jsonscan walks JSON text without decoding it: the members of an
+// object and the items of an array as raw bytes, validating as it goes
+// (RFC 8259), and decodes the few values a caller asks for. The input
+// records and the judged records' gate results are read with it: most of
+// their bytes are values nobody reads.
+package jsonscan
+
+import (
+	"bytes"
+
+	"github.com/pgrules/pgrules/internal/jsonstr"
+)
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// Members calls fn for each top-level member of the object in b, with the
+// key's raw bytes (between the quotes) and the value's bytes. It returns
+// false if b is not exactly one valid JSON object.
+func Members(b []byte, fn func(key, val []byte)) bool {
+	s := &scanner{b: b}
+	s.space()
+	if s.i >= len(b) || b[s.i] != '{' {
+		return false
+	}
+	s.i++
+	s.space()
+	if s.i < len(b) && b[s.i] == '}' {
+		s.i++
+		s.space()
+		return s.i == len(b)
+	}
+	for {
+		s.space()
+		ks := s.i
+		if !s.str() {
+			return false
+		}
+		key := b[ks+1 : s.i-1]
+		s.space()
+		if s.i >= len(b) || b[s.i] != ':' {
+			return false
+		}
+		s.i++
+		s.space()
+		vs := s.i
+		if !s.value(0) {
+			return false
+		}
+		fn(key, b[vs:s.i])
+		s.space()
+		if s.i >= len(b) {
+			return false
+		}
+		switch b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			s.space()
+			return s.i == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+const maxNesting = 10000
+
+// value skips one valid JSON value.
+func (s *scanner) value(depth int) bool {
+	if s.i >= len(s.b) || depth > maxNesting {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		return s.str()
+	case c == '{':
+		s.i++
+		s.space()
+		if s.i < len(s.b) && s.b[s.i] == '}' {
+			s.i++
+			return true
+		}
+		for {
+			s.space()
+			if !s.str() {
+				return false
+			}
+			s.space()
+			if s.i >= len(s.b) || s.b[s.i] != ':' {
+				return false
+			}
+			s.i++
+			s.space()
+			if !s.value(depth + 1) {
+				return false
+			}
+			if done, ok := s.next('}'); !ok || done {
+				return ok
+			}
+		}
+	case c == '[':
+		s.i++
+		s.space()
+		if s.i < len(s.b) && s.b[s.i] == ']' {
+			s.i++
+			return true
+		}
+		for {
+			s.space()
+			if !s.value(depth + 1) {
+				return false
+			}
+			if done, ok := s.next(']'); !ok || done {
+				return ok
+			}
+		}
+	case c == 't':
+		return s.word("true")
+	case c == 'f':
+		return s.word("false")
+	case c == 'n':
+		return s.word("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	}
+	return false
+}
+
+// next reads what follows a member or an item: a comma, or the closing
+// bracket (done); ok is false for anything else.
+func (s *scanner) next(closing byte) (done, ok bool) {
+	s.space()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, true
+	case closing:
+		s.i++
+		return true, true
+	}
+	return false, false
+}
+
+func (s *scanner) word(w string) bool {
+	if len(s.b)-s.i < len(w) || string(s.b[s.i:s.i+len(w)]) != w {
+		return false
+	}
+	s.i += len(w)
+	return true
+}
+
+func (s *scanner) number() bool {
+	b := s.b
+	if b[s.i] == '-' {
+		s.i++
+	}
+	digits := func() bool {
+		st := s.i
+		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
+			s.i++
+		}
+		return s.i > st
+	}
+	switch {
+	case s.i < len(b) && b[s.i] == '0':
+		s.i++
+	case !digits():
+		return false
+	}
+	if s.i < len(b) && b[s.i] == '.' {
+		s.i++
+		if !digits() {
+			return false
+		}
+	}
+	if s.i < len(b) && (b[s.i] == 'e' || b[s.i] == 'E') {
+		s.i++
+		if s.i < len(b) && (b[s.i] == '+' || b[s.i] == '-') {
+			s.i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return true
+}
+
+// str skips a string literal, checking its escapes and that it holds no
+// raw control character. The closing quote is found with IndexByte (SIMD)
+// rather than byte by byte: a draft is one long escaped string.
+func (s *scanner) str() bool {
+	b := s.b
+	if s.i >= len(b) || b[s.i] != '"' {
+		return false
+	}
+	start := s.i + 1
+	i := start
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return false
+		}
+		end := i + j
+		k := end
+		for k > start && b[k-1] == '\\' {
+			k--
+		}
+		if (end-k)%2 == 1 { // an escaped quote: keep looking
+			i = end + 1
+			continue
+		}
+		if !validBody(b[start:end]) {
+			return false
+		}
+		s.i = end + 1
+		return true
+	}
+}
+
+// validBody checks a string literal's body: valid escapes, no raw
+// control characters.
+func validBody(seg []byte) bool {
+	if jsonstr.HasControl(seg) {
+		return false
+	}
+	for p := bytes.IndexByte(seg, '\\'); p >= 0; {
+		if p+1 >= len(seg) {
+			return false
+		}
+		switch seg[p+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			p += 2
+		case 'u':
+			if p+6 > len(seg) {
+				return false
+			}
+			for _, h := range seg[p+2 : p+6] {
+				if !isHex(h) {
+					return false
+				}
+			}
+			p += 6
+		default:
+			return false
+		}
+		if p >= len(seg) {
+			break
+		}
+		next := bytes.IndexByte(seg[p:], '\\')
+		if next < 0 {
+			break
+		}
+		p += next
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// StringOf decodes a string value; ok is false for anything else but
+// null, which gives "" and isNull.
+func StringOf(v []byte) (s string, isNull, ok bool) {
+	if string(v) == "null" {
+		return "", true, true
+	}
+	if len(v) < 2 || v[0] != '"' {
+		return "", false, false
+	}
+	body := v[1 : len(v)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body), false, true
+	}
+	out, ok := jsonstr.Unescape(body)
+	return out, false, ok
+}
+
+// StringsOf decodes an array of strings (null items are ""), or null.
+func StringsOf(v []byte) ([]string, bool) {
+	if string(v) == "null" {
+		return nil, true
+	}
+	if len(v) == 0 || v[0] != '[' {
+		return nil, false
+	}
+	out := []string{}
+	ok := Elements(v, func(item []byte) bool {
+		s, _, ok := StringOf(item)
+		out = append(out, s)
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return out, true
+}
+
+// Elements calls fn with each item of v, an array the scanner has already
+// validated; fn returning false stops the walk and fails it.
+func Elements(v []byte, fn func(item []byte) bool) bool {
+	s := &scanner{b: v, i: 1}
+	s.space()
+	if s.i < len(v) && v[s.i] == ']' {
+		return true
+	}
+	for {
+		s.space()
+		st := s.i
+		if !s.value(1) || !fn(v[st:s.i]) {
+			return false
+		}
+		if done, ok := s.next(']'); !ok || done {
+			return ok
+		}
+	}
+}
