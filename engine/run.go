@@ -168,7 +168,11 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		p, err := output.ReadPrior(opt.OutDir)
 		priorCh <- priorRead{p, err}
 	}()
-	set, err := inputs.Open(ctx, opt.Inputs)
+	var memos memo.Store
+	if d.Cache != nil {
+		memos = d.Cache
+	}
+	set, err := inputs.OpenRemembering(ctx, opt.Inputs, memos)
 	pr := <-priorCh
 	defer func() {
 		if pr.prior != nil {

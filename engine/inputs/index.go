@@ -92,6 +92,7 @@ var bom = []byte("\xEF\xBB\xBF")
 // its members (ok=false when unsure), slow is encoding/json, which decides
 // and words errors.
 type kind struct {
+	name string
 	fast func(line []byte) (id string, ok bool)
 	slow func(line []byte) (id string, err error)
 }

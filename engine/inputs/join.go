@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+
+	"github.com/pgrules/pgrules/engine/memo"
 )
 
 // Paths names the three inputs. Critiques may be empty: every sample is
@@ -38,6 +40,7 @@ type Sample struct {
 
 var (
 	planKind = kind{
+		name: "prompt_plan",
 		fast: func(b []byte) (string, bool) {
 			p, ok := fastPlanMode(b, false)
 			return p.ID, ok
@@ -49,6 +52,7 @@ var (
 		},
 	}
 	draftKind = kind{
+		name: "drafts",
 		fast: func(b []byte) (string, bool) {
 			d, ok := fastDraftMode(b, false)
 			return d.ID, ok
@@ -60,6 +64,7 @@ var (
 		},
 	}
 	critiqueKind = kind{
+		name: "critiques",
 		fast: func(b []byte) (string, bool) {
 			c, ok := fastCritique(b)
 			if !ok {
@@ -88,6 +93,13 @@ var (
 // samples. The files are mapped into memory and scanned in chunks on
 // every core; memory then holds an entry per id, not the records.
 func Open(ctx context.Context, p Paths) (*Set, error) {
+	return OpenRemembering(ctx, p, nil)
+}
+
+// OpenRemembering is Open that keeps each file's index in memos (the
+// response cache) under the file's sha256, and reads a file whose index
+// is remembered without scanning it. memos may be nil.
+func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, error) {
 	s := &Set{}
 	type input struct {
 		path string
@@ -113,19 +125,73 @@ func Open(ctx context.Context, p Paths) (*Set, error) {
 		s.Close()
 		return nil, err
 	}
+	files := make([]*File, len(ins))
+	for i, in := range ins {
+		files[i] = *in.dst
+	}
+	// Hash every file first: a file whose index is remembered for its
+	// sha256 is not scanned.
+	hashes := make([]func(), len(files))
+	for i, f := range files {
+		hashes[i] = f.hash
+	}
+	if !runAll(ctx, hashes) {
+		s.Close()
+		return nil, ctx.Err()
+	}
+	recalled := make([][]scanned, len(files))
 	var chunks []*chunk
-	for _, in := range ins {
-		chunks = append(chunks, (*in.dst).split()...)
+	for i, f := range files {
+		if lines, ok := f.recall(memos); ok {
+			recalled[i] = lines
+			continue
+		}
+		chunks = append(chunks, f.split()...)
 	}
-	// Scan every chunk, and hash every file, on all cores.
-	work := make(chan func(), len(chunks)+len(ins))
-	for _, c := range chunks {
-		work <- c.scan
+	scans := make([]func(), len(chunks))
+	for i, c := range chunks {
+		scans[i] = c.scan
 	}
-	for _, in := range ins {
-		work <- (*in.dst).hash
+	if !runAll(ctx, scans) {
+		s.Close()
+		return nil, ctx.Err()
+	}
+	// In file order: duplicates and problems depend on what came first.
+	for i, f := range files {
+		if recalled[i] != nil {
+			for _, sc := range recalled[i] {
+				f.add(sc)
+			}
+			continue
+		}
+		var index []byte
+		base := 0 // lines in the file's earlier chunks
+		for _, c := range chunks {
+			if c.file != f {
+				continue
+			}
+			for _, sc := range c.lines {
+				sc.line += base
+				f.add(sc)
+				index = appendScanned(index, sc)
+			}
+			base += c.lineCount
+			c.lines = nil
+		}
+		f.remember(memos, index)
+	}
+	s.join()
+	return s, nil
+}
+
+// runAll runs fns on every core; false when ctx ended first.
+func runAll(ctx context.Context, fns []func()) bool {
+	work := make(chan func(), len(fns))
+	for _, fn := range fns {
+		work <- fn
 	}
 	close(work)
+	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
@@ -139,23 +205,7 @@ func Open(ctx context.Context, p Paths) (*Set, error) {
 		}()
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		s.Close()
-		return nil, ctx.Err()
-	}
-	// In file order: duplicates and problems depend on what came first.
-	before := map[*File]int{} // lines in the file's earlier chunks
-	for _, c := range chunks {
-		base := before[c.file]
-		for _, sc := range c.lines {
-			sc.line += base
-			c.file.add(sc)
-		}
-		before[c.file] = base + c.lineCount
-		c.lines = nil
-	}
-	s.join()
-	return s, nil
+	return ctx.Err() == nil
 }
 
 // join builds the id table: every id once, in plan order, then ids only

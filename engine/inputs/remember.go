@@ -1,0 +1,125 @@
+package inputs
+
+import (
+	"encoding/binary"
+	"strconv"
+
+	"github.com/pgrules/pgrules/engine/memo"
+)
+
+// A file's index — what the scan said of each line — depends on its bytes
+// only, so it is remembered under the file's sha256 (and the build: see
+// package memo). A re-gate of the same inputs then reads no record to
+// index them; a record is still read when its sample is loaded.
+
+const kindIndex = "input-index"
+
+func (ix *File) indexDigest() []byte {
+	d := memo.New(kindIndex)
+	if d == nil || ix.SHA256 == "" {
+		return nil
+	}
+	return d.Add(ix.kind.name, ix.SHA256, strconv.Itoa(len(ix.data))).Sum()
+}
+
+// recall returns the remembered index of the file, if any.
+func (ix *File) recall(memos memo.Store) ([]scanned, bool) {
+	if memos == nil {
+		return nil, false
+	}
+	digest := ix.indexDigest()
+	if digest == nil {
+		return nil, false
+	}
+	b, ok, err := memos.Memo(digest)
+	if err != nil || !ok {
+		return nil, false
+	}
+	lines, ok := decodeScanned(b, len(ix.data))
+	if !ok || len(lines) == 0 && len(ix.data) > 0 {
+		return nil, false
+	}
+	return lines, true
+}
+
+// remember keeps the index; a memo that cannot be kept costs the next run
+// a scan, nothing else.
+func (ix *File) remember(memos memo.Store, index []byte) {
+	if memos == nil || index == nil {
+		return
+	}
+	if digest := ix.indexDigest(); digest != nil {
+		_ = memos.PutMemo(kindIndex, digest, index, false)
+	}
+}
+
+const (
+	flagOK = 1 << iota
+)
+
+// appendScanned encodes one scanned line: offsets and numbers as varints,
+// strings length-prefixed.
+func appendScanned(b []byte, sc scanned) []byte {
+	if b == nil {
+		b = make([]byte, 0, 64<<10)
+	}
+	b = binary.AppendUvarint(b, uint64(sc.off))
+	b = binary.AppendUvarint(b, uint64(sc.size))
+	b = binary.AppendUvarint(b, uint64(sc.line))
+	b = binary.AppendUvarint(b, uint64(sc.col))
+	flags := byte(0)
+	if sc.ok {
+		flags |= flagOK
+	}
+	b = append(b, flags)
+	for _, s := range []string{sc.id, sc.derr, sc.why, sc.problem} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// decodeScanned reads what appendScanned wrote; false when b is not such
+// an index of a file of size bytes.
+func decodeScanned(b []byte, size int) ([]scanned, bool) {
+	var out []scanned
+	num := func() (int, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || v > uint64(size)+1<<32 {
+			return 0, false
+		}
+		b = b[n:]
+		return int(v), true
+	}
+	str := func() (string, bool) {
+		n, ok := num()
+		if !ok || n > len(b) {
+			return "", false
+		}
+		s := string(b[:n])
+		b = b[n:]
+		return s, true
+	}
+	for len(b) > 0 {
+		var sc scanned
+		var ok [4]bool
+		sc.off, ok[0] = num()
+		sc.size, ok[1] = num()
+		sc.line, ok[2] = num()
+		sc.col, ok[3] = num()
+		if ok != [4]bool{true, true, true, true} || len(b) == 0 || sc.off+sc.size > size {
+			return nil, false
+		}
+		sc.ok = b[0]&flagOK != 0
+		b = b[1:]
+		for _, dst := range []*string{&sc.id, &sc.derr, &sc.why, &sc.problem} {
+			s, good := str()
+			if !good {
+				return nil, false
+			}
+			*dst = s
+		}
+		out = append(out, sc)
+	}
+	return out, true
+}

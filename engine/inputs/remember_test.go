@@ -1,0 +1,126 @@
+package inputs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgrules/pgrules/engine/cache"
+	"github.com/pgrules/pgrules/engine/memo"
+)
+
+// snapshot is everything a Set tells a run: ids, problems, and each
+// sample as loaded.
+func snapshot(t *testing.T, s *Set) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "ids %q\n", s.IDs)
+	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
+		if f != nil {
+			fmt.Fprintf(&b, "%s: %d records, %d problems, sha %s\n", filepath.Base(f.Path), f.Records, f.ProblemCount, f.SHA256)
+		}
+	}
+	for _, p := range s.Problems() {
+		fmt.Fprintln(&b, p.Error())
+	}
+	for _, id := range s.IDs {
+		smp, err := s.Load(id)
+		j, _ := json.Marshal(smp)
+		fmt.Fprintf(&b, "%s %v\n", j, err)
+	}
+	return b.String()
+}
+
+// A file's index is remembered under its sha256: the second open scans
+// nothing and tells the run exactly what the first did — bad lines,
+// duplicates, a byte order mark, a broken line a later one replaces. A
+// changed file, or a memo that is not an index, is scanned again.
+func TestRememberedIndexIsTheScannedIndex(t *testing.T) {
+	dir := t.TempDir()
+	var plan, drafts strings.Builder
+	plan.WriteString("\xEF\xBB\xBF")
+	for i := range 200 {
+		switch {
+		case i%37 == 5:
+			plan.WriteString("\n")
+		case i%41 == 7:
+			fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\n", i)
+		case i%53 == 11:
+			fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\"checklist\",\"prompt\":\"dup\"}\n", i-1)
+		case i%59 == 13:
+			fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\"checklist\",\"prompt\":\"bad \xff byte\"}\n", i)
+		default:
+			fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\"checklist\",\"prompt\":\"p\\u00e9 %d\"}\n", i, i)
+		}
+		if i%43 == 3 {
+			fmt.Fprintf(&drafts, "{\"id\":\"s%d\",\"output_text\":\"tru\n", i)
+		}
+		fmt.Fprintf(&drafts, "{\"id\":\"s%d\",\"output_text\":\"draft\\n%d\"}\n", i, i)
+	}
+	paths := Paths{
+		Plan:      write(t, dir, "plan.jsonl", plan.String()),
+		Drafts:    write(t, dir, "drafts.jsonl", drafts.String()),
+		Critiques: write(t, dir, "crit.jsonl", `{"id":"s1","critique":{"verdict":"revise","issues":[],"rewrite_instructions":["x"]}}`+"\n"+`{"id":"s2","critique":7}`+"\n"),
+	}
+	c, err := cache.Open(filepath.Join(dir, "cache.db"), cache.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	open := func(store memo.Store) string {
+		s, err := OpenRemembering(context.Background(), paths, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		return snapshot(t, s)
+	}
+	plain := open(nil)
+	if !strings.Contains(plain, "invalid UTF-8") || !strings.Contains(plain, "duplicate id") || !strings.Contains(plain, "holds a good record") {
+		t.Fatalf("the corpus lost its bad lines:\n%s", plain)
+	}
+	if got := open(c); got != plain {
+		t.Fatalf("first open with memos differs from a plain one:\n%s\nwant\n%s", got, plain)
+	}
+	c.Sync()
+	if s, _ := c.Stats(); s.Memos != 3 {
+		t.Fatalf("%d memos kept, want an index per file", s.Memos)
+	}
+	// Spoil the scan: were the index scanned again, every line would fail.
+	old := draftKind.fast
+	draftKind.fast = func([]byte) (string, bool) { panic("scanned a remembered file") }
+	got := open(c)
+	draftKind.fast = old
+	if got != plain {
+		t.Fatalf("remembered index differs from the scanned one:\n%s\nwant\n%s", got, plain)
+	}
+
+	// A changed file is scanned again and remembered anew.
+	paths.Drafts = write(t, dir, "drafts.jsonl", drafts.String()+`{"id":"s999","output_text":"new"}`+"\n")
+	changed := open(nil)
+	if got := open(c); got != changed || !strings.Contains(got, "s999") {
+		t.Fatalf("changed drafts:\n%s\nwant\n%s", got, changed)
+	}
+
+	// An index memo that does not decode is ignored.
+	f := &File{kind: planKind, SHA256: "x", data: []byte(plan.String())}
+	c.PutMemo(kindIndex, f.indexDigest(), []byte{0xff, 0xff, 0xff}, true)
+	if _, ok := f.recall(c); ok {
+		t.Error("a memo that is not an index was recalled")
+	}
+	if lines, ok := decodeScanned(appendScanned(nil, scanned1()), 10); ok || lines != nil {
+		t.Error("an index reaching past the end of the file was accepted")
+	}
+	if lines, ok := decodeScanned(appendScanned(nil, scanned1()), 100); !ok || !reflect.DeepEqual(lines, []scanned{scanned1()}) {
+		t.Errorf("round trip: %+v %v", lines, ok)
+	}
+}
+
+func scanned1() scanned {
+	return scanned{off: 3, size: 40, line: 2, id: "a\x00b", ok: true, derr: "d", why: "w", col: 9, problem: "p"}
+}
