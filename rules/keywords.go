@@ -63,7 +63,24 @@ func normalizeInto(buf []byte, s string) (string, []byte) {
 		return s, buf
 	}
 	if !asciiOnly(s) {
-		return normalize(s), buf
+		if !utf8.ValidString(s) {
+			return normalize(s), buf
+		}
+		// normalize's lower-casing and Fields+Join in one pass, into buf.
+		buf = buf[:0]
+		space := false
+		for _, r := range quoteReplacer.Replace(norm.NFKC.String(s)) {
+			if unicode.IsSpace(r) {
+				space = len(buf) > 0
+				continue
+			}
+			if space {
+				buf = append(buf, ' ')
+				space = false
+			}
+			buf = utf8.AppendRune(buf, unicode.ToLower(r))
+		}
+		return unsafe.String(unsafe.SliceData(buf), len(buf)), buf
 	}
 	buf = buf[:0]
 	space := false
