@@ -19,7 +19,16 @@ import (
 // callers that must reject it check before. ok is false for a malformed
 // escape. Runs without escapes are copied whole.
 func Unescape(b []byte) (s string, ok bool) {
-	out := make([]byte, 0, len(b))
+	out, ok := AppendUnescaped(make([]byte, 0, len(b)), b)
+	if !ok {
+		return "", false
+	}
+	// out is never written again: the string may share its bytes.
+	return unsafe.String(unsafe.SliceData(out), len(out)), true
+}
+
+// AppendUnescaped is Unescape appending to out.
+func AppendUnescaped(out, b []byte) ([]byte, bool) {
 	for i := 0; i < len(b); {
 		j := bytes.IndexByte(b[i:], '\\')
 		if j < 0 {
@@ -29,7 +38,7 @@ func Unescape(b []byte) (s string, ok bool) {
 		out = append(out, b[i:i+j]...)
 		i += j + 1
 		if i >= len(b) {
-			return "", false
+			return out, false
 		}
 		switch b[i] {
 		case '"', '\\', '/':
@@ -47,7 +56,7 @@ func Unescape(b []byte) (s string, ok bool) {
 		case 'u':
 			r, ok := hex4(b, i+1)
 			if !ok {
-				return "", false
+				return out, false
 			}
 			i += 4
 			if utf16.IsSurrogate(r) {
@@ -64,12 +73,11 @@ func Unescape(b []byte) (s string, ok bool) {
 			}
 			out = utf8.AppendRune(out, r)
 		default:
-			return "", false
+			return out, false
 		}
 		i++
 	}
-	// out is never written again: the string may share its bytes.
-	return unsafe.String(unsafe.SliceData(out), len(out)), true
+	return out, true
 }
 
 func hex4(b []byte, i int) (rune, bool) {
