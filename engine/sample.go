@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/answer"
@@ -121,8 +122,9 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 	var a answer.Answer
 	var err error
 	hit := false
+	digest := st.schemaMemo(key, s)
 	if key != "" {
-		a, hit = st.answers.Cached(s.ID, key, st.schemaMemo(key, s))
+		a, hit = st.answers.Cached(s.ID, key, digest)
 		r.keyRemembered = hit
 	}
 	if !hit {
@@ -141,12 +143,13 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 		if st.keys != nil && key != "" {
 			st.keys.Set(ord, key)
 		}
-		a, err = st.answers.Answer(ctx, req, parts, key, st.schemaMemo(key, s))
+		digest = st.schemaMemo(key, s)
+		a, err = st.answers.Answer(ctx, req, parts, key, digest)
 	}
 	r.cacheHit, r.called = a.CacheHit, a.Called
 	switch {
 	case err == nil:
-		return st.judgeAnswer(r, s, key, a), true
+		return st.judgeAnswer(r, s, digest, a), true
 	case ctx.Err() != nil:
 		r.interrupted = true
 		return judge.Verdict{}, false
@@ -164,18 +167,19 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 // judgeAnswer judges an answer, skipping the schemas when the cache
 // remembers that this very text passed them, and remembering it when it
 // does.
-func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.Answer) judge.Verdict {
-	digest := st.schemaMemo(key, s)
+func (st *stages) judgeAnswer(r *result, s inputs.Sample, digest []byte, a answer.Answer) judge.Verdict {
 	if digest == nil {
 		v, _ := st.judge.Answered(s, a.Text, a.Response, false)
 		return v
 	}
-	sum := sha256.Sum256([]byte(a.Text))
-	known := bytes.Equal(a.Memo, sum[:])
+	h := sha256.New()
+	io.WriteString(h, a.Text)
+	sum := h.Sum(nil)
+	known := bytes.Equal(a.Memo, sum)
 	r.schemaRemembered = known
 	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
 	if !known && dec.Contract.OverallOK {
-		st.answers.Remember(memo.KindSchemaOK, digest, sum[:])
+		st.answers.Remember(memo.KindSchemaOK, digest, sum)
 	}
 	return v
 }
