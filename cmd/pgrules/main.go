@@ -79,15 +79,31 @@ func main() {
 
 // tuneGC trades memory the run can spare for time: a re-gate allocates
 // per sample and keeps little, so the default GOGC=100 spent a third of
-// the CPU collecting. A soft limit keeps the heap bounded all the same.
-// GOGC and GOMEMLIMIT, when set, win.
+// the CPU collecting. A soft limit keeps the heap bounded all the same
+// (a run raises it above the per-id tables it must hold: see
+// engine.Options.RoomAboveLiveHeap). GOGC and GOMEMLIMIT, when set, win.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(256 << 20)
+		debug.SetMemoryLimit(softMemoryLimit)
+		limitIsOurs = true
 	}
+}
+
+const softMemoryLimit = 256 << 20
+
+// limitIsOurs: the soft memory limit is tuneGC's, not the user's.
+var limitIsOurs bool
+
+// roomAboveLiveHeap is what a run keeps free above its per-id tables when
+// the memory limit is pgrules' own (0: the user's limit stands).
+func roomAboveLiveHeap() int64 {
+	if !limitIsOurs {
+		return 0
+	}
+	return softMemoryLimit * 3 / 4
 }
 
 func execute(args []string, stdout, stderr io.Writer) int {

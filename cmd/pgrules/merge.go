@@ -307,7 +307,7 @@ func runMerge(cmd *cobra.Command, l *loaded, dirs []string, outDir string) error
 	log.Info().Int("shards", len(ms)).Str("out_dir", outDir).Msg("merging")
 	res, err := engine.Run(cmd.Context(), engine.Options{
 		Inputs: paths, OutDir: outDir, Mode: rules.Mode(ref.GatingMode), Concurrency: 4, Now: now,
-		MergeFrom: dirs, AdjustStats: shardStats.apply, WantInputSHA256: wantInputs,
+		MergeFrom: dirs, AdjustStats: shardStats.apply, WantInputSHA256: wantInputs, RoomAboveLiveHeap: roomAboveLiveHeap(),
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Provider: ref.Provider.Name, Identity: ref.Provider.Identity, Log: log,
 		Manifest: &engine.Manifest{PgrulesVersion: version, Provider: ref.Provider, Config: redactedJSON(l.k), Shards: listed},

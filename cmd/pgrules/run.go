@@ -199,6 +199,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		MaxTeacherFailureRate: &cfg.Health.MaxTeacherFailureRate,
 		AllowUnhealthy:        cfg.Health.AllowUnhealthy,
 		Offline:               cfg.Offline,
+		RoomAboveLiveHeap:     roomAboveLiveHeap(),
 		Shard:                 shard,
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Teacher: gen,

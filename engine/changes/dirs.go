@@ -57,7 +57,7 @@ func CompareDirs(a, b string) (*Report, error) {
 	r := &Report{A: a, B: b}
 	tr := NewTracker(PreviousOf(pa))
 	for _, rec := range pb.Records {
-		tr.Observe(rec.ID, Record{Accepted: rec.Accepted, Reasons: rec.ReasonCodes})
+		tr.Observe(rec.ID, Record{Accepted: rec.Accepted, Reasons: rec.ReasonCodes()})
 	}
 	r.Changes = tr.Finish()
 	r.Changes.HadPrevious = true
@@ -115,7 +115,7 @@ func PreviousOf(p *output.Prior) Previous {
 			if !ok {
 				return Record{}, 0, false
 			}
-			return Record{Accepted: p.Records[i].Accepted, Reasons: p.Records[i].ReasonCodes}, i, true
+			return Record{Accepted: p.Records[i].Accepted, Reasons: p.Records[i].ReasonCodes()}, i, true
 		},
 		ID: func(i int) string { return p.Records[i].ID },
 	}

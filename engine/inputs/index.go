@@ -163,6 +163,9 @@ type chunk struct {
 	// counted (counting them up front was a serial pass over every byte).
 	lineCount int
 	lines     []scanned
+	// done is closed once the chunk is scanned (or skipped: the run is
+	// ending).
+	done chan struct{}
 }
 
 // scanned is one line as the parallel phase saw it.

@@ -139,37 +139,32 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		s.Close()
 		return nil, ctx.Err()
 	}
-	recalled := make([][]scanned, len(files))
+	// Remembered indexes are read as they are added; other files are
+	// scanned in chunks on every core while the chunks done so far are
+	// added in file order (duplicates and problems depend on what came
+	// first), so only a few chunks' lines are held at a time.
+	recalled := make([][]byte, len(files))
 	var chunks []*chunk
 	for i, f := range files {
-		if lines, ok := f.recall(memos); ok {
-			recalled[i] = lines
+		if index, ok := f.recall(memos); ok {
+			recalled[i] = index
 			continue
 		}
 		chunks = append(chunks, f.split()...)
 	}
-	scans := make([]func(), len(chunks))
-	for i, c := range chunks {
-		scans[i] = c.scan
-	}
-	if !runAll(ctx, scans) {
-		s.Close()
-		return nil, ctx.Err()
-	}
-	// In file order: duplicates and problems depend on what came first.
+	scanning := scanAll(ctx, chunks)
+	next := 0
 	for i, f := range files {
 		if recalled[i] != nil {
-			for _, sc := range recalled[i] {
-				f.add(sc)
-			}
+			eachScanned(recalled[i], f.add)
+			recalled[i] = nil
 			continue
 		}
 		var index []byte
 		base := 0 // lines in the file's earlier chunks
-		for _, c := range chunks {
-			if c.file != f {
-				continue
-			}
+		for ; next < len(chunks) && chunks[next].file == f; next++ {
+			c := chunks[next]
+			<-c.done
 			for _, sc := range c.lines {
 				sc.line += base
 				f.add(sc)
@@ -177,11 +172,52 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			}
 			base += c.lineCount
 			c.lines = nil
+			scanning.release()
 		}
-		f.remember(memos, index)
+		if ctx.Err() == nil {
+			f.remember(memos, index)
+		}
+	}
+	if ctx.Err() != nil {
+		s.Close()
+		return nil, ctx.Err()
 	}
 	s.join()
 	return s, nil
+}
+
+// scanner scans chunks in order on every core, at most a few ahead of
+// the chunks the caller has taken in (release).
+type scanner struct{ tokens chan struct{} }
+
+func (s scanner) release() { <-s.tokens }
+
+func scanAll(ctx context.Context, chunks []*chunk) scanner {
+	workers := runtime.GOMAXPROCS(0)
+	sc := scanner{tokens: make(chan struct{}, 2*workers)}
+	work := make(chan *chunk, len(chunks))
+	for _, c := range chunks {
+		c.done = make(chan struct{})
+		work <- c
+	}
+	close(work)
+	for range workers {
+		go func() {
+			for {
+				sc.tokens <- struct{}{}
+				c, ok := <-work
+				if !ok {
+					<-sc.tokens
+					return
+				}
+				if ctx.Err() == nil {
+					c.scan()
+				}
+				close(c.done)
+			}
+		}()
+	}
+	return sc
 }
 
 // runAll runs fns on every core; false when ctx ended first.

@@ -2,6 +2,7 @@ package inputs
 
 import (
 	"encoding/binary"
+	"math"
 	"strconv"
 
 	"github.com/pgrules/pgrules/engine/memo"
@@ -22,8 +23,9 @@ func (ix *File) indexDigest() []byte {
 	return d.Add(ix.kind.name, ix.SHA256, strconv.Itoa(len(ix.data))).Sum()
 }
 
-// recall returns the remembered index of the file, if any.
-func (ix *File) recall(memos memo.Store) ([]scanned, bool) {
+// recall returns the remembered index of the file, if any, checked whole
+// (eachScanned then reads it without failing).
+func (ix *File) recall(memos memo.Store) ([]byte, bool) {
 	if memos == nil {
 		return nil, false
 	}
@@ -35,11 +37,11 @@ func (ix *File) recall(memos memo.Store) ([]scanned, bool) {
 	if err != nil || !ok {
 		return nil, false
 	}
-	lines, ok := decodeScanned(b, len(ix.data))
-	if !ok || len(lines) == 0 && len(ix.data) > 0 {
+	n, ok := checkScanned(b, len(ix.data))
+	if !ok || n == 0 && len(ix.data) > 0 {
 		return nil, false
 	}
-	return lines, true
+	return b, true
 }
 
 // remember keeps the index; a memo that cannot be kept costs the next run
@@ -79,13 +81,41 @@ func appendScanned(b []byte, sc scanned) []byte {
 	return b
 }
 
-// decodeScanned reads what appendScanned wrote; false when b is not such
-// an index of a file of size bytes.
-func decodeScanned(b []byte, size int) ([]scanned, bool) {
-	var out []scanned
+// checkScanned counts the lines of an index appendScanned wrote; false
+// when b is not such an index of a file of size bytes.
+func checkScanned(b []byte, size int) (int, bool) {
+	n := 0
+	for len(b) > 0 {
+		_, rest, ok := nextScanned(b, size)
+		if !ok {
+			return 0, false
+		}
+		b = rest
+		n++
+	}
+	return n, true
+}
+
+// eachScanned calls fn with each line of an index checkScanned accepted,
+// decoding one at a time: an index of a million lines is never held
+// decoded.
+func eachScanned(b []byte, fn func(scanned)) {
+	for len(b) > 0 {
+		sc, rest, ok := nextScanned(b, math.MaxInt)
+		if !ok {
+			return
+		}
+		fn(sc)
+		b = rest
+	}
+}
+
+// nextScanned decodes the first line of an index.
+func nextScanned(b []byte, size int) (scanned, []byte, bool) {
+	var sc scanned
 	num := func() (int, bool) {
 		v, n := binary.Uvarint(b)
-		if n <= 0 || v > uint64(size)+1<<32 {
+		if n <= 0 || v > math.MaxInt64/4 {
 			return 0, false
 		}
 		b = b[n:]
@@ -100,26 +130,22 @@ func decodeScanned(b []byte, size int) ([]scanned, bool) {
 		b = b[n:]
 		return s, true
 	}
-	for len(b) > 0 {
-		var sc scanned
-		var ok [4]bool
-		sc.off, ok[0] = num()
-		sc.size, ok[1] = num()
-		sc.line, ok[2] = num()
-		sc.col, ok[3] = num()
-		if ok != [4]bool{true, true, true, true} || len(b) == 0 || sc.off+sc.size > size {
-			return nil, false
-		}
-		sc.ok = b[0]&flagOK != 0
-		b = b[1:]
-		for _, dst := range []*string{&sc.id, &sc.derr, &sc.why, &sc.problem} {
-			s, good := str()
-			if !good {
-				return nil, false
-			}
-			*dst = s
-		}
-		out = append(out, sc)
+	var ok [4]bool
+	sc.off, ok[0] = num()
+	sc.size, ok[1] = num()
+	sc.line, ok[2] = num()
+	sc.col, ok[3] = num()
+	if ok != [4]bool{true, true, true, true} || len(b) == 0 || sc.off+sc.size > size {
+		return sc, nil, false
 	}
-	return out, true
+	sc.ok = b[0]&flagOK != 0
+	b = b[1:]
+	for _, dst := range []*string{&sc.id, &sc.derr, &sc.why, &sc.problem} {
+		s, good := str()
+		if !good {
+			return sc, nil, false
+		}
+		*dst = s
+	}
+	return sc, b, true
 }

@@ -113,11 +113,14 @@ func TestRememberedIndexIsTheScannedIndex(t *testing.T) {
 	if _, ok := f.recall(c); ok {
 		t.Error("a memo that is not an index was recalled")
 	}
-	if lines, ok := decodeScanned(appendScanned(nil, scanned1()), 10); ok || lines != nil {
+	if _, ok := checkScanned(appendScanned(nil, scanned1()), 10); ok {
 		t.Error("an index reaching past the end of the file was accepted")
 	}
-	if lines, ok := decodeScanned(appendScanned(nil, scanned1()), 100); !ok || !reflect.DeepEqual(lines, []scanned{scanned1()}) {
-		t.Errorf("round trip: %+v %v", lines, ok)
+	index := appendScanned(appendScanned(nil, scanned1()), scanned{off: 5 << 30, size: 9, line: 1 << 20, id: "big"})
+	var lines []scanned
+	eachScanned(index, func(sc scanned) { lines = append(lines, sc) })
+	if n, ok := checkScanned(index, 6<<30); !ok || n != 2 || !reflect.DeepEqual(lines, []scanned{scanned1(), {off: 5 << 30, size: 9, line: 1 << 20, id: "big"}}) {
+		t.Errorf("round trip (offsets past 4 GB included): %+v %d %v", lines, n, ok)
 	}
 }
 

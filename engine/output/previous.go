@@ -9,23 +9,54 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strings"
 )
 
-// PriorRecord is one record of a previous run's output files.
+// PriorRecord is one record of a previous run's output files. A run holds
+// one for every id, so it is kept small: what records repeat (category,
+// reason codes) is held once and pointed to.
 type PriorRecord struct {
-	ID          string
-	Accepted    bool
-	ReasonCodes []string
-	// Category is an accepted record's (rejected ones do not carry it).
-	Category string
+	ID   string
+	head *Head
+	file *os.File
+	off  int64
+	size int32
+	// Accepted: the record is in the dataset, not the rejected file.
+	Accepted bool
 	// TeacherFailed is set on records rejected because the teacher call
 	// failed: they are not finished, and --resume asks again.
 	TeacherFailed bool
+}
 
-	file *os.File
-	off  int64
-	size int
+// Head is what a record says before its bulk: its category (accepted
+// records) or its reason codes (rejected ones).
+type Head struct {
+	Category    string
+	ReasonCodes []string
+}
+
+// NewPriorRecord is a record as a previous run's files would hold it (for
+// tests of what reads them).
+func NewPriorRecord(id string, accepted bool, head Head) PriorRecord {
+	return PriorRecord{ID: id, Accepted: accepted, head: &head}
+}
+
+// ReasonCodes are a rejected record's reasons (none when accepted).
+func (r PriorRecord) ReasonCodes() []string {
+	if r.head == nil {
+		return nil
+	}
+	return r.head.ReasonCodes
+}
+
+// Category is an accepted record's (rejected ones do not carry it).
+func (r PriorRecord) Category() string {
+	if r.head == nil {
+		return ""
+	}
+	return r.head.Category
 }
 
 // Line re-reads the record's line from its file; lines are not kept in
@@ -50,6 +81,9 @@ type Prior struct {
 	snap            *Committed
 	// parts are the shards a merged Prior was read from.
 	parts []*Prior
+	// heads interns what a million records repeat: a handful of
+	// categories and reason lists, each held once.
+	heads map[string]*Head
 }
 
 // Close releases the previous run's files.
@@ -140,6 +174,17 @@ func ReadPrior(outDir string) (*Prior, error) {
 			p.Problems = append(p.Problems, fmt.Sprintf("%s does not match the sha256 in %s (changed since that run?)", snap.Files[StatsFile].Name(), ManifestFile))
 		}
 	}
+	// The stats say how many records to expect: the table is sized once
+	// (a million records appended one by one left a third of it unused).
+	var counts struct {
+		Summary struct{ Accepted, Rejected int } `json:"summary"`
+	}
+	if json.Unmarshal(p.Stats, &counts) == nil {
+		if n := counts.Summary.Accepted + counts.Summary.Rejected; n > 0 && n < 1<<30 {
+			p.Records = make([]PriorRecord, 0, n)
+			p.ByID = make(map[string]int, n)
+		}
+	}
 	for _, f := range []struct {
 		name, key string
 		accepted  bool
@@ -200,7 +245,7 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 					p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, head.ID, where))
 					break
 				}
-				rec := PriorRecord{ID: head.ID, Accepted: accepted, ReasonCodes: head.ReasonCodes, Category: head.Category, file: f, off: start, size: size}
+				rec := PriorRecord{ID: head.ID, Accepted: accepted, head: p.intern(head), file: f, off: start, size: int32(min(size, math.MaxInt32))}
 				for _, rc := range head.ReasonCodes {
 					rec.TeacherFailed = rec.TeacherFailed || teacherFailureReasons[rc]
 				}
@@ -212,6 +257,25 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 			return hex.EncodeToString(h.Sum(nil)), nil
 		}
 	}
+}
+
+func (p *Prior) intern(h recordHead) *Head {
+	if h.Category == "" && h.ReasonCodes == nil {
+		return nil
+	}
+	if p.heads == nil {
+		p.heads = map[string]*Head{}
+	}
+	key := h.Category + "\x01" + strings.Join(h.ReasonCodes, "\x00")
+	if h.ReasonCodes != nil {
+		key += "\x01" // a list of no codes is not no list
+	}
+	if hd, ok := p.heads[key]; ok {
+		return hd
+	}
+	hd := &Head{Category: h.Category, ReasonCodes: h.ReasonCodes}
+	p.heads[key] = hd
+	return hd
 }
 
 // recordHead is what a previous run's record must say for the next run:

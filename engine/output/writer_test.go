@@ -198,7 +198,7 @@ func TestReadPriorDropsTornAndDuplicateLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if len(p.Records) != 4 || p.Records[p.ByID["d"]].ReasonCodes[0] != "parse_failed" || !p.Records[p.ByID["b"]].Accepted {
+	if len(p.Records) != 4 || p.Records[p.ByID["d"]].ReasonCodes()[0] != "parse_failed" || !p.Records[p.ByID["b"]].Accepted {
 		t.Errorf("records %+v", p.Records)
 	}
 	if p.Records[p.ByID["d"]].TeacherFailed || !p.Records[p.ByID["e"]].TeacherFailed {

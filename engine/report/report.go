@@ -325,7 +325,7 @@ func (d *Data) sample(prior *output.Prior, opt Options, fc *funnelCounter) error
 	cands := map[string][]int{}
 	for i, r := range prior.Records {
 		d.SamplesTotal++
-		fc.add(r.Accepted, r.ReasonCodes)
+		fc.add(r.Accepted, r.ReasonCodes())
 		key := stratum(r)
 		d.Strata[key]++
 		if len(cands[key]) < opt.PerStratum {
@@ -404,11 +404,11 @@ func (d *Data) describeRejected(manifestInputs json.RawMessage) {
 
 func stratum(r output.PriorRecord) string {
 	if r.Accepted {
-		return "accepted|" + r.Category
+		return "accepted|" + r.Category()
 	}
 	reason := "(none)"
-	if len(r.ReasonCodes) > 0 {
-		reason = r.ReasonCodes[0]
+	if rc := r.ReasonCodes(); len(rc) > 0 {
+		reason = rc[0]
 	}
 	return "rejected|" + reason
 }
