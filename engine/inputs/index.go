@@ -33,20 +33,6 @@ func (p Problem) Error() string {
 	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
 }
 
-// entry is where one id's record is in one input.
-type entry struct {
-	off  int64
-	size int32
-	line int32
-	// bad is set when the record has an id but cannot be used: a field of
-	// the wrong type, invalid UTF-8, broken JSON.
-	bad string
-	// salvaged: the line does not decode and its id was read from the raw
-	// text; a later good line for the same id takes its place.
-	salvaged bool
-	problem  int32 // index in Problems of the salvaged line's problem, or -1
-}
-
 // File is an indexed JSONL input: where each id's record is.
 type File struct {
 	Path    string
@@ -65,15 +51,15 @@ type File struct {
 	data  []byte
 	spool *os.File
 	kind  kind
-	// While indexing: the file's ids in order and their entries; the Set
-	// then moves entries into its id table.
-	order   []string
-	entries map[string]*entry
-	// After Open: where each id's record is, by the Set's id index, in 16
-	// bytes an id (size 0: no record), and the rare bad records' messages.
-	// Memory grows with ids, never with bytes or problems.
+	// Where each id's record is, by the Set's id index, in 16 bytes an id
+	// (size 0: no record), and the rare bad records' messages. Memory
+	// grows with ids, never with bytes or problems.
 	byIndex []location
 	bad     map[int32]string
+	// salvaged holds, while indexing, the ids whose record is a broken
+	// line (a later good line replaces it), with its problem's index in
+	// Problems (-1: not kept).
+	salvaged map[int32]int32
 }
 
 // location is a record's place in its file.
@@ -117,7 +103,7 @@ func openFile(ctx context.Context, path string, k kind) (*File, error) {
 	if fi.IsDir() {
 		return nil, &InputError{Path: path, Err: errors.New("it is a directory, expected a JSONL file")}
 	}
-	ix := &File{Path: path, kind: k, entries: map[string]*entry{}}
+	ix := &File{Path: path, kind: k}
 	src := f
 	if !fi.Mode().IsRegular() {
 		spool, err := os.CreateTemp("", "pgrules-spool-*.jsonl")
@@ -324,9 +310,37 @@ func (e *InputError) Error() string {
 
 func (e *InputError) Unwrap() error { return e.Err }
 
+// ids is the Set's id table, built as the files are added in order:
+// plan ids first, then ids only in drafts, then only in critiques.
+type ids struct {
+	index map[string]int
+	list  []string
+}
+
+func (t *ids) ordinal(id string) int32 {
+	if i, ok := t.index[id]; ok {
+		return int32(i)
+	}
+	t.index[id] = len(t.list)
+	t.list = append(t.list, id)
+	return int32(len(t.list) - 1)
+}
+
+// has reports whether the file has a record for id i.
+func (ix *File) has(i int32) bool {
+	return int(i) < len(ix.byIndex) && ix.byIndex[i].size > 0
+}
+
+func (ix *File) set(i int32, sc scanned) {
+	if n := int(i) + 1 - len(ix.byIndex); n > 0 {
+		ix.byIndex = append(ix.byIndex, make([]location, n)...)
+	}
+	ix.byIndex[i] = location{off: int64(sc.off), size: int32(max(sc.size, 1)), line: int32(sc.line)}
+}
+
 // add takes one scanned line into the index, in file order: duplicates,
 // salvaged lines and problems are decided here.
-func (ix *File) add(sc scanned) {
+func (ix *File) add(t *ids, sc scanned) {
 	problem := func(col int, id, format string, args ...any) int32 {
 		ix.ProblemCount++
 		if len(ix.Problems) < MaxProblemsKept {
@@ -337,20 +351,21 @@ func (ix *File) add(sc scanned) {
 	}
 	id := sc.id
 	if sc.ok {
-		prev, dup := ix.entries[id]
-		switch {
-		case dup && prev.salvaged:
+		i, known := t.index[id]
+		switch p, salvaged := ix.salvaged[int32(i)]; {
+		case known && salvaged:
 			// The earlier line was broken; this good one is the record.
-			if prev.problem >= 0 {
-				p := &ix.Problems[prev.problem]
-				p.Msg = strings.TrimSuffix(p.Msg, salvagedSuffix(id)) + fmt.Sprintf("; line %d holds a good record for this id, which is used", sc.line)
+			if p >= 0 {
+				pr := &ix.Problems[p]
+				pr.Msg = strings.TrimSuffix(pr.Msg, salvagedSuffix(id)) + fmt.Sprintf("; line %d holds a good record for this id, which is used", sc.line)
 			}
-			*prev = entry{off: int64(sc.off), size: int32(sc.size), line: int32(sc.line), problem: -1}
-		case dup:
-			problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+			delete(ix.salvaged, int32(i))
+			delete(ix.bad, int32(i))
+			ix.set(int32(i), sc)
+		case known && ix.has(int32(i)):
+			problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, ix.byIndex[i].line)
 		default:
-			ix.entries[id] = &entry{off: int64(sc.off), size: int32(sc.size), line: int32(sc.line), problem: -1}
-			ix.order = append(ix.order, id)
+			ix.set(t.ordinal(id), sc)
 			ix.Records++
 		}
 		return
@@ -363,8 +378,8 @@ func (ix *File) add(sc scanned) {
 		problem(sc.col, "", "%s; the line is skipped: fix or remove it", sc.why)
 		return
 	}
-	if prev, dup := ix.entries[id]; dup {
-		problem(sc.col, id, "duplicate id %q (first seen on line %d); this line is ignored", id, prev.line)
+	if i, known := t.index[id]; known && ix.has(int32(i)) {
+		problem(sc.col, id, "duplicate id %q (first seen on line %d); this line is ignored", id, ix.byIndex[i].line)
 		return
 	}
 	msg := sc.derr
@@ -375,10 +390,19 @@ func (ix *File) add(sc scanned) {
 	if sc.col > 0 {
 		where += fmt.Sprintf(":%d", sc.col)
 	}
-	e := &entry{off: int64(sc.off), size: int32(sc.size), line: int32(sc.line), salvaged: sc.why != "", bad: where + ": " + msg}
-	e.problem = problem(sc.col, id, "%s%s", msg, salvagedSuffix(id))
-	ix.entries[id] = e
-	ix.order = append(ix.order, id)
+	i := t.ordinal(id)
+	ix.set(i, sc)
+	if ix.bad == nil {
+		ix.bad = map[int32]string{}
+	}
+	ix.bad[i] = where + ": " + msg
+	p := problem(sc.col, id, "%s%s", msg, salvagedSuffix(id))
+	if sc.why != "" {
+		if ix.salvaged == nil {
+			ix.salvaged = map[int32]int32{}
+		}
+		ix.salvaged[i] = p
+	}
 	ix.Records++
 }
 

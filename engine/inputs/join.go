@@ -153,10 +153,12 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		chunks = append(chunks, f.split()...)
 	}
 	scanning := scanAll(ctx, chunks)
+	t := &ids{index: map[string]int{}}
+	add := func(f *File) func(scanned) { return func(sc scanned) { f.add(t, sc) } }
 	next := 0
 	for i, f := range files {
 		if recalled[i] != nil {
-			eachScanned(recalled[i], f.add)
+			eachScanned(recalled[i], add(f))
 			recalled[i] = nil
 			continue
 		}
@@ -167,7 +169,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			<-c.done
 			for _, sc := range c.lines {
 				sc.line += base
-				f.add(sc)
+				f.add(t, sc)
 				index = appendScanned(index, sc)
 			}
 			base += c.lineCount
@@ -182,7 +184,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		s.Close()
 		return nil, ctx.Err()
 	}
-	s.join()
+	s.join(t)
 	return s, nil
 }
 
@@ -244,39 +246,18 @@ func runAll(ctx context.Context, fns []func()) bool {
 	return ctx.Err() == nil
 }
 
-// join builds the id table: every id once, in plan order, then ids only
-// in drafts, then only in critiques; each file's entries by id index.
-func (s *Set) join() {
-	files := []*File{s.Plan, s.Drafts, s.Critiques}
-	n := len(s.Plan.order)
-	s.index = make(map[string]int, n)
-	for _, f := range files {
+// join takes the id table: every id once, in plan order, then ids only in
+// drafts, then only in critiques; each file's records by id index.
+func (s *Set) join(t *ids) {
+	s.index, s.IDs = t.index, t.list
+	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
 		if f == nil {
 			continue
 		}
-		for _, id := range f.order {
-			if _, ok := s.index[id]; !ok {
-				s.index[id] = len(s.IDs)
-				s.IDs = append(s.IDs, id)
-			}
+		if n := len(s.IDs) - len(f.byIndex); n > 0 {
+			f.byIndex = append(f.byIndex, make([]location, n)...)
 		}
-	}
-	for _, f := range files {
-		if f == nil {
-			continue
-		}
-		f.byIndex = make([]location, len(s.IDs))
-		for id, e := range f.entries {
-			i := s.index[id]
-			f.byIndex[i] = location{off: e.off, size: max(e.size, 1), line: e.line}
-			if e.bad != "" {
-				if f.bad == nil {
-					f.bad = map[int32]string{}
-				}
-				f.bad[int32(i)] = e.bad
-			}
-		}
-		f.entries, f.order = nil, nil
+		f.salvaged = nil
 	}
 }
 

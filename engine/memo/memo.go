@@ -38,13 +38,17 @@ var build struct {
 // by build — see Digest).
 func Build() []byte {
 	build.once.Do(func() {
-		exe, err := os.Executable()
+		// /proc/self/exe is the running binary even after a rebuild
+		// replaced the file at its path.
+		f, err := os.Open("/proc/self/exe")
 		if err != nil {
-			return
-		}
-		f, err := os.Open(exe)
-		if err != nil {
-			return
+			exe, err := os.Executable()
+			if err != nil {
+				return
+			}
+			if f, err = os.Open(exe); err != nil {
+				return
+			}
 		}
 		defer f.Close()
 		h := sha256.New()
