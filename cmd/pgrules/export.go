@@ -37,13 +37,9 @@ match the sha256 in its manifest, or the card would not be true of it.`,
   pgrules export out -o jsonl-splits --format jsonl --split train=0.8,validation=0.1,test=0.1`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := loadFor(cmd)
+			_, outDir, err := loadForOutDir(cmd, args)
 			if err != nil {
 				return usageErr(err)
-			}
-			outDir := l.cfg.OutDir
-			if len(args) == 1 {
-				outDir = args[0]
 			}
 			if dest == "" {
 				return usageErr(fmt.Errorf("-o DIR is required: where to write the export"))

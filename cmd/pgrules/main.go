@@ -154,6 +154,19 @@ func loadFor(cmd *cobra.Command) (*loaded, error) {
 	return load(cmd.Flags(), path, explicit)
 }
 
+// loadForOutDir is loadFor for a command that reads an out dir: the
+// OUT_DIR argument when given, else the configuration's out_dir.
+func loadForOutDir(cmd *cobra.Command, args []string) (*loaded, string, error) {
+	l, err := loadFor(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(args) == 1 {
+		return l, args[0], nil
+	}
+	return l, l.cfg.OutDir, nil
+}
+
 func isFlagError(err error) bool {
 	msg := err.Error()
 	for _, p := range []string{"unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "unknown command", "accepts ", "requires "} {

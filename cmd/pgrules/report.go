@@ -35,13 +35,9 @@ gates and keyword hits (the current rules', as pgrules explain shows them).`,
   pgrules run --report                 # the same, after each committed run`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := loadFor(cmd)
+			l, outDir, err := loadForOutDir(cmd, args)
 			if err != nil {
 				return usageErr(err)
-			}
-			outDir := l.cfg.OutDir
-			if len(args) == 1 {
-				outDir = args[0]
 			}
 			if outPath == "" {
 				outPath = filepath.Join(outDir, ReportFile)

@@ -12,6 +12,8 @@ import (
 	"path"
 	"slices"
 	"sort"
+
+	"github.com/pgrules/pgrules/engine/output"
 )
 
 // Record is what a comparison needs of one id's record.
@@ -152,41 +154,16 @@ type FileChange struct {
 	After  string `json:"after,omitempty"`
 }
 
-// manifestFiles is what of a manifest says which files made the outputs.
-type manifestFiles struct {
-	Inputs map[string]struct {
-		Path   string `json:"path"`
-		SHA256 string `json:"sha256"`
-	} `json:"inputs"`
-	Rules struct {
-		Files []struct {
-			Path   string `json:"path"`
-			Kind   string `json:"kind"`
-			SHA256 string `json:"sha256"`
-		} `json:"files"`
-	} `json:"rules"`
-	Template struct {
-		Path   string `json:"path"`
-		SHA256 string `json:"sha256"`
-	} `json:"template"`
-	System   string `json:"system_message_sha256"`
-	Provider struct {
-		Name     string          `json:"name"`
-		SHA256   string          `json:"sha256"`
-		Identity json.RawMessage `json:"identity"`
-	} `json:"provider"`
-}
-
 // CompareFiles lists what differs between two manifests' provenance.
 // Files are matched by role (the plan, the gates file) and, for word lists
 // and schemas, by base name, so a copy of gates.yaml elsewhere with the
 // same bytes is no change.
 func CompareFiles(before, after []byte) []FileChange {
-	var a, b manifestFiles
+	var a, b output.ManifestView
 	if json.Unmarshal(before, &a) != nil || json.Unmarshal(after, &b) != nil {
 		return nil
 	}
-	sums := func(m manifestFiles) map[[2]string]string {
+	sums := func(m output.ManifestView) map[[2]string]string {
 		out := map[[2]string]string{}
 		for name, in := range m.Inputs {
 			out[[2]string{"input", name}] = in.SHA256
@@ -199,7 +176,7 @@ func CompareFiles(before, after []byte) []FileChange {
 			out[[2]string{f.Kind, name}] = f.SHA256
 		}
 		out[[2]string{"template", "refine template"}] = m.Template.SHA256
-		out[[2]string{"system_message", "system message"}] = m.System
+		out[[2]string{"system_message", "system message"}] = m.SystemSHA256
 		out[[2]string{"plugin", "provider " + m.Provider.Name}] = m.Provider.SHA256
 		id := sha256.Sum256(m.Provider.Identity)
 		out[[2]string{"provider_settings", "answer-changing settings of provider " + m.Provider.Name}] = hex.EncodeToString(id[:])

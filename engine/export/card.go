@@ -6,50 +6,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-)
 
-// manifest is what the card reads of dataset_v1_manifest.json.
-type manifest struct {
-	PgrulesVersion string `json:"pgrules_version"`
-	RunID          string `json:"run_id"`
-	CreatedAt      string `json:"created_at"`
-	GatingMode     string `json:"gating_mode"`
-	Inputs         map[string]struct {
-		Path    string `json:"path"`
-		SHA256  string `json:"sha256"`
-		Records int    `json:"records"`
-	} `json:"inputs"`
-	Rules struct {
-		Files []struct {
-			Path   string `json:"path"`
-			SHA256 string `json:"sha256"`
-			Kind   string `json:"kind"`
-		} `json:"files"`
-	} `json:"rules"`
-	Template struct {
-		Path   string `json:"path"`
-		SHA256 string `json:"sha256"`
-	} `json:"template"`
-	SystemSHA256 string `json:"system_message_sha256"`
-	Provider     struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-		SHA256  string `json:"sha256"`
-	} `json:"provider"`
-	Counts struct {
-		TotalInputs int `json:"total_inputs"`
-		Accepted    int `json:"accepted"`
-		Rejected    int `json:"rejected"`
-	} `json:"counts"`
-	Health struct {
-		Healthy *bool `json:"healthy"`
-	} `json:"health"`
-	Outputs struct {
-		Dataset struct {
-			SHA256 string `json:"sha256"`
-		} `json:"dataset"`
-	} `json:"outputs"`
-}
+	"github.com/pgrules/pgrules/engine/output"
+)
 
 type stats struct {
 	Gates map[string]struct {
@@ -150,7 +109,7 @@ const features = `  features:
     dtype: string
 `
 
-func datasetCard(opt Options, man *manifest, statsDoc []byte, res *Result) string {
+func datasetCard(opt Options, man *output.ManifestView, statsDoc []byte, res *Result) string {
 	var st stats
 	_ = json.Unmarshal(statsDoc, &st)
 	var b strings.Builder
@@ -180,7 +139,7 @@ func datasetCard(opt Options, man *manifest, statsDoc []byte, res *Result) strin
 	}
 	fmt.Fprintf(&b, "# %s\n\n", name)
 	fmt.Fprintf(&b, "%d refined answers accepted by declarative quality gates, out of %d input samples, exported by `pgrules export` from run `%s` (%s, pgrules %s, %s gating).\n\n",
-		res.Total, man.Counts.TotalInputs, man.RunID, man.CreatedAt, man.PgrulesVersion, man.GatingMode)
+		res.Total, man.Counts["total_inputs"], man.RunID, man.CreatedAt, man.PgrulesVersion, man.GatingMode)
 	if man.Health.Healthy != nil && !*man.Health.Healthy {
 		b.WriteString("**Warning: this run was unhealthy and committed with `--allow-unhealthy`; see its manifest.**\n\n")
 	}
@@ -214,7 +173,7 @@ func datasetCard(opt Options, man *manifest, statsDoc []byte, res *Result) strin
 		fmt.Fprintf(&b, "| system message | `%s` |\n", man.SystemSHA256)
 	}
 	fmt.Fprintf(&b, "| teacher plugin `%s` %s | `%s` |\n", man.Provider.Name, man.Provider.Version, man.Provider.SHA256)
-	fmt.Fprintf(&b, "| the accepted records (`dataset_v1.jsonl`) | `%s` |\n\n", man.Outputs.Dataset.SHA256)
+	fmt.Fprintf(&b, "| the accepted records (`dataset_v1.jsonl`) | `%s` |\n\n", man.Outputs["dataset"].SHA256)
 
 	if len(st.Models) > 0 {
 		b.WriteString("Teacher models (answers): ")
@@ -234,7 +193,7 @@ func datasetCard(opt Options, man *manifest, statsDoc []byte, res *Result) strin
 		b.WriteString("\n")
 	}
 	if len(st.Reasons) > 0 {
-		fmt.Fprintf(&b, "Rejected (%d samples, not in this dataset), by reason: ", man.Counts.Rejected)
+		fmt.Fprintf(&b, "Rejected (%d samples, not in this dataset), by reason: ", man.Counts["rejected"])
 		var rs []string
 		for _, r := range sortedKeys(st.Reasons) {
 			rs = append(rs, fmt.Sprintf("`%s` %d", r, st.Reasons[r]))

@@ -144,7 +144,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if data == nil || manDoc == nil {
 		return nil, fmt.Errorf("%s holds no committed pgrules outputs (no %s and %s): run pgrules run first", opt.OutDir, output.DatasetFile, output.ManifestFile)
 	}
-	var man manifest
+	var man output.ManifestView
 	if err := json.Unmarshal(manDoc, &man); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(opt.OutDir, output.ManifestFile), err)
 	}
@@ -215,7 +215,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			break
 		}
 	}
-	if want := man.Outputs.Dataset.SHA256; want != "" && want != hex.EncodeToString(h.Sum(nil)) {
+	if want := man.Outputs["dataset"].SHA256; want != "" && want != hex.EncodeToString(h.Sum(nil)) {
 		closeAll()
 		return nil, fmt.Errorf("%s does not match the sha256 in %s (edited since the run?): the card's provenance would not be true of it; rerun pgrules to rewrite it", data.Name(), output.ManifestFile)
 	}

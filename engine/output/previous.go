@@ -162,11 +162,7 @@ func ReadPrior(outDir string) (*Prior, error) {
 		p.Close()
 		return nil, err
 	}
-	var man struct {
-		Outputs map[string]struct {
-			SHA256 string `json:"sha256"`
-		} `json:"outputs"`
-	}
+	var man ManifestView
 	_ = json.Unmarshal(p.Manifest, &man)
 	if statsDoc := p.Stats; statsDoc != nil {
 		sum := sha256.Sum256(statsDoc)
