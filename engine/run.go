@@ -112,6 +112,9 @@ type Result struct {
 	// StashDir holds the files of an unhealthy run that was not committed.
 	StashDir    string
 	Interrupted bool
+	// InterruptedReading: the run was interrupted while it read its
+	// inputs, before any sample.
+	InterruptedReading bool
 	// Remaining counts samples an interrupted run did not finish.
 	Remaining int
 	// NoCachedAnswer counts samples an offline run could not answer and
@@ -186,7 +189,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}()
 	if err != nil {
 		if ctx.Err() != nil {
-			return &Result{Interrupted: true}, ErrInterrupted
+			return &Result{Interrupted: true, InterruptedReading: true}, ErrInterrupted
 		}
 		return nil, err
 	}

@@ -83,6 +83,9 @@ func TestFIFOWithoutWriterIsInterruptible(t *testing.T) {
 		if exitCode(err) != exitInterrupted {
 			t.Errorf("exit %d, want %d\n%s", exitCode(err), exitInterrupted, stderr.String())
 		}
+		if !strings.Contains(stderr.String(), "interrupted before any sample was judged (while reading the inputs)") {
+			t.Errorf("the message does not say the run stopped while reading its inputs:\n%s", stderr.String())
+		}
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("pgrules ignored SIGTERM while waiting for a FIFO writer\n%s", stderr.String())

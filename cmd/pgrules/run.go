@@ -328,6 +328,9 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, engine.ErrInterrupted):
+		if res != nil && res.InterruptedReading {
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted before any sample was judged (while reading the inputs): nothing was committed, the outputs in %s are unchanged; rerun the same command to start again", outDir)}
+		}
 		if !cached {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted with %d sample(s) not finished: nothing was committed, the outputs in %s are unchanged (the cache is off, so a rerun asks the teacher again for every sample)", res.Remaining, outDir)}
 		}
