@@ -176,6 +176,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		p, err := output.ReadPrior(opt.OutDir)
 		priorCh <- priorRead{p, err}
 	}()
+	// memos is nil, not a nil *cache.Cache, when caching is off.
 	var memos memo.Store
 	if d.Cache != nil {
 		memos = d.Cache
@@ -252,7 +253,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		st.answers.Teacher = nil
 	}
 	if d.Cache != nil && !opt.Refresh && d.Template != nil && d.Rules != nil {
-		if err := st.rememberPromptKeys(d, set); err != nil {
+		if err := st.rememberPromptKeys(d, set, memos); err != nil {
 			log.Warn().Err(err).Msg("remembered prompt keys not read; every prompt is rendered")
 		}
 		if base := memo.New(memo.KindSchemaOK); base != nil {
@@ -272,7 +273,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	})
 	t.finishProgress()
 	if st.keys != nil {
-		if err := st.keys.Save(d.Cache); err != nil {
+		if err := st.keys.Save(memos); err != nil {
 			log.Warn().Err(err).Msg("prompt keys not remembered; the next run renders every prompt again")
 		}
 	}
@@ -335,7 +336,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 
 // rememberPromptKeys loads the prompt keys remembered for exactly these
 // input bytes, template, system message and provider identity.
-func (st *stages) rememberPromptKeys(d Deps, set *inputs.Set) error {
+func (st *stages) rememberPromptKeys(d Deps, set *inputs.Set, memos memo.Store) error {
 	digest := memo.New(memo.KindPromptKeys)
 	if digest == nil {
 		return nil
@@ -349,7 +350,7 @@ func (st *stages) rememberPromptKeys(d Deps, set *inputs.Set) error {
 		digest.Add(f.SHA256)
 	}
 	var err error
-	st.keys, err = memo.LoadPromptKeys(d.Cache, digest.Sum(), len(set.IDs))
+	st.keys, err = memo.LoadPromptKeys(memos, digest.Sum(), len(set.IDs))
 	return err
 }
 

@@ -128,6 +128,7 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 		r.keyRemembered = hit
 	}
 	if !hit {
+		remembered := key
 		if s.Draft == nil {
 			if err := st.set.LoadDraft(&s); err != nil {
 				r.err = err
@@ -144,7 +145,12 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 			st.keys.Set(ord, key)
 		}
 		digest = st.schemaMemo(key, s)
-		a, err = st.answers.Answer(ctx, req, parts, key, digest)
+		if key != remembered { // the remembered key was looked up already
+			a, hit = st.answers.Cached(s.ID, key, digest)
+		}
+		if !hit {
+			a, err = st.answers.Ask(ctx, req, parts, key)
+		}
 	}
 	r.cacheHit, r.called = a.CacheHit, a.Called
 	switch {

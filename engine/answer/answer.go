@@ -106,15 +106,13 @@ func (s *Source) Remember(kind string, digest, value []byte) {
 	}
 }
 
-// Answer returns the text for req, whose prompt is given as its pieces:
-// they are joined into req.Prompt only when a teacher is asked. key is
-// Key(req, prompt) ("" without a cache), memoDigest as for Cached. A
-// teacher failure is returned as is (typed *providers.Error where the
-// provider classified it); an offline miss is ErrNoCachedAnswer.
-func (s *Source) Answer(ctx context.Context, req providers.Request, prompt prompt.Rendered, key string, memoDigest []byte) (Answer, error) {
-	if a, ok := s.Cached(req.ID, key, memoDigest); ok {
-		return a, nil
-	}
+// Ask asks the teacher for req, whose prompt is given as its pieces: they
+// are joined into req.Prompt only here. The answer is stored under key
+// (Key(req, prompt), "" without a cache) before it is returned. Callers
+// look in the cache first (Cached). A teacher failure is returned as is
+// (typed *providers.Error where the provider classified it); with no
+// teacher (offline) it is ErrNoCachedAnswer.
+func (s *Source) Ask(ctx context.Context, req providers.Request, prompt prompt.Rendered, key string) (Answer, error) {
 	if s.Teacher == nil {
 		return Answer{}, ErrNoCachedAnswer
 	}
