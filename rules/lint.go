@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
 )
 
@@ -151,56 +150,6 @@ func spansAll(m *matcher, s string) [][2]int {
 	return out
 }
 
-// responseFields finds response.<field> and response["field"] in an
-// expression.
-func responseFields(e ast.Expr) []string {
-	var out []string
-	var walk func(e ast.Expr)
-	walk = func(e ast.Expr) {
-		switch e.Kind() {
-		case ast.SelectKind:
-			s := e.AsSelect()
-			if op := s.Operand(); op.Kind() == ast.IdentKind && op.AsIdent() == "response" {
-				out = append(out, s.FieldName())
-			}
-			walk(s.Operand())
-		case ast.CallKind:
-			c := e.AsCall()
-			if c.FunctionName() == "_[_]" && len(c.Args()) == 2 {
-				if op := c.Args()[0]; op.Kind() == ast.IdentKind && op.AsIdent() == "response" && c.Args()[1].Kind() == ast.LiteralKind {
-					if s, ok := c.Args()[1].AsLiteral().Value().(string); ok {
-						out = append(out, s)
-					}
-				}
-			}
-			if c.IsMemberFunction() {
-				walk(c.Target())
-			}
-			for _, a := range c.Args() {
-				walk(a)
-			}
-		case ast.ListKind:
-			for _, x := range e.AsList().Elements() {
-				walk(x)
-			}
-		case ast.MapKind:
-			for _, en := range e.AsMap().Entries() {
-				walk(en.AsMapEntry().Key())
-				walk(en.AsMapEntry().Value())
-			}
-		case ast.ComprehensionKind:
-			c := e.AsComprehension()
-			walk(c.IterRange())
-			walk(c.AccuInit())
-			walk(c.LoopCondition())
-			walk(c.LoopStep())
-			walk(c.Result())
-		}
-	}
-	walk(e)
-	return out
-}
-
 // Size hints bound what static cost estimation cannot know about an
 // answer: a refined answer is a few thousand characters of JSON, so its
 // lists hold tens of items; these bounds are generous on purpose.
@@ -220,15 +169,6 @@ func (sizeHints) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 
 func (sizeHints) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
 	return nil
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // closest suggests the known name within edit distance 2.

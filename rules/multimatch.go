@@ -12,12 +12,11 @@ type multiMatcher struct {
 	class  [256]uint8
 	// fold is class of the byte normalize makes of an ASCII byte: its
 	// lower case, and one space for any white space.
-	fold    [128]uint8
-	nclass  int
-	delta   []int32 // delta[state*nclass+class]; nil: use sparse
-	emits   []bool  // the state or its suffix chain ends a term
-	nLists  int
-	maxTerm int
+	fold   [128]uint8
+	nclass int
+	delta  []int32 // delta[state*nclass+class]; nil: use sparse
+	emits  []bool  // the state or its suffix chain ends a term
+	nLists int
 }
 
 // termMeta says which list a term belongs to, and whether as an

@@ -13,10 +13,6 @@ import (
 // odd escape), the record goes to encoding/json instead, which decides and
 // words the error as it always has.
 
-// keyIs compares a raw key with a plain name (keys with escapes never
-// match: they take the slow path).
-func keyIs(key []byte, name string) bool { return string(key) == name }
-
 // isType reports whether a value has the JSON type a Go field of that kind
 // accepts (null is accepted by every kind).
 func isType(v []byte, kind byte) bool {
