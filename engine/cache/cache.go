@@ -126,7 +126,13 @@ func Open(path string, opt Options) (*Cache, error) {
 	if err != nil {
 		return nil, &Error{Op: "open", Path: path, Err: err}
 	}
-	db.SetMaxOpenConns(2*runtime.GOMAXPROCS(0) + 2)
+	// As many idle as open: database/sql keeps 2 idle by default and
+	// closes the others after each use, and a reopened connection starts
+	// with an empty page cache and a fresh mapping (measured: a warm
+	// re-gate spent 40 % of its CPU re-reading b-tree pages).
+	conns := 2*runtime.GOMAXPROCS(0) + 2
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	c := &Cache{db: db, path: path}
 	if err := c.init(opt.ReadOnly, opt.Timeout); err != nil {
 		db.Close()
