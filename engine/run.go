@@ -256,6 +256,10 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		if err := st.rememberPromptKeys(d, set, memos); err != nil {
 			log.Warn().Err(err).Msg("remembered prompt keys not read; every prompt is rendered")
 		}
+	}
+	// A --refresh run reads no answer from the cache but still marks the
+	// ones it checks.
+	if d.Cache != nil && d.Rules != nil {
 		if base := memo.New(memo.KindSchemaOK); base != nil {
 			st.schemaBase = base.AddBytes(d.Rules.SchemaDigest()).Add(string(opt.Mode)).Sum()
 		}

@@ -3,9 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
-	"io"
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/answer"
@@ -27,10 +25,12 @@ type stages struct {
 	judge    *judge.Judge
 	merge    bool
 	// keys are the prompt keys remembered for these inputs (nil: none
-	// kept); schemaBase starts the digest of a schema verdict memo (nil:
-	// none kept).
+	// kept); schemaBase starts the digest of a schema check (nil: none
+	// remembered).
 	keys       *memo.PromptKeys
 	schemaBase []byte
+	// schemaChecks holds schemaBase extended by each payload type.
+	schemaChecks sync.Map
 }
 
 // result is one sample after the stages: its record, encoded, and what
@@ -122,9 +122,8 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 	var a answer.Answer
 	var err error
 	hit := false
-	digest := st.schemaMemo(key, s)
 	if key != "" {
-		a, hit = st.answers.Cached(s.ID, key, digest)
+		a, hit = st.answers.Cached(s.ID, key)
 		r.keyRemembered = hit
 	}
 	if !hit {
@@ -144,9 +143,8 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 		if st.keys != nil && key != "" {
 			st.keys.Set(ord, key)
 		}
-		digest = st.schemaMemo(key, s)
 		if key != remembered { // the remembered key was looked up already
-			a, hit = st.answers.Cached(s.ID, key, digest)
+			a, hit = st.answers.Cached(s.ID, key)
 		}
 		if !hit {
 			a, err = st.answers.Ask(ctx, req, parts, key)
@@ -155,7 +153,7 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 	r.cacheHit, r.called = a.CacheHit, a.Called
 	switch {
 	case err == nil:
-		return st.judgeAnswer(r, s, digest, a), true
+		return st.judgeAnswer(r, s, key, a), true
 	case ctx.Err() != nil:
 		r.interrupted = true
 		return judge.Verdict{}, false
@@ -171,34 +169,32 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 }
 
 // judgeAnswer judges an answer, skipping the schemas when the cache
-// remembers that this very text passed them, and remembering it when it
-// does.
-func (st *stages) judgeAnswer(r *result, s inputs.Sample, digest []byte, a answer.Answer) judge.Verdict {
-	if digest == nil {
-		v, _ := st.judge.Answered(s, a.Text, a.Response, false)
-		return v
-	}
-	h := sha256.New()
-	io.WriteString(h, a.Text)
-	sum := h.Sum(nil)
-	known := bytes.Equal(a.Memo, sum)
+// says this very text passed them, and telling the cache when it does.
+func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.Answer) judge.Verdict {
+	check := st.schemaCheck(key, s)
+	known := check != nil && bytes.Equal(a.Passed, check)
 	r.schemaRemembered = known
 	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
-	if !known && dec.Contract.OverallOK {
-		st.answers.Remember(memo.KindSchemaOK, digest, sum)
+	if check != nil && !known && dec.Contract.OverallOK {
+		st.answers.MarkPassed(key, a.Text, check)
 	}
 	return v
 }
 
-// schemaMemo is the digest a schema verdict for the answer under key is
-// remembered under: the schemas, the parse mode, the payload type the plan
-// asks for and the answer's key (the memo's value is the answer's sha256,
-// so an answer replaced under the same key is checked again).
-func (st *stages) schemaMemo(key string, s inputs.Sample) []byte {
+// schemaCheck names the schema check of an answer to s: the schemas, the
+// parse mode and the payload type the plan asks for (nil: not
+// remembered). The cache keeps it on the answer's row, so an answer
+// replaced under the same key is checked again.
+func (st *stages) schemaCheck(key string, s inputs.Sample) []byte {
 	if st.schemaBase == nil || key == "" || s.Plan == nil {
 		return nil
 	}
-	return memo.Extend(st.schemaBase, key, s.Plan.PayloadType)
+	if d, ok := st.schemaChecks.Load(s.Plan.PayloadType); ok {
+		return d.([]byte)
+	}
+	d := memo.Extend(st.schemaBase, s.Plan.PayloadType)
+	st.schemaChecks.Store(s.Plan.PayloadType, d)
+	return d
 }
 
 func (st *stages) keep(r *result, s inputs.Sample, j job) *result {

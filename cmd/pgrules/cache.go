@@ -88,7 +88,7 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 				fmt.Fprintf(out, "stored:   %s .. %s\n", s.Oldest.Format(time.DateOnly), s.Newest.Format(time.DateOnly))
 			}
 			if s.Memos > 0 {
-				fmt.Fprintf(out, "memos:    %d (%.1f MB: prompt keys and schema verdicts that speed up reruns)\n", s.Memos, float64(s.MemoBytes)/1e6)
+				fmt.Fprintf(out, "memos:    %d (%.1f MB: input indexes and prompt keys that speed up reruns)\n", s.Memos, float64(s.MemoBytes)/1e6)
 			}
 			fmt.Fprintf(out, "a rerun from this cache saves %d tokens, $%.4f and %.0fs of teacher time\n", s.Tokens, s.CostUSD, s.LatencyTotal)
 			return nil

@@ -31,9 +31,9 @@ type Answer struct {
 	Response providers.Response
 	// CacheHit: the answer came from the cache; Called: from a teacher call.
 	CacheHit, Called bool
-	// Memo is what the cache remembers under the memo digest asked for
-	// with a cached answer (nil: nothing).
-	Memo []byte
+	// Passed is the digest of the check a cached answer is known to pass
+	// (nil: none; see cache.MarkPassed).
+	Passed []byte
 }
 
 // Source answers prompts. It is safe for concurrent use.
@@ -70,22 +70,13 @@ func (s *Source) Key(req providers.Request, prompt prompt.Rendered) string {
 	return cache.Key(parts)
 }
 
-// Cached returns the answer the cache holds under key, with the memo
-// remembered under memoDigest when that is not nil; false when there is
-// none (or the cache is not read: off, or --refresh).
-func (s *Source) Cached(id, key string, memoDigest []byte) (Answer, bool) {
+// Cached returns the answer the cache holds under key; false when there
+// is none (or the cache is not read: off, or --refresh).
+func (s *Source) Cached(id, key string) (Answer, bool) {
 	if s.Cache == nil || s.Refresh || key == "" {
 		return Answer{}, false
 	}
-	var e cache.Entry
-	var memo []byte
-	var ok bool
-	var err error
-	if memoDigest != nil {
-		e, memo, ok, err = s.Cache.GetMemo(key, memoDigest)
-	} else {
-		e, ok, err = s.Cache.Get(key)
-	}
+	e, ok, err := s.Cache.Get(key)
 	if err != nil {
 		s.Log.Warn().Err(err).Str("id", id).Msg("cache read failed; asking the teacher")
 		return Answer{}, false
@@ -93,16 +84,17 @@ func (s *Source) Cached(id, key string, memoDigest []byte) (Answer, bool) {
 	if !ok {
 		return Answer{}, false
 	}
-	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Memo: memo}, true
+	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed}, true
 }
 
-// Remember keeps a memo in the cache, committed with the next answers.
-func (s *Source) Remember(kind string, digest, value []byte) {
-	if s.Cache == nil || digest == nil {
+// MarkPassed records in the cache that the answer text under key passes
+// the check digest names.
+func (s *Source) MarkPassed(key, text string, digest []byte) {
+	if s.Cache == nil || digest == nil || key == "" {
 		return
 	}
-	if err := s.Cache.PutMemo(kind, digest, value, false); err != nil {
-		s.Log.Debug().Err(err).Msg("memo not kept")
+	if err := s.Cache.MarkPassed(key, text, digest); err != nil {
+		s.Log.Debug().Err(err).Msg("check not remembered")
 	}
 }
 

@@ -57,11 +57,10 @@ type Cache struct {
 	path string
 	get  *sql.Stmt
 	put  *sql.Stmt
-	// getMemo reads an answer and one memo in one statement; putMemo
-	// stores a memo. Both are nil on a read-only cache of an older pgrules
-	// that has no memos table.
-	getMemo *sql.Stmt
-	putMemo *sql.Stmt
+	// putMemo stores a memo, markPassed marks an answer as passing a
+	// check; both are nil on a read-only cache.
+	putMemo    *sql.Stmt
+	markPassed *sql.Stmt
 	// writes feed the group-commit loop; written closes when it is done.
 	writes  chan *putReq
 	written chan struct{}
@@ -162,17 +161,34 @@ func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 		return fmt.Errorf("%w: schema version %s, this pgrules reads %s", ErrNotCache, v, schemaVersion)
 	}
 	var err error
-	if c.get, err = c.db.Prepare(`SELECT teacher, text, stored_at FROM answers WHERE key = ?`); err != nil {
+	// A cache made before the passed column gets it; a read-only one
+	// without it is read without it.
+	passed := "passed"
+	if !readOnly {
+		if err := c.addPassed(); err != nil {
+			return err
+		}
+	} else if !c.hasPassed() {
+		passed = "NULL"
+	}
+	if c.get, err = c.db.Prepare(`SELECT teacher, text, stored_at, ` + passed + ` FROM answers WHERE key = ?`); err != nil {
 		return err
 	}
-	// A read-only cache written by a pgrules before memos has no such
-	// table: it is read without them.
-	c.getMemo, _ = c.db.Prepare(`SELECT teacher, text, stored_at, (SELECT value FROM memos WHERE digest = ?2) FROM answers WHERE key = ?1`)
 	if !readOnly {
-		if c.put, err = c.db.Prepare(`INSERT OR REPLACE INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)`); err != nil {
+		// A new answer under a key clears the old one's passed mark,
+		// unless it is the very same text (--refresh, same answer).
+		if c.put, err = c.db.Prepare(`INSERT INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET provider = excluded.provider, model = excluded.model, teacher = excluded.teacher,
+				text = excluded.text, stored_at = excluded.stored_at,
+				passed = CASE WHEN answers.text = excluded.text THEN answers.passed END`); err != nil {
 			return err
 		}
 		if c.putMemo, err = c.db.Prepare(`INSERT OR REPLACE INTO memos (digest, kind, value, stored_at) VALUES (?, ?, ?, ?)`); err != nil {
+			return err
+		}
+		// Only the very text that was checked is marked: an answer
+		// replaced meanwhile (--refresh in another process) is not.
+		if c.markPassed, err = c.db.Prepare(`UPDATE answers SET passed = ? WHERE key = ? AND text = ?`); err != nil {
 			return err
 		}
 		c.writes, c.written = make(chan *putReq, 256), make(chan struct{})
@@ -192,7 +208,10 @@ const schemaSQL = `
 		model     TEXT NOT NULL,
 		teacher   BLOB NOT NULL,   -- providers.Response as JSON
 		text      BLOB NOT NULL,   -- the answer's bytes, as received
-		stored_at INTEGER NOT NULL -- unix seconds, wall clock
+		stored_at INTEGER NOT NULL, -- unix seconds, wall clock
+		-- The check this very text is known to pass (a memo digest, see
+		-- MarkPassed); replacing the answer clears it.
+		passed    BLOB
 	);
 	CREATE INDEX IF NOT EXISTS answers_stored_at ON answers(stored_at);
 	CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -346,6 +365,9 @@ type Entry struct {
 	Text     string             `json:"text"`
 	Teacher  providers.Response `json:"teacher"`
 	StoredAt time.Time          `json:"stored_at"`
+	// Passed is the digest of the check this text is known to pass (nil:
+	// none), as MarkPassed recorded it.
+	Passed []byte `json:"-"`
 }
 
 func keyBytes(key string) ([]byte, error) {
@@ -362,48 +384,55 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 	if err != nil {
 		return Entry{}, false, err
 	}
-	var teacher, text []byte
+	var teacher, text, passed []byte
 	var stored int64
-	switch err := c.get.QueryRow(k).Scan(&teacher, &text, &stored); {
+	switch err := c.get.QueryRow(k).Scan(&teacher, &text, &stored, &passed); {
 	case errors.Is(err, sql.ErrNoRows):
 		return Entry{}, false, nil
 	case err != nil:
 		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
 	}
-	e, err := c.entry(key, teacher, text, stored)
-	return e, err == nil, err
-}
-
-func (c *Cache) entry(key string, teacher, text []byte, stored int64) (Entry, error) {
-	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC()}
+	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: passed}
 	if err := json.Unmarshal(teacher, &e.Teacher); err != nil {
-		return Entry{}, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
+		return Entry{}, false, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
 	}
 	e.Teacher.Text = e.Text
-	return e, nil
+	return e, true, nil
 }
 
-// GetMemo is Get that also returns the memo stored under digest (nil when
-// there is none), read in the same statement.
-func (c *Cache) GetMemo(key string, digest []byte) (Entry, []byte, bool, error) {
-	if c.getMemo == nil {
-		e, ok, err := c.Get(key)
-		return e, nil, ok, err
+// MarkPassed records that the answer under key, if its text is still
+// text, passes the check named by digest (Entry.Passed of later reads). It
+// returns at once: the mark is committed with a later group of writes,
+// and a lost mark only costs the check again.
+func (c *Cache) MarkPassed(key, text string, digest []byte) error {
+	if c.markPassed == nil {
+		return &Error{Op: "write", Path: c.path, Err: errors.New("the cache is open read-only")}
 	}
 	k, err := keyBytes(key)
 	if err != nil {
-		return Entry{}, nil, false, err
+		return err
 	}
-	var teacher, text, memo []byte
-	var stored int64
-	switch err := c.getMemo.QueryRow(k, digest).Scan(&teacher, &text, &stored, &memo); {
-	case errors.Is(err, sql.ErrNoRows):
-		return Entry{}, nil, false, nil
-	case err != nil:
-		return Entry{}, nil, false, &Error{Op: "read", Path: c.path, Err: err}
+	c.writes <- &putReq{stmt: c.markPassed, args: []any{digest, k, []byte(text)}, done: make(chan error, 1), lazy: true}
+	return nil
+}
+
+// addPassed adds the passed column to a cache made before it. Two
+// processes may race to: the loser's "duplicate column" is success.
+func (c *Cache) addPassed() error {
+	if c.hasPassed() {
+		return nil
 	}
-	e, err := c.entry(key, teacher, text, stored)
-	return e, memo, err == nil, err
+	_, err := c.db.Exec(`ALTER TABLE answers ADD COLUMN passed BLOB`)
+	if err != nil && strings.Contains(err.Error(), "duplicate column") {
+		return nil
+	}
+	return err
+}
+
+func (c *Cache) hasPassed() bool {
+	var n int
+	err := c.db.QueryRow(`SELECT count(*) FROM pragma_table_info('answers') WHERE name = 'passed'`).Scan(&n)
+	return err == nil && n > 0
 }
 
 // Memo returns the value remembered under digest.
@@ -624,8 +653,8 @@ type Stats struct {
 	Tokens       int64          `json:"tokens"`
 	CostUSD      float64        `json:"cost_usd"`
 	LatencyTotal float64        `json:"latency_s_total"`
-	// Memos count the derived facts kept to make reruns faster (prompt
-	// keys, schema verdicts); they are not answers.
+	// Memos count the derived facts kept to make reruns faster (input
+	// indexes, prompt keys); they are not answers.
 	Memos     int   `json:"memos"`
 	MemoBytes int64 `json:"memo_bytes"`
 }

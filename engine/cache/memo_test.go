@@ -10,9 +10,8 @@ import (
 	"github.com/pgrules/pgrules/providers"
 )
 
-// Memos ride along answers: read with one in the same statement, counted
-// by stats, cleared and pruned with them, and a cache made before memos
-// existed still reads.
+// Memos are counted by stats, cleared and pruned with the answers, and a
+// cache made before memos existed still reads.
 func TestMemosLiveAndDieWithTheCache(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.db")
 	c := open(t, path)
@@ -25,13 +24,6 @@ func TestMemosLiveAndDieWithTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Sync()
-	e, memo, ok, err := c.GetMemo(k, digest)
-	if err != nil || !ok || e.Text != "answer" || string(memo) != "value" {
-		t.Fatalf("GetMemo = %q, %q, %v, %v", e.Text, memo, ok, err)
-	}
-	if _, memo, ok, _ := c.GetMemo(k, []byte("another fact")); !ok || memo != nil {
-		t.Errorf("a memo under another digest: %q (answer found: %v)", memo, ok)
-	}
 	if v, ok, err := c.Memo(digest); !ok || err != nil || !bytes.Equal(v, []byte("value")) {
 		t.Errorf("Memo = %q, %v, %v", v, ok, err)
 	}
@@ -80,13 +72,73 @@ func TestMemosLiveAndDieWithTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if e, memo, ok, err := ro.GetMemo(k, digest); err != nil || !ok || e.Text != "again" || memo != nil {
-		t.Errorf("old cache: GetMemo = %q, %q, %v, %v", e.Text, memo, ok, err)
+	if e, ok, err := ro.Get(k); err != nil || !ok || e.Text != "again" {
+		t.Errorf("old cache: Get = %q, %v, %v", e.Text, ok, err)
 	}
 	if _, ok, err := ro.Memo(digest); ok || err != nil {
 		t.Errorf("old cache: Memo = %v, %v", ok, err)
 	}
 	if s, err := ro.Stats(); err != nil || s.Entries != 1 {
 		t.Errorf("old cache stats: %+v, %v", s, err)
+	}
+}
+
+// A check an answer passed is remembered on its row: for that very text
+// only, gone when the answer is replaced, and a cache made before the
+// column gets it when opened for writing (and reads without it when not).
+func TestPassedMarksTheTextThatWasChecked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	c := open(t, path)
+	k := Key(KeyParts{Provider: "p", Prompt: "x"})
+	check := []byte("schemas v1")
+	c.Put(k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p"}})
+	if e, _, _ := c.Get(k); e.Passed != nil {
+		t.Fatalf("a new answer passed %q", e.Passed)
+	}
+	// A mark for a text that is no longer the answer's is not kept.
+	c.MarkPassed(k, "an older answer", check)
+	c.Sync()
+	if e, _, _ := c.Get(k); e.Passed != nil {
+		t.Errorf("another text's check marked the answer: %q", e.Passed)
+	}
+	c.MarkPassed(k, "answer", check)
+	c.Sync()
+	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) {
+		t.Errorf("Passed = %q, want %q", e.Passed, check)
+	}
+	// The same text stored again (--refresh) keeps its mark.
+	c.Put(k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p", ChosenModel: "m2"}})
+	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) || e.Teacher.ChosenModel != "m2" {
+		t.Errorf("the same text stored again: Passed = %q, model %q", e.Passed, e.Teacher.ChosenModel)
+	}
+	c.Put(k, Entry{Text: "a new answer", Teacher: providers.Response{Provider: "p"}})
+	if e, _, _ := c.Get(k); e.Passed != nil {
+		t.Errorf("a replaced answer kept the old one's check: %q", e.Passed)
+	}
+	c.Close()
+
+	// A cache of a pgrules before the column.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE answers DROP COLUMN passed`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, err := ro.Get(k); err != nil || !ok || e.Text != "a new answer" || e.Passed != nil {
+		t.Errorf("read-only, no column: Get = %q, %q, %v, %v", e.Text, e.Passed, ok, err)
+	}
+	ro.Close()
+	c = open(t, path)
+	defer c.Close()
+	c.MarkPassed(k, "a new answer", check)
+	c.Sync()
+	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) {
+		t.Errorf("after the column was added: Passed = %q, want %q", e.Passed, check)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/pgrules/pgrules/engine/memo"
 )
 
 // Problem is a bad input line. It never stops a run: the line is skipped,
@@ -51,6 +53,10 @@ type File struct {
 	data  []byte
 	spool *os.File
 	kind  kind
+	// identity names the file's bytes by where and when they were
+	// written ("": not a regular file, or written too recently to tell;
+	// see fileIdentity).
+	identity string
 	// Where each id's record is, by the Set's id index, in 16 bytes an id
 	// (size 0: no record), and the rare bad records' messages. Memory
 	// grows with ids, never with bytes or problems.
@@ -105,7 +111,9 @@ func openFile(ctx context.Context, path string, k kind) (*File, error) {
 	}
 	ix := &File{Path: path, kind: k}
 	src := f
-	if !fi.Mode().IsRegular() {
+	if fi.Mode().IsRegular() {
+		ix.identity = fileIdentity(path, fi, now())
+	} else {
 		spool, err := os.CreateTemp("", "pgrules-spool-*.jsonl")
 		if err != nil {
 			return nil, &InputError{Path: path, Err: fmt.Errorf("cannot spool a non-seekable input: %w", err)}
@@ -260,9 +268,14 @@ func (k kind) scanLine(line []byte, off, lineNo int) scanned {
 }
 
 // hash fills SHA256 from the mapped bytes.
-func (ix *File) hash() {
+func (ix *File) hash(memos memo.Store) {
+	if sum, ok := ix.recallSum(memos); ok {
+		ix.SHA256 = hex.EncodeToString(sum)
+		return
+	}
 	sum := sha256.Sum256(ix.data)
 	ix.SHA256 = hex.EncodeToString(sum[:])
+	ix.rememberSum(memos, sum[:])
 }
 
 // openInput opens path without letting a FIFO that no one writes to hang

@@ -133,7 +133,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 	// sha256 is not scanned.
 	hashes := make([]func(), len(files))
 	for i, f := range files {
-		hashes[i] = f.hash
+		hashes[i] = func() { f.hash(memos) }
 	}
 	if !runAll(ctx, hashes) {
 		s.Close()

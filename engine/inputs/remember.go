@@ -1,9 +1,15 @@
 package inputs
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"io/fs"
 	"math"
+	"path/filepath"
 	"strconv"
+	"syscall"
+	"time"
 
 	"github.com/pgrules/pgrules/engine/memo"
 )
@@ -14,6 +20,69 @@ import (
 // index them; a record is still read when its sample is loaded.
 
 const kindIndex = "input-index"
+
+// A file's sha256 is remembered under its identity on disk — path,
+// device, inode, size, modification and change times to the nanosecond —
+// as git's index remembers what it hashed: a write changes the change
+// time, which no tool sets back. A file changed within settle of being
+// opened is hashed every time: a write in the same clock tick as the one
+// seen would leave every time as it was.
+const (
+	kindSum = "input-sha256"
+	settle  = 2 * time.Second
+)
+
+// now is the clock files' times are compared with (tests move it).
+var now = time.Now
+
+// fileIdentity is "" when fi is not a file whose times can be trusted yet.
+func fileIdentity(path string, fi fs.FileInfo, now time.Time) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	mtime, ctime := fi.ModTime(), time.Unix(st.Ctim.Unix())
+	if now.Sub(mtime) < settle || now.Sub(ctime) < settle {
+		return ""
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s\x00%d:%d:%d:%d:%d", abs, st.Dev, st.Ino, fi.Size(), mtime.UnixNano(), ctime.UnixNano())
+}
+
+func (ix *File) sumDigest() []byte {
+	d := memo.New(kindSum)
+	if d == nil || ix.identity == "" {
+		return nil
+	}
+	return d.Add(ix.identity).Sum()
+}
+
+func (ix *File) recallSum(memos memo.Store) ([]byte, bool) {
+	if memos == nil {
+		return nil, false
+	}
+	digest := ix.sumDigest()
+	if digest == nil {
+		return nil, false
+	}
+	b, ok, err := memos.Memo(digest)
+	if err != nil || !ok || len(b) != sha256.Size {
+		return nil, false
+	}
+	return b, true
+}
+
+func (ix *File) rememberSum(memos memo.Store, sum []byte) {
+	if memos == nil {
+		return
+	}
+	if digest := ix.sumDigest(); digest != nil {
+		_ = memos.PutMemo(kindSum, digest, sum, false)
+	}
+}
 
 func (ix *File) indexDigest() []byte {
 	d := memo.New(kindIndex)

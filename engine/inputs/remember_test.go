@@ -1,9 +1,13 @@
 package inputs
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -126,4 +130,65 @@ func TestRememberedIndexIsTheScannedIndex(t *testing.T) {
 
 func scanned1() scanned {
 	return scanned{off: 3, size: 40, line: 2, id: "a\x00b", ok: true, derr: "d", why: "w", col: 9, problem: "p"}
+}
+
+// A file's sha256 is remembered under its identity on disk once its times
+// have settled: a remembered sum is used (here, a planted one), a file
+// written again — even to the same size and modification time — is hashed
+// again, and a file written just now is never remembered.
+func TestRememberedSumFollowsTheFileOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	paths := Paths{
+		Plan:      write(t, dir, "plan.jsonl", `{"id":"s1","payload_type":"checklist","prompt":"p"}`+"\n"),
+		Drafts:    write(t, dir, "drafts.jsonl", `{"id":"s1","output_text":"d"}`+"\n"),
+		Critiques: write(t, dir, "crit.jsonl", `{"id":"s1","critique":{"verdict":"revise","issues":[],"rewrite_instructions":["x"]}}`+"\n"),
+	}
+	c, err := cache.Open(filepath.Join(dir, "cache.db"), cache.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sumOf := func() string {
+		t.Helper()
+		s, err := OpenRemembering(context.Background(), paths, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		c.Sync()
+		return s.Plan.SHA256
+	}
+	real := sumOf()
+	if s, _ := c.Stats(); s.Memos != 3 {
+		t.Fatalf("%d memos after opening files written just now, want their indexes only", s.Memos)
+	}
+
+	defer func(old func() time.Time) { now = old }(now)
+	now = func() time.Time { return time.Now().Add(time.Minute) }
+	if got := sumOf(); got != real {
+		t.Fatalf("sha256 %s, want %s", got, real)
+	}
+	fi, err := os.Stat(paths.Plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &File{identity: fileIdentity(paths.Plan, fi, now())}
+	if f.identity == "" {
+		t.Fatal("no identity for a settled file")
+	}
+	planted := bytes.Repeat([]byte{0xab}, 32)
+	c.PutMemo(kindSum, f.sumDigest(), planted, true)
+	if got := sumOf(); got != hex.EncodeToString(planted) {
+		t.Fatalf("sha256 %s: the remembered one (planted) was not used", got)
+	}
+
+	// Same size, same modification time, other bytes: the change time
+	// tells.
+	time.Sleep(10 * time.Millisecond)
+	os.WriteFile(paths.Plan, []byte(`{"id":"s2","payload_type":"checklist","prompt":"p"}`+"\n"), 0o644)
+	os.Chtimes(paths.Plan, fi.ModTime(), fi.ModTime())
+	want := sha256.Sum256([]byte(`{"id":"s2","payload_type":"checklist","prompt":"p"}` + "\n"))
+	if got := sumOf(); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("sha256 %s after the file was rewritten, want %x", got, want)
+	}
 }
