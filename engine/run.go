@@ -162,6 +162,12 @@ var ErrInterrupted = errors.New("run interrupted")
 func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	opt = opt.withDefaults()
 	log := d.Log
+	// phase logs, at debug level, how long each part of the run took.
+	mark := time.Now()
+	phase := func(name string) {
+		log.Debug().Dur("took", time.Since(mark)).Msg(name)
+		mark = time.Now()
+	}
 
 	// The committed outputs are read (and their sha256 checked) while
 	// the inputs are indexed: both are a pass over a gigabyte. The out dir
@@ -200,6 +206,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	problems := set.Problems()
 	logProblems(log, set)
+	phase("inputs indexed, previous outputs read")
 
 	w, err := output.Create(opt.OutDir)
 	if err != nil {
@@ -238,6 +245,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		fitMemoryLimit(opt.RoomAboveLiveHeap, log)
 	}
 	createdAt := opt.Now().UTC().Format(createdAtLayout)
+	phase("work planned")
 	st := &stages{
 		set:      set,
 		template: d.Template,
@@ -265,6 +273,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
+	phase("memos read")
 
 	stopped := runInOrder(ctx, work.jobs, opt.Concurrency, st.process, func(r *result) error {
 		err := w.Write(r.verdict.Sink, r.line)
@@ -276,6 +285,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		return nil
 	})
 	t.finishProgress()
+	phase("samples judged and written")
 	if st.keys != nil {
 		if err := st.keys.Save(memos); err != nil {
 			log.Warn().Err(err).Msg("prompt keys not remembered; the next run renders every prompt again")
@@ -331,9 +341,11 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 		return res, &UnhealthyError{Health: res.Health, StashDir: res.StashDir}
 	}
+	phase("stats and manifest built")
 	if err := w.Commit(docs); err != nil {
 		return nil, err
 	}
+	phase("committed")
 	res.Committed = true
 	return res, nil
 }

@@ -384,12 +384,23 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 	if err != nil {
 		return Entry{}, false, err
 	}
-	var teacher, text, passed []byte
-	var stored int64
-	switch err := c.get.QueryRow(k).Scan(&teacher, &text, &stored, &passed); {
-	case errors.Is(err, sql.ErrNoRows):
+	// RawBytes: the driver's copy of each column is read in place, not
+	// copied again by Scan before the text becomes a string.
+	rows, err := c.get.Query(k)
+	if err != nil {
+		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
+		}
 		return Entry{}, false, nil
-	case err != nil:
+	}
+	var teacher, text sql.RawBytes
+	var passed []byte
+	var stored int64
+	if err := rows.Scan(&teacher, &text, &stored, &passed); err != nil {
 		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
 	}
 	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: passed}
