@@ -531,6 +531,9 @@ const (
 	lazyDelay = time.Second
 )
 
+// commitLinger is how long a commit waits for more answers to share it.
+var commitLinger = 2 * time.Millisecond
+
 // writeLoop commits Puts in groups: whatever is waiting when the previous
 // transaction ends goes into the next one. A transaction costs the same for
 // one answer or a hundred, so concurrent workers share it; each Put still
@@ -570,6 +573,7 @@ func (c *Cache) writeLoop() {
 		}
 		batch := append(pending, first)
 		pending = nil
+		linger := time.NewTimer(commitLinger)
 	drain:
 		for len(batch) < 256+lazyBatch {
 			select {
@@ -578,10 +582,11 @@ func (c *Cache) writeLoop() {
 					break drain
 				}
 				batch = append(batch, r)
-			default:
+			case <-linger.C:
 				break drain
 			}
 		}
+		linger.Stop()
 		flush(batch)
 	}
 }
