@@ -184,6 +184,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		Strs("models", tch.models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
 
 	start := time.Now()
+	memory := engine.SampleMemory(100 * time.Millisecond)
 	onProgress, finishBar := progressBar(cmd, cfg)
 	res, err := engine.Run(ctx, engine.Options{
 		Inputs:      inputs.Paths{Plan: cfg.Plan, Drafts: cfg.Drafts, Critiques: cfg.Critiques},
@@ -211,6 +212,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		},
 	})
 	finishBar()
+	anonMB, fileMB := memory.Stop()
 	if res != nil && caller != nil {
 		if rt := caller.RoundTrip(50, 90); rt != nil {
 			log.Info().Str("round_trip_p50", rt[0].Round(time.Microsecond).String()).Str("round_trip_p90", rt[1].Round(time.Microsecond).String()).
@@ -218,7 +220,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		}
 	}
 	if res != nil {
-		printRunEnd(cmd, log, cfg, res, time.Since(start))
+		printRunEnd(cmd, log, cfg, res, time.Since(start), anonMB, fileMB)
 	}
 	if err := runError(err, res, cfg.OutDir, !cfg.Cache.Disabled); err != nil {
 		return err
@@ -357,7 +359,7 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 }
 
 // printRunEnd prints the finish line and the changes since the previous run.
-func printRunEnd(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Result, took time.Duration) {
+func printRunEnd(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engine.Result, took time.Duration, anonMB, fileMB float64) {
 	out := cmd.ErrOrStderr()
 	if res.Interrupted {
 		return
@@ -370,7 +372,11 @@ func printRunEnd(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engin
 		Int("prompts_remembered", res.Memo.PromptKeys).Int("schema_verdicts_remembered", res.Memo.SchemaVerdicts).
 		Bool("committed", res.Committed).
 		Str("took", took.Round(time.Millisecond).String()).Str("rate", fmt.Sprintf("%.0f samples/s", rate)).
-		Str("peak_rss", fmt.Sprintf("%.0f MB", engine.PeakRSSMB())).Str("out_dir", cfg.OutDir).Msg("run finished")
+		Str("peak_rss", fmt.Sprintf("%.0f MB", engine.PeakRSSMB())).
+		// Most of a big run's RSS is mapped file pages, shared and
+		// reclaimable; the anonymous part is the process's own.
+		Str("peak_rss_anon", fmt.Sprintf("%.0f MB", anonMB)).Str("peak_rss_file", fmt.Sprintf("%.0f MB", fileMB)).
+		Str("out_dir", cfg.OutDir).Msg("run finished")
 	fmt.Fprintln(out, finishLine(res, cfg.OutDir))
 	// Shadow gates: what a warn gate would have rejected, were it enforced.
 	for _, reason := range sortedKeys(res.Stats.WarningReasons) {
