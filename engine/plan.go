@@ -47,7 +47,7 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 			continue
 		}
 		if merge {
-			i, ok := source.ByID[id]
+			i, ok := source.Index(id)
 			if !ok {
 				if missing == 0 {
 					firstMissing = id
@@ -61,7 +61,7 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 			continue
 		}
 		if opt.Resume {
-			if i, ok := prior.ByID[id]; ok && !prior.Records[i].TeacherFailed {
+			if i, ok := prior.Index(id); ok && !prior.Records[i].TeacherFailed {
 				rec := prior.Records[i]
 				w.jobs = append(w.jobs, job{seq: len(w.jobs), id: id, keep: &rec})
 				w.kept++
@@ -75,7 +75,7 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 		w.total++
 		j := job{seq: len(w.jobs), ord: ord, id: id}
 		if opt.Offline {
-			if i, ok := prior.ByID[id]; ok {
+			if i, ok := prior.Index(id); ok {
 				j.prev = &prior.Records[i]
 			}
 		}

@@ -111,7 +111,7 @@ func PreviousOf(p *output.Prior) Previous {
 	return Previous{
 		N: len(p.Records),
 		Lookup: func(id string) (Record, int, bool) {
-			i, ok := p.ByID[id]
+			i, ok := p.Index(id)
 			if !ok {
 				return Record{}, 0, false
 			}

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pgrules/pgrules/engine/memo"
+	"github.com/pgrules/pgrules/internal/idtab"
 )
 
 // Problem is a bad input line. It never stops a run: the line is skipped,
@@ -325,18 +326,11 @@ func (e *InputError) Unwrap() error { return e.Err }
 
 // ids is the Set's id table, built as the files are added in order:
 // plan ids first, then ids only in drafts, then only in critiques.
-type ids struct {
-	index map[string]int
-	list  []string
-}
+type ids struct{ *idtab.Table }
 
-func (t *ids) ordinal(id string) int32 {
-	if i, ok := t.index[id]; ok {
-		return int32(i)
-	}
-	t.index[id] = len(t.list)
-	t.list = append(t.list, id)
-	return int32(len(t.list) - 1)
+func (t ids) ordinal(id string) int32 {
+	i, _ := t.Add(id)
+	return int32(i)
 }
 
 // has reports whether the file has a record for id i.
@@ -364,7 +358,7 @@ func (ix *File) add(t *ids, sc scanned) {
 	}
 	id := sc.id
 	if sc.ok {
-		i, known := t.index[id]
+		i, known := t.Get(id)
 		switch p, salvaged := ix.salvaged[int32(i)]; {
 		case known && salvaged:
 			// The earlier line was broken; this good one is the record.
@@ -391,7 +385,7 @@ func (ix *File) add(t *ids, sc scanned) {
 		problem(sc.col, "", "%s; the line is skipped: fix or remove it", sc.why)
 		return
 	}
-	if i, known := t.index[id]; known && ix.has(int32(i)) {
+	if i, known := t.Get(id); known && ix.has(int32(i)) {
 		problem(sc.col, id, "duplicate id %q (first seen on line %d); this line is ignored", id, ix.byIndex[i].line)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/memo"
+	"github.com/pgrules/pgrules/internal/idtab"
 )
 
 // Paths names the three inputs. Critiques may be empty: every sample is
@@ -23,8 +24,8 @@ type Set struct {
 	Plan, Drafts, Critiques *File
 	// IDs is every id seen in any input, in plan order, then ids found only
 	// in drafts, then ids found only in critiques.
-	IDs   []string
-	index map[string]int
+	IDs []string
+	ids *idtab.Table
 }
 
 // Sample is one joined id. Missing lists absent required inputs; Invalid
@@ -153,7 +154,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		chunks = append(chunks, f.split()...)
 	}
 	scanning := scanAll(ctx, chunks)
-	t := &ids{index: map[string]int{}}
+	t := &ids{idtab.New(0)}
 	add := func(f *File) func(scanned) { return func(sc scanned) { f.add(t, sc) } }
 	next := 0
 	for i, f := range files {
@@ -249,7 +250,7 @@ func runAll(ctx context.Context, fns []func()) bool {
 // join takes the id table: every id once, in plan order, then ids only in
 // drafts, then only in critiques; each file's records by id index.
 func (s *Set) join(t *ids) {
-	s.index, s.IDs = t.index, t.list
+	s.ids, s.IDs = t.Table, t.IDs()
 	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
 		if f == nil {
 			continue
@@ -315,7 +316,7 @@ func (s *Set) LoadDraft(smp *Sample) error {
 }
 
 func (s *Set) safely(id string, load func(int) (Sample, error)) (smp Sample, err error) {
-	i, ok := s.index[id]
+	i, ok := s.ids.Get(id)
 	if !ok {
 		return Sample{ID: id, Missing: []string{"every input (no record has this id)"}}, nil
 	}

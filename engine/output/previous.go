@@ -12,6 +12,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/pgrules/pgrules/internal/idtab"
 )
 
 // PriorRecord is one record of a previous run's output files. A run holds
@@ -72,7 +74,9 @@ func (r PriorRecord) Line() ([]byte, error) {
 // Prior is what a previous run left in the out dir.
 type Prior struct {
 	Records []PriorRecord
-	ByID    map[string]int
+	// ids numbers the records' ids: an id's ordinal is its record's index
+	// in Records (see Index).
+	ids *idtab.Table
 	// Problems are lines that could not be used (torn, malformed,
 	// duplicate); they are dropped, never copied.
 	Problems []string
@@ -84,6 +88,15 @@ type Prior struct {
 	// heads interns what a million records repeat: a handful of
 	// categories and reason lists, each held once.
 	heads map[string]*Head
+}
+
+// Index returns the index in Records of id's record; false when there is
+// none.
+func (p *Prior) Index(id string) (int, bool) {
+	if p.ids == nil {
+		return 0, false
+	}
+	return p.ids.Get(id)
 }
 
 // Close releases the previous run's files.
@@ -116,7 +129,7 @@ func (p *Prior) Current() (bool, error) {
 // of a run) as one. Every problem is reported — a torn or edited file, an
 // id in two shards — and the caller refuses to merge if there is any.
 func ReadPriors(dirs []string) (*Prior, error) {
-	all := &Prior{ByID: map[string]int{}}
+	all := &Prior{ids: idtab.New(0)}
 	where := map[string]string{}
 	for _, dir := range dirs {
 		p, err := ReadPrior(dir)
@@ -134,7 +147,7 @@ func ReadPriors(dirs []string) (*Prior, error) {
 				continue
 			}
 			where[r.ID] = dir
-			all.ByID[r.ID] = len(all.Records)
+			all.ids.Add(r.ID)
 			all.Records = append(all.Records, r)
 		}
 	}
@@ -154,7 +167,7 @@ func ReadPrior(outDir string) (*Prior, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Prior{ByID: map[string]int{}, snap: snap}
+	p := &Prior{ids: idtab.New(0), snap: snap}
 	if p.Manifest, err = snap.ReadDocument(ManifestFile); err == nil {
 		p.Stats, err = snap.ReadDocument(StatsFile)
 	}
@@ -178,7 +191,7 @@ func ReadPrior(outDir string) (*Prior, error) {
 	if json.Unmarshal(p.Stats, &counts) == nil {
 		if n := counts.Summary.Accepted + counts.Summary.Rejected; n > 0 && n < 1<<30 {
 			p.Records = make([]PriorRecord, 0, n)
-			p.ByID = make(map[string]int, n)
+			p.ids = idtab.New(n)
 		}
 	}
 	for _, f := range []struct {
@@ -233,7 +246,8 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 			case err != nil || head.ID == "":
 				p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: not a pgrules record; dropped", path, lineNo))
 			default:
-				if first, dup := p.ByID[head.ID]; dup {
+				first, added := p.ids.Add(head.ID)
+				if !added {
 					where := "dataset"
 					if !p.Records[first].Accepted {
 						where = "rejected file"
@@ -241,11 +255,11 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 					p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, head.ID, where))
 					break
 				}
-				rec := PriorRecord{ID: head.ID, Accepted: accepted, head: p.intern(head), file: f, off: start, size: int32(min(size, math.MaxInt32))}
+				// The id is the table's copy, cut from its shared chunks.
+				rec := PriorRecord{ID: p.ids.IDs()[first], Accepted: accepted, head: p.intern(head), file: f, off: start, size: int32(min(size, math.MaxInt32))}
 				for _, rc := range head.ReasonCodes {
 					rec.TeacherFailed = rec.TeacherFailed || teacherFailureReasons[rc]
 				}
-				p.ByID[head.ID] = len(p.Records)
 				p.Records = append(p.Records, rec)
 			}
 		}

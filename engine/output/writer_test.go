@@ -198,17 +198,17 @@ func TestReadPriorDropsTornAndDuplicateLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if len(p.Records) != 4 || p.Records[p.ByID["d"]].ReasonCodes()[0] != "parse_failed" || !p.Records[p.ByID["b"]].Accepted {
+	if len(p.Records) != 4 || p.Records[p.mustIndex(t, "d")].ReasonCodes()[0] != "parse_failed" || !p.Records[p.mustIndex(t, "b")].Accepted {
 		t.Errorf("records %+v", p.Records)
 	}
-	if p.Records[p.ByID["d"]].TeacherFailed || !p.Records[p.ByID["e"]].TeacherFailed {
+	if p.Records[p.mustIndex(t, "d")].TeacherFailed || !p.Records[p.mustIndex(t, "e")].TeacherFailed {
 		t.Error("a teacher_error record must be marked as a teacher failure, a gate rejection not")
 	}
 	joined := strings.Join(p.Problems, "\n")
 	if !strings.Contains(joined, "dataset_v1.jsonl:3: torn last line") || !strings.Contains(joined, `dataset_v1_rejected.jsonl:1: id "b" is already in the dataset`) {
 		t.Errorf("problems:\n%s", joined)
 	}
-	line, err := p.Records[p.ByID["d"]].Line()
+	line, err := p.Records[p.mustIndex(t, "d")].Line()
 	if err != nil || string(line) != `{"id": "d", "reason_codes": ["parse_failed"]}` {
 		t.Errorf("Line = %q, %v", line, err)
 	}
@@ -260,4 +260,13 @@ func TestPriorKnowsWhetherItIsStillCurrent(t *testing.T) {
 	if cur, err := p.Current(); cur || err != nil {
 		t.Errorf("a Prior read before another commit is current: %v, %v", cur, err)
 	}
+}
+
+func (p *Prior) mustIndex(t *testing.T, id string) int {
+	t.Helper()
+	i, ok := p.Index(id)
+	if !ok {
+		t.Fatalf("no previous record of %q", id)
+	}
+	return i
 }
