@@ -7,17 +7,18 @@ import (
 	"github.com/pgrules/pgrules/engine/output"
 )
 
-// job is one id to take through the stages; keep is set when the record of
-// a previous run is kept as it is (--resume).
+// job is one id to take through the stages. It holds no pointer and no
+// string (the id is the inputs' IDs[ord]): a million-id run plans a
+// million of them, and the collector has nothing to mark in the plan.
 type job struct {
-	seq int
-	// ord is the id's place in the inputs' join order (inputs.Set.IDs).
-	ord  int
-	id   string
-	keep *output.PriorRecord
-	// prev is the id's committed record, for an offline run to keep when
-	// the cache has no answer.
-	prev *output.PriorRecord
+	seq, ord int32
+	// keep is 1 + the index in the source's Records of a previous record
+	// kept as it is (--resume, merge); 0: none.
+	keep int32
+	// prev is 1 + the index in the committed run's Records of the id's
+	// record, for an offline run to keep when the cache has no answer; 0:
+	// none.
+	prev int32
 }
 
 // work is the plan of a run: every id of the inputs in input order, each
@@ -46,6 +47,7 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 		if !opt.Shard.Has(id) {
 			continue
 		}
+		j := job{seq: int32(len(w.jobs)), ord: int32(ord)}
 		if merge {
 			i, ok := source.Index(id)
 			if !ok {
@@ -55,15 +57,15 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 				missing++
 				continue
 			}
-			rec := source.Records[i]
-			w.jobs = append(w.jobs, job{seq: len(w.jobs), id: id, keep: &rec})
+			j.keep = int32(i + 1)
+			w.jobs = append(w.jobs, j)
 			w.kept++
 			continue
 		}
 		if opt.Resume {
 			if i, ok := prior.Index(id); ok && !prior.Records[i].TeacherFailed {
-				rec := prior.Records[i]
-				w.jobs = append(w.jobs, job{seq: len(w.jobs), id: id, keep: &rec})
+				j.keep = int32(i + 1)
+				w.jobs = append(w.jobs, j)
 				w.kept++
 				continue
 			}
@@ -73,10 +75,9 @@ func planWork(ids []string, prior, source *output.Prior, opt Options) (work, err
 			continue
 		}
 		w.total++
-		j := job{seq: len(w.jobs), ord: ord, id: id}
 		if opt.Offline {
 			if i, ok := prior.Index(id); ok {
-				j.prev = &prior.Records[i]
+				j.prev = int32(i + 1)
 			}
 		}
 		w.jobs = append(w.jobs, j)

@@ -248,6 +248,8 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	phase("work planned")
 	st := &stages{
 		set:      set,
+		source:   source,
+		prior:    prior,
 		template: d.Template,
 		system:   d.System,
 		answers: &answer.Source{

@@ -10,6 +10,7 @@ import (
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/judge"
 	"github.com/pgrules/pgrules/engine/memo"
+	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
 	"github.com/pgrules/pgrules/engine/stats"
 	"github.com/pgrules/pgrules/engine/teacher"
@@ -18,12 +19,15 @@ import (
 
 // stages are the per-sample stages of a run, wired once.
 type stages struct {
-	set      *inputs.Set
-	template *prompt.Template
-	system   string
-	answers  *answer.Source
-	judge    *judge.Judge
-	merge    bool
+	set *inputs.Set
+	// source holds the records jobs keep (the committed run's, or the
+	// shards' in a merge); prior the committed run's.
+	source, prior *output.Prior
+	template      *prompt.Template
+	system        string
+	answers       *answer.Source
+	judge         *judge.Judge
+	merge         bool
 	// keys are the prompt keys remembered for these inputs (nil: none
 	// kept); schemaBase starts the digest of a schema check (nil: none
 	// remembered).
@@ -78,37 +82,38 @@ func (r *result) release() {
 
 // process takes one id through join → render → answer → judge → encode.
 func (st *stages) process(ctx context.Context, j job) *result {
-	r := &result{seq: j.seq, id: j.id}
+	id := st.set.IDs[j.ord]
+	r := &result{seq: int(j.seq), id: id}
 	var key string
 	load := st.set.Load
-	if j.keep == nil && st.keys != nil {
+	if j.keep == 0 && st.keys != nil {
 		var known bool
-		if key, known = st.keys.Get(j.ord); known {
+		if key, known = st.keys.Get(int(j.ord)); known {
 			// These very input bytes were rendered into this key
 			// before, so the sample got past the early checks then: the
 			// draft is read only if the cache misses.
 			load = st.set.LoadWithoutDraft
 		}
 	}
-	s, err := load(j.id)
+	s, err := load(id)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	if j.keep != nil {
-		return st.keep(r, s, j)
+	if j.keep != 0 {
+		return st.keep(r, s, &st.source.Records[j.keep-1])
 	}
 	v, early := st.judge.Early(s)
 	if !early {
 		r.asked = true
 		var ok bool
-		if v, ok = st.answer(ctx, r, s, j.ord, key); !ok {
+		if v, ok = st.answer(ctx, r, s, int(j.ord), key); !ok {
 			return r
 		}
-		if r.noCachedAnswer && j.prev != nil {
+		if r.noCachedAnswer && j.prev != 0 {
 			// Offline, no answer: the committed record stands.
 			r.noCachedAnswer, r.keptOffline = false, true
-			return st.keep(r, s, job{seq: j.seq, id: j.id, keep: j.prev})
+			return st.keep(r, s, &st.prior.Records[j.prev-1])
 		}
 	}
 	return st.finish(r, s, v)
@@ -197,10 +202,10 @@ func (st *stages) schemaCheck(key string, s inputs.Sample) []byte {
 	return d
 }
 
-func (st *stages) keep(r *result, s inputs.Sample, j job) *result {
-	line, err := j.keep.Line()
+func (st *stages) keep(r *result, s inputs.Sample, rec *output.PriorRecord) *result {
+	line, err := rec.Line()
 	if err == nil {
-		r.verdict, err = judge.Kept(line, j.keep.Accepted)
+		r.verdict, err = judge.Kept(line, rec.Accepted)
 	}
 	if err != nil {
 		r.err = err
