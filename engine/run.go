@@ -270,9 +270,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	// A --refresh run reads no answer from the cache but still marks the
 	// ones it checks.
 	if d.Cache != nil && d.Rules != nil {
-		if base := memo.New(memo.KindSchemaOK); base != nil {
-			st.schemaBase = base.AddBytes(d.Rules.SchemaDigest()).Add(string(opt.Mode)).Sum()
-		}
+		st.schemaChecks = schemaChecks(d.Rules, opt.Mode)
 	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
 	phase("memos read")

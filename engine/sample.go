@@ -15,6 +15,7 @@ import (
 	"github.com/pgrules/pgrules/engine/stats"
 	"github.com/pgrules/pgrules/engine/teacher"
 	"github.com/pgrules/pgrules/providers"
+	"github.com/pgrules/pgrules/rules"
 )
 
 // stages are the per-sample stages of a run, wired once.
@@ -29,12 +30,11 @@ type stages struct {
 	judge         *judge.Judge
 	merge         bool
 	// keys are the prompt keys remembered for these inputs (nil: none
-	// kept); schemaBase starts the digest of a schema check (nil: none
-	// remembered).
-	keys       *memo.PromptKeys
-	schemaBase []byte
-	// schemaChecks holds schemaBase extended by each payload type.
-	schemaChecks sync.Map
+	// kept).
+	keys *memo.PromptKeys
+	// schemaChecks names the schema check of an answer by the payload
+	// type its plan asks for (nil: checks are not remembered).
+	schemaChecks map[string][]byte
 }
 
 // result is one sample after the stages: its record, encoded, and what
@@ -191,15 +191,27 @@ func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.A
 // remembered). The cache keeps it on the answer's row, so an answer
 // replaced under the same key is checked again.
 func (st *stages) schemaCheck(key string, s inputs.Sample) []byte {
-	if st.schemaBase == nil || key == "" || s.Plan == nil {
+	if key == "" || s.Plan == nil {
 		return nil
 	}
-	if d, ok := st.schemaChecks.Load(s.Plan.PayloadType); ok {
-		return d.([]byte)
+	return st.schemaChecks[s.Plan.PayloadType]
+}
+
+// schemaChecks are the names of the schema checks an answer can pass,
+// by the payload type its plan asks for: one of the schemas' or none
+// (any). An answer asked for another type fails the contract, so it
+// needs none.
+func schemaChecks(r *rules.Rules, mode rules.Mode) map[string][]byte {
+	base := memo.New(memo.KindSchemaOK)
+	if base == nil {
+		return nil
 	}
-	d := memo.Extend(st.schemaBase, s.Plan.PayloadType)
-	st.schemaChecks.Store(s.Plan.PayloadType, d)
-	return d
+	common := base.AddBytes(r.SchemaDigest()).Add(string(mode)).Sum()
+	checks := map[string][]byte{"": memo.Extend(common, "")}
+	for _, pt := range r.PayloadTypes() {
+		checks[pt] = memo.Extend(common, pt)
+	}
+	return checks
 }
 
 func (st *stages) keep(r *result, s inputs.Sample, rec *output.PriorRecord) *result {

@@ -153,6 +153,9 @@ func (r *Rules) EvaluateSchemaOK(s Sample, raw string, mode Mode) *Decision {
 	return d
 }
 
+// PayloadTypes names the payload types the schemas define.
+func (r *Rules) PayloadTypes() []string { return r.schemas.payloadTypes() }
+
 // SchemaDigest identifies the schemas by content and payload type name:
 // a schema verdict remembered under another digest does not hold.
 func (r *Rules) SchemaDigest() []byte { return r.schemas.digest }

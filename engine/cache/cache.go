@@ -532,7 +532,7 @@ const (
 )
 
 // commitLinger is how long a commit waits for more answers to share it.
-var commitLinger = 2 * time.Millisecond
+const commitLinger = 2 * time.Millisecond
 
 // writeLoop commits Puts in groups: whatever is waiting when the previous
 // transaction ends goes into the next one. A transaction costs the same for

@@ -324,15 +324,6 @@ func (e *InputError) Error() string {
 
 func (e *InputError) Unwrap() error { return e.Err }
 
-// ids is the Set's id table, built as the files are added in order:
-// plan ids first, then ids only in drafts, then only in critiques.
-type ids struct{ *idtab.Table }
-
-func (t ids) ordinal(id string) int32 {
-	i, _ := t.Add(id)
-	return int32(i)
-}
-
 // has reports whether the file has a record for id i.
 func (ix *File) has(i int32) bool {
 	return int(i) < len(ix.byIndex) && ix.byIndex[i].size > 0
@@ -347,7 +338,9 @@ func (ix *File) set(i int32, sc scanned) {
 
 // add takes one scanned line into the index, in file order: duplicates,
 // salvaged lines and problems are decided here.
-func (ix *File) add(t *ids, sc scanned) {
+// t is the Set's id table, built as the files are added in order: plan
+// ids first, then ids only in drafts, then only in critiques.
+func (ix *File) add(t *idtab.Table, sc scanned) {
 	problem := func(col int, id, format string, args ...any) int32 {
 		ix.ProblemCount++
 		if len(ix.Problems) < MaxProblemsKept {
@@ -372,7 +365,8 @@ func (ix *File) add(t *ids, sc scanned) {
 		case known && ix.has(int32(i)):
 			problem(0, id, "duplicate id %q (first seen on line %d); this line is ignored", id, ix.byIndex[i].line)
 		default:
-			ix.set(t.ordinal(id), sc)
+			ord, _ := t.Add(id)
+			ix.set(int32(ord), sc)
 			ix.Records++
 		}
 		return
@@ -397,7 +391,8 @@ func (ix *File) add(t *ids, sc scanned) {
 	if sc.col > 0 {
 		where += fmt.Sprintf(":%d", sc.col)
 	}
-	i := t.ordinal(id)
+	ord, _ := t.Add(id)
+	i := int32(ord)
 	ix.set(i, sc)
 	if ix.bad == nil {
 		ix.bad = map[int32]string{}

@@ -154,7 +154,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		chunks = append(chunks, f.split()...)
 	}
 	scanning := scanAll(ctx, chunks)
-	t := &ids{idtab.New(0)}
+	t := idtab.New(0)
 	add := func(f *File) func(scanned) { return func(sc scanned) { f.add(t, sc) } }
 	next := 0
 	for i, f := range files {
@@ -249,8 +249,8 @@ func runAll(ctx context.Context, fns []func()) bool {
 
 // join takes the id table: every id once, in plan order, then ids only in
 // drafts, then only in critiques; each file's records by id index.
-func (s *Set) join(t *ids) {
-	s.ids, s.IDs = t.Table, t.IDs()
+func (s *Set) join(t *idtab.Table) {
+	s.ids, s.IDs = t, t.IDs()
 	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
 		if f == nil {
 			continue

@@ -61,27 +61,12 @@ func (ix *File) sumDigest() []byte {
 }
 
 func (ix *File) recallSum(memos memo.Store) ([]byte, bool) {
-	if memos == nil {
-		return nil, false
-	}
-	digest := ix.sumDigest()
-	if digest == nil {
-		return nil, false
-	}
-	b, ok, err := memos.Memo(digest)
-	if err != nil || !ok || len(b) != sha256.Size {
-		return nil, false
-	}
-	return b, true
+	b := memo.Recall(memos, ix.sumDigest())
+	return b, len(b) == sha256.Size
 }
 
 func (ix *File) rememberSum(memos memo.Store, sum []byte) {
-	if memos == nil {
-		return
-	}
-	if digest := ix.sumDigest(); digest != nil {
-		_ = memos.PutMemo(kindSum, digest, sum, false)
-	}
+	memo.Keep(memos, kindSum, ix.sumDigest(), sum)
 }
 
 func (ix *File) indexDigest() []byte {
@@ -95,15 +80,8 @@ func (ix *File) indexDigest() []byte {
 // recall returns the remembered index of the file, if any, checked whole
 // (eachScanned then reads it without failing).
 func (ix *File) recall(memos memo.Store) ([]byte, bool) {
-	if memos == nil {
-		return nil, false
-	}
-	digest := ix.indexDigest()
-	if digest == nil {
-		return nil, false
-	}
-	b, ok, err := memos.Memo(digest)
-	if err != nil || !ok {
+	b := memo.Recall(memos, ix.indexDigest())
+	if b == nil {
 		return nil, false
 	}
 	n, ok := checkScanned(b, len(ix.data))
@@ -116,12 +94,7 @@ func (ix *File) recall(memos memo.Store) ([]byte, bool) {
 // remember keeps the index; a memo that cannot be kept costs the next run
 // a scan, nothing else.
 func (ix *File) remember(memos memo.Store, index []byte) {
-	if memos == nil || index == nil {
-		return
-	}
-	if digest := ix.indexDigest(); digest != nil {
-		_ = memos.PutMemo(kindIndex, digest, index, false)
-	}
+	memo.Keep(memos, kindIndex, ix.indexDigest(), index)
 }
 
 const (

@@ -105,6 +105,29 @@ type Store interface {
 	PutMemo(kind string, digest, value []byte, wait bool) error
 }
 
+// Recall returns the value remembered under digest; nil when there is no
+// store, no digest, no such memo, or it cannot be read (a memo not read
+// costs time, nothing else).
+func Recall(st Store, digest []byte) []byte {
+	if st == nil || digest == nil {
+		return nil
+	}
+	v, ok, err := st.Memo(digest)
+	if err != nil || !ok {
+		return nil
+	}
+	return v
+}
+
+// Keep remembers value under digest, committed with a later group of
+// writes; a memo that cannot be kept is dropped.
+func Keep(st Store, kind string, digest, value []byte) {
+	if st == nil || digest == nil || value == nil {
+		return
+	}
+	_ = st.PutMemo(kind, digest, value, false)
+}
+
 // keySize is the size of a cache key: a sha256.
 const keySize = sha256.Size
 

@@ -92,12 +92,7 @@ type Prior struct {
 
 // Index returns the index in Records of id's record; false when there is
 // none.
-func (p *Prior) Index(id string) (int, bool) {
-	if p.ids == nil {
-		return 0, false
-	}
-	return p.ids.Get(id)
-}
+func (p *Prior) Index(id string) (int, bool) { return p.ids.Get(id) }
 
 // Close releases the previous run's files.
 func (p *Prior) Close() {
@@ -130,7 +125,8 @@ func (p *Prior) Current() (bool, error) {
 // id in two shards — and the caller refuses to merge if there is any.
 func ReadPriors(dirs []string) (*Prior, error) {
 	all := &Prior{ids: idtab.New(0)}
-	where := map[string]string{}
+	// from names the shard of each record, by its index.
+	var from []string
 	for _, dir := range dirs {
 		p, err := ReadPrior(dir)
 		if err != nil {
@@ -142,12 +138,11 @@ func ReadPriors(dirs []string) (*Prior, error) {
 			all.Problems = append(all.Problems, dir+": "+prob)
 		}
 		for _, r := range p.Records {
-			if other, dup := where[r.ID]; dup {
-				all.Problems = append(all.Problems, fmt.Sprintf("id %q has a record in %s and in %s", r.ID, other, dir))
+			if first, added := all.ids.Add(r.ID); !added {
+				all.Problems = append(all.Problems, fmt.Sprintf("id %q has a record in %s and in %s", r.ID, from[first], dir))
 				continue
 			}
-			where[r.ID] = dir
-			all.ids.Add(r.ID)
+			from = append(from, dir)
 			all.Records = append(all.Records, r)
 		}
 	}

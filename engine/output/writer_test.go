@@ -270,3 +270,28 @@ func (p *Prior) mustIndex(t *testing.T, id string) int {
 	}
 	return i
 }
+
+// Shards read as one: every id once, found by Index, and an id in two
+// shards named with both.
+func TestReadPriorsNamesAnIDInTwoShards(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(a, DatasetFile), []byte(`{"id": "x"}`+"\n"+`{"id": "y"}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(b, DatasetFile), []byte(`{"id": "z"}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(b, RejectedFile), []byte(`{"id": "y", "reason_codes": ["parse_failed"]}`+"\n"), 0o644)
+	p, err := ReadPriors([]string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if len(p.Records) != 3 {
+		t.Fatalf("%d records, want x, y and z once each", len(p.Records))
+	}
+	for _, id := range []string{"x", "y", "z"} {
+		if got := p.Records[p.mustIndex(t, id)].ID; got != id {
+			t.Errorf("Index(%q) points at %q", id, got)
+		}
+	}
+	if want := fmt.Sprintf("id %q has a record in %s and in %s", "y", a, b); len(p.Problems) != 1 || p.Problems[0] != want {
+		t.Errorf("problems %q, want [%q]", p.Problems, want)
+	}
+}
