@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
 )
 
 // job is one id to take through the stages. It holds no pointer and no
-// string (the id is the inputs' IDs[ord]): a million-id run plans a
+// string (the id is the inputs' ID(ord)): a million-id run plans a
 // million of them, and the collector has nothing to mark in the plan.
 type job struct {
 	seq, ord int32
@@ -37,13 +38,14 @@ type work struct {
 // decision about the sample and is asked again. A shard takes only its
 // ids; a merge keeps every id's record from the shards, and an id without
 // one means the shards are not the whole run.
-func planWork(ids []string, prior, source *output.Prior, opt Options) (work, error) {
+func planWork(set *inputs.Set, prior, source *output.Prior, opt Options) (work, error) {
 	var w work
-	w.jobs = make([]job, 0, len(ids))
+	w.jobs = make([]job, 0, set.Len())
 	merge := len(opt.MergeFrom) > 0
 	missing := 0
 	var firstMissing string
-	for ord, id := range ids {
+	for ord := range set.Len() {
+		id := set.ID(ord)
 		if !opt.Shard.Has(id) {
 			continue
 		}

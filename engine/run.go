@@ -235,9 +235,13 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		if len(source.Problems) > 0 {
 			return nil, &MergeError{Problems: source.Problems}
 		}
+		source.Rebase(set.IDs())
 	}
+	// Each id held once: the previous records are found through the
+	// inputs' table, and their own table is dropped.
+	prior.Rebase(set.IDs())
 
-	work, err := planWork(set.IDs, prior, source, opt)
+	work, err := planWork(set, prior, source, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +361,7 @@ func (st *stages) rememberPromptKeys(d Deps, set *inputs.Set, memos memo.Store) 
 	if digest == nil {
 		return nil
 	}
-	digest.Add(d.Provider, string(d.Identity), fmt.Sprint(d.KeyByID), d.System, d.Template.SHA256, fmt.Sprint(len(set.IDs)))
+	digest.Add(d.Provider, string(d.Identity), fmt.Sprint(d.KeyByID), d.System, d.Template.SHA256, fmt.Sprint(set.Len()))
 	for _, f := range []*inputs.File{set.Plan, set.Drafts, set.Critiques} {
 		if f == nil {
 			digest.Add("")
@@ -366,7 +370,7 @@ func (st *stages) rememberPromptKeys(d Deps, set *inputs.Set, memos memo.Store) 
 		digest.Add(f.SHA256)
 	}
 	var err error
-	st.keys, err = memo.LoadPromptKeys(memos, digest.Sum(), len(set.IDs))
+	st.keys, err = memo.LoadPromptKeys(memos, digest.Sum(), set.Len())
 	return err
 }
 

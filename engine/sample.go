@@ -82,7 +82,7 @@ func (r *result) release() {
 
 // process takes one id through join → render → answer → judge → encode.
 func (st *stages) process(ctx context.Context, j job) *result {
-	id := st.set.IDs[j.ord]
+	id := st.set.ID(int(j.ord))
 	r := &result{seq: int(j.seq), id: id}
 	var key string
 	load := st.set.Load
@@ -101,7 +101,7 @@ func (st *stages) process(ctx context.Context, j job) *result {
 		return r
 	}
 	if j.keep != 0 {
-		return st.keep(r, s, &st.source.Records[j.keep-1])
+		return st.keep(r, s, st.source, int(j.keep-1))
 	}
 	v, early := st.judge.Early(s)
 	if !early {
@@ -113,7 +113,7 @@ func (st *stages) process(ctx context.Context, j job) *result {
 		if r.noCachedAnswer && j.prev != 0 {
 			// Offline, no answer: the committed record stands.
 			r.noCachedAnswer, r.keptOffline = false, true
-			return st.keep(r, s, &st.prior.Records[j.prev-1])
+			return st.keep(r, s, st.prior, int(j.prev-1))
 		}
 	}
 	return st.finish(r, s, v)
@@ -214,10 +214,10 @@ func schemaChecks(r *rules.Rules, mode rules.Mode) map[string][]byte {
 	return checks
 }
 
-func (st *stages) keep(r *result, s inputs.Sample, rec *output.PriorRecord) *result {
-	line, err := rec.Line()
+func (st *stages) keep(r *result, s inputs.Sample, from *output.Prior, i int) *result {
+	line, err := from.Line(i)
 	if err == nil {
-		r.verdict, err = judge.Kept(line, rec.Accepted)
+		r.verdict, err = judge.Kept(line, from.Records[i].Accepted)
 	}
 	if err != nil {
 		r.err = err

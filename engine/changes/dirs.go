@@ -56,8 +56,8 @@ func CompareDirs(a, b string) (*Report, error) {
 	}
 	r := &Report{A: a, B: b}
 	tr := NewTracker(PreviousOf(pa))
-	for _, rec := range pb.Records {
-		tr.Observe(rec.ID, Record{Accepted: rec.Accepted, Reasons: rec.ReasonCodes()})
+	for i, rec := range pb.Records {
+		tr.Observe(pb.ID(i), Record{Accepted: rec.Accepted, Reasons: pb.Head(i).ReasonCodes})
 	}
 	r.Changes = tr.Finish()
 	r.Changes.HadPrevious = true
@@ -115,9 +115,9 @@ func PreviousOf(p *output.Prior) Previous {
 			if !ok {
 				return Record{}, 0, false
 			}
-			return Record{Accepted: p.Records[i].Accepted, Reasons: p.Records[i].ReasonCodes()}, i, true
+			return Record{Accepted: p.Records[i].Accepted, Reasons: p.Head(i).ReasonCodes}, i, true
 		},
-		ID: func(i int) string { return p.Records[i].ID },
+		ID: p.ID,
 	}
 }
 

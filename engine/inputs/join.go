@@ -22,11 +22,20 @@ type Paths struct {
 // Set is the three indexed inputs and the join order of their ids.
 type Set struct {
 	Plan, Drafts, Critiques *File
-	// IDs is every id seen in any input, in plan order, then ids found only
-	// in drafts, then ids found only in critiques.
-	IDs []string
+	// ids numbers every id seen in any input: plan order, then ids found
+	// only in drafts, then ids found only in critiques.
 	ids *idtab.Table
 }
+
+// Len is the number of ids in the inputs.
+func (s *Set) Len() int { return s.ids.Len() }
+
+// ID is the id numbered ord (0 ≤ ord < Len) in input order.
+func (s *Set) ID(ord int) string { return s.ids.ID(ord) }
+
+// IDs numbers the inputs' ids; the table is the Set's (read it, do not
+// add to it).
+func (s *Set) IDs() *idtab.Table { return s.ids }
 
 // Sample is one joined id. Missing lists absent required inputs; Invalid
 // lists file:line problems of records that do exist.
@@ -250,12 +259,12 @@ func runAll(ctx context.Context, fns []func()) bool {
 // join takes the id table: every id once, in plan order, then ids only in
 // drafts, then only in critiques; each file's records by id index.
 func (s *Set) join(t *idtab.Table) {
-	s.ids, s.IDs = t, t.IDs()
+	s.ids = t
 	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
 		if f == nil {
 			continue
 		}
-		if n := len(s.IDs) - len(f.byIndex); n > 0 {
+		if n := t.Len() - len(f.byIndex); n > 0 {
 			f.byIndex = append(f.byIndex, make([]location, n)...)
 		}
 		f.salvaged = nil

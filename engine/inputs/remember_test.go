@@ -23,7 +23,7 @@ import (
 func snapshot(t *testing.T, s *Set) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "ids %q\n", s.IDs)
+	fmt.Fprintf(&b, "ids %q\n", idsOf(s))
 	for _, f := range []*File{s.Plan, s.Drafts, s.Critiques} {
 		if f != nil {
 			fmt.Fprintf(&b, "%s: %d records, %d problems, sha %s\n", filepath.Base(f.Path), f.Records, f.ProblemCount, f.SHA256)
@@ -32,7 +32,7 @@ func snapshot(t *testing.T, s *Set) string {
 	for _, p := range s.Problems() {
 		fmt.Fprintln(&b, p.Error())
 	}
-	for _, id := range s.IDs {
+	for _, id := range idsOf(s) {
 		smp, err := s.Load(id)
 		j, _ := json.Marshal(smp)
 		fmt.Fprintf(&b, "%s %v\n", j, err)

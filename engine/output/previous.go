@@ -17,14 +17,21 @@ import (
 )
 
 // PriorRecord is one record of a previous run's output files. A run holds
-// one for every id, so it is kept small: what records repeat (category,
-// reason codes) is held once and pointed to.
+// one for every id, a million in a big run, so it is 24 bytes and holds
+// no pointer (nothing for the collector to mark): what records repeat
+// (category, reason codes) is held once by the Prior and numbered, the
+// id is in an id table, and the line stays in its file. Read them through
+// the Prior's methods.
 type PriorRecord struct {
-	ID   string
-	head *Head
-	file *os.File
 	off  int64
 	size int32
+	// ord is the id's ordinal in the Prior's id table; -1: the id is not
+	// in it (a record of an id the inputs lack, after Rebase; see strays).
+	ord int32
+	// head is 1 + the index in the Prior's heads (0: none).
+	head int32
+	// file is the index in the Prior's files.
+	file uint16
 	// Accepted: the record is in the dataset, not the rejected file.
 	Accepted bool
 	// TeacherFailed is set on records rejected because the teacher call
@@ -39,34 +46,35 @@ type Head struct {
 	ReasonCodes []string
 }
 
-// NewPriorRecord is a record as a previous run's files would hold it (for
-// tests of what reads them).
-func NewPriorRecord(id string, accepted bool, head Head) PriorRecord {
-	return PriorRecord{ID: id, Accepted: accepted, head: &head}
-}
-
-// ReasonCodes are a rejected record's reasons (none when accepted).
-func (r PriorRecord) ReasonCodes() []string {
-	if r.head == nil {
-		return nil
+// ID is record i's id.
+func (p *Prior) ID(i int) string {
+	if o := p.Records[i].ord; o >= 0 {
+		return p.ids.ID(int(o))
 	}
-	return r.head.ReasonCodes
+	return p.strays[int32(i)]
 }
 
-// Category is an accepted record's (rejected ones do not carry it).
-func (r PriorRecord) Category() string {
-	if r.head == nil {
-		return ""
+// Head is record i's head: a rejected record's reason codes (nil when
+// accepted), an accepted record's category. The slices are the Prior's:
+// do not modify them.
+func (p *Prior) Head(i int) Head {
+	if h := p.Records[i].head; h > 0 {
+		return p.heads[h-1]
 	}
-	return r.head.Category
+	return Head{}
 }
 
-// Line re-reads the record's line from its file; lines are not kept in
+// Line re-reads record i's line from its file; lines are not kept in
 // memory, which grows with the number of ids only.
-func (r PriorRecord) Line() ([]byte, error) {
+func (p *Prior) Line(i int) ([]byte, error) {
+	r := p.Records[i]
+	if int(r.file) >= len(p.files) {
+		return nil, &IOError{Op: "re-read", Path: "(no file)", Err: os.ErrNotExist}
+	}
+	f := p.files[r.file]
 	buf := make([]byte, r.size)
-	if _, err := r.file.ReadAt(buf, r.off); err != nil && !(errors.Is(err, io.EOF)) {
-		return nil, &IOError{Op: "re-read", Path: r.file.Name(), Err: err}
+	if _, err := f.ReadAt(buf, r.off); err != nil && !(errors.Is(err, io.EOF)) {
+		return nil, &IOError{Op: "re-read", Path: f.Name(), Err: err}
 	}
 	return bytes.TrimSpace(buf), nil
 }
@@ -74,9 +82,16 @@ func (r PriorRecord) Line() ([]byte, error) {
 // Prior is what a previous run left in the out dir.
 type Prior struct {
 	Records []PriorRecord
-	// ids numbers the records' ids: an id's ordinal is its record's index
-	// in Records (see Index).
-	ids *idtab.Table
+	// ids numbers the records' ids. Until Rebase an id's ordinal is its
+	// record's index in Records; after it, ids is the inputs' table and
+	// byOrd maps an ordinal to 1 + its record's index (0: none).
+	ids   *idtab.Table
+	byOrd []int32
+	// strays are the ids of records that the rebased table lacks, by
+	// record index.
+	strays map[int32]string
+	// files are the record files that Records point into.
+	files []*os.File
 	// Problems are lines that could not be used (torn, malformed,
 	// duplicate); they are dropped, never copied.
 	Problems []string
@@ -85,14 +100,46 @@ type Prior struct {
 	snap            *Committed
 	// parts are the shards a merged Prior was read from.
 	parts []*Prior
-	// heads interns what a million records repeat: a handful of
-	// categories and reason lists, each held once.
-	heads map[string]*Head
+	// heads holds what a million records repeat, a handful of categories
+	// and reason lists, each once; headIndex finds them by content.
+	heads     []Head
+	headIndex map[string]int32
 }
 
 // Index returns the index in Records of id's record; false when there is
 // none.
-func (p *Prior) Index(id string) (int, bool) { return p.ids.Get(id) }
+func (p *Prior) Index(id string) (int, bool) {
+	o, ok := p.ids.Get(id)
+	if !ok || p.byOrd == nil {
+		return o, ok
+	}
+	i := p.byOrd[o]
+	return int(i) - 1, i > 0
+}
+
+// Rebase numbers the records' ids by t, the inputs' id table, and drops
+// the Prior's own table: a run then holds each id once, and a record
+// costs its 24 bytes and 4 for the index. Records of ids t lacks keep a
+// copy of their id. t must hold the ids of every later Index call's ids
+// it is to find; Rebase is called once, before the Prior is shared.
+func (p *Prior) Rebase(t *idtab.Table) {
+	byOrd := make([]int32, t.Len())
+	for i := range p.Records {
+		r := &p.Records[i]
+		id := p.ID(i)
+		if o, ok := t.Get(id); ok {
+			byOrd[o] = int32(i + 1)
+			r.ord = int32(o)
+			continue
+		}
+		if p.strays == nil {
+			p.strays = map[int32]string{}
+		}
+		p.strays[int32(i)] = strings.Clone(id)
+		r.ord = -1
+	}
+	p.ids, p.byOrd = t, byOrd
+}
 
 // Close releases the previous run's files.
 func (p *Prior) Close() {
@@ -137,12 +184,21 @@ func ReadPriors(dirs []string) (*Prior, error) {
 		for _, prob := range p.Problems {
 			all.Problems = append(all.Problems, dir+": "+prob)
 		}
-		for _, r := range p.Records {
-			if first, added := all.ids.Add(r.ID); !added {
-				all.Problems = append(all.Problems, fmt.Sprintf("id %q has a record in %s and in %s", r.ID, from[first], dir))
+		files, heads := uint16(len(all.files)), int32(len(all.heads))
+		all.files = append(all.files, p.files...)
+		all.heads = append(all.heads, p.heads...)
+		for i, r := range p.Records {
+			id := p.ID(i)
+			ord, added := all.ids.Add(id)
+			if !added {
+				all.Problems = append(all.Problems, fmt.Sprintf("id %q has a record in %s and in %s", id, from[ord], dir))
 				continue
 			}
 			from = append(from, dir)
+			r.ord, r.file = int32(ord), r.file+files
+			if r.head > 0 {
+				r.head += heads
+			}
 			all.Records = append(all.Records, r)
 		}
 	}
@@ -197,7 +253,8 @@ func ReadPrior(outDir string) (*Prior, error) {
 		if file == nil {
 			continue
 		}
-		sum, err := p.read(file, f.accepted)
+		p.files = append(p.files, file)
+		sum, err := p.read(file, uint16(len(p.files)-1), f.accepted)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -209,7 +266,7 @@ func ReadPrior(outDir string) (*Prior, error) {
 	return p, nil
 }
 
-func (p *Prior) read(f *os.File, accepted bool) (string, error) {
+func (p *Prior) read(f *os.File, fileIndex uint16, accepted bool) (string, error) {
 	path := f.Name()
 	h := sha256.New()
 	r := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
@@ -250,8 +307,7 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 					p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, head.ID, where))
 					break
 				}
-				// The id is the table's copy, cut from its shared chunks.
-				rec := PriorRecord{ID: p.ids.IDs()[first], Accepted: accepted, head: p.intern(head), file: f, off: start, size: int32(min(size, math.MaxInt32))}
+				rec := PriorRecord{ord: int32(first), Accepted: accepted, head: p.intern(head), file: fileIndex, off: start, size: int32(min(size, math.MaxInt32))}
 				for _, rc := range head.ReasonCodes {
 					rec.TeacherFailed = rec.TeacherFailed || teacherFailureReasons[rc]
 				}
@@ -264,23 +320,24 @@ func (p *Prior) read(f *os.File, accepted bool) (string, error) {
 	}
 }
 
-func (p *Prior) intern(h recordHead) *Head {
+// intern returns 1 + the index of h's head in p.heads (0: no head).
+func (p *Prior) intern(h recordHead) int32 {
 	if h.Category == "" && h.ReasonCodes == nil {
-		return nil
+		return 0
 	}
-	if p.heads == nil {
-		p.heads = map[string]*Head{}
+	if p.headIndex == nil {
+		p.headIndex = map[string]int32{}
 	}
 	key := h.Category + "\x01" + strings.Join(h.ReasonCodes, "\x00")
 	if h.ReasonCodes != nil {
 		key += "\x01" // a list of no codes is not no list
 	}
-	if hd, ok := p.heads[key]; ok {
-		return hd
+	if i, ok := p.headIndex[key]; ok {
+		return i
 	}
-	hd := &Head{Category: h.Category, ReasonCodes: h.ReasonCodes}
-	p.heads[key] = hd
-	return hd
+	p.heads = append(p.heads, Head{Category: h.Category, ReasonCodes: h.ReasonCodes})
+	p.headIndex[key] = int32(len(p.heads))
+	return int32(len(p.heads))
 }
 
 // recordHead is what a previous run's record must say for the next run:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pgrules/pgrules/internal/idtab"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,7 +199,7 @@ func TestReadPriorDropsTornAndDuplicateLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if len(p.Records) != 4 || p.Records[p.mustIndex(t, "d")].ReasonCodes()[0] != "parse_failed" || !p.Records[p.mustIndex(t, "b")].Accepted {
+	if len(p.Records) != 4 || p.Head(p.mustIndex(t, "d")).ReasonCodes[0] != "parse_failed" || !p.Records[p.mustIndex(t, "b")].Accepted {
 		t.Errorf("records %+v", p.Records)
 	}
 	if p.Records[p.mustIndex(t, "d")].TeacherFailed || !p.Records[p.mustIndex(t, "e")].TeacherFailed {
@@ -208,7 +209,7 @@ func TestReadPriorDropsTornAndDuplicateLines(t *testing.T) {
 	if !strings.Contains(joined, "dataset_v1.jsonl:3: torn last line") || !strings.Contains(joined, `dataset_v1_rejected.jsonl:1: id "b" is already in the dataset`) {
 		t.Errorf("problems:\n%s", joined)
 	}
-	line, err := p.Records[p.mustIndex(t, "d")].Line()
+	line, err := p.Line(p.mustIndex(t, "d"))
 	if err != nil || string(line) != `{"id": "d", "reason_codes": ["parse_failed"]}` {
 		t.Errorf("Line = %q, %v", line, err)
 	}
@@ -277,21 +278,75 @@ func TestReadPriorsNamesAnIDInTwoShards(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(a, DatasetFile), []byte(`{"id": "x"}`+"\n"+`{"id": "y"}`+"\n"), 0o644)
 	os.WriteFile(filepath.Join(b, DatasetFile), []byte(`{"id": "z"}`+"\n"), 0o644)
-	os.WriteFile(filepath.Join(b, RejectedFile), []byte(`{"id": "y", "reason_codes": ["parse_failed"]}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(a, RejectedFile), []byte(`{"id": "v", "reason_codes": ["gate_x"]}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(b, RejectedFile), []byte(`{"id": "y", "reason_codes": ["parse_failed"]}`+"\n"+`{"id": "w", "reason_codes": ["teacher_error"]}`+"\n"), 0o644)
 	p, err := ReadPriors([]string{a, b})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if len(p.Records) != 3 {
-		t.Fatalf("%d records, want x, y and z once each", len(p.Records))
+	if len(p.Records) != 5 {
+		t.Fatalf("%d records, want v, w, x, y and z once each", len(p.Records))
 	}
-	for _, id := range []string{"x", "y", "z"} {
-		if got := p.Records[p.mustIndex(t, id)].ID; got != id {
+	for _, id := range []string{"v", "w", "x", "y", "z"} {
+		if got := p.ID(p.mustIndex(t, id)); got != id {
 			t.Errorf("Index(%q) points at %q", id, got)
 		}
 	}
+	// Each record still reads its own shard's file and head.
+	for id, want := range map[string]string{"z": `{"id": "z"}`, "w": `{"id": "w", "reason_codes": ["teacher_error"]}`, "v": `{"id": "v", "reason_codes": ["gate_x"]}`} {
+		i := p.mustIndex(t, id)
+		if line, err := p.Line(i); err != nil || string(line) != want {
+			t.Errorf("Line of %q = %q, %v; want %q", id, line, err, want)
+		}
+	}
+	if h := p.Head(p.mustIndex(t, "w")); len(h.ReasonCodes) != 1 || h.ReasonCodes[0] != "teacher_error" || !p.Records[p.mustIndex(t, "w")].TeacherFailed {
+		t.Errorf("w's head %+v", h)
+	}
 	if want := fmt.Sprintf("id %q has a record in %s and in %s", "y", a, b); len(p.Problems) != 1 || p.Problems[0] != want {
 		t.Errorf("problems %q, want [%q]", p.Problems, want)
+	}
+}
+
+// Rebased onto the inputs' id table, a Prior finds its records through
+// that table, and a record of an id the inputs lack keeps its id.
+func TestRebaseKeepsEveryRecordFindable(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, DatasetFile), []byte(`{"id": "x", "category": "c1"}`+"\n"+`{"id": "gone"}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, RejectedFile), []byte(`{"id": "y", "reason_codes": ["parse_failed"]}`+"\n"), 0o644)
+	p, err := ReadPrior(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	in := idtab.New(0)
+	for _, id := range []string{"new", "y", "x"} {
+		in.Add(id)
+	}
+	p.Rebase(in)
+	if _, ok := p.Index("new"); ok {
+		t.Error("an id with no record found one")
+	}
+	if _, ok := p.Index("gone"); ok {
+		t.Error("an id the inputs lack is found through the inputs' table")
+	}
+	for id, want := range map[string]string{"x": `{"id": "x", "category": "c1"}`, "y": `{"id": "y", "reason_codes": ["parse_failed"]}`} {
+		i := p.mustIndex(t, id)
+		if got := p.ID(i); got != id {
+			t.Errorf("Index(%q) points at %q", id, got)
+		}
+		if line, err := p.Line(i); err != nil || string(line) != want {
+			t.Errorf("Line of %q = %q, %v", id, line, err)
+		}
+	}
+	if h := p.Head(p.mustIndex(t, "x")); h.Category != "c1" {
+		t.Errorf("x's head %+v", h)
+	}
+	var ids []string
+	for i := range p.Records {
+		ids = append(ids, p.ID(i))
+	}
+	if strings.Join(ids, ",") != "x,gone,y" {
+		t.Errorf("records' ids %v, want x, gone, y", ids)
 	}
 }

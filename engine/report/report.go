@@ -325,8 +325,9 @@ func (d *Data) sample(prior *output.Prior, opt Options, fc *funnelCounter) error
 	cands := map[string][]int{}
 	for i, r := range prior.Records {
 		d.SamplesTotal++
-		fc.add(r.Accepted, r.ReasonCodes())
-		key := stratum(r)
+		head := prior.Head(i)
+		fc.add(r.Accepted, head.ReasonCodes)
+		key := stratum(r.Accepted, head)
 		d.Strata[key]++
 		if len(cands[key]) < opt.PerStratum {
 			cands[key] = append(cands[key], i)
@@ -343,12 +344,12 @@ func (d *Data) sample(prior *output.Prior, opt Options, fc *funnelCounter) error
 			if round >= len(cands[k]) || len(d.Samples) >= opt.MaxSamples || budget <= 0 {
 				continue
 			}
-			r := prior.Records[cands[k][round]]
-			line, err := r.Line()
+			i := cands[k][round]
+			line, err := prior.Line(i)
 			if err != nil {
 				return err
 			}
-			if s, ok := makeSample(line, r.Accepted, opt); ok {
+			if s, ok := makeSample(line, prior.Records[i].Accepted, opt); ok {
 				d.Samples = append(d.Samples, s)
 				budget -= s.size()
 			}
@@ -402,12 +403,12 @@ func (d *Data) describeRejected(manifestInputs json.RawMessage) {
 	}
 }
 
-func stratum(r output.PriorRecord) string {
-	if r.Accepted {
-		return "accepted|" + r.Category()
+func stratum(accepted bool, head output.Head) string {
+	if accepted {
+		return "accepted|" + head.Category
 	}
 	reason := "(none)"
-	if rc := r.ReasonCodes(); len(rc) > 0 {
+	if rc := head.ReasonCodes; len(rc) > 0 {
 		reason = rc[0]
 	}
 	return "rejected|" + reason

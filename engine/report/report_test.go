@@ -103,7 +103,7 @@ func TestReportOfABigRunStaysSmall(t *testing.T) {
 	// 7 categories of accepted, 5 reasons of rejected: each has samples.
 	seen := map[string]int{}
 	for _, s := range d.Samples {
-		seen[stratum(output.NewPriorRecord("", s.Accepted, output.Head{Category: s.Category, ReasonCodes: s.Reasons}))]++
+		seen[stratum(s.Accepted, output.Head{Category: s.Category, ReasonCodes: s.Reasons})]++
 		if len(s.Answer) > defaultMaxAnswerBytes {
 			t.Errorf("%s: answer of %d bytes embedded", s.ID, len(s.Answer))
 		}

@@ -51,9 +51,9 @@ func TestTableAgreesWithAMap(t *testing.T) {
 	if tab.Len() != len(order) {
 		t.Fatalf("Len = %d, want %d", tab.Len(), len(order))
 	}
-	for i, id := range tab.IDs() {
-		if id != order[i] {
-			t.Fatalf("IDs()[%d] = %q, want %q", i, id, order[i])
+	for i, id := range order {
+		if got := tab.ID(i); got != id {
+			t.Fatalf("ID(%d) = %q, want %q", i, got, id)
 		}
 		if got, ok := tab.Get(id); !ok || got != i {
 			t.Fatalf("Get(%q) = %d, %v; want %d", id, got, ok, i)
@@ -66,8 +66,8 @@ func TestTableAgreesWithAMap(t *testing.T) {
 	}
 }
 
-// A million ids of the real shape (31 bytes) take at most 72 bytes each
-// of heap, measured: the ids' bytes, a string header, two slots. (A
+// A million ids of the real shape (31 bytes) take at most 60 bytes each
+// of heap, measured: the ids' bytes, a ref, two slots. (A
 // map[string]int, a list and a string allocation an id measure ~107: the
 // map 55, the list 20, the strings 32.)
 func TestTableHeapPerID(t *testing.T) {
@@ -90,8 +90,8 @@ func TestTableHeapPerID(t *testing.T) {
 	runtime.KeepAlive(tab)
 	runtime.KeepAlive(ids)
 	t.Logf("a million ids: %d bytes an id", per)
-	if per > 72 {
-		t.Errorf("%d bytes of heap an id, want at most 72", per)
+	if per > 60 {
+		t.Errorf("%d bytes of heap an id, want at most 60", per)
 	}
 }
 
