@@ -169,31 +169,12 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		mark = time.Now()
 	}
 
-	// The committed outputs are read (and their sha256 checked) while
-	// the inputs are indexed: both are a pass over a gigabyte. The out dir
-	// is not locked yet (a run refused for its inputs leaves no trace), so
-	// what was read is checked once it is.
-	type priorRead struct {
-		prior *output.Prior
-		err   error
-	}
-	priorCh := make(chan priorRead, 1)
-	go func() {
-		p, err := output.ReadPrior(opt.OutDir)
-		priorCh <- priorRead{p, err}
-	}()
 	// memos is nil, not a nil *cache.Cache, when caching is off.
 	var memos memo.Store
 	if d.Cache != nil {
 		memos = d.Cache
 	}
 	set, err := inputs.OpenRemembering(ctx, opt.Inputs, memos)
-	pr := <-priorCh
-	defer func() {
-		if pr.prior != nil {
-			pr.prior.Close()
-		}
-	}()
 	if err != nil {
 		if ctx.Err() != nil {
 			return &Result{Interrupted: true, InterruptedReading: true}, ErrInterrupted
@@ -206,40 +187,34 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	problems := set.Problems()
 	logProblems(log, set)
-	phase("inputs indexed, previous outputs read")
+	phase("inputs indexed")
 
 	w, err := output.Create(opt.OutDir)
 	if err != nil {
 		return nil, err
 	}
 	defer w.Abort() // a no-op once committed or stashed
-	if pr.err == nil {
-		if current, err := pr.prior.Current(); err != nil || !current {
-			pr.prior.Close()
-			pr.prior, pr.err = output.ReadPrior(opt.OutDir)
-		}
-	}
-	prior, err := pr.prior, pr.err
+	// Read once the out dir is locked, so no other run commits under it;
+	// numbered by the inputs' id table, so each id is held once.
+	prior, err := output.ReadPrior(opt.OutDir, set.IDs())
 	if err != nil {
 		return nil, err
 	}
+	defer prior.Close()
 	for _, p := range prior.Problems {
 		log.Warn().Msg(p)
 	}
 	source := prior
 	if len(opt.MergeFrom) > 0 {
-		if source, err = output.ReadPriors(opt.MergeFrom); err != nil {
+		if source, err = output.ReadPriors(opt.MergeFrom, set.IDs()); err != nil {
 			return nil, err
 		}
 		defer source.Close()
 		if len(source.Problems) > 0 {
 			return nil, &MergeError{Problems: source.Problems}
 		}
-		source.Rebase(set.IDs())
 	}
-	// Each id held once: the previous records are found through the
-	// inputs' table, and their own table is dropped.
-	prior.Rebase(set.IDs())
+	phase("previous outputs read")
 
 	work, err := planWork(set, prior, source, opt)
 	if err != nil {

@@ -39,12 +39,12 @@ type Count struct {
 // CompareDirs reads the committed outputs of a and b (finishing a commit a
 // killed run left half done) and compares them.
 func CompareDirs(a, b string) (*Report, error) {
-	pa, err := output.ReadPrior(a)
+	pa, err := output.ReadPrior(a, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer pa.Close()
-	pb, err := output.ReadPrior(b)
+	pb, err := output.ReadPrior(b, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -302,26 +302,6 @@ func (c *Committed) ReadDocument(name string) ([]byte, error) {
 	return b, nil
 }
 
-// same reports whether o holds the very files c holds (no commit came
-// between them: a commit replaces files by renaming new ones in).
-func (c *Committed) same(o *Committed) bool {
-	for _, name := range append(append([]string{}, RecordFiles...), DocumentFiles...) {
-		a, b := c.Files[name], o.Files[name]
-		if (a == nil) != (b == nil) {
-			return false
-		}
-		if a == nil {
-			continue
-		}
-		ai, err1 := a.Stat()
-		bi, err2 := b.Stat()
-		if err1 != nil || err2 != nil || !os.SameFile(ai, bi) {
-			return false
-		}
-	}
-	return true
-}
-
 // Close releases the files.
 func (c *Committed) Close() {
 	for _, f := range c.Files {

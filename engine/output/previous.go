@@ -82,14 +82,17 @@ func (p *Prior) Line(i int) ([]byte, error) {
 // Prior is what a previous run left in the out dir.
 type Prior struct {
 	Records []PriorRecord
-	// ids numbers the records' ids. Until Rebase an id's ordinal is its
-	// record's index in Records; after it, ids is the inputs' table and
-	// byOrd maps an ordinal to 1 + its record's index (0: none).
+	// ids numbers the records' ids. Read on its own, a Prior numbers them
+	// itself and an id's ordinal is its record's index in Records. Read
+	// over a run's inputs (see ReadPrior), ids is the inputs' table and
+	// byOrd maps an ordinal to 1 + its record's index (0: none): a run
+	// holds each id once.
 	ids   *idtab.Table
 	byOrd []int32
-	// strays are the ids of records that the rebased table lacks, by
-	// record index.
-	strays map[int32]string
+	// strays are the records of ids an inputs' table lacks, by record
+	// index and by id.
+	strays     map[int32]string
+	strayIndex map[string]int32
 	// files are the record files that Records point into.
 	files []*os.File
 	// Problems are lines that could not be used (torn, malformed,
@@ -117,30 +120,6 @@ func (p *Prior) Index(id string) (int, bool) {
 	return int(i) - 1, i > 0
 }
 
-// Rebase numbers the records' ids by t, the inputs' id table, and drops
-// the Prior's own table: a run then holds each id once, and a record
-// costs its 24 bytes and 4 for the index. Records of ids t lacks keep a
-// copy of their id. t must hold the ids of every later Index call's ids
-// it is to find; Rebase is called once, before the Prior is shared.
-func (p *Prior) Rebase(t *idtab.Table) {
-	byOrd := make([]int32, t.Len())
-	for i := range p.Records {
-		r := &p.Records[i]
-		id := p.ID(i)
-		if o, ok := t.Get(id); ok {
-			byOrd[o] = int32(i + 1)
-			r.ord = int32(o)
-			continue
-		}
-		if p.strays == nil {
-			p.strays = map[int32]string{}
-		}
-		p.strays[int32(i)] = strings.Clone(id)
-		r.ord = -1
-	}
-	p.ids, p.byOrd = t, byOrd
-}
-
 // Close releases the previous run's files.
 func (p *Prior) Close() {
 	if p.snap != nil {
@@ -151,31 +130,51 @@ func (p *Prior) Close() {
 	}
 }
 
-// Current reports whether p is still what outDir holds committed: a run
-// reads its out dir's outputs before it holds the out dir's lock (while the
-// inputs are indexed), and reads them again if another run committed in
-// between.
-func (p *Prior) Current() (bool, error) {
-	if p.snap == nil {
-		return false, nil
+// add numbers the next record, of id: its ord (-1: a stray), or the
+// index of id's record when it has one already (added false).
+func (p *Prior) add(id string) (ord int32, first int, added bool) {
+	if p.byOrd == nil {
+		o, added := p.ids.Add(id)
+		return int32(o), o, added
 	}
-	now, err := OpenCommitted(p.snap.Dir)
-	if err != nil {
-		return false, err
+	next := len(p.Records)
+	if o, ok := p.ids.Get(id); ok {
+		if i := p.byOrd[o]; i > 0 {
+			return 0, int(i) - 1, false
+		}
+		p.byOrd[o] = int32(next + 1)
+		return int32(o), next, true
 	}
-	defer now.Close()
-	return p.snap.same(now), nil
+	if i, ok := p.strayIndex[id]; ok {
+		return 0, int(i), false
+	}
+	if p.strays == nil {
+		p.strays, p.strayIndex = map[int32]string{}, map[string]int32{}
+	}
+	id = strings.Clone(id)
+	p.strays[int32(next)], p.strayIndex[id] = id, int32(next)
+	return -1, next, true
+}
+
+// newPrior is an empty Prior numbering its ids by over (nil: by its own
+// table, sized for n).
+func newPrior(over *idtab.Table, n int) *Prior {
+	if over == nil {
+		return &Prior{ids: idtab.New(n)}
+	}
+	return &Prior{ids: over, byOrd: make([]int32, over.Len())}
 }
 
 // ReadPriors reads the committed outputs of several out dirs (the shards
-// of a run) as one. Every problem is reported — a torn or edited file, an
-// id in two shards — and the caller refuses to merge if there is any.
-func ReadPriors(dirs []string) (*Prior, error) {
-	all := &Prior{ids: idtab.New(0)}
+// of a run) as one, numbering ids by over like ReadPrior. Every problem is
+// reported — a torn or edited file, an id in two shards — and the caller
+// refuses to merge if there is any.
+func ReadPriors(dirs []string, over *idtab.Table) (*Prior, error) {
+	all := newPrior(over, 0)
 	// from names the shard of each record, by its index.
 	var from []string
 	for _, dir := range dirs {
-		p, err := ReadPrior(dir)
+		p, err := ReadPrior(dir, nil)
 		if err != nil {
 			all.Close()
 			return nil, err
@@ -189,13 +188,13 @@ func ReadPriors(dirs []string) (*Prior, error) {
 		all.heads = append(all.heads, p.heads...)
 		for i, r := range p.Records {
 			id := p.ID(i)
-			ord, added := all.ids.Add(id)
+			ord, first, added := all.add(id)
 			if !added {
-				all.Problems = append(all.Problems, fmt.Sprintf("id %q has a record in %s and in %s", id, from[ord], dir))
+				all.Problems = append(all.Problems, fmt.Sprintf("id %q has a record in %s and in %s", id, from[first], dir))
 				continue
 			}
 			from = append(from, dir)
-			r.ord, r.file = int32(ord), r.file+files
+			r.ord, r.file = ord, r.file+files
 			if r.head > 0 {
 				r.head += heads
 			}
@@ -213,12 +212,17 @@ var teacherFailureReasons = map[string]bool{"teacher_error": true, "no_cached_an
 // malformed line is reported and dropped; an id present twice keeps its
 // first record. Record files that do not match the manifest's checksums
 // (edited by hand, or copied from two runs) are reported too.
-func ReadPrior(outDir string) (*Prior, error) {
+//
+// over, when not nil, is the id table of the inputs a run reads: the
+// records are numbered by it, so a million ids are held once, not twice.
+// Records of ids it lacks are kept all the same (and found by ID, not by
+// Index).
+func ReadPrior(outDir string, over *idtab.Table) (*Prior, error) {
 	snap, err := OpenCommitted(outDir)
 	if err != nil {
 		return nil, err
 	}
-	p := &Prior{ids: idtab.New(0), snap: snap}
+	p := &Prior{snap: snap}
 	if p.Manifest, err = snap.ReadDocument(ManifestFile); err == nil {
 		p.Stats, err = snap.ReadDocument(StatsFile)
 	}
@@ -239,12 +243,14 @@ func ReadPrior(outDir string) (*Prior, error) {
 	var counts struct {
 		Summary struct{ Accepted, Rejected int } `json:"summary"`
 	}
+	n := 0
 	if json.Unmarshal(p.Stats, &counts) == nil {
-		if n := counts.Summary.Accepted + counts.Summary.Rejected; n > 0 && n < 1<<30 {
-			p.Records = make([]PriorRecord, 0, n)
-			p.ids = idtab.New(n)
+		if m := counts.Summary.Accepted + counts.Summary.Rejected; m > 0 && m < 1<<30 {
+			n = m
 		}
 	}
+	q := newPrior(over, n)
+	p.ids, p.byOrd, p.Records = q.ids, q.byOrd, make([]PriorRecord, 0, n)
 	for _, f := range []struct {
 		name, key string
 		accepted  bool
@@ -298,7 +304,7 @@ func (p *Prior) read(f *os.File, fileIndex uint16, accepted bool) (string, error
 			case err != nil || head.ID == "":
 				p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: not a pgrules record; dropped", path, lineNo))
 			default:
-				first, added := p.ids.Add(head.ID)
+				ord, first, added := p.add(head.ID)
 				if !added {
 					where := "dataset"
 					if !p.Records[first].Accepted {
@@ -307,7 +313,7 @@ func (p *Prior) read(f *os.File, fileIndex uint16, accepted bool) (string, error
 					p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, head.ID, where))
 					break
 				}
-				rec := PriorRecord{ord: int32(first), Accepted: accepted, head: p.intern(head), file: fileIndex, off: start, size: int32(min(size, math.MaxInt32))}
+				rec := PriorRecord{ord: ord, Accepted: accepted, head: p.intern(head), file: fileIndex, off: start, size: int32(min(size, math.MaxInt32))}
 				for _, rc := range head.ReasonCodes {
 					rec.TeacherFailed = rec.TeacherFailed || teacherFailureReasons[rc]
 				}

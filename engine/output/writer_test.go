@@ -194,7 +194,7 @@ func TestReadPriorDropsTornAndDuplicateLines(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, DatasetFile), []byte(`{"id": "a"}`+"\n"+`{"id": "b"}`+"\n"+`{"id": "c", "resp`), 0o644)
 	os.WriteFile(filepath.Join(dir, RejectedFile), []byte(`{"id": "b", "reason_codes": ["x"]}`+"\n"+`{"id": "d", "reason_codes": ["parse_failed"]}`+"\n"+`{"id": "e", "reason_codes": ["teacher_error"]}`+"\n"), 0o644)
-	p, err := ReadPrior(dir)
+	p, err := ReadPrior(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,44 +222,13 @@ func TestReadPriorNoticesFilesThatDoNotMatchTheManifest(t *testing.T) {
 	}
 	man := `{"outputs": {"dataset": {"sha256": "0000"}}}`
 	os.WriteFile(filepath.Join(dir, ManifestFile), []byte(man), 0o644)
-	p, err := ReadPrior(dir)
+	p, err := ReadPrior(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	if !strings.Contains(strings.Join(p.Problems, "\n"), "does not match the sha256 in dataset_v1_manifest.json") {
 		t.Errorf("problems: %v", p.Problems)
-	}
-}
-
-// A run reads the committed outputs before it locks the out dir; Current
-// tells it whether another run committed in between.
-func TestPriorKnowsWhetherItIsStillCurrent(t *testing.T) {
-	dir := t.TempDir()
-	empty, err := ReadPrior(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer empty.Close()
-	if err := commitRun(dir, "A"); err != nil {
-		t.Fatal(err)
-	}
-	if cur, err := empty.Current(); cur || err != nil {
-		t.Errorf("a Prior read before the first commit is current: %v, %v", cur, err)
-	}
-	p, err := ReadPrior(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if cur, err := p.Current(); !cur || err != nil {
-		t.Errorf("a Prior read after the last commit is not current: %v, %v", cur, err)
-	}
-	if err := commitRun(dir, "B"); err != nil {
-		t.Fatal(err)
-	}
-	if cur, err := p.Current(); cur || err != nil {
-		t.Errorf("a Prior read before another commit is current: %v, %v", cur, err)
 	}
 }
 
@@ -280,7 +249,7 @@ func TestReadPriorsNamesAnIDInTwoShards(t *testing.T) {
 	os.WriteFile(filepath.Join(b, DatasetFile), []byte(`{"id": "z"}`+"\n"), 0o644)
 	os.WriteFile(filepath.Join(a, RejectedFile), []byte(`{"id": "v", "reason_codes": ["gate_x"]}`+"\n"), 0o644)
 	os.WriteFile(filepath.Join(b, RejectedFile), []byte(`{"id": "y", "reason_codes": ["parse_failed"]}`+"\n"+`{"id": "w", "reason_codes": ["teacher_error"]}`+"\n"), 0o644)
-	p, err := ReadPriors([]string{a, b})
+	p, err := ReadPriors([]string{a, b}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,22 +277,25 @@ func TestReadPriorsNamesAnIDInTwoShards(t *testing.T) {
 	}
 }
 
-// Rebased onto the inputs' id table, a Prior finds its records through
-// that table, and a record of an id the inputs lack keeps its id.
-func TestRebaseKeepsEveryRecordFindable(t *testing.T) {
+// Read over the inputs' id table, a Prior finds its records through that
+// table, a record of an id the inputs lack keeps its id, and an id twice
+// keeps its first record, whether the inputs have it or not.
+func TestPriorOverTheInputsKeepsEveryRecordFindable(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, DatasetFile), []byte(`{"id": "x", "category": "c1"}`+"\n"+`{"id": "gone"}`+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, RejectedFile), []byte(`{"id": "y", "reason_codes": ["parse_failed"]}`+"\n"), 0o644)
-	p, err := ReadPrior(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	os.WriteFile(filepath.Join(dir, RejectedFile), []byte(`{"id": "y", "reason_codes": ["parse_failed"]}`+"\n"+`{"id": "x", "reason_codes": ["dup"]}`+"\n"+`{"id": "gone", "reason_codes": ["dup"]}`+"\n"), 0o644)
 	in := idtab.New(0)
 	for _, id := range []string{"new", "y", "x"} {
 		in.Add(id)
 	}
-	p.Rebase(in)
+	p, err := ReadPrior(dir, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if len(p.Problems) != 2 || !strings.Contains(p.Problems[0], `id "x" is already in the dataset`) || !strings.Contains(p.Problems[1], `id "gone" is already in the dataset`) {
+		t.Errorf("problems %q, want x and gone named as duplicates", p.Problems)
+	}
 	if _, ok := p.Index("new"); ok {
 		t.Error("an id with no record found one")
 	}

@@ -171,7 +171,7 @@ func Build(outDir string, opt Options) (*Data, error) {
 	opt = opt.withDefaults()
 	// The record files, stats and manifest of one commit, each record file
 	// checked against the manifest's sha256.
-	prior, err := output.ReadPrior(outDir)
+	prior, err := output.ReadPrior(outDir, nil)
 	if err != nil {
 		return nil, err
 	}
