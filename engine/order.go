@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"iter"
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/teacher"
@@ -21,7 +22,7 @@ type stopped struct {
 // far workers run ahead of consume, so memory stays bounded when one
 // sample is slow. It returns when every job is consumed, or early when ctx
 // ends, a result carries the teacher's early stop, or consume fails.
-func runInOrder(ctx context.Context, jobs []job, workers int, process func(context.Context, job) *result, consume func(*result) error) stopped {
+func runInOrder(ctx context.Context, jobs iter.Seq[job], workers int, process func(context.Context, job) *result, consume func(*result) error) stopped {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var st stopped
@@ -35,7 +36,7 @@ func runInOrder(ctx context.Context, jobs []job, workers int, process func(conte
 	results := make(chan *result, workers)
 	go func() {
 		defer close(queue)
-		for _, j := range jobs {
+		for j := range jobs {
 			select {
 			case window <- struct{}{}:
 			case <-ctx.Done():

@@ -9,8 +9,7 @@ import (
 )
 
 // job is one id to take through the stages. It holds no pointer and no
-// string (the id is the inputs' ID(ord)): a million-id run plans a
-// million of them, and the collector has nothing to mark in the plan.
+// string (the id is the inputs' ID(ord)).
 type job struct {
 	seq, ord int32
 	// keep is 1 + the index in the source's Records of a previous record
@@ -23,9 +22,14 @@ type job struct {
 }
 
 // work is the plan of a run: every id of the inputs in input order, each
-// either taken through the stages or kept from the previous run.
+// either taken through the stages or kept from the previous run. The jobs
+// are not stored (16 MB at a million ids) but decided again as they are
+// dispatched: the decision is a function of the inputs and the previous
+// records, so both passes agree.
 type work struct {
-	jobs []job
+	set           *inputs.Set
+	prior, source *output.Prior
+	opt           Options
 	// total counts the samples this run processes (kept records excluded).
 	total int
 	// limited counts ids left out by --limit.
@@ -33,64 +37,105 @@ type work struct {
 	kept    int
 }
 
-// planWork decides what happens to each id. With --resume a previous
-// record is kept unless its outcome was a teacher failure, which is not a
-// decision about the sample and is asked again. A shard takes only its
-// ids; a merge keeps every id's record from the shards, and an id without
-// one means the shards are not the whole run.
+// planWork decides what happens to each id and counts the outcomes. With
+// --resume a previous record is kept unless its outcome was a teacher
+// failure, which is not a decision about the sample and is asked again. A
+// shard takes only its ids; a merge keeps every id's record from the
+// shards, and an id without one means the shards are not the whole run.
 func planWork(set *inputs.Set, prior, source *output.Prior, opt Options) (work, error) {
-	var w work
-	w.jobs = make([]job, 0, set.Len())
-	merge := len(opt.MergeFrom) > 0
-	missing := 0
+	w := work{set: set, prior: prior, source: source, opt: opt}
+	missing, jobs := 0, 0
 	var firstMissing string
-	for ord := range set.Len() {
-		id := set.ID(ord)
-		if !opt.Shard.Has(id) {
-			continue
-		}
-		j := job{seq: int32(len(w.jobs)), ord: int32(ord)}
-		if merge {
-			i, ok := source.Index(id)
-			if !ok {
-				if missing == 0 {
-					firstMissing = id
-				}
-				missing++
-				continue
+	w.decide(func(j job, d decision) bool {
+		switch d {
+		case missingShard:
+			if missing == 0 {
+				firstMissing = set.ID(int(j.ord))
 			}
-			j.keep = int32(i + 1)
-			w.jobs = append(w.jobs, j)
+			missing++
+		case kept:
 			w.kept++
-			continue
-		}
-		if opt.Resume {
-			if i, ok := prior.Index(id); ok && !prior.Records[i].TeacherFailed {
-				j.keep = int32(i + 1)
-				w.jobs = append(w.jobs, j)
-				w.kept++
-				continue
-			}
-		}
-		if opt.Limit > 0 && w.total >= opt.Limit {
+			jobs++
+		case processed:
+			w.total++
+			jobs++
+		case limited:
 			w.limited++
-			continue
 		}
-		w.total++
-		if opt.Offline {
-			if i, ok := prior.Index(id); ok {
-				j.prev = int32(i + 1)
-			}
-		}
-		w.jobs = append(w.jobs, j)
-	}
+		return true
+	})
 	if missing > 0 {
 		return w, &MergeError{Problems: []string{fmt.Sprintf("%d input id(s) have no record in any shard (the first: %q): the shards are not all of this run's ids", missing, firstMissing)}}
 	}
-	if merge && len(w.jobs) != len(source.Records) {
-		return w, &MergeError{Problems: []string{fmt.Sprintf("the shards hold %d records but the inputs have %d ids: records of ids that are not in these inputs", len(source.Records), len(w.jobs))}}
+	if len(opt.MergeFrom) > 0 && jobs != len(source.Records) {
+		return w, &MergeError{Problems: []string{fmt.Sprintf("the shards hold %d records but the inputs have %d ids: records of ids that are not in these inputs", len(source.Records), jobs)}}
 	}
 	return w, nil
+}
+
+// jobs yields the jobs in input order.
+func (w *work) jobs(yield func(job) bool) {
+	w.decide(func(j job, d decision) bool {
+		if d == kept || d == processed {
+			return yield(j)
+		}
+		return true
+	})
+}
+
+type decision int
+
+const (
+	outOfShard decision = iota
+	missingShard
+	kept
+	processed
+	limited
+)
+
+// decide walks the ids in input order and tells fn what happens to each,
+// until fn returns false.
+func (w *work) decide(fn func(job, decision) bool) {
+	opt, merge := w.opt, len(w.opt.MergeFrom) > 0
+	seq, total := int32(0), 0
+	for ord := range w.set.Len() {
+		id := w.set.ID(ord)
+		j := job{seq: seq, ord: int32(ord)}
+		d := processed
+		switch {
+		case !opt.Shard.Has(id):
+			d = outOfShard
+		case merge:
+			if i, ok := w.source.Index(id); ok {
+				j.keep, d = int32(i+1), kept
+			} else {
+				d = missingShard
+			}
+		default:
+			if opt.Resume {
+				if i, ok := w.prior.Index(id); ok && !w.prior.Records[i].TeacherFailed {
+					j.keep, d = int32(i+1), kept
+					break
+				}
+			}
+			if opt.Limit > 0 && total >= opt.Limit {
+				d = limited
+				break
+			}
+			total++
+			if opt.Offline {
+				if i, ok := w.prior.Index(id); ok {
+					j.prev = int32(i + 1)
+				}
+			}
+		}
+		if d == kept || d == processed {
+			seq++
+		}
+		if !fn(j, d) {
+			return
+		}
+	}
 }
 
 // MergeError says why shards cannot be merged; nothing was written.

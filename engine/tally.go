@@ -42,8 +42,10 @@ func newTally(rs *rules.Rules, prior *output.Prior, total int, teacher any, log 
 		actions[g] = rs.GateAction(g)
 	}
 	now := time.Now()
+	st := stats.New(gateNames, actions)
+	st.Reserve(total)
 	return &tally{
-		stats: stats.New(gateNames, actions), changes: newChangeTracker(prior), health: newHealthTally(),
+		stats: st, changes: newChangeTracker(prior), health: newHealthTally(),
 		log: log, opt: opt, teacher: teacher, total: total, start: now, lastProgress: now,
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -82,6 +83,15 @@ func New(gateOrder []string, gateActions map[string]string) *Collector {
 		c.gates[g] = &GateRate{Action: gateActions[g]}
 	}
 	return c
+}
+
+// Reserve makes room for the latencies of about n samples at once: a
+// million appended one at a time held up to twice their 8 MB while the
+// slice grew.
+func (c *Collector) Reserve(n int) {
+	if n > cap(c.latencies) {
+		c.latencies = slices.Grow(c.latencies, n-len(c.latencies))
+	}
 }
 
 // Add counts one sample.
@@ -328,7 +338,9 @@ func latency(xs []float64) Latency {
 	if len(xs) == 0 {
 		return Latency{}
 	}
-	s := append([]float64(nil), xs...)
+	// Sorted in place: the order the latencies came in means nothing, and
+	// a copy would be another 8 MB at a million samples.
+	s := xs
 	sort.Float64s(s)
 	sum := 0.0
 	for _, x := range s {
