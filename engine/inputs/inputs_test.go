@@ -279,3 +279,27 @@ func idsOf(s *Set) []string {
 	}
 	return ids
 }
+
+// A record ends where its line ends: CRLF line ends, a last line without
+// a newline and a byte order mark all load the record whole.
+func TestRecordsEndWithTheirLines(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Paths{
+		Plan:      write(t, dir, "plan.jsonl", "\xEF\xBB\xBF{\"id\":\"a\",\"payload_type\":\"checklist\",\"prompt\":\"P-a\"}\r\n{\"id\":\"b\",\"payload_type\":\"itinerary\",\"prompt\":\"P-b\"}"),
+		Drafts:    write(t, dir, "drafts.jsonl", "{\"id\":\"a\",\"output_text\":\"draft a\"}\r\n{\"id\":\"b\",\"output_text\":\"draft b\"}"),
+		Critiques: write(t, dir, "crit.jsonl", "{\"id\":\"b\",\"verdict\":\"revise\",\"issues\":[],\"rewrite_instructions\":[\"x\"]}"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, id := range []string{"a", "b"} {
+		smp, err := s.Load(id)
+		if err != nil || len(smp.Invalid) != 0 || smp.Plan == nil || smp.Plan.Prompt != "P-"+id || smp.Draft == nil || *smp.Draft.OutputText != "draft "+id {
+			t.Errorf("Load(%q) = %+v, %v", id, smp, err)
+		}
+	}
+	if smp, _ := s.Load("b"); smp.Critique.Verdict() != "revise" {
+		t.Errorf("b's critique (the last line, no newline) = %+v", smp.Critique)
+	}
+}

@@ -343,7 +343,7 @@ func (s *Set) safely(id string, load func(int) (Sample, error)) (smp Sample, err
 
 func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 	smp := Sample{ID: id}
-	if e := s.Plan.byIndex[i]; e.size == 0 {
+	if e := s.Plan.byIndex[i]; !e.present() {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("plan (%s has no record with this id)", s.Plan.Path))
 	} else if bad := s.Plan.bad[int32(i)]; bad != "" {
 		smp.Invalid = append(smp.Invalid, bad)
@@ -358,7 +358,7 @@ func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 		smp.Plan = &p
 	}
 
-	if e := s.Drafts.byIndex[i]; e.size == 0 {
+	if e := s.Drafts.byIndex[i]; !e.present() {
 		smp.Missing = append(smp.Missing, fmt.Sprintf("draft (%s has no record with this id)", s.Drafts.Path))
 	} else if bad := s.Drafts.bad[int32(i)]; bad != "" {
 		smp.Invalid = append(smp.Invalid, bad)
@@ -372,7 +372,7 @@ func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 		return smp, nil
 	}
 	switch e, bad := s.Critiques.byIndex[i], s.Critiques.bad[int32(i)]; {
-	case e.size == 0: // no critique: verdict missing
+	case !e.present(): // no critique: verdict missing
 	case bad != "":
 		smp.Invalid = append(smp.Invalid, bad)
 	default:
@@ -394,7 +394,7 @@ func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 
 func (s *Set) loadDraft(i int, smp *Sample) error {
 	e := s.Drafts.byIndex[i]
-	if e.size == 0 || s.Drafts.bad[int32(i)] != "" {
+	if !e.present() || s.Drafts.bad[int32(i)] != "" {
 		return nil // reported by load
 	}
 	line := s.Drafts.line(e)
