@@ -446,10 +446,11 @@ func (c *Cache) hasPassed() bool {
 	return err == nil && n > 0
 }
 
-// Memo returns the value remembered under digest.
+// Memo returns the value remembered under digest, in a slice of the
+// caller's. It is copied once from the row as read (sql.RawBytes): a
+// memo can be 32 MB (a million prompt keys).
 func (c *Cache) Memo(digest []byte) ([]byte, bool, error) {
-	var v []byte
-	err := c.db.QueryRow(`SELECT value FROM memos WHERE digest = ?`, digest).Scan(&v)
+	v, err := c.memo(digest)
 	switch {
 	case errors.Is(err, sql.ErrNoRows), err != nil && strings.Contains(err.Error(), "no such table"):
 		return nil, false, nil
@@ -457,6 +458,26 @@ func (c *Cache) Memo(digest []byte) ([]byte, bool, error) {
 		return nil, false, &Error{Op: "read", Path: c.path, Err: err}
 	}
 	return v, true, nil
+}
+
+func (c *Cache) memo(digest []byte) ([]byte, error) {
+	rows, err := c.db.Query(`SELECT value FROM memos WHERE digest = ?`, digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, sql.ErrNoRows
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return nil, err
+	}
+	v := append([]byte{}, raw...)
+	return v, rows.Close()
 }
 
 // PutMemo remembers value under digest. kind says what it is (for cache

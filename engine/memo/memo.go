@@ -101,6 +101,8 @@ func (d *Digest) Sum() []byte { return d.h.Sum(nil) }
 
 // Store keeps memos: the response cache.
 type Store interface {
+	// Memo returns the value remembered under digest, in a slice the
+	// caller may keep and modify.
 	Memo(digest []byte) ([]byte, bool, error)
 	PutMemo(kind string, digest, value []byte, wait bool) error
 }
@@ -146,15 +148,19 @@ type PromptKeys struct {
 // LoadPromptKeys reads the keys remembered under digest for a set of n
 // samples; none are known when there is no such memo or digest is nil.
 func LoadPromptKeys(st Store, digest []byte, n int) (*PromptKeys, error) {
-	p := &PromptKeys{digest: digest, keys: make([]byte, n*keySize)}
+	p := &PromptKeys{digest: digest}
 	if st == nil || digest == nil {
+		p.keys = make([]byte, n*keySize)
 		return p, nil
 	}
 	v, ok, err := st.Memo(digest)
-	if err != nil || !ok || len(v) != len(p.keys) {
+	if err != nil || !ok || len(v) != n*keySize {
+		p.keys = make([]byte, n*keySize)
 		return p, err
 	}
-	copy(p.keys, v)
+	// The memo's bytes are ours (Store.Memo returns a copy): no second
+	// copy of 32 bytes an id.
+	p.keys = v
 	for i := 0; i < n; i++ {
 		if _, ok := p.Get(i); ok {
 			p.known++
