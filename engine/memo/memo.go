@@ -18,6 +18,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -115,19 +116,59 @@ func Recall(st Store, digest []byte) []byte {
 		return nil
 	}
 	v, ok, err := st.Memo(digest)
-	if err != nil || !ok {
+	if err != nil {
 		return nil
 	}
-	return v
+	if ok {
+		return v
+	}
+	h, ok, err := st.Memo(Extend(digest, "pieces"))
+	if err != nil || !ok || len(h) != 8 {
+		return nil
+	}
+	total := binary.BigEndian.Uint64(h)
+	if total > 1<<40 {
+		return nil
+	}
+	out := make([]byte, 0, total)
+	for i := 0; uint64(len(out)) < total; i++ {
+		p, ok, err := st.Memo(pieceDigest(digest, i))
+		if err != nil || !ok || len(p) != int(min(pieceSize, total-uint64(len(out)))) {
+			return nil
+		}
+		out = append(out, p...)
+	}
+	return out
+}
+
+// pieceSize bounds the values the store is given. SQLite assembles a
+// value in one buffer when it is read, and its allocator keeps the last
+// big buffer of each size resident: an input's index of a million lines
+// (~48 MB) kept 47 MB for the whole run.
+const pieceSize = 1 << 20
+
+func pieceDigest(digest []byte, i int) []byte {
+	return Extend(digest, "piece", strconv.Itoa(i))
 }
 
 // Keep remembers value under digest, committed with a later group of
-// writes; a memo that cannot be kept is dropped.
+// writes; a memo that cannot be kept is dropped. A value larger than
+// pieceSize is kept in pieces, and a header with its length is written
+// last: pieces without their header are never read.
 func Keep(st Store, kind string, digest, value []byte) {
 	if st == nil || digest == nil || value == nil {
 		return
 	}
-	_ = st.PutMemo(kind, digest, value, false)
+	if len(value) <= pieceSize {
+		_ = st.PutMemo(kind, digest, value, false)
+		return
+	}
+	for i := 0; i*pieceSize < len(value); i++ {
+		if st.PutMemo(kind, pieceDigest(digest, i), value[i*pieceSize:min((i+1)*pieceSize, len(value))], false) != nil {
+			return
+		}
+	}
+	_ = st.PutMemo(kind, Extend(digest, "pieces"), binary.BigEndian.AppendUint64(nil, uint64(len(value))), false)
 }
 
 // keySize is the size of a cache key: a sha256.
@@ -137,36 +178,58 @@ const keySize = sha256.Size
 // sample's place in the set's join order. A re-gate of the same inputs
 // looks its answers up by them without decoding a draft or rendering a
 // prompt. It is safe for concurrent use by samples of different places.
+//
+// They are kept in chunks of keysPerChunk places, each its own memo: a
+// million keys as one 32 MB value made SQLite assemble it in one 32 MB
+// buffer, which its allocator then kept resident for the whole run.
 type PromptKeys struct {
 	digest []byte
 	// keys holds keySize bytes per sample; all zero: not known.
 	keys  []byte
 	known int
-	added atomic.Int64
+	// dirty marks the chunks that gained a key since they were loaded.
+	dirty []atomic.Bool
 }
+
+// keysPerChunk is how many places a memo of prompt keys holds (1 MB).
+const keysPerChunk = 1 << 15
 
 // LoadPromptKeys reads the keys remembered under digest for a set of n
 // samples; none are known when there is no such memo or digest is nil.
+// A chunk remembered for a set of another size is not taken.
 func LoadPromptKeys(st Store, digest []byte, n int) (*PromptKeys, error) {
-	p := &PromptKeys{digest: digest}
+	chunks := (n + keysPerChunk - 1) / keysPerChunk
+	p := &PromptKeys{digest: digest, keys: make([]byte, n*keySize), dirty: make([]atomic.Bool, chunks)}
 	if st == nil || digest == nil {
-		p.keys = make([]byte, n*keySize)
 		return p, nil
 	}
-	v, ok, err := st.Memo(digest)
-	if err != nil || !ok || len(v) != n*keySize {
-		p.keys = make([]byte, n*keySize)
-		return p, err
+	for c := range chunks {
+		chunk := p.chunk(c)
+		v, ok, err := st.Memo(p.chunkDigest(c, n))
+		if err != nil {
+			return p, err
+		}
+		if ok && len(v) == len(chunk) {
+			copy(chunk, v)
+		}
 	}
-	// The memo's bytes are ours (Store.Memo returns a copy): no second
-	// copy of 32 bytes an id.
-	p.keys = v
 	for i := 0; i < n; i++ {
 		if _, ok := p.Get(i); ok {
 			p.known++
 		}
 	}
 	return p, nil
+}
+
+// chunk is the keys of chunk c.
+func (p *PromptKeys) chunk(c int) []byte {
+	end := min((c+1)*keysPerChunk*keySize, len(p.keys))
+	return p.keys[c*keysPerChunk*keySize : end]
+}
+
+// chunkDigest names chunk c of a set of n places.
+func (p *PromptKeys) chunkDigest(c, n int) []byte {
+	return Extend(p.digest, "chunk", strconv.Itoa(c), "of", strconv.Itoa(n))
 }
 
 // Known counts the keys that were remembered.
@@ -194,15 +257,24 @@ func (p *PromptKeys) Set(i int, key string) {
 		return
 	}
 	copy(k, b[:])
-	p.added.Add(1)
+	p.dirty[i/keysPerChunk].Store(true)
 }
 
-// Save stores the keys when any were added.
+// Save stores the chunks that gained keys.
 func (p *PromptKeys) Save(st Store) error {
-	if st == nil || p.digest == nil || p.added.Load() == 0 {
+	if st == nil || p.digest == nil {
 		return nil
 	}
-	return st.PutMemo(KindPromptKeys, p.digest, p.keys, true)
+	n := len(p.keys) / keySize
+	for c := range p.dirty {
+		if !p.dirty[c].Load() {
+			continue
+		}
+		if err := st.PutMemo(KindPromptKeys, p.chunkDigest(c, n), p.chunk(c), true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Extend is the digest of base (itself a digest, from New) followed by

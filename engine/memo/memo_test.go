@@ -2,6 +2,7 @@ package memo
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -60,6 +61,36 @@ func TestPromptKeysRoundTrip(t *testing.T) {
 	}
 }
 
+// Keys past the first chunk come back from their own memos, and only the
+// chunks that gained a key are written again.
+func TestPromptKeysAcrossChunks(t *testing.T) {
+	st := mapStore{}
+	n := 2*keysPerChunk + 5
+	p, _ := LoadPromptKeys(st, []byte("d"), n)
+	key := func(i int) string { return fmt.Sprintf("%064x", i+1) }
+	for _, i := range []int{0, keysPerChunk - 1, 2*keysPerChunk + 4} {
+		p.Set(i, key(i))
+	}
+	if err := p.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 2 {
+		t.Errorf("%d memos written, want the 2 chunks that gained keys", len(st))
+	}
+	q, _ := LoadPromptKeys(st, []byte("d"), n)
+	if q.Known() != 3 {
+		t.Errorf("%d keys known, want 3", q.Known())
+	}
+	for _, i := range []int{0, keysPerChunk - 1, 2*keysPerChunk + 4} {
+		if k, ok := q.Get(i); !ok || k != key(i) {
+			t.Errorf("Get(%d) = %q, %v", i, k, ok)
+		}
+	}
+	if err := q.Save(st); err != nil || len(st) != 2 {
+		t.Errorf("saving unchanged keys wrote memos: %d, %v", len(st), err)
+	}
+}
+
 // mapStore is a Store in memory: package memo cannot import the cache
 // (the cache's own tests cover the SQLite store).
 type mapStore map[string][]byte
@@ -68,4 +99,35 @@ func (m mapStore) Memo(d []byte) ([]byte, bool, error) { v, ok := m[string(d)]; 
 func (m mapStore) PutMemo(_ string, d, v []byte, _ bool) error {
 	m[string(d)] = append([]byte{}, v...)
 	return nil
+}
+
+// A value larger than a piece is kept in pieces and recalled whole; a
+// missing piece or header means no value, never a short one.
+func TestBigValuesAreKeptInPieces(t *testing.T) {
+	st := mapStore{}
+	value := make([]byte, 2*pieceSize+7)
+	for i := range value {
+		value[i] = byte(i * 7)
+	}
+	Keep(st, "k", []byte("d"), value)
+	if len(st) != 4 {
+		t.Errorf("%d memos, want 3 pieces and a header", len(st))
+	}
+	for _, v := range st {
+		if len(v) > pieceSize {
+			t.Errorf("a memo of %d bytes, more than a piece", len(v))
+		}
+	}
+	if got := Recall(st, []byte("d")); !bytes.Equal(got, value) {
+		t.Fatalf("recalled %d bytes, not the value kept", len(got))
+	}
+	delete(st, string(pieceDigest([]byte("d"), 1)))
+	if got := Recall(st, []byte("d")); got != nil {
+		t.Errorf("recalled %d bytes with a piece missing", len(got))
+	}
+	small := []byte("small")
+	Keep(st, "k", []byte("s"), small)
+	if got := Recall(st, []byte("s")); !bytes.Equal(got, small) {
+		t.Errorf("small value recalled as %q", got)
+	}
 }
