@@ -220,9 +220,6 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.RoomAboveLiveHeap > 0 {
-		fitMemoryLimit(opt.RoomAboveLiveHeap, log)
-	}
 	createdAt := opt.Now().UTC().Format(createdAtLayout)
 	phase("work planned")
 	st := &stages{
@@ -252,6 +249,11 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		st.schemaChecks = schemaChecks(d.Rules, opt.Mode)
 	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
+	// Every table the run holds to its end is built now: the limit is set
+	// above them.
+	if opt.RoomAboveLiveHeap > 0 {
+		fitMemoryLimit(opt.RoomAboveLiveHeap, log)
+	}
 	phase("memos read")
 
 	stopped := runInOrder(ctx, work.jobs, opt.Concurrency, st.process, func(r *result) error {
