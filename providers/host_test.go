@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -183,4 +184,34 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// BenchmarkPluginRoundTrip times Generate through the real dryrun plugin
+// subprocess over gRPC, with a draft of the real size (~7.8 KB) going out
+// and coming back as the answer, one call at a time: what the plugin
+// boundary itself costs, without the run's own work competing for the
+// cores. `make bench` prints it next to the round trip a first run saw.
+func BenchmarkPluginRoundTrip(b *testing.B) {
+	c, err := providers.Start(context.Background(), providers.HostOptions{Name: "dryrun", Dirs: []string{plugintest.Build(b, "dryrun")}, ConfigJSON: []byte(`{"from_draft": true}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	draft := `{"summary": "` + strings.Repeat("Check the opening hours before you go. ", 200) + `"}`
+	prompt := strings.Repeat("Rewrite the draft following the critique. ", 50) + draft
+	times := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		_, err := c.Generate(context.Background(), providers.Request{ID: fmt.Sprintf("id-%d", i), PayloadType: "itinerary", Prompt: prompt, Draft: draft, PromptBytes: int64(len(prompt))})
+		times = append(times, time.Since(start))
+		var pe *providers.Error
+		if err != nil && !errors.As(err, &pe) {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(times[len(times)*9/10].Microseconds()), "p90-µs")
 }

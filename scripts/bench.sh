@@ -8,7 +8,11 @@
 #  4. a re-gate of the same inputs from that cache (no teacher call);
 #  5. `pgrules report` of that run: time and page size (target: < 10 s,
 #     <= 5 MB), next to a plain `wc -l` of the record files (the floor of
-#     any reader of them).
+#     any reader of them);
+#  6. the plugin round trip alone: BenchmarkPluginRoundTrip, one call at a
+#     time through the dryrun plugin with a real-sized draft. The first
+#     run's figure is the same call while the run's own work and 16 calls
+#     in flight share the cores with it.
 # For each run: samples/s, peak RssAnon and peak RssFile (sampled from
 # /proc every 20 ms), the ratio to the floor, and the plugin round trip.
 set -euo pipefail
@@ -77,3 +81,6 @@ bin/pgrules report "$work/out" -o "$work/report.html" >/dev/null
 rend=$(date +%s.%N)
 awk -v s="$rstart" -v e="$rend" -v b="$(stat -c %s "$work/report.html")" -v w="$lines_s" \
   'BEGIN { printf "report   %.2fs (wc -l of the record files: %.2fs), page %.2f MB\n", e - s, w, b/1048576 }'
+
+rtb=$(go test -run '^$' -bench PluginRoundTrip -benchtime 2000x ./providers/ | grep -o '[0-9.]* p50-µs.*p90-µs' || true)
+echo "plugin   round trip alone (one call at a time, BenchmarkPluginRoundTrip): ${rtb:-not measured}"
