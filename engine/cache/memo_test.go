@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrules/pgrules/engine/memo"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -140,5 +141,29 @@ func TestPassedMarksTheTextThatWasChecked(t *testing.T) {
 	c.Sync()
 	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) {
 		t.Errorf("after the column was added: Passed = %q, want %q", e.Passed, check)
+	}
+}
+
+// A memo bigger than a piece goes through the cache in pieces, none of them
+// larger than 1 MB, and comes back whole.
+func TestBigMemoRoundTripsInPieces(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
+	defer c.Close()
+	value := make([]byte, 3<<20+5)
+	for i := range value {
+		value[i] = byte(i*31 + i>>12)
+	}
+	digest := []byte("digest-of-a-big-fact")
+	memo.Keep(c, "input-index", digest, value)
+	c.Sync()
+	if got := memo.Recall(c, digest); !bytes.Equal(got, value) {
+		t.Fatalf("recalled %d bytes, not the %d kept", len(got), len(value))
+	}
+	var n, biggest int
+	if err := c.db.QueryRow(`SELECT count(*), max(length(value)) FROM memos`).Scan(&n, &biggest); err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 || biggest > 1<<20 {
+		t.Errorf("%d memo rows, the biggest %d bytes; want 4 pieces of at most 1 MB and a header", n, biggest)
 	}
 }
