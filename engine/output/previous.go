@@ -26,7 +26,7 @@ type PriorRecord struct {
 	off  int64
 	size int32
 	// ord is the id's ordinal in the Prior's id table; -1: the id is not
-	// in it (a record of an id the inputs lack, after Rebase; see strays).
+	// in it (read over inputs that lack the id; see strays).
 	ord int32
 	// head is 1 + the index in the Prior's heads (0: none).
 	head int32
@@ -68,9 +68,6 @@ func (p *Prior) Head(i int) Head {
 // memory, which grows with the number of ids only.
 func (p *Prior) Line(i int) ([]byte, error) {
 	r := p.Records[i]
-	if int(r.file) >= len(p.files) {
-		return nil, &IOError{Op: "re-read", Path: "(no file)", Err: os.ErrNotExist}
-	}
 	f := p.files[r.file]
 	buf := make([]byte, r.size)
 	if _, err := f.ReadAt(buf, r.off); err != nil && !(errors.Is(err, io.EOF)) {
