@@ -82,5 +82,6 @@ rend=$(date +%s.%N)
 awk -v s="$rstart" -v e="$rend" -v b="$(stat -c %s "$work/report.html")" -v w="$lines_s" \
   'BEGIN { printf "report   %.2fs (wc -l of the record files: %.2fs), page %.2f MB\n", e - s, w, b/1048576 }'
 
-rtb=$(go test -run '^$' -bench PluginRoundTrip -benchtime 2000x ./providers/ | grep -o '[0-9.]* p50-µs.*p90-µs' || true)
+rtb=$(go test -run '^$' -bench PluginRoundTrip -benchtime 2000x ./providers/ |
+  awk '/^BenchmarkPluginRoundTrip/ { for (i = 1; i < NF; i++) { if ($(i+1) == "p50-µs") p50 = $i; if ($(i+1) == "p90-µs") p90 = $i } } END { if (p50 != "") printf "p50 %d µs, p90 %d µs", p50, p90 }' || true)
 echo "plugin   round trip alone (one call at a time, BenchmarkPluginRoundTrip): ${rtb:-not measured}"
