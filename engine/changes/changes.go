@@ -6,6 +6,7 @@
 package changes
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -178,7 +179,15 @@ func CompareFiles(before, after []byte) []FileChange {
 		out[[2]string{"template", "refine template"}] = m.Template.SHA256
 		out[[2]string{"system_message", "system message"}] = m.SystemSHA256
 		out[[2]string{"plugin", "provider " + m.Provider.Name}] = m.Provider.SHA256
-		id := sha256.Sum256(m.Provider.Identity)
+		// The committed manifest is indented, the run's draft compact: the
+		// settings are compared as compact JSON, or every rerun would
+		// report them changed.
+		var compact bytes.Buffer
+		if json.Compact(&compact, m.Provider.Identity) != nil {
+			compact.Reset()
+			compact.Write(m.Provider.Identity)
+		}
+		id := sha256.Sum256(compact.Bytes())
 		out[[2]string{"provider_settings", "answer-changing settings of provider " + m.Provider.Name}] = hex.EncodeToString(id[:])
 		return out
 	}

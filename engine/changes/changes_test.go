@@ -58,3 +58,16 @@ func TestCompareFilesNamesWhatDiffers(t *testing.T) {
 		t.Errorf("changed files %v, want %v (a moved plan with the same bytes is no change)", names, want)
 	}
 }
+
+// The same settings written indented (a committed manifest) and compact (a
+// run's draft) are no change.
+func TestCompareFilesIgnoresLayout(t *testing.T) {
+	a := []byte(`{"template": {"path": "t", "sha256": "t1"}, "provider": {"name": "dryrun", "sha256": "p", "identity": {
+  "model": "dryrun-v1",
+  "mix": {"error": 2, "valid": 88}
+ }}}`)
+	b := []byte(`{"template":{"path":"t","sha256":"t1"},"provider":{"name":"dryrun","sha256":"p","identity":{"model":"dryrun-v1","mix":{"error":2,"valid":88}}}}`)
+	if got := CompareFiles(a, b); len(got) != 0 {
+		t.Errorf("changes %+v between the same manifest indented and compact", got)
+	}
+}
