@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -110,29 +111,96 @@ type gateJSON struct {
 }
 
 // GatesJSON renders the gates as the records' `gates` object: gate order,
-// {"passed", "reason_code", "details"} each.
+// {"passed", "reason_code", "details"} each, byte for byte what
+// encoding/json writes for gateJSON. It appends directly: the reflective
+// encoder, which also re-validated every MarshalJSON result, was 2.5 % of a
+// re-gate's CPU. Anything but plain strings and integers still goes
+// through encoding/json.
 func (d *Decision) GatesJSON() json.RawMessage {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := make([]byte, 0, 128*len(d.Gates)+2)
+	b = append(b, '{')
 	for i, g := range d.Gates {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, _ := json.Marshal(g.Name)
-		det := g.Details
-		if det == nil {
-			det = Details{}
-		}
-		v, err := json.Marshal(gateJSON{Passed: g.Passed, ReasonCode: g.ReasonCode, Details: det})
-		if err != nil {
-			v, _ = json.Marshal(gateJSON{Passed: g.Passed, ReasonCode: ReasonGateError, Details: Details{{"error", err.Error()}}})
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
+		b = appendJSONString(b, g.Name)
+		b = append(b, ':')
+		b = appendGate(b, g)
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
+}
+
+func appendGate(b []byte, g GateResult) []byte {
+	start := len(b)
+	b = append(b, `{"passed":`...)
+	switch {
+	case g.Passed == nil:
+		b = append(b, "null"...)
+	case *g.Passed:
+		b = append(b, "true"...)
+	default:
+		b = append(b, "false"...)
+	}
+	b = append(b, `,"reason_code":`...)
+	b = appendJSONString(b, g.ReasonCode)
+	b = append(b, `,"details":{`...)
+	for i, kv := range g.Details {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, kv.Key)
+		b = append(b, ':')
+		switch v := kv.Value.(type) {
+		case string:
+			b = appendJSONString(b, v)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case uint64:
+			b = strconv.AppendUint(b, v, 10)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case nil:
+			b = append(b, "null"...)
+		default:
+			j, err := json.Marshal(v)
+			if err != nil {
+				// The reflective encoder words the error the records carry.
+				return append(b[:start], gateJSONReflect(g)...)
+			}
+			b = append(b, j...)
+		}
+	}
+	return append(b, "}}"...)
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it. Strings of
+// printable ASCII without a character it escapes (quote, backslash, and
+// <, >, & for HTML) are copied; any other goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(s)
+			return append(b, j...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// gateJSONReflect is one gate's value as encoding/json writes gateJSON.
+func gateJSONReflect(g GateResult) []byte {
+	det := g.Details
+	if det == nil {
+		det = Details{}
+	}
+	v, err := json.Marshal(gateJSON{Passed: g.Passed, ReasonCode: g.ReasonCode, Details: det})
+	if err != nil {
+		v, _ = json.Marshal(gateJSON{Passed: g.Passed, ReasonCode: ReasonGateError, Details: Details{{"error", err.Error()}}})
+	}
+	return v
 }
 
 // Evaluate judges one teacher answer. It never fails: a broken answer is a
