@@ -404,7 +404,7 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
 	}
 	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: passed}
-	if err := json.Unmarshal(teacher, &e.Teacher); err != nil {
+	if err := decodeTeacher(teacher, &e.Teacher); err != nil {
 		return Entry{}, false, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
 	}
 	e.Teacher.Text = e.Text
