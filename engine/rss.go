@@ -95,8 +95,8 @@ func (m *MemorySampler) sample() {
 
 // fitMemoryLimit raises the soft memory limit to the live heap plus room
 // when it is lower. Live is measured after a collection: the tables a run
-// holds for its whole length (id index, previous records, work plan) are
-// then all that is live.
+// holds for its whole length (id index, input locations, previous records,
+// prompt keys, the stats' latencies) are then all that is live.
 func fitMemoryLimit(room int64, log zerolog.Logger) {
 	limit := debug.SetMemoryLimit(-1)
 	if limit == math.MaxInt64 {

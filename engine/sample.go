@@ -95,7 +95,7 @@ func (st *stages) process(ctx context.Context, j job) *result {
 			load = st.set.LoadWithoutDraft
 		}
 	}
-	s, err := load(id)
+	s, err := load(int(j.ord))
 	if err != nil {
 		r.err = err
 		return r
@@ -134,7 +134,7 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 	if !hit {
 		remembered := key
 		if s.Draft == nil {
-			if err := st.set.LoadDraft(&s); err != nil {
+			if err := st.set.LoadDraft(ord, &s); err != nil {
 				r.err = err
 				return judge.Verdict{}, false
 			}

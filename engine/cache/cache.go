@@ -447,10 +447,11 @@ func (c *Cache) hasPassed() bool {
 }
 
 // Memo returns the value remembered under digest, in a slice of the
-// caller's. It is copied once from the row as read (sql.RawBytes): a
-// memo can be 32 MB (a million prompt keys).
+// caller's (Scan copies it). Values are at most 1 MB: bigger ones are
+// stored in pieces (see memo.Keep).
 func (c *Cache) Memo(digest []byte) ([]byte, bool, error) {
-	v, err := c.memo(digest)
+	var v []byte
+	err := c.db.QueryRow(`SELECT value FROM memos WHERE digest = ?`, digest).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows), err != nil && strings.Contains(err.Error(), "no such table"):
 		return nil, false, nil
@@ -458,26 +459,6 @@ func (c *Cache) Memo(digest []byte) ([]byte, bool, error) {
 		return nil, false, &Error{Op: "read", Path: c.path, Err: err}
 	}
 	return v, true, nil
-}
-
-func (c *Cache) memo(digest []byte) ([]byte, error) {
-	rows, err := c.db.Query(`SELECT value FROM memos WHERE digest = ?`, digest)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		return nil, sql.ErrNoRows
-	}
-	var raw sql.RawBytes
-	if err := rows.Scan(&raw); err != nil {
-		return nil, err
-	}
-	v := append([]byte{}, raw...)
-	return v, rows.Close()
 }
 
 // PutMemo remembers value under digest. kind says what it is (for cache

@@ -66,22 +66,22 @@ func TestOpenJoinsByIDAndReportsBadLines(t *testing.T) {
 		}
 	}
 
-	a, _ := s.Load("a")
+	a, _ := loadID(t, s, "a")
 	if a.Plan == nil || a.Plan.Prompt != "P-a" || *a.Draft.OutputText != "draft a" || a.Critique.Verdict() != "revise" {
 		t.Errorf("sample a joined wrongly: %+v", a)
 	}
 	if got := a.Critique.Critique.RewriteInstructions; !reflect.DeepEqual(got, []string{"fix it"}) {
 		t.Errorf("nested critique instructions = %v", got)
 	}
-	b, _ := s.Load("b")
+	b, _ := loadID(t, s, "b")
 	if b.Critique.Verdict() != "reject" || strings.Contains(string(b.Critique.Raw), `"id"`) {
 		t.Errorf("flat critique: verdict %q raw %s", b.Critique.Verdict(), b.Critique.Raw)
 	}
-	c, _ := s.Load("c")
+	c, _ := loadID(t, s, "c")
 	if len(c.Invalid) != 1 || !strings.Contains(c.Invalid[0], "plan.jsonl:4") {
 		t.Errorf("sample c Invalid = %v", c.Invalid)
 	}
-	d, _ := s.Load("d")
+	d, _ := loadID(t, s, "d")
 	if len(d.Missing) != 2 || !strings.Contains(d.Missing[1], "output_text null") || d.Critique.Verdict() != "failed" {
 		t.Errorf("sample d: missing %v verdict %q", d.Missing, d.Critique.Verdict())
 	}
@@ -123,14 +123,14 @@ func TestHostileInputs(t *testing.T) {
 	if want := []string{"bom", "utf8", "nul", "quote\"tab\tnl\n"}; !reflect.DeepEqual(idsOf(s), want) {
 		t.Fatalf("IDs = %q, want %q", idsOf(s), want)
 	}
-	if smp, _ := s.Load("bom"); smp.Plan == nil || len(smp.Invalid)+len(smp.Missing) != 0 {
+	if smp, _ := loadID(t, s, "bom"); smp.Plan == nil || len(smp.Invalid)+len(smp.Missing) != 0 {
 		t.Errorf("a BOM before the first record lost it: %+v", smp)
 	}
-	utf, _ := s.Load("utf8")
+	utf, _ := loadID(t, s, "utf8")
 	if len(utf.Invalid) != 1 || !strings.Contains(utf.Invalid[0], "plan.jsonl:2:54: invalid UTF-8 (byte 0xff)") {
 		t.Errorf("invalid UTF-8: %v", utf.Invalid)
 	}
-	nul, _ := s.Load("nul")
+	nul, _ := loadID(t, s, "nul")
 	if len(nul.Invalid) != 1 || !strings.Contains(nul.Invalid[0], "plan.jsonl:3:") || !strings.Contains(nul.Invalid[0], `invalid character '\x00' in string literal`) || len(nul.Missing) != 0 {
 		t.Errorf("a raw NUL must be named as the cause: invalid %v missing %v", nul.Invalid, nul.Missing)
 	}
@@ -179,7 +179,7 @@ func TestNonSeekableInputsAreSpooled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	smp, err := s.Load("s321")
+	smp, err := loadID(t, s, "s321")
 	if err != nil || smp.Draft == nil || *smp.Draft.OutputText != "draft 321" {
 		t.Fatalf("record read back from the spool: %+v, %v", smp.Draft, err)
 	}
@@ -217,7 +217,7 @@ func TestGoodLineReplacesAnEarlierBrokenOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	a, _ := s.Load("a")
+	a, _ := loadID(t, s, "a")
 	if len(a.Invalid) != 0 || a.Draft == nil || *a.Draft.OutputText != "good" || s.Len() != 1 {
 		t.Fatalf("sample a: invalid %v draft %+v ids %v", a.Invalid, a.Draft, idsOf(s))
 	}
@@ -294,12 +294,22 @@ func TestRecordsEndWithTheirLines(t *testing.T) {
 	}
 	defer s.Close()
 	for _, id := range []string{"a", "b"} {
-		smp, err := s.Load(id)
+		smp, err := loadID(t, s, id)
 		if err != nil || len(smp.Invalid) != 0 || smp.Plan == nil || smp.Plan.Prompt != "P-"+id || smp.Draft == nil || *smp.Draft.OutputText != "draft "+id {
 			t.Errorf("Load(%q) = %+v, %v", id, smp, err)
 		}
 	}
-	if smp, _ := s.Load("b"); smp.Critique.Verdict() != "revise" {
+	if smp, _ := loadID(t, s, "b"); smp.Critique.Verdict() != "revise" {
 		t.Errorf("b's critique (the last line, no newline) = %+v", smp.Critique)
 	}
+}
+
+// loadID loads the sample of id, which the set must have.
+func loadID(t *testing.T, s *Set, id string) (Sample, error) {
+	t.Helper()
+	ord, ok := s.IDs().Get(id)
+	if !ok {
+		t.Fatalf("no id %q in the inputs", id)
+	}
+	return s.Load(ord)
 }

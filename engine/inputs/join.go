@@ -303,42 +303,40 @@ func (s *Set) Close() error {
 // run read it.
 var ErrChanged = errors.New("input changed during the run")
 
-// Load reads back and joins the records of one id. The error is an input
-// that changed under the run; data problems are reported in Missing and
-// Invalid.
-func (s *Set) Load(id string) (Sample, error) {
-	return s.safely(id, func(i int) (Sample, error) { return s.load(i, id, true) })
+// Load reads back and joins the records of the id numbered ord (see ID):
+// the caller has the ordinal, so the id is not looked up again. The error
+// is an input that changed under the run; data problems are reported in
+// Missing and Invalid.
+func (s *Set) Load(ord int) (Sample, error) {
+	return s.safely(ord, func() (Sample, error) { return s.load(ord, s.ID(ord), true) })
 }
 
 // LoadWithoutDraft is Load leaving Sample.Draft nil (and not looking
 // inside the draft record): a rerun that remembers the sample's prompt key
 // needs the draft — the largest record — only when the cache misses, and
 // then calls LoadDraft.
-func (s *Set) LoadWithoutDraft(id string) (Sample, error) {
-	return s.safely(id, func(i int) (Sample, error) { return s.load(i, id, false) })
+func (s *Set) LoadWithoutDraft(ord int) (Sample, error) {
+	return s.safely(ord, func() (Sample, error) { return s.load(ord, s.ID(ord), false) })
 }
 
-// LoadDraft fills in the draft of a sample from LoadWithoutDraft.
-func (s *Set) LoadDraft(smp *Sample) error {
-	_, err := s.safely(smp.ID, func(i int) (Sample, error) { return Sample{}, s.loadDraft(i, smp) })
+// LoadDraft fills in the draft of smp, the sample LoadWithoutDraft(ord)
+// returned.
+func (s *Set) LoadDraft(ord int, smp *Sample) error {
+	_, err := s.safely(ord, func() (Sample, error) { return Sample{}, s.loadDraft(ord, smp) })
 	return err
 }
 
-func (s *Set) safely(id string, load func(int) (Sample, error)) (smp Sample, err error) {
-	i, ok := s.ids.Get(id)
-	if !ok {
-		return Sample{ID: id, Missing: []string{"every input (no record has this id)"}}, nil
-	}
+func (s *Set) safely(ord int, load func() (Sample, error)) (smp Sample, err error) {
 	// The records are read from memory-mapped files: a file truncated
 	// under the run faults instead of failing a read, so the fault is
 	// turned into an error here.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: reading the records of %q: %v", ErrChanged, id, r)
+			err = fmt.Errorf("%w: reading the records of %q: %v", ErrChanged, s.ID(ord), r)
 		}
 	}()
-	return load(i)
+	return load()
 }
 
 func (s *Set) load(i int, id string, draft bool) (Sample, error) {

@@ -33,7 +33,7 @@ func snapshot(t *testing.T, s *Set) string {
 		fmt.Fprintln(&b, p.Error())
 	}
 	for _, id := range idsOf(s) {
-		smp, err := s.Load(id)
+		smp, err := loadID(t, s, id)
 		j, _ := json.Marshal(smp)
 		fmt.Fprintf(&b, "%s %v\n", j, err)
 	}

@@ -153,13 +153,14 @@ func (p *Prior) add(id string) (ord int32, first int, added bool) {
 	return -1, next, true
 }
 
-// newPrior is an empty Prior numbering its ids by over (nil: by its own
-// table, sized for n).
-func newPrior(over *idtab.Table, n int) *Prior {
+// numberBy makes p number its ids by over (nil: by a table of its own,
+// sized for n).
+func (p *Prior) numberBy(over *idtab.Table, n int) {
 	if over == nil {
-		return &Prior{ids: idtab.New(n)}
+		p.ids = idtab.New(n)
+		return
 	}
-	return &Prior{ids: over, byOrd: make([]int32, over.Len())}
+	p.ids, p.byOrd = over, make([]int32, over.Len())
 }
 
 // ReadPriors reads the committed outputs of several out dirs (the shards
@@ -167,7 +168,8 @@ func newPrior(over *idtab.Table, n int) *Prior {
 // reported — a torn or edited file, an id in two shards — and the caller
 // refuses to merge if there is any.
 func ReadPriors(dirs []string, over *idtab.Table) (*Prior, error) {
-	all := newPrior(over, 0)
+	all := &Prior{}
+	all.numberBy(over, 0)
 	// from names the shard of each record, by its index.
 	var from []string
 	for _, dir := range dirs {
@@ -246,8 +248,8 @@ func ReadPrior(outDir string, over *idtab.Table) (*Prior, error) {
 			n = m
 		}
 	}
-	q := newPrior(over, n)
-	p.ids, p.byOrd, p.Records = q.ids, q.byOrd, make([]PriorRecord, 0, n)
+	p.numberBy(over, n)
+	p.Records = make([]PriorRecord, 0, n)
 	files := []struct {
 		name, key string
 		accepted  bool
