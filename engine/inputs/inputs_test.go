@@ -313,3 +313,22 @@ func loadID(t *testing.T, s *Set, id string) (Sample, error) {
 	}
 	return s.Load(ord)
 }
+
+// An input truncated while the run reads it is an error naming the id,
+// not a crash: its records are read from a memory mapping, which faults.
+func TestTruncatedInputIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	plan := write(t, dir, "plan.jsonl", `{"id":"a","payload_type":"checklist","prompt":"`+strings.Repeat("p", 20000)+`"}`+"\n"+`{"id":"b","payload_type":"checklist","prompt":"`+strings.Repeat("q", 20000)+`"}`+"\n")
+	s, err := Open(context.Background(), Paths{Plan: plan, Drafts: write(t, dir, "d.jsonl", `{"id":"a","output_text":"x"}`+"\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.Truncate(plan, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = loadID(t, s, "b")
+	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), `"b"`) {
+		t.Errorf("Load of a truncated input: %v, want ErrChanged naming b", err)
+	}
+}
