@@ -13,9 +13,10 @@ import (
 	"github.com/pgrules/pgrules/engine/prompt"
 )
 
-// A rerun of the same inputs finds its answers by remembered prompt keys
-// and skips the schemas for answers that passed them: the outputs are the
-// same bytes, and nothing is asked.
+// A rerun of the same inputs finds its answers by remembered prompt keys,
+// skips the schemas for answers that passed them and the word lists for
+// answers they searched: the outputs are the same bytes, and nothing is
+// asked.
 func TestRerunRemembersPromptKeysAndSchemaVerdicts(t *testing.T) {
 	e := newEnv(t, corpus{n: 16, verdict: map[int]string{4: "reject"}})
 	e.teacher.kinds = map[string]string{sampleID(2): "garbage", sampleID(7): "overconfident"}
@@ -28,8 +29,8 @@ func TestRerunRemembersPromptKeysAndSchemaVerdicts(t *testing.T) {
 
 	again := e.mustRun(nil)
 	// 15 samples asked the teacher (one critique rejects); 14 answers
-	// parse and pass the schemas (one is garbage).
-	if want := (engine.MemoUse{PromptKeys: 15, SchemaVerdicts: 14}); again.Memo != want {
+	// parse, pass the schemas and were searched (one is garbage).
+	if want := (engine.MemoUse{PromptKeys: 15, SchemaVerdicts: 14, WordListHits: 14}); again.Memo != want {
 		t.Errorf("rerun used %+v, want %+v", again.Memo, want)
 	}
 	if got := e.teacher.calls.Load(); got != calls {
@@ -136,3 +137,52 @@ func TestRememberedSchemaVerdictsFollowTheSchemasAndTheAnswer(t *testing.T) {
 		t.Errorf("%d schema verdicts remembered, want the 7 unchanged answers'", res.Memo.SchemaVerdicts)
 	}
 }
+
+// Word-list hits hold for one answer text under one set of lists: an
+// edited list searches every answer again, and its hits are what the
+// gates see.
+func TestRememberedHitsFollowTheLists(t *testing.T) {
+	e := newEnv(t, corpus{n: 8})
+	e.teacher.kinds = map[string]string{sampleID(3): "overconfident"}
+	e.mustRun(nil)
+	if res := e.mustRun(nil); res.Memo.WordListHits != 8 || res.Stats.RejectionReasons["overconfident_time_sensitive"] != 1 {
+		t.Fatalf("rerun: %d hits remembered, reasons %v; want 8 and the one overconfident answer", res.Memo.WordListHits, res.Stats.RejectionReasons)
+	}
+
+	// "book flights" is in every answer's next steps; every answer is
+	// time-sensitive (visa rules).
+	dir := t.TempDir()
+	gates, err := os.ReadFile(filepath.Join("..", "gates.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := pgrules.Defaults.ReadFile("keywords/overconfidence.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "keywords"), 0o755)
+	os.WriteFile(filepath.Join(dir, "gates.yaml"), gates, 0o644)
+	os.WriteFile(filepath.Join(dir, "keywords", "overconfidence.txt"), append(list, "book flights\n"...), 0o644)
+	edited := loadRules(t, filepath.Join(dir, "gates.yaml"))
+	withEdited := func(_ *engine.Options, d *engine.Deps) { d.Rules = edited }
+	res := e.mustRun(withEdited)
+	if res.Memo.WordListHits != 0 {
+		t.Errorf("%d hits remembered across an edit of the lists", res.Memo.WordListHits)
+	}
+	if got := res.Stats.RejectionReasons["overconfident_time_sensitive"]; got != 8 {
+		t.Errorf("with \"book flights\" overconfident, %d answers rejected for it, want 8 (%v)", got, res.Stats.RejectionReasons)
+	}
+	dataset, rejected := e.bytesOf(output.DatasetFile), e.bytesOf(output.RejectedFile)
+	if !bytes.Contains(rejected, []byte(`"overconfident_phrases": [{"path": "$.next_steps[0]"`)) {
+		t.Errorf("the rejections do not name the new phrase where it is:\n%s", head(rejected, 600))
+	}
+	res = e.mustRun(withEdited)
+	if res.Memo.WordListHits != 8 {
+		t.Errorf("a rerun under the edited lists remembered %d hits, want 8", res.Memo.WordListHits)
+	}
+	if !bytes.Equal(e.bytesOf(output.DatasetFile), dataset) || !bytes.Equal(e.bytesOf(output.RejectedFile), rejected) {
+		t.Error("records from remembered hits differ from the run that found them")
+	}
+}
+
+func head(b []byte, n int) []byte { return b[:min(n, len(b))] }

@@ -130,10 +130,12 @@ type Result struct {
 }
 
 // MemoUse counts samples whose prompt was not rendered (its cache key was
-// remembered for these very inputs) and answers the schemas were not run
-// on again (the same text passed the same schemas before).
+// remembered for these very inputs), answers the schemas were not run on
+// again (the same text passed the same schemas before) and answers the
+// word lists were not run on again (the same text was searched by the
+// same lists before).
 type MemoUse struct {
-	PromptKeys, SchemaVerdicts int
+	PromptKeys, SchemaVerdicts, WordListHits int
 }
 
 // problemsLogged is how many bad lines of one input file are logged one
@@ -247,6 +249,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	// ones it checks.
 	if d.Cache != nil && d.Rules != nil {
 		st.schemaChecks = schemaChecks(d.Rules, opt.Mode)
+		st.hitsCheck = hitsCheck(d.Rules, opt.Mode)
 	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
 	// Every table the run holds to its end is built now: the limit is set

@@ -35,6 +35,9 @@ type stages struct {
 	// schemaChecks names the schema check of an answer by the payload
 	// type its plan asks for (nil: checks are not remembered).
 	schemaChecks map[string][]byte
+	// hitsCheck names the word lists' search of an answer (nil: hits are
+	// not remembered).
+	hitsCheck []byte
 }
 
 // result is one sample after the stages: its record, encoded, and what
@@ -53,8 +56,9 @@ type result struct {
 	noCachedAnswer   bool
 	// keyRemembered: the prompt key was remembered and its answer cached,
 	// so no prompt was rendered; schemaRemembered: the schemas were not
-	// run again on an answer that passed them before.
-	keyRemembered, schemaRemembered bool
+	// run again on an answer that passed them before; hitsRemembered: the
+	// word lists were not run again on an answer searched before.
+	keyRemembered, schemaRemembered, hitsRemembered bool
 	// keptOffline: an offline run had no answer and kept the committed
 	// record.
 	keptOffline bool
@@ -174,16 +178,40 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 }
 
 // judgeAnswer judges an answer, skipping the schemas when the cache
-// says this very text passed them, and telling the cache when it does.
+// says this very text passed them and the word lists when it holds their
+// hits in it, and telling the cache what it had to work out.
 func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.Answer) judge.Verdict {
+	var known rules.Known
 	check := st.schemaCheck(key, s)
-	known := check != nil && bytes.Equal(a.Passed, check)
-	r.schemaRemembered = known
-	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
-	if check != nil && !known && dec.Contract.OverallOK {
-		st.answers.MarkPassed(key, a.Text, check)
+	known.SchemaOK = check != nil && bytes.Equal(a.Passed, check)
+	hitsCheck := st.hitsCheck
+	if key == "" {
+		hitsCheck = nil
 	}
+	if n := len(hitsCheck); n > 0 && len(a.Hits) > n && bytes.Equal(a.Hits[:n], hitsCheck) {
+		known.Hits = a.Hits[n:]
+	}
+	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
+	r.schemaRemembered, r.hitsRemembered = known.SchemaOK, dec.HitsKnown
+	var passed, hits []byte
+	if check != nil && !known.SchemaOK && dec.Contract.OverallOK {
+		passed = check
+	}
+	if m := dec.HitsMemo(); hitsCheck != nil && !dec.HitsKnown && m != nil {
+		hits = append(bytes.Clone(hitsCheck), m...)
+	}
+	st.answers.Mark(key, a.Text, passed, hits)
 	return v
+}
+
+// hitsCheck names the word lists' search of an answer: the lists and the
+// parse mode (the mode decides which object of the text is searched).
+func hitsCheck(r *rules.Rules, mode rules.Mode) []byte {
+	d := memo.New(memo.KindHits)
+	if d == nil {
+		return nil
+	}
+	return d.AddBytes(r.ListsDigest()).Add(string(mode)).Sum()
 }
 
 // schemaCheck names the schema check of an answer to s: the schemas, the

@@ -74,6 +74,9 @@ func (t *tally) observe(r *result) {
 	if r.schemaRemembered {
 		t.memo.SchemaVerdicts++
 	}
+	if r.hitsRemembered {
+		t.memo.WordListHits++
+	}
 	if r.cacheHit {
 		t.hits++
 		t.tokensSaved += r.outcome.TotalTokens

@@ -36,9 +36,13 @@ type Decision struct {
 	Response json.RawMessage
 	Gates    []GateResult
 	Hits     []Hit
+	// HitsKnown: Hits are the ones Known gave, not found again.
+	HitsKnown bool
 	// Variables are the evaluated variables, for explain.
 	Variables []KV
 	answer    *answer
+	// hitRefs say where Hits are, for HitsMemo.
+	hitRefs []hitRef
 }
 
 // Leaves lists the answer's string values as [path, value], in document
@@ -206,17 +210,15 @@ func gateJSONReflect(g GateResult) []byte {
 // Evaluate judges one teacher answer. It never fails: a broken answer is a
 // failing contract, a broken gate a gate_error.
 func (r *Rules) Evaluate(s Sample, raw string, mode Mode) *Decision {
-	d, act := r.prepare(s, raw, mode, false)
-	r.judge(d, act)
-	return d
+	return r.EvaluateKnown(s, raw, mode, Known{})
 }
 
-// EvaluateSchemaOK is Evaluate for an answer the caller knows passes the
-// schemas: the same answer text, parse mode and wanted payload type passed
-// them under schemas of this SchemaDigest before. The answer is still
-// parsed (the gates need it); the schemas are not run again.
-func (r *Rules) EvaluateSchemaOK(s Sample, raw string, mode Mode) *Decision {
-	d, act := r.prepare(s, raw, mode, true)
+// EvaluateKnown is Evaluate for an answer the caller knows things about
+// (see Known): the same text judged before under the same schemas or word
+// lists. The answer is still parsed (the gates need it); what is known is
+// not worked out again.
+func (r *Rules) EvaluateKnown(s Sample, raw string, mode Mode, k Known) *Decision {
+	d, act := r.prepare(s, raw, mode, k)
 	r.judge(d, act)
 	return d
 }
@@ -230,7 +232,7 @@ func (r *Rules) SchemaDigest() []byte { return r.schemas.digest }
 
 // prepare parses and checks the answer and finds the word-list hits: the
 // activation every gate and variable is evaluated in.
-func (r *Rules) prepare(s Sample, raw string, mode Mode, schemaOK bool) (*Decision, *activation) {
+func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *activation) {
 	d := &Decision{}
 	c := &d.Contract
 	a, parseMode, strictOK, perr := parseAnswer(raw, mode)
@@ -242,7 +244,7 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, schemaOK bool) (*Decisi
 		d.Response = a.compact
 		d.answer = a
 		doc = a.doc
-		if schemaOK && doc != nil {
+		if k.SchemaOK && doc != nil {
 			c.EnvelopeOK, c.PayloadOK = true, true
 			c.PayloadType, _ = doc["payload_type"].(string)
 		} else {
@@ -260,28 +262,42 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, schemaOK bool) (*Decisi
 		act.f.response = map[string]any{}
 	}
 	if a != nil && r.matcher != nil {
-		var buf matchBuf
-		var scratch []byte
-		for _, lf := range a.leaves {
-			if !r.matcher.mayMatch(lf.value) {
-				continue
-			}
-			var norm string
-			norm, scratch = normalizeInto(scratch, lf.value)
-			for li, sps := range r.matcher.listSpans(norm, &buf) {
-				for _, sp := range sps {
-					l := r.lists[li]
-					// Hits are rare: only they pay for strings of their own.
-					term, text := string([]byte(norm[sp[0]:sp[1]])), snippet(strings.Clone(norm), sp[0], sp[1])
-					act.hits[li] = append(act.hits[li], Hit{List: l.Name, Term: term, Path: pathOf(a.nodes, lf.node), Text: text})
-				}
-			}
+		d.HitsKnown = k.Hits != nil && r.knownHits(a, act, k.Hits)
+		if !d.HitsKnown {
+			r.findHits(a, act)
 		}
 	}
 	for li := range r.lists {
 		d.Hits = append(d.Hits, act.hits[li]...)
 	}
+	d.hitRefs = act.hitRefs
 	return d, act
+}
+
+// findHits scans the answer's strings for every word list.
+func (r *Rules) findHits(a *answer, act *activation) {
+	var buf matchBuf
+	var scratch []byte
+	for i, lf := range a.leaves {
+		if !r.matcher.mayMatch(lf.value) {
+			continue
+		}
+		var norm string
+		norm, scratch = normalizeInto(scratch, lf.value)
+		for li, sps := range r.matcher.listSpans(norm, &buf) {
+			for _, sp := range sps {
+				act.addHit(a, hitRef{list: li, leaf: i, start: sp[0], end: sp[1]}, norm)
+			}
+		}
+	}
+}
+
+// addHit adds the hit ref names; norm is its leaf's normalised text.
+func (act *activation) addHit(a *answer, h hitRef, norm string) {
+	// Hits are rare: only they pay for strings of their own.
+	term, text := string([]byte(norm[h.start:h.end])), snippet(strings.Clone(norm), h.start, h.end)
+	act.hits[h.list] = append(act.hits[h.list], Hit{List: act.r.lists[h.list].Name, Term: term, Path: pathOf(a.nodes, a.leaves[h.leaf].node), Text: text})
+	act.hitRefs = append(act.hitRefs, h)
 }
 
 // judge runs the gates in order and records the variables.
@@ -336,7 +352,7 @@ func (r *Rules) EvalExpr(expr string, s Sample, raw string, mode Mode) (*Value, 
 	}
 	// Variables are evaluated as the expression asks for them; the gates
 	// are not needed.
-	_, act := r.prepare(s, raw, mode, false)
+	_, act := r.prepare(s, raw, mode, Known{})
 	v, _, err := c.prg.Eval(act)
 	if err != nil {
 		return nil, err

@@ -88,12 +88,14 @@ func hostVarDecls() []cel.EnvOption {
 // evaluated expression uses is never computed, and nothing is copied into
 // a map first. Variables of gates.yaml are memoised once computed.
 type activation struct {
-	r     *Rules
-	f     *facts
-	hits  [][]Hit // per list, in r.lists order
-	vars  []ref.Val
-	done  []bool
-	stack []bool // variables being computed, to report a cycle instead of recursing
+	r    *Rules
+	f    *facts
+	hits [][]Hit // per list, in r.lists order
+	// hitRefs are where the hits are, in the order they were found.
+	hitRefs []hitRef
+	vars    []ref.Val
+	done    []bool
+	stack   []bool // variables being computed, to report a cycle instead of recursing
 }
 
 var _ interpreter.Activation = (*activation)(nil)

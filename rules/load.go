@@ -56,10 +56,13 @@ type Rules struct {
 	listIndex map[string]int
 	varIndex  map[string]int
 	// matcher scans an answer's strings for every list at once.
-	matcher   *multiMatcher
-	variables []*variable
-	gates     []*Gate
-	files     []File
+	matcher *multiMatcher
+	// listsDigest identifies the lists by name and normalised terms (see
+	// ListsDigest).
+	listsDigest []byte
+	variables   []*variable
+	gates       []*Gate
+	files       []File
 }
 
 type variable struct {
@@ -235,6 +238,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 		return nil, err
 	}
 	r.matcher = newMultiMatcher(r.lists)
+	r.listsDigest = listsDigest(r.lists)
 
 	opts := append([]cel.EnvOption{
 		ext.Strings(ext.StringsVersion(4)),

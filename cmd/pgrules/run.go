@@ -369,7 +369,7 @@ func printRunEnd(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engin
 	log.Info().Int("accepted", s.Accepted).Int("rejected", s.Rejected).Int("resumed", s.Resumed).
 		Int("input_problems", res.ProblemCount).Int("cache_hits", res.Stats.Cache.Hits).Int("cache_misses", res.Stats.Cache.Misses).
 		Int("teacher_failures", res.Health.TeacherFailures).Int("gate_errors", res.Health.GateErrors).
-		Int("prompts_remembered", res.Memo.PromptKeys).Int("schema_verdicts_remembered", res.Memo.SchemaVerdicts).
+		Int("prompts_remembered", res.Memo.PromptKeys).Int("schema_verdicts_remembered", res.Memo.SchemaVerdicts).Int("word_list_hits_remembered", res.Memo.WordListHits).
 		Bool("committed", res.Committed).
 		Str("took", took.Round(time.Millisecond).String()).Str("rate", fmt.Sprintf("%.0f samples/s", rate)).
 		Str("peak_rss", fmt.Sprintf("%.0f MB", engine.PeakRSSMB())).

@@ -31,9 +31,9 @@ type Answer struct {
 	Response providers.Response
 	// CacheHit: the answer came from the cache; Called: from a teacher call.
 	CacheHit, Called bool
-	// Passed is the digest of the check a cached answer is known to pass
-	// (nil: none; see cache.MarkPassed).
-	Passed []byte
+	// Passed is the digest of the check a cached answer is known to pass,
+	// Hits its word-list hits as remembered (nil: none; see cache.Mark).
+	Passed, Hits []byte
 }
 
 // Source answers prompts. It is safe for concurrent use.
@@ -84,17 +84,17 @@ func (s *Source) Cached(id, key string) (Answer, bool) {
 	if !ok {
 		return Answer{}, false
 	}
-	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed}, true
+	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed, Hits: e.Hits}, true
 }
 
-// MarkPassed records in the cache that the answer text under key passes
-// the check digest names.
-func (s *Source) MarkPassed(key, text string, digest []byte) {
-	if s.Cache == nil || digest == nil || key == "" {
+// Mark records in the cache facts about the answer text under key: the
+// check it passes, its word-list hits (nil: not recorded).
+func (s *Source) Mark(key, text string, passed, hits []byte) {
+	if s.Cache == nil || passed == nil && hits == nil || key == "" {
 		return
 	}
-	if err := s.Cache.MarkPassed(key, text, digest); err != nil {
-		s.Log.Debug().Err(err).Msg("check not remembered")
+	if err := s.Cache.Mark(key, text, passed, hits); err != nil {
+		s.Log.Debug().Err(err).Msg("facts about an answer not remembered")
 	}
 }
 

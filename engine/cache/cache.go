@@ -57,10 +57,10 @@ type Cache struct {
 	path string
 	get  *sql.Stmt
 	put  *sql.Stmt
-	// putMemo stores a memo, markPassed marks an answer as passing a
-	// check; both are nil on a read-only cache.
-	putMemo    *sql.Stmt
-	markPassed *sql.Stmt
+	// putMemo stores a memo, mark records facts about an answer (see
+	// Mark); both are nil on a read-only cache.
+	putMemo *sql.Stmt
+	mark    *sql.Stmt
 	// writes feed the group-commit loop; written closes when it is done.
 	writes  chan *putReq
 	written chan struct{}
@@ -161,34 +161,38 @@ func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 		return fmt.Errorf("%w: schema version %s, this pgrules reads %s", ErrNotCache, v, schemaVersion)
 	}
 	var err error
-	// A cache made before the passed column gets it; a read-only one
-	// without it is read without it.
-	passed := "passed"
-	if !readOnly {
-		if err := c.addPassed(); err != nil {
-			return err
+	// A cache made before the passed or hits column gets it; a read-only
+	// one without it is read without it.
+	marks := []string{"passed", "hits"}
+	for i, col := range marks {
+		if !readOnly {
+			if err := c.addColumn(col); err != nil {
+				return err
+			}
+		} else if !c.hasColumn(col) {
+			marks[i] = "NULL"
 		}
-	} else if !c.hasPassed() {
-		passed = "NULL"
 	}
-	if c.get, err = c.db.Prepare(`SELECT teacher, text, stored_at, ` + passed + ` FROM answers WHERE key = ?`); err != nil {
+	if c.get, err = c.db.Prepare(`SELECT teacher, text, stored_at, ` + strings.Join(marks, ", ") + ` FROM answers WHERE key = ?`); err != nil {
 		return err
 	}
 	if !readOnly {
-		// A new answer under a key clears the old one's passed mark,
-		// unless it is the very same text (--refresh, same answer).
+		// A new answer under a key clears the old one's marks, unless it
+		// is the very same text (--refresh, same answer).
 		if c.put, err = c.db.Prepare(`INSERT INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET provider = excluded.provider, model = excluded.model, teacher = excluded.teacher,
 				text = excluded.text, stored_at = excluded.stored_at,
-				passed = CASE WHEN answers.text = excluded.text THEN answers.passed END`); err != nil {
+				passed = CASE WHEN answers.text = excluded.text THEN answers.passed END,
+				hits = CASE WHEN answers.text = excluded.text THEN answers.hits END`); err != nil {
 			return err
 		}
 		if c.putMemo, err = c.db.Prepare(`INSERT OR REPLACE INTO memos (digest, kind, value, stored_at) VALUES (?, ?, ?, ?)`); err != nil {
 			return err
 		}
 		// Only the very text that was checked is marked: an answer
-		// replaced meanwhile (--refresh in another process) is not.
-		if c.markPassed, err = c.db.Prepare(`UPDATE answers SET passed = ? WHERE key = ? AND text = ?`); err != nil {
+		// replaced meanwhile (--refresh in another process) is not. A
+		// mark not given keeps what the row has.
+		if c.mark, err = c.db.Prepare(`UPDATE answers SET passed = coalesce(?, passed), hits = coalesce(?, hits) WHERE key = ? AND text = ?`); err != nil {
 			return err
 		}
 		c.writes, c.written = make(chan *putReq, 256), make(chan struct{})
@@ -210,8 +214,11 @@ const schemaSQL = `
 		text      BLOB NOT NULL,   -- the answer's bytes, as received
 		stored_at INTEGER NOT NULL, -- unix seconds, wall clock
 		-- The check this very text is known to pass (a memo digest, see
-		-- MarkPassed); replacing the answer clears it.
-		passed    BLOB
+		-- Mark); replacing the answer clears it.
+		passed    BLOB,
+		-- The word-list hits of this very text (a memo digest, then the
+		-- hits; see Mark); replacing the answer clears them.
+		hits      BLOB
 	);
 	CREATE INDEX IF NOT EXISTS answers_stored_at ON answers(stored_at);
 	CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -366,8 +373,11 @@ type Entry struct {
 	Teacher  providers.Response `json:"teacher"`
 	StoredAt time.Time          `json:"stored_at"`
 	// Passed is the digest of the check this text is known to pass (nil:
-	// none), as MarkPassed recorded it.
+	// none), as Mark recorded it.
 	Passed []byte `json:"-"`
+	// Hits are the word-list hits of this text as Mark recorded them
+	// (nil: none).
+	Hits []byte `json:"-"`
 }
 
 func keyBytes(key string) ([]byte, error) {
@@ -398,12 +408,12 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 		return Entry{}, false, nil
 	}
 	var teacher, text sql.RawBytes
-	var passed []byte
+	var passed, hits []byte
 	var stored int64
-	if err := rows.Scan(&teacher, &text, &stored, &passed); err != nil {
+	if err := rows.Scan(&teacher, &text, &stored, &passed, &hits); err != nil {
 		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
 	}
-	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: passed}
+	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: passed, Hits: hits}
 	if err := decodeTeacher(teacher, &e.Teacher); err != nil {
 		return Entry{}, false, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
 	}
@@ -411,38 +421,39 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 	return e, true, nil
 }
 
-// MarkPassed records that the answer under key, if its text is still
-// text, passes the check named by digest (Entry.Passed of later reads). It
-// returns at once: the mark is committed with a later group of writes,
-// and a lost mark only costs the check again.
-func (c *Cache) MarkPassed(key, text string, digest []byte) error {
-	if c.markPassed == nil {
+// Mark records facts about the answer under key, if its text is still
+// text (Entry.Passed and Entry.Hits of later reads): passed, the digest of
+// a check it passes, and hits, its word-list hits. A nil fact leaves the
+// row's as it is. Mark returns at once: the marks are committed with a
+// later group of writes, and a lost mark only costs the work again.
+func (c *Cache) Mark(key, text string, passed, hits []byte) error {
+	if c.mark == nil {
 		return &Error{Op: "write", Path: c.path, Err: errors.New("the cache is open read-only")}
 	}
 	k, err := keyBytes(key)
 	if err != nil {
 		return err
 	}
-	c.writes <- &putReq{stmt: c.markPassed, args: []any{digest, k, []byte(text)}, done: make(chan error, 1), lazy: true}
+	c.writes <- &putReq{stmt: c.mark, args: []any{passed, hits, k, []byte(text)}, done: make(chan error, 1), lazy: true}
 	return nil
 }
 
-// addPassed adds the passed column to a cache made before it. Two
-// processes may race to: the loser's "duplicate column" is success.
-func (c *Cache) addPassed() error {
-	if c.hasPassed() {
+// addColumn adds a marks column to a cache made before it. Two processes
+// may race to: the loser's "duplicate column" is success.
+func (c *Cache) addColumn(name string) error {
+	if c.hasColumn(name) {
 		return nil
 	}
-	_, err := c.db.Exec(`ALTER TABLE answers ADD COLUMN passed BLOB`)
+	_, err := c.db.Exec(`ALTER TABLE answers ADD COLUMN ` + name + ` BLOB`)
 	if err != nil && strings.Contains(err.Error(), "duplicate column") {
 		return nil
 	}
 	return err
 }
 
-func (c *Cache) hasPassed() bool {
+func (c *Cache) hasColumn(name string) bool {
 	var n int
-	err := c.db.QueryRow(`SELECT count(*) FROM pragma_table_info('answers') WHERE name = 'passed'`).Scan(&n)
+	err := c.db.QueryRow(`SELECT count(*) FROM pragma_table_info('answers') WHERE name = ?`, name).Scan(&n)
 	return err == nil && n > 0
 }
 

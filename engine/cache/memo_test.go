@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -84,63 +85,80 @@ func TestMemosLiveAndDieWithTheCache(t *testing.T) {
 	}
 }
 
-// A check an answer passed is remembered on its row: for that very text
-// only, gone when the answer is replaced, and a cache made before the
-// column gets it when opened for writing (and reads without it when not).
-func TestPassedMarksTheTextThatWasChecked(t *testing.T) {
+// The marks of an answer (a check it passed, its word-list hits) are
+// remembered on its row: for that very text only, each kept when the other
+// is written, gone when the answer is replaced, and a cache made before
+// the columns gets them when opened for writing (and reads without them
+// when not).
+func TestMarksAreOfTheTextThatWasChecked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.db")
 	c := open(t, path)
 	k := Key(KeyParts{Provider: "p", Prompt: "x"})
-	check := []byte("schemas v1")
+	check, hits := []byte("schemas v1"), []byte("lists v1: hits")
+	marks := func(e Entry) string { return fmt.Sprintf("passed %q, hits %q", e.Passed, e.Hits) }
 	c.Put(k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p"}})
-	if e, _, _ := c.Get(k); e.Passed != nil {
-		t.Fatalf("a new answer passed %q", e.Passed)
+	if e, _, _ := c.Get(k); e.Passed != nil || e.Hits != nil {
+		t.Fatalf("a new answer has marks: %s", marks(e))
 	}
 	// A mark for a text that is no longer the answer's is not kept.
-	c.MarkPassed(k, "an older answer", check)
+	c.Mark(k, "an older answer", check, hits)
 	c.Sync()
-	if e, _, _ := c.Get(k); e.Passed != nil {
-		t.Errorf("another text's check marked the answer: %q", e.Passed)
+	if e, _, _ := c.Get(k); e.Passed != nil || e.Hits != nil {
+		t.Errorf("another text's marks are on the answer: %s", marks(e))
 	}
-	c.MarkPassed(k, "answer", check)
+	c.Mark(k, "answer", check, nil)
 	c.Sync()
-	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) {
-		t.Errorf("Passed = %q, want %q", e.Passed, check)
+	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) || e.Hits != nil {
+		t.Errorf("after marking passed: %s", marks(e))
 	}
-	// The same text stored again (--refresh) keeps its mark.
+	// Marking the hits alone keeps the check, and the other way round.
+	c.Mark(k, "answer", nil, hits)
+	c.Sync()
+	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) || !bytes.Equal(e.Hits, hits) {
+		t.Errorf("after marking the hits: %s", marks(e))
+	}
+	c.Mark(k, "answer", []byte("schemas v2"), nil)
+	c.Sync()
+	if e, _, _ := c.Get(k); string(e.Passed) != "schemas v2" || !bytes.Equal(e.Hits, hits) {
+		t.Errorf("after marking another check: %s", marks(e))
+	}
+	c.Mark(k, "answer", check, nil)
+	// The same text stored again (--refresh) keeps its marks.
 	c.Put(k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p", ChosenModel: "m2"}})
-	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) || e.Teacher.ChosenModel != "m2" {
-		t.Errorf("the same text stored again: Passed = %q, model %q", e.Passed, e.Teacher.ChosenModel)
+	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) || !bytes.Equal(e.Hits, hits) || e.Teacher.ChosenModel != "m2" {
+		t.Errorf("the same text stored again: %s, model %q", marks(e), e.Teacher.ChosenModel)
 	}
 	c.Put(k, Entry{Text: "a new answer", Teacher: providers.Response{Provider: "p"}})
-	if e, _, _ := c.Get(k); e.Passed != nil {
-		t.Errorf("a replaced answer kept the old one's check: %q", e.Passed)
+	if e, _, _ := c.Get(k); e.Passed != nil || e.Hits != nil {
+		t.Errorf("a replaced answer kept the old one's marks: %s", marks(e))
 	}
 	c.Close()
 
-	// A cache of a pgrules before the column.
+	// A cache of a pgrules before the columns.
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`ALTER TABLE answers DROP COLUMN passed`); err != nil {
-		t.Fatal(err)
+	for _, col := range []string{"passed", "hits"} {
+		if _, err := db.Exec(`ALTER TABLE answers DROP COLUMN ` + col); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db.Close()
 	ro, err := Open(path, Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, ok, err := ro.Get(k); err != nil || !ok || e.Text != "a new answer" || e.Passed != nil {
-		t.Errorf("read-only, no column: Get = %q, %q, %v, %v", e.Text, e.Passed, ok, err)
+	if e, ok, err := ro.Get(k); err != nil || !ok || e.Text != "a new answer" || e.Passed != nil || e.Hits != nil {
+		t.Errorf("read-only, no columns: Get = %q, %s, %v, %v", e.Text, marks(e), ok, err)
 	}
 	ro.Close()
 	c = open(t, path)
 	defer c.Close()
-	c.MarkPassed(k, "a new answer", check)
+	c.Mark(k, "a new answer", check, hits)
 	c.Sync()
-	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) {
-		t.Errorf("after the column was added: Passed = %q, want %q", e.Passed, check)
+	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) || !bytes.Equal(e.Hits, hits) {
+		t.Errorf("after the columns were added: %s", marks(e))
 	}
 }
 

@@ -89,17 +89,12 @@ func (j *Judge) Early(s inputs.Sample) (Verdict, bool) {
 	return Verdict{}, false
 }
 
-// Answered judges the teacher's text with the rules. schemaOK says the
-// text is known to pass the schemas (see rules.EvaluateSchemaOK).
-func (j *Judge) Answered(s inputs.Sample, text string, resp providers.Response, schemaOK bool) (Verdict, *rules.Decision) {
+// Answered judges the teacher's text with the rules, not working out
+// again what is known of it (see rules.Known).
+func (j *Judge) Answered(s inputs.Sample, text string, resp providers.Response, known rules.Known) (Verdict, *rules.Decision) {
 	sample := s.Plan.Sample
 	sample.ID = s.ID
-	var dec *rules.Decision
-	if schemaOK {
-		dec = j.Rules.EvaluateSchemaOK(sample, text, j.Mode)
-	} else {
-		dec = j.Rules.Evaluate(sample, text, j.Mode)
-	}
+	dec := j.Rules.EvaluateKnown(sample, text, j.Mode, known)
 	teacher := output.TeacherFromResponse(resp)
 	gates := dec.GatesJSON()
 	if dec.OverallOK {

@@ -27,6 +27,7 @@ import (
 const (
 	KindPromptKeys = "prompt-keys"
 	KindSchemaOK   = "schema-ok"
+	KindHits       = "word-list-hits"
 )
 
 var build struct {
