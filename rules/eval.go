@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -35,14 +36,29 @@ type Decision struct {
 	// nil when no object could be parsed.
 	Response json.RawMessage
 	Gates    []GateResult
-	Hits     []Hit
-	// HitsKnown: Hits are the ones Known gave, not found again.
+	// HitsKnown: the word-list hits are the ones Known gave, not found
+	// again.
 	HitsKnown bool
 	// Variables are the evaluated variables, for explain.
 	Variables []KV
 	answer    *answer
-	// hitRefs say where Hits are, for HitsMemo.
-	hitRefs []hitRef
+	// hits are where the word-list hits are, per list (see Hits).
+	hits  [][]hitRef
+	lists []*WordList
+}
+
+// Hits are the word-list hits, list by list in the lists' order, each
+// list's in document order. They are built on demand: a run that only
+// needs to know whether a list hit never makes their strings.
+func (d *Decision) Hits() []Hit {
+	var out []Hit
+	var n normCache
+	for li, hs := range d.hits {
+		for _, h := range hs {
+			out = append(out, n.hit(d.answer, d.lists[li].Name, h))
+		}
+	}
+	return out
 }
 
 // Leaves lists the answer's string values as [path, value], in document
@@ -235,7 +251,13 @@ func (r *Rules) SchemaDigest() []byte { return r.schemas.digest }
 func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *activation) {
 	d := &Decision{}
 	c := &d.Contract
-	a, parseMode, strictOK, perr := parseAnswer(raw, mode)
+	// An answer whose schema verdict is known needs only the fields the
+	// expressions read.
+	var want map[string]bool
+	if k.SchemaOK {
+		want = r.responseFields
+	}
+	a, parseMode, strictOK, perr := parseAnswer(raw, mode, want)
 	c.ParseMode, c.StrictJSONOK = parseMode, strictOK
 	var doc map[string]any
 	if perr != nil {
@@ -256,8 +278,8 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 		c.PayloadType = s.PayloadType
 	}
 
-	act := &activation{r: r, f: &facts{sample: &s, contract: c, parsed: perr == nil, mode: mode, response: doc},
-		hits: make([][]Hit, len(r.lists)), vars: make([]ref.Val, len(r.variables)), done: make([]bool, len(r.variables)), stack: make([]bool, len(r.variables))}
+	act := &activation{r: r, a: a, f: &facts{sample: &s, contract: c, parsed: perr == nil, mode: mode, response: doc},
+		hits: make([][]hitRef, len(r.lists)), vars: make([]ref.Val, len(r.variables)), done: make([]bool, len(r.variables)), stack: make([]bool, len(r.variables))}
 	if act.f.response == nil {
 		act.f.response = map[string]any{}
 	}
@@ -267,10 +289,7 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 			r.findHits(a, act)
 		}
 	}
-	for li := range r.lists {
-		d.Hits = append(d.Hits, act.hits[li]...)
-	}
-	d.hitRefs = act.hitRefs
+	d.hits, d.lists = act.hits, r.lists
 	return d, act
 }
 
@@ -286,18 +305,32 @@ func (r *Rules) findHits(a *answer, act *activation) {
 		norm, scratch = normalizeInto(scratch, lf.value)
 		for li, sps := range r.matcher.listSpans(norm, &buf) {
 			for _, sp := range sps {
-				act.addHit(a, hitRef{list: li, leaf: i, start: sp[0], end: sp[1]}, norm)
+				act.hits[li] = append(act.hits[li], hitRef{leaf: int32(i), start: int32(sp[0]), end: int32(sp[1])})
 			}
 		}
 	}
 }
 
-// addHit adds the hit ref names; norm is its leaf's normalised text.
-func (act *activation) addHit(a *answer, h hitRef, norm string) {
-	// Hits are rare: only they pay for strings of their own.
-	term, text := string([]byte(norm[h.start:h.end])), snippet(strings.Clone(norm), h.start, h.end)
-	act.hits[h.list] = append(act.hits[h.list], Hit{List: act.r.lists[h.list].Name, Term: term, Path: pathOf(a.nodes, a.leaves[h.leaf].node), Text: text})
-	act.hitRefs = append(act.hitRefs, h)
+// normCache keeps the normalised text of the last string value a hit was
+// built from: a value's hits are built one after the other.
+type normCache struct {
+	leaf    int32
+	norm    string
+	scratch []byte
+	ok      bool
+}
+
+// hit builds the hit h of list names in a's strings.
+func (n *normCache) hit(a *answer, list string, h hitRef) Hit {
+	if !n.ok || n.leaf != h.leaf {
+		var norm string
+		norm, n.scratch = normalizeInto(n.scratch, a.leaves[h.leaf].value)
+		if len(n.scratch) > 0 && len(norm) > 0 && unsafe.StringData(norm) == &n.scratch[0] {
+			norm = strings.Clone(norm) // it aliases the scratch buffer
+		}
+		n.leaf, n.norm, n.ok = h.leaf, norm, true
+	}
+	return Hit{List: list, Term: n.norm[h.start:h.end], Path: pathOf(a.nodes, a.leaves[h.leaf].node), Text: snippet(n.norm, int(h.start), int(h.end))}
 }
 
 // judge runs the gates in order and records the variables.

@@ -3,8 +3,10 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -20,7 +22,7 @@ func FuzzParseAnswer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		obj, mode, strictOK, err := parseAnswer(raw, ModeLenient)
+		obj, mode, strictOK, err := parseAnswer(raw, ModeLenient, nil)
 		if err != nil {
 			if strictOK || obj != nil {
 				t.Fatalf("failed parse returned an object or strict ok")
@@ -31,7 +33,7 @@ func FuzzParseAnswer(f *testing.F) {
 		if json.Unmarshal(obj.compact, &v) != nil {
 			t.Fatalf("parsed %q is not a JSON object", obj.compact)
 		}
-		if _, _, sok, serr := parseAnswer(raw, ModeStrict); serr == nil && (!sok || mode != "strict") {
+		if _, _, sok, serr := parseAnswer(raw, ModeStrict, nil); serr == nil && (!sok || mode != "strict") {
 			t.Fatalf("strict success but lenient reported mode %q", mode)
 		}
 	})
@@ -109,7 +111,8 @@ func FuzzMatcherAgainstNaive(f *testing.F) {
 }
 
 // FuzzNormalizeFastPath: skipping Unicode folding for plain ASCII, and
-// folding other text in one pass into a buffer, change nothing.
+// folding other text in one pass into a buffer (or only counting it),
+// change nothing.
 func FuzzNormalizeFastPath(f *testing.F) {
 	for _, s := range []string{"a b", "A  b", " x", "don\u2019t", "tab\there", "plain text", "ÉTÉ", "Visa\u00a0fees \u2014 \u0130stanbul\u2003now", "\uff26\uff25\uff25S  \u1680x"} {
 		f.Add(s)
@@ -122,21 +125,26 @@ func FuzzNormalizeFastPath(f *testing.F) {
 		if got, _ := normalizeInto(nil, s); got != slow {
 			t.Fatalf("normalizeInto(%q) = %q, want %q", s, got, slow)
 		}
+		if n, _ := normalizedLen(nil, s); n != len(slow) {
+			t.Fatalf("normalizedLen(%q) = %d, want %d", s, n, len(slow))
+		}
 	})
 }
 
 // FuzzFastParserAgainstEncodingJSON: the one-pass parser accepts exactly
 // the objects encoding/json accepts, with the same compact bytes, the same
-// value tree and the same string values at the same paths.
+// value tree and the same string values at the same paths; told to build
+// only some top-level members, it gives the same but for the others'
+// values.
 func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
-	for _, s := range []string{`{"a": 1}`, `{"a": [1, {"b": "}"}], "c": "\u00e9\ud83d\ude00\n"}`, ` {"x": -0.5e+3, "y": true, "z": null} `, `{"a": "\ud800"}`, `{"k": {"k": "dup", "k": "last"}}`, `{"weird key.x": ["q"]}`, `{"a":}`, `{"a": 01}`, `{}`} {
+	for _, s := range []string{`{"a": 1}`, `{"a": [1, {"b": "}"}], "c": "\u00e9\ud83d\ude00\n"}`, ` {"x": -0.5e+3, "y": true, "z": null} `, `{"a": "\ud800"}`, `{"k": {"k": "dup", "k": "last"}}`, `{"weird key.x": ["q"]}`, `{"a":}`, `{"a": 01}`, `{}`, `{"a": {"b": [1, "x"]}, "b": [], "c": {}, "d": "s", "e": 2}`, `{"b": 1, "a": {"a": "nested a"}, "b": {"x": null}}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if !utf8.ValidString(s) {
 			return
 		}
-		fast := parseObject(s)
+		fast := parseObject(s, nil)
 		compact, err := strictObject(s)
 		if (fast != nil) != (err == nil) {
 			t.Fatalf("%q: fast parser ok=%v, encoding/json err=%v", s, fast != nil, err)
@@ -158,6 +166,25 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 			if fast.leaves[i].value != slow.leaves[i].value || pathOf(fast.nodes, fast.leaves[i].node) != pathOf(slow.nodes, slow.leaves[i].node) {
 				t.Fatalf("%q: string %d = %q at %s, want %q at %s", s, i, fast.leaves[i].value, pathOf(fast.nodes, fast.leaves[i].node), slow.leaves[i].value, pathOf(slow.nodes, slow.leaves[i].node))
 			}
+		}
+		// Build every other member (in sorted key order) and one absent.
+		want := map[string]bool{"no such member": true}
+		keys := slices.Sorted(maps.Keys(fast.doc))
+		for i := 0; i < len(keys); i += 2 {
+			want[keys[i]] = true
+		}
+		part := parseObject(s, want)
+		if part == nil || string(part.compact) != string(fast.compact) || !reflect.DeepEqual(part.leaves, fast.leaves) || !reflect.DeepEqual(part.nodes, fast.nodes) {
+			t.Fatalf("%q: building %v only changed what was read", s, want)
+		}
+		wantDoc := map[string]any{}
+		for k, v := range fast.doc {
+			if want[k] {
+				wantDoc[k] = v
+			}
+		}
+		if !reflect.DeepEqual(part.doc, wantDoc) {
+			t.Fatalf("%q: building %v: doc %#v, want %#v", s, want, part.doc, wantDoc)
 		}
 	})
 }

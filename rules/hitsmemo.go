@@ -3,7 +3,6 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"strings"
 	"unsafe"
 )
 
@@ -49,12 +48,13 @@ func listsDigest(lists []*WordList) []byte {
 	return h.Sum(nil)
 }
 
-// hitRef is where a hit is: its list, the answer's string value it is in
-// (by document order) and its span in that string normalised. A hit's
-// term, path and snippet follow from these and the text, so a remembered
-// hit is a few bytes, not the tens its strings take.
+// hitRef is where a hit is: the answer's string value it is in (by
+// document order) and its span in that string normalised. A hit's term,
+// path and snippet follow from these and the text, so a remembered hit is
+// a few bytes, not the tens its strings take, and a hit's strings are
+// made only if something looks at them.
 type hitRef struct {
-	list, leaf, start, end int
+	leaf, start, end int32
 }
 
 // HitsMemo is the decision's word-list hits as Known.Hits takes them, for
@@ -64,12 +64,18 @@ func (d *Decision) HitsMemo() []byte {
 	if d.answer == nil {
 		return nil
 	}
-	b := binary.AppendUvarint(make([]byte, 0, 1+4*len(d.hitRefs)), uint64(len(d.hitRefs)))
-	for _, h := range d.hitRefs {
-		b = binary.AppendUvarint(b, uint64(h.list))
-		b = binary.AppendUvarint(b, uint64(h.leaf))
-		b = binary.AppendUvarint(b, uint64(h.start))
-		b = binary.AppendUvarint(b, uint64(h.end-h.start))
+	n := 0
+	for _, hs := range d.hits {
+		n += len(hs)
+	}
+	b := binary.AppendUvarint(make([]byte, 0, 1+5*n), uint64(n))
+	for li, hs := range d.hits {
+		for _, h := range hs {
+			b = binary.AppendUvarint(b, uint64(li))
+			b = binary.AppendUvarint(b, uint64(h.leaf))
+			b = binary.AppendUvarint(b, uint64(h.start))
+			b = binary.AppendUvarint(b, uint64(h.end-h.start))
+		}
 	}
 	return b
 }
@@ -84,43 +90,38 @@ func (r *Rules) knownHits(a *answer, act *activation, memo []byte) bool {
 		return false
 	}
 	memo = memo[k:]
-	refs := make([]hitRef, n)
 	next := func() int {
 		v, k := binary.Uvarint(memo)
-		if k <= 0 || v > 1<<31 {
+		if k <= 0 || v > 1<<30 {
 			memo = nil
 			return -1
 		}
 		memo = memo[k:]
 		return int(v)
 	}
-	var norms []string
+	lists := make([][]hitRef, len(r.lists))
+	// The length of the last string value's normalised text: hits are
+	// kept in document order, so each is normalised once.
+	last, size := -1, 0
 	var scratch []byte
-	for i := range refs {
-		h := hitRef{list: next(), leaf: next(), start: next()}
-		h.end = h.start + next()
-		if memo == nil || h.list >= len(r.lists) || h.leaf >= len(a.leaves) {
+	for range n {
+		li, leaf, start := next(), next(), next()
+		end := start + next()
+		if memo == nil || li >= len(r.lists) || leaf >= len(a.leaves) {
 			return false
 		}
-		if norms == nil {
-			norms = make([]string, len(a.leaves))
+		if leaf != last {
+			last = leaf
+			size, scratch = normalizedLen(scratch, a.leaves[leaf].value)
 		}
-		if norms[h.leaf] == "" {
-			// normalizeInto may alias scratch: a hit keeps its own copy.
-			var norm string
-			norm, scratch = normalizeInto(scratch, a.leaves[h.leaf].value)
-			norms[h.leaf] = strings.Clone(norm)
-		}
-		if h.end > len(norms[h.leaf]) {
+		if end > size {
 			return false
 		}
-		refs[i] = h
+		lists[li] = append(lists[li], hitRef{leaf: int32(leaf), start: int32(start), end: int32(end)})
 	}
 	if len(memo) != 0 {
 		return false
 	}
-	for _, h := range refs {
-		act.addHit(a, h, norms[h.leaf])
-	}
+	copy(act.hits, lists)
 	return true
 }

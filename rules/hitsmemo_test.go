@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -51,10 +52,10 @@ func TestHitsMemoRoundTrip(t *testing.T) {
 		if m == nil || found.HitsKnown {
 			t.Fatalf("%s: memo %v, HitsKnown %v", samples[i].ID, m, found.HitsKnown)
 		}
-		total += len(found.Hits)
+		total += len(found.Hits())
 		again := r.EvaluateKnown(samples[i], text, ModeLenient, Known{Hits: m})
-		if !again.HitsKnown || !reflect.DeepEqual(again.Hits, found.Hits) || string(again.GatesJSON()) != string(found.GatesJSON()) {
-			t.Errorf("%s: from the memo, known %v, hits %v\nwant %v", samples[i].ID, again.HitsKnown, again.Hits, found.Hits)
+		if !again.HitsKnown || !reflect.DeepEqual(again.Hits(), found.Hits()) || string(again.GatesJSON()) != string(found.GatesJSON()) {
+			t.Errorf("%s: from the memo, known %v, hits %v\nwant %v", samples[i].ID, again.HitsKnown, again.Hits(), found.Hits())
 		}
 		bad := [][]byte{append(slices.Clone(m), 0)}
 		for n := range len(m) {
@@ -65,8 +66,8 @@ func TestHitsMemoRoundTrip(t *testing.T) {
 		bad = append(bad, append(binary.AppendUvarint([]byte{1, 0}, 10000), 0, 1), []byte{1, 9, 0, 0, 1})
 		for _, b := range bad {
 			d := r.EvaluateKnown(samples[i], text, ModeLenient, Known{Hits: b})
-			if d.HitsKnown || !reflect.DeepEqual(d.Hits, found.Hits) {
-				t.Errorf("%s: memo %v trusted (%v) or hits %v", samples[i].ID, b, d.HitsKnown, d.Hits)
+			if d.HitsKnown || !reflect.DeepEqual(d.Hits(), found.Hits()) {
+				t.Errorf("%s: memo %v trusted (%v) or hits %v", samples[i].ID, b, d.HitsKnown, d.Hits())
 			}
 		}
 	}
@@ -81,8 +82,8 @@ func TestKnownHitsAreWhatTheGatesSee(t *testing.T) {
 	r := shipped(t)
 	samples, texts := referenceAnswers(t)
 	found := r.Evaluate(samples[0], texts[0], ModeStrict)
-	if !found.OverallOK || len(found.Hits) == 0 {
-		t.Fatalf("the reference answer: accepted %v, %d hits; want accepted, time-sensitive", found.OverallOK, len(found.Hits))
+	if !found.OverallOK || len(found.Hits()) == 0 {
+		t.Fatalf("the reference answer: accepted %v, %d hits; want accepted, time-sensitive", found.OverallOK, len(found.Hits()))
 	}
 	list := map[string]byte{}
 	for i, l := range r.Lists() {
@@ -92,8 +93,8 @@ func TestKnownHitsAreWhatTheGatesSee(t *testing.T) {
 	// of the time-sensitive list, one of the overconfidence list.
 	planted := []byte{2, list["time_sensitive"], 0, 0, 4, list["overconfidence"], 0, 0, 4}
 	d := r.EvaluateKnown(samples[0], texts[0], ModeStrict, Known{Hits: planted})
-	if !d.HitsKnown || len(d.Hits) != 2 || d.Hits[1].List != "overconfidence" || !slices.Equal(d.ReasonCodes, []string{"overconfident_time_sensitive"}) {
-		t.Errorf("with a planted hit known: hits %v, reasons %v", d.Hits, d.ReasonCodes)
+	if !d.HitsKnown || len(d.Hits()) != 2 || d.Hits()[1].List != "overconfidence" || !slices.Equal(d.ReasonCodes, []string{"overconfident_time_sensitive"}) {
+		t.Errorf("with a planted hit known: hits %v, reasons %v", d.Hits(), d.ReasonCodes)
 	}
 }
 
@@ -119,5 +120,45 @@ func TestListsDigest(t *testing.T) {
 	}
 	if string(listsDigest(base())) != string(d0) {
 		t.Error("the digest of the same lists changed")
+	}
+}
+
+// Hits built as expressions reach them are the hits: every way CEL can
+// look at a list gives what Decision.Hits holds.
+func TestHitsAsCELSeesThem(t *testing.T) {
+	r := shipped(t)
+	samples, texts := referenceAnswers(t)
+	s, text := samples[len(samples)-1], texts[len(texts)-1]
+	var over []Hit
+	for _, h := range r.Evaluate(s, text, ModeStrict).Hits() {
+		if h.List == "overconfidence" {
+			over = append(over, h)
+		}
+	}
+	if len(over) < 3 {
+		t.Fatalf("want three overconfidence hits in the unicode answer, got %v", over)
+	}
+	for expr, want := range map[string]any{
+		`size(hits.overconfidence)`:                             int64(len(over)),
+		`hits.overconfidence[1].term`:                           over[1].Term,
+		`hits.overconfidence[0].path`:                           over[0].Path,
+		`hits.overconfidence[2].text`:                           over[2].Text,
+		`hits.overconfidence.map(h, h.term)`:                    []any{over[0].Term, over[1].Term, over[2].Term},
+		`hits.overconfidence.exists(h, h.term == "definitely")`: true,
+		`size(hits.overconfidence + hits.time_sensitive) == size(hits.overconfidence) + size(hits.time_sensitive)`: true,
+		`hits.overconfidence == hits.overconfidence`:                                                               true,
+	} {
+		v, err := r.EvalExpr(expr, s, text, ModeStrict)
+		if err != nil {
+			t.Errorf("%s: %v", expr, err)
+			continue
+		}
+		if !reflect.DeepEqual(v.Value, want) {
+			t.Errorf("%s = %#v, want %#v", expr, v.Value, want)
+		}
+	}
+	in := fmt.Sprintf(`{"term": %q, "path": %q, "text": %q} in hits.overconfidence`, over[0].Term, over[0].Path, over[0].Text)
+	if v, err := r.EvalExpr(in, s, text, ModeStrict); err != nil || v.Value != true {
+		t.Errorf("%s = %v, %v", in, v, err)
 	}
 }

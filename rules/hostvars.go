@@ -88,14 +88,14 @@ func hostVarDecls() []cel.EnvOption {
 // evaluated expression uses is never computed, and nothing is copied into
 // a map first. Variables of gates.yaml are memoised once computed.
 type activation struct {
-	r    *Rules
-	f    *facts
-	hits [][]Hit // per list, in r.lists order
-	// hitRefs are where the hits are, in the order they were found.
-	hitRefs []hitRef
-	vars    []ref.Val
-	done    []bool
-	stack   []bool // variables being computed, to report a cycle instead of recursing
+	r     *Rules
+	f     *facts
+	a     *answer    // nil: it did not parse
+	hits  [][]hitRef // per list, in r.lists order
+	norms normCache
+	vars  []ref.Val
+	done  []bool
+	stack []bool // variables being computed, to report a cycle instead of recursing
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -105,7 +105,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return hostVars[i].get(a.f), true
 	}
 	if i, ok := a.r.listIndex[name]; ok {
-		return hitValues(a.hits[i]), true
+		return types.NewDynamicList(hitAdapter{a, i}, a.hits[i]), true
 	}
 	if i, ok := a.r.varIndex[name]; ok {
 		return a.variable(i), true
@@ -132,11 +132,17 @@ func (a *activation) variable(i int) ref.Val {
 	return out
 }
 
-// hitValues is a list's hits as CEL sees them: {term, path, text} maps.
-func hitValues(hs []Hit) []map[string]string {
-	out := make([]map[string]string, len(hs))
-	for i, h := range hs {
-		out[i] = map[string]string{"term": h.Term, "path": h.Path, "text": h.Text}
+// hitAdapter turns a list's hits into what CEL sees, {term, path, text}
+// maps, as an expression reaches each one: size(hits.x) builds none.
+type hitAdapter struct {
+	act  *activation
+	list int
+}
+
+func (h hitAdapter) NativeToValue(v any) ref.Val {
+	if ref, ok := v.(hitRef); ok {
+		hit := h.act.norms.hit(h.act.a, h.act.r.lists[h.list].Name, ref)
+		v = map[string]string{"term": hit.Term, "path": hit.Path, "text": hit.Text}
 	}
-	return out
+	return types.DefaultTypeAdapter.NativeToValue(v)
 }

@@ -46,6 +46,10 @@ type fastParser struct {
 	// strings into it, one allocation an answer instead of one a string.
 	// Bytes once appended are never written again.
 	strs []byte
+	// want names the top-level members whose values are built (nil:
+	// all); the others are checked and copied, and their strings listed,
+	// but make no Go values.
+	want map[string]bool
 }
 
 // maxDepth bounds nesting so a hostile answer cannot exhaust the stack.
@@ -56,17 +60,18 @@ type errFast struct{}
 func (errFast) Error() string { return "invalid JSON" }
 
 // parseFast decodes one JSON object with nothing but whitespace around
-// it. ok is false for anything else.
-func parseFast(data []byte) (doc map[string]any, compact []byte, leaves []leaf, nodes []pathNode, ok bool) {
+// it. ok is false for anything else. want names the top-level members
+// whose values doc holds (nil: all).
+func parseFast(data []byte, want map[string]bool) (doc map[string]any, compact []byte, leaves []leaf, nodes []pathNode, ok bool) {
 	// A real answer has a string about every 70 bytes and a path node
 	// about every 50: the slices rarely grow.
 	p := &fastParser{data: data, compact: make([]byte, 0, len(data)), strs: make([]byte, 0, len(data)),
-		leaves: make([]leaf, 0, len(data)/64+4), nodes: make([]pathNode, 0, len(data)/48+4)}
+		leaves: make([]leaf, 0, len(data)/64+4), nodes: make([]pathNode, 0, len(data)/48+4), want: want}
 	p.skipSpace()
 	if p.i >= len(data) || data[p.i] != '{' {
 		return nil, nil, nil, nil, false
 	}
-	v, err := p.value(-1)
+	v, err := p.value(-1, true)
 	if err != nil {
 		return nil, nil, nil, nil, false
 	}
@@ -88,22 +93,26 @@ func (p *fastParser) skipSpace() {
 	}
 }
 
-func (p *fastParser) value(node int32) (any, error) {
+// value reads one value; build says whether it is returned (else nil).
+func (p *fastParser) value(node int32, build bool) (any, error) {
 	p.skipSpace()
 	if p.i >= len(p.data) {
 		return nil, errFast{}
 	}
 	switch c := p.data[p.i]; {
 	case c == '{':
-		return p.object(node)
+		return p.object(node, build)
 	case c == '[':
-		return p.array(node)
+		return p.array(node, build)
 	case c == '"':
 		s, err := p.str()
 		if err != nil {
 			return nil, err
 		}
 		p.leaves = append(p.leaves, leaf{value: s, node: node})
+		if !build {
+			return nil, nil
+		}
 		return s, nil
 	case c == 't':
 		return p.literal("true", true)
@@ -112,7 +121,11 @@ func (p *fastParser) value(node int32) (any, error) {
 	case c == 'n':
 		return p.literal("null", nil)
 	case c == '-' || c >= '0' && c <= '9':
-		return p.number()
+		n, err := p.number()
+		if err != nil || !build {
+			return nil, err
+		}
+		return n, nil
 	}
 	return nil, errFast{}
 }
@@ -126,7 +139,7 @@ func (p *fastParser) literal(word string, v any) (any, error) {
 	return v, nil
 }
 
-func (p *fastParser) number() (any, error) {
+func (p *fastParser) number() (json.Number, error) {
 	start := p.i
 	d := p.data
 	if d[p.i] == '-' {
@@ -140,12 +153,12 @@ func (p *fastParser) number() (any, error) {
 			p.i++
 		}
 	default:
-		return nil, errFast{}
+		return "", errFast{}
 	}
 	if p.i < len(d) && d[p.i] == '.' {
 		p.i++
 		if p.i >= len(d) || d[p.i] < '0' || d[p.i] > '9' {
-			return nil, errFast{}
+			return "", errFast{}
 		}
 		for p.i < len(d) && d[p.i] >= '0' && d[p.i] <= '9' {
 			p.i++
@@ -157,7 +170,7 @@ func (p *fastParser) number() (any, error) {
 			p.i++
 		}
 		if p.i >= len(d) || d[p.i] < '0' || d[p.i] > '9' {
-			return nil, errFast{}
+			return "", errFast{}
 		}
 		for p.i < len(d) && d[p.i] >= '0' && d[p.i] <= '9' {
 			p.i++
@@ -167,19 +180,23 @@ func (p *fastParser) number() (any, error) {
 	return json.Number(d[start:p.i]), nil
 }
 
-func (p *fastParser) object(node int32) (any, error) {
+func (p *fastParser) object(node int32, build bool) (any, error) {
 	if p.depth++; p.depth > maxDepth {
 		return nil, errFast{}
 	}
 	defer func() { p.depth-- }()
+	top := p.depth == 1
 	p.i++ // {
 	p.compact = append(p.compact, '{')
-	m := map[string]any{}
+	var m map[string]any
+	if build {
+		m = map[string]any{}
+	}
 	p.skipSpace()
 	if p.i < len(p.data) && p.data[p.i] == '}' {
 		p.i++
 		p.compact = append(p.compact, '}')
-		return m, nil
+		return orNil(m, build), nil
 	}
 	for {
 		p.skipSpace()
@@ -198,13 +215,16 @@ func (p *fastParser) object(node int32) (any, error) {
 		p.compact = append(p.compact, ':')
 		child := int32(len(p.nodes))
 		p.nodes = append(p.nodes, pathNode{parent: node, key: k, index: -1})
-		v, err := p.value(child)
+		buildChild := build && (!top || p.want == nil || p.want[k])
+		v, err := p.value(child, buildChild)
 		if err != nil {
 			return nil, err
 		}
-		m[k] = v // the last of duplicate keys wins, as with encoding/json
+		if buildChild {
+			m[k] = v // the last of duplicate keys wins, as with encoding/json
+		}
 		if done, err := p.next('}'); err != nil || done {
-			return m, err
+			return orNil(m, build), err
 		}
 	}
 }
@@ -225,32 +245,45 @@ func (p *fastParser) next(closing byte) (done bool, err error) {
 	return false, errFast{}
 }
 
-func (p *fastParser) array(node int32) (any, error) {
+func (p *fastParser) array(node int32, build bool) (any, error) {
 	if p.depth++; p.depth > maxDepth {
 		return nil, errFast{}
 	}
 	defer func() { p.depth-- }()
 	p.i++ // [
 	p.compact = append(p.compact, '[')
-	a := []any{}
+	var a []any
+	if build {
+		a = []any{}
+	}
 	p.skipSpace()
 	if p.i < len(p.data) && p.data[p.i] == ']' {
 		p.i++
 		p.compact = append(p.compact, ']')
-		return a, nil
+		return orNil(a, build), nil
 	}
 	for idx := int32(0); ; idx++ {
 		child := int32(len(p.nodes))
 		p.nodes = append(p.nodes, pathNode{parent: node, index: idx})
-		v, err := p.value(child)
+		v, err := p.value(child, build)
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		if build {
+			a = append(a, v)
+		}
 		if done, err := p.next(']'); err != nil || done {
-			return a, err
+			return orNil(a, build), err
 		}
 	}
+}
+
+// orNil is v, or a nil interface for a value not built (not a typed nil).
+func orNil[T any](v T, build bool) any {
+	if !build {
+		return nil
+	}
+	return v
 }
 
 // str reads a string literal at p.i, copies it as it is to the compact

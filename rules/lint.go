@@ -40,20 +40,7 @@ type GateCost struct {
 // shadow each other; and it estimates each gate's CEL cost.
 func (r *Rules) Lint() ([]Finding, []GateCost) {
 	var out []Finding
-	var all []*compiled
-	for _, g := range r.gates {
-		for _, c := range []*compiled{g.expr, g.when, g.reasonExpr} {
-			if c != nil {
-				all = append(all, c)
-			}
-		}
-		for _, d := range append(append([]namedExpr{}, g.details...), g.failDetails...) {
-			all = append(all, d.compiled)
-		}
-	}
-	for _, v := range r.variables {
-		all = append(all, &compiled{src: v.Expr, pos: v.Pos, ast: v.ast})
-	}
+	all := r.expressions()
 	srcs := make([]string, len(all))
 	for i, c := range all {
 		srcs[i] = c.src

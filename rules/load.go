@@ -60,9 +60,12 @@ type Rules struct {
 	// listsDigest identifies the lists by name and normalised terms (see
 	// ListsDigest).
 	listsDigest []byte
-	variables   []*variable
-	gates       []*Gate
-	files       []File
+	// responseFields are the answer's top-level fields the expressions
+	// read (nil: any).
+	responseFields map[string]bool
+	variables      []*variable
+	gates          []*Gate
+	files          []File
 }
 
 type variable struct {
@@ -331,6 +334,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 	if err := el.err(); err != nil {
 		return nil, err
 	}
+	r.responseFields = responseFields(r.expressions())
 	return r, nil
 }
 

@@ -90,7 +90,10 @@ type answer struct {
 // parseAnswer finds the answer object in raw, in the modes allowed: the
 // object, the mode that succeeded and whether strict parsing did; when
 // none did, why strict parsing failed.
-func parseAnswer(raw string, mode Mode) (a *answer, parseMode string, strictOK bool, err error) {
+//
+// want names the top-level members whose values the answer's doc holds
+// (nil: all); see parseFast.
+func parseAnswer(raw string, mode Mode, want map[string]bool) (a *answer, parseMode string, strictOK bool, err error) {
 	if !utf8.ValidString(raw) {
 		// JSON decoding would silently replace the bytes with U+FFFD: a
 		// repaired answer is not the teacher's answer.
@@ -104,7 +107,7 @@ func parseAnswer(raw string, mode Mode) (a *answer, parseMode string, strictOK b
 		}
 		return nil, "", false, fmt.Errorf("the answer is not valid UTF-8 (byte 0x%02x at offset %d)", raw[i], i)
 	}
-	if a := parseObject(raw); a != nil {
+	if a := parseObject(raw, want); a != nil {
 		return a, string(ModeStrict), true, nil
 	}
 	// Not one clean object: encoding/json says why, in the words users
@@ -117,7 +120,7 @@ func parseAnswer(raw string, mode Mode) (a *answer, parseMode string, strictOK b
 		return nil, "", false, strictErr
 	}
 	for _, body := range fences(raw) {
-		if a := parseObject(body); a != nil {
+		if a := parseObject(body, want); a != nil {
 			return a, string(ModeLenient), false, nil
 		}
 		if o, ferr := strictObject(body); ferr == nil {
@@ -125,7 +128,7 @@ func parseAnswer(raw string, mode Mode) (a *answer, parseMode string, strictOK b
 		}
 	}
 	if o := firstEmbeddedObject(raw); o != nil {
-		if a := parseObject(string(o)); a != nil {
+		if a := parseObject(string(o), want); a != nil {
 			return a, string(ModeLenient), false, nil
 		}
 		return slowAnswer(o), string(ModeLenient), false, nil
@@ -134,9 +137,9 @@ func parseAnswer(raw string, mode Mode) (a *answer, parseMode string, strictOK b
 }
 
 // parseObject is the fast path: exactly one JSON object, or nil.
-func parseObject(s string) *answer {
+func parseObject(s string, want map[string]bool) *answer {
 	// The parser only reads: no copy of the answer is needed.
-	doc, compact, leaves, nodes, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)))
+	doc, compact, leaves, nodes, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)), want)
 	if !ok {
 		return nil
 	}

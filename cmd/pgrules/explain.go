@@ -75,10 +75,10 @@ raw_refined_text), or from a file with --raw.`,
 				fmt.Fprintf(out, "  %s %-28s %-8s reason=%s\n       details: %s\n", state, g.Name, g.Action, g.ReasonCode, b)
 			}
 			fmt.Fprintln(out, "\nterm hits:")
-			if len(d.Hits) == 0 {
+			if len(d.Hits()) == 0 {
 				fmt.Fprintln(out, "  (none)")
 			}
-			for _, h := range d.Hits {
+			for _, h := range d.Hits() {
 				fmt.Fprintf(out, "  %-16s %-24q at %s: %s\n", h.List, h.Term, h.Path, h.Text)
 			}
 			return nil
@@ -181,7 +181,7 @@ func writeExplainJSON(w io.Writer, id, where string, d *rules.Decision) error {
 	return enc.Encode(map[string]any{
 		"id": id, "source": where, "overall_ok": d.OverallOK, "reason_codes": d.ReasonCodes,
 		"warnings": d.Warnings, "contract": d.Contract, "variables": vars,
-		"gates": json.RawMessage(d.GatesJSON()), "hits": d.Hits,
+		"gates": json.RawMessage(d.GatesJSON()), "hits": d.Hits(),
 	})
 }
 

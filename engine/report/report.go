@@ -453,7 +453,7 @@ func makeSample(line []byte, accepted bool, opt Options) (Sample, bool) {
 	}
 	if opt.Rules != nil && s.Answer != "" {
 		dec := opt.Rules.Evaluate(smp, s.Answer, opt.Mode)
-		for _, h := range dec.Hits {
+		for _, h := range dec.Hits() {
 			s.Hits = append(s.Hits, Hit{List: h.List, Term: h.Term, Path: h.Path, Text: h.Text})
 		}
 		s.Strings = leaves(dec)

@@ -40,7 +40,7 @@ func (c *Coverage) Add(d *rules.Decision) {
 			c.failed[g.Name] = true
 		}
 	}
-	for _, h := range d.Hits {
+	for _, h := range d.Hits() {
 		c.hit[h.List][h.Term] = true
 	}
 }

@@ -294,7 +294,7 @@ func Run(rs *rules.Rules, c Case) Result {
 		}
 	}
 	hits := map[string][]string{}
-	for _, h := range d.Hits {
+	for _, h := range d.Hits() {
 		hits[h.List] = append(hits[h.List], h.Term)
 	}
 	for _, list := range sortedKeys(e.Hits) {
