@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/pgrules/pgrules/engine/answer"
 	"strings"
 
 	"github.com/pgrules/pgrules/engine/inputs"
@@ -19,6 +20,9 @@ type job struct {
 	// record, for an offline run to keep when the cache has no answer; 0:
 	// none.
 	prev int32
+	// cached is the answer under the sample's remembered prompt key, read
+	// ahead (nil: not read ahead, or none).
+	cached *answer.Answer
 }
 
 // work is the plan of a run: every id of the inputs in input order, each

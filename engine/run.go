@@ -259,7 +259,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	phase("memos read")
 
-	stopped := runInOrder(ctx, work.jobs, opt.Concurrency, st.process, func(r *result) error {
+	stopped := runInOrder(ctx, st.readAhead(work.jobs), opt.Concurrency, st.process, func(r *result) error {
 		err := w.Write(r.verdict.Sink, r.line)
 		r.release()
 		if err != nil {

@@ -87,6 +87,43 @@ func (s *Source) Cached(id, key string) (Answer, bool) {
 	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed, Hits: e.Hits}, true
 }
 
+// Prefetch reads from the cache, in batches, the answers under the keys
+// ("" for none), as Cached would one at a time: the answers found, by key.
+// A key with no answer here is looked up again by Cached when its sample
+// gets to it, so an answer stored meanwhile is found then.
+func (s *Source) Prefetch(keys []string) map[string]Answer {
+	if s.Cache == nil || s.Refresh {
+		return nil
+	}
+	var out map[string]Answer
+	batch := make([]string, 0, cache.GetManyBatch)
+	flush := func() {
+		es, err := s.Cache.GetMany(batch)
+		if err != nil {
+			s.Log.Debug().Err(err).Msg("cache prefetch failed; each sample reads its own answer")
+		}
+		for k, e := range es {
+			if out == nil {
+				out = make(map[string]Answer, len(keys))
+			}
+			out[k] = Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed, Hits: e.Hits}
+		}
+		batch = batch[:0]
+	}
+	for _, k := range keys {
+		if k == "" {
+			continue
+		}
+		if batch = append(batch, k); len(batch) == cache.GetManyBatch {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	return out
+}
+
 // Mark records in the cache facts about the answer text under key: the
 // check it passes, its word-list hits (nil: not recorded).
 func (s *Source) Mark(key, text string, passed, hits []byte) {

@@ -56,7 +56,9 @@ type Cache struct {
 	db   *sql.DB
 	path string
 	get  *sql.Stmt
-	put  *sql.Stmt
+	// getMany reads GetManyBatch keys in one statement.
+	getMany *sql.Stmt
+	put     *sql.Stmt
 	// putMemo stores a memo, mark records facts about an answer (see
 	// Mark); both are nil on a read-only cache.
 	putMemo *sql.Stmt
@@ -173,7 +175,11 @@ func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 			marks[i] = "NULL"
 		}
 	}
-	if c.get, err = c.db.Prepare(`SELECT teacher, text, stored_at, ` + strings.Join(marks, ", ") + ` FROM answers WHERE key = ?`); err != nil {
+	cols := `teacher, text, stored_at, ` + strings.Join(marks, ", ")
+	if c.get, err = c.db.Prepare(`SELECT ` + cols + ` FROM answers WHERE key = ?`); err != nil {
+		return err
+	}
+	if c.getMany, err = c.db.Prepare(`SELECT key, ` + cols + ` FROM answers WHERE key IN (?` + strings.Repeat(", ?", GetManyBatch-1) + `)`); err != nil {
 		return err
 	}
 	if !readOnly {
@@ -407,18 +413,79 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 		}
 		return Entry{}, false, nil
 	}
+	e, err := c.scanEntry(rows, nil)
+	if err != nil {
+		if _, ok := err.(*Error); !ok {
+			err = &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
+		}
+		return Entry{}, false, err
+	}
+	return e, true, nil
+}
+
+// scanEntry reads the entry at rows, after the key when key is not nil;
+// a teacher block that does not decode is its error as it is.
+func (c *Cache) scanEntry(rows *sql.Rows, key *[]byte) (Entry, error) {
 	var teacher, text sql.RawBytes
 	var passed, hits []byte
 	var stored int64
-	if err := rows.Scan(&teacher, &text, &stored, &passed, &hits); err != nil {
-		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
+	dest := []any{&teacher, &text, &stored, &passed, &hits}
+	if key != nil {
+		dest = append([]any{key}, dest...)
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return Entry{}, &Error{Op: "read", Path: c.path, Err: err}
 	}
 	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: passed, Hits: hits}
 	if err := decodeTeacher(teacher, &e.Teacher); err != nil {
-		return Entry{}, false, &Error{Op: "read entry " + key[:12], Path: c.path, Err: err}
+		return Entry{}, err
 	}
 	e.Teacher.Text = e.Text
-	return e, true, nil
+	return e, nil
+}
+
+// GetManyBatch is how many keys GetMany reads in one statement.
+const GetManyBatch = 32
+
+// GetMany is Get for up to GetManyBatch keys in one statement: the
+// entries found, by key. Reading a re-gate's answers one statement each
+// cost 38 µs an answer, 32 at a time 26 µs (BenchmarkGetMany): a lock, a
+// transaction and database/sql's bookkeeping a statement. A key not in
+// the map has no entry (or one that cannot be read: Get says why).
+func (c *Cache) GetMany(keys []string) (map[string]Entry, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if len(keys) > GetManyBatch {
+		return nil, fmt.Errorf("GetMany: %d keys, at most %d", len(keys), GetManyBatch)
+	}
+	args := make([]any, GetManyBatch)
+	for i := range args {
+		// A short batch repeats its last key: IN ignores repeats.
+		k, err := keyBytes(keys[min(i, len(keys)-1)])
+		if err != nil {
+			return nil, err
+		}
+		args[i] = k
+	}
+	rows, err := c.getMany.Query(args...)
+	if err != nil {
+		return nil, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	defer rows.Close()
+	out := make(map[string]Entry, len(keys))
+	for rows.Next() {
+		var key []byte
+		e, err := c.scanEntry(rows, &key)
+		if err != nil {
+			continue // Get reports it, for this key alone
+		}
+		out[hex.EncodeToString(key)] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	return out, nil
 }
 
 // Mark records facts about the answer under key, if its text is still

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -61,4 +62,49 @@ func BenchmarkGet(b *testing.B) {
 			b.Fatal(ok, err)
 		}
 	}
+}
+
+// BenchmarkGetMany reads answers one statement each (one) and
+// GetManyBatch a statement (many), over a cache of 20,000 answers shaped
+// like real ones (5 KB), in random order as a run meets them.
+func BenchmarkGetMany(b *testing.B) {
+	c, err := Open(filepath.Join(b.TempDir(), "c.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	text := strings.Repeat("The old town is best on foot; check the fees. ", 110)
+	keys := make([]string, 20000)
+	for i := range keys {
+		keys[i] = Key(KeyParts{Provider: "bench", Prompt: fmt.Sprint(i)})
+		c.writes <- &putReq{stmt: c.put, args: []any{mustKey(keys[i]), "bench", "m", []byte(`{"provider":"bench"}`), []byte(text), 0}, done: make(chan error, 1), lazy: true}
+	}
+	c.Sync()
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	b.Run("one", func(b *testing.B) {
+		for i := range b.N {
+			if _, ok, err := c.Get(keys[i%len(keys)]); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("many", func(b *testing.B) {
+		for i := 0; i < b.N; i += GetManyBatch {
+			batch := make([]string, 0, GetManyBatch)
+			for j := range min(GetManyBatch, b.N-i) {
+				batch = append(batch, keys[(i+j)%len(keys)])
+			}
+			if got, err := c.GetMany(batch); err != nil || len(got) != len(batch) {
+				b.Fatal(len(got), err)
+			}
+		}
+	})
+}
+
+func mustKey(k string) []byte {
+	b, err := keyBytes(k)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -343,5 +344,53 @@ func TestKeyOfPromptPiecesIsTheKeyOfThePrompt(t *testing.T) {
 	shifted.System, shifted.PromptParts = "sR", []string{"efine this: ", "draft body", ". Critique: ", "{}"}
 	if Key(shifted) == Key(pieces) {
 		t.Error("moving a byte from the prompt to the system message kept the key")
+	}
+}
+
+// GetMany finds what Get finds, key by key: in any batch size up to the
+// limit, with repeats and keys that are not there, and an entry that
+// cannot be read is left out for Get to explain, not failing the others.
+func TestGetManyIsGetForEachKey(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
+	defer c.Close()
+	var keys []string
+	for i := range 40 {
+		k := Key(KeyParts{Provider: "p", Prompt: fmt.Sprint("prompt ", i)})
+		keys = append(keys, k)
+		if i%3 == 2 {
+			continue // not cached
+		}
+		if err := c.Put(k, Entry{Text: fmt.Sprint("answer ", i), Teacher: providers.Response{Provider: "p", ChosenModel: fmt.Sprint("m", i)}, StoredAt: time.Unix(int64(1e9+i), 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Mark(keys[0], "answer 0", []byte("check"), []byte("hits"))
+	c.Sync()
+	if _, err := c.db.Exec(`UPDATE answers SET teacher = x'7b' WHERE key = ?`, mustKey(keys[4])); err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range [][]string{keys[:1], keys[:GetManyBatch], keys[8:20], {keys[0], keys[0], keys[2], keys[3]}} {
+		got, err := c.GetMany(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]Entry{}
+		for _, k := range batch {
+			if e, ok, _ := c.Get(k); ok {
+				want[k] = e
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("GetMany of %d keys found %d entries, Get %d:\n%v\n%v", len(batch), len(got), len(want), got, want)
+		}
+	}
+	if got, _ := c.GetMany(keys[:8]); len(got) != 5 {
+		t.Errorf("keys 0-7 (2 and 5 not cached, 4 unreadable): %d entries, want 5", len(got))
+	}
+	if _, _, err := c.Get(keys[4]); err == nil {
+		t.Error("Get of the unreadable entry: no error")
+	}
+	if _, err := c.GetMany(keys[:GetManyBatch+1]); err == nil {
+		t.Error("GetMany of too many keys: no error")
 	}
 }

@@ -50,17 +50,24 @@ func appendPythonStyle(out, compact []byte) []byte {
 }
 
 // stringEnd returns the index just past the closing quote of the string
-// starting at b[i].
+// starting at b[i]: the first quote not escaped, found with IndexByte
+// (strings are most of an answer's bytes).
 func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+	for j := i + 1; ; {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b)
 		}
+		q := j + k
+		n := 0
+		for n < q-i-1 && b[q-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
 	}
-	return len(b)
 }
 
 func appendPyString(out, quoted []byte) []byte {
