@@ -176,6 +176,8 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	if d.Cache != nil {
 		memos = d.Cache
 	}
+	// The committed outputs are hashed while the inputs are indexed.
+	pre := output.StartPrehash(opt.OutDir)
 	set, err := inputs.OpenRemembering(ctx, opt.Inputs, memos)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -198,7 +200,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	defer w.Abort() // a no-op once committed or stashed
 	// Read once the out dir is locked, so no other run commits under it;
 	// numbered by the inputs' id table, so each id is held once.
-	prior, err := output.ReadPrior(opt.OutDir, set.IDs())
+	prior, err := output.ReadPriorWith(opt.OutDir, set.IDs(), pre)
 	if err != nil {
 		return nil, err
 	}

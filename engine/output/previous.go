@@ -217,6 +217,12 @@ var teacherFailureReasons = map[string]bool{"teacher_error": true, "no_cached_an
 // Records of ids it lacks are kept all the same (and found by ID, not by
 // Index).
 func ReadPrior(outDir string, over *idtab.Table) (*Prior, error) {
+	return ReadPriorWith(outDir, over, nil)
+}
+
+// ReadPriorWith is ReadPrior taking the record files' sums from pre when
+// they are of the very files it reads (nil: it hashes them).
+func ReadPriorWith(outDir string, over *idtab.Table, pre *Prehash) (*Prior, error) {
 	snap, err := OpenCommitted(outDir)
 	if err != nil {
 		return nil, err
@@ -261,7 +267,13 @@ func ReadPrior(outDir string, over *idtab.Table) (*Prior, error) {
 	for i, f := range files {
 		if file := snap.Files[f.name]; file != nil {
 			files[i].sum = make(chan hashed, 1)
-			go func() { files[i].sum <- hashFile(file) }()
+			go func() {
+				if h, ok := pre.sum(f.name, file); ok {
+					files[i].sum <- h
+					return
+				}
+				files[i].sum <- hashFile(file)
+			}()
 		}
 	}
 	for _, f := range files {
@@ -395,6 +407,15 @@ func readHead(line []byte, complete bool) (recordHead, error) {
 		err := json.Unmarshal(line, &h)
 		return h, err
 	}
+	if h, ok := fastHead(line); ok {
+		return h, nil
+	}
+	return decodeHead(line)
+}
+
+// decodeHead is readHead for a complete line, with a JSON decoder.
+func decodeHead(line []byte) (recordHead, error) {
+	var h recordHead
 	dec := json.NewDecoder(bytes.NewReader(line))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return h, errNotRecord
@@ -430,3 +451,57 @@ func readHead(line []byte, complete bool) (recordHead, error) {
 }
 
 var errNotRecord = errors.New("not a pgrules record")
+
+// fastHead reads the head of a line as pgrules writes it — the id, then
+// the category (accepted) or the reason codes (rejected), every string
+// printable ASCII without escapes — without a JSON decoder; false for
+// anything else, which readHead's decoder reads. With the previous
+// outputs hashed while the inputs are indexed, the decoder was most of
+// reading them (0.35 s of 0.46 at 100,000 records).
+func fastHead(line []byte) (h recordHead, ok bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(`{"id": `))
+	if !ok {
+		return h, false
+	}
+	if h.ID, rest, ok = plainString(rest); !ok || h.ID == "" {
+		return h, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`, "category": `)); ok {
+		h.Category, _, ok = plainString(rest)
+		return h, ok
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`, "reason_codes": [`)); !ok {
+		return h, false
+	}
+	h.ReasonCodes = []string{}
+	for len(rest) > 0 && rest[0] != ']' {
+		if len(h.ReasonCodes) > 0 {
+			if rest, ok = bytes.CutPrefix(rest, []byte(", ")); !ok {
+				return h, false
+			}
+		}
+		var code string
+		if code, rest, ok = plainString(rest); !ok {
+			return h, false
+		}
+		h.ReasonCodes = append(h.ReasonCodes, code)
+	}
+	return h, len(rest) > 0
+}
+
+// plainString reads a JSON string at the start of b made of printable
+// ASCII other than a backslash: its value and what follows it.
+func plainString(b []byte) (string, []byte, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", nil, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return string(b[1:i]), b[i+1:], true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return "", nil, false
+		}
+	}
+	return "", nil, false
+}

@@ -2,12 +2,15 @@ package output
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/pgrules/pgrules/internal/idtab"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -321,4 +324,102 @@ func TestPriorOverTheInputsKeepsEveryRecordFindable(t *testing.T) {
 	if strings.Join(ids, ",") != "x,gone,y" {
 		t.Errorf("records' ids %v, want x, gone, y", ids)
 	}
+}
+
+// A prehashed sum is used only for the very file read under the lock: a
+// commit in between (new files) or an edit in place (the same file, new
+// bytes) is hashed again, so the manifest check sees what is there now.
+func TestPrehashIsOfTheFileRead(t *testing.T) {
+	dir := t.TempDir()
+	manifestOf := func() {
+		sum := func(name string) string {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := sha256.Sum256(b)
+			return hex.EncodeToString(s[:])
+		}
+		man := fmt.Sprintf(`{"outputs": {"dataset": {"sha256": %q}, "rejected": {"sha256": %q}}}`, sum(DatasetFile), sum(RejectedFile))
+		if err := os.WriteFile(filepath.Join(dir, ManifestFile), []byte(man), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(pre *Prehash) []string {
+		t.Helper()
+		p, err := ReadPriorWith(dir, nil, pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		return p.Problems
+	}
+	if err := commitRun(dir, "A"); err != nil {
+		t.Fatal(err)
+	}
+	manifestOf()
+	pre := StartPrehash(dir)
+	if probs := read(pre); len(probs) != 0 {
+		t.Errorf("prehashed, unchanged: %v", probs)
+	}
+	f, err := os.Open(filepath.Join(dir, DatasetFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := pre.sum(DatasetFile, f); !ok || h.sum != hashFile(f).sum {
+		t.Errorf("the prehash of the file read: %v, %v", h, ok)
+	}
+	f.Close()
+
+	pre = StartPrehash(dir)
+	if err := commitRun(dir, "B"); err != nil {
+		t.Fatal(err)
+	}
+	manifestOf()
+	if probs := read(pre); len(probs) != 0 {
+		t.Errorf("run A's files prehashed, run B's read: %v", probs)
+	}
+
+	pre = StartPrehash(dir)
+	for _, ph := range pre.files {
+		h := <-ph.done
+		ph.done <- h
+	}
+	g, err := os.OpenFile(filepath.Join(dir, DatasetFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.WriteString(`{"id": "added by hand"}` + "\n")
+	g.Close()
+	if probs := strings.Join(read(pre), "\n"); !strings.Contains(probs, DatasetFile+" does not match the sha256") {
+		t.Errorf("edited after it was prehashed: problems %q", probs)
+	}
+}
+
+// FuzzFastHead: a head read without the decoder is the head the decoder
+// reads.
+func FuzzFastHead(f *testing.F) {
+	for _, s := range []string{
+		`{"id": "v1_checklist_budgeting_000000", "category": "budgeting", "difficulty": "easy"}`,
+		`{"id": "v1_x_1", "reason_codes": ["missing_verification_requirements"], "contract": {}}`,
+		`{"id": "a", "reason_codes": ["x", "y"], "gates": {}}`,
+		`{"id": "a", "reason_codes": []}`,
+		`{"id": "é", "category": "c"}`,
+		`{"id": "a\"b", "category": "c"}`,
+		`{"id": "a", "reason_codes": ["x",  "y"]}`,
+		`{"id": "", "category": "c"}`,
+		`{"id": "a", "category": null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		fast, ok := fastHead(line)
+		if !ok {
+			return
+		}
+		slow, err := decodeHead(line)
+		if err != nil || !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %#v, decoder %#v, %v", line, fast, slow, err)
+		}
+	})
 }

@@ -1,0 +1,93 @@
+package output
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Prehash hashes the committed record files of an out dir in the
+// background, before a run holds the out dir (while it indexes its
+// inputs): hashing the previous dataset was most of reading the previous
+// outputs, which waits for the lock. ReadPriorWith takes a sum only for
+// the very file it opens under the lock — same device, inode, size and
+// modification time, before and after the hash — and hashes any other
+// (replaced by a run that committed meanwhile, or changed while hashed).
+type Prehash struct {
+	files map[string]*prehashed // by record file name
+}
+
+type prehashed struct {
+	stat fileStat
+	done chan hashed
+}
+
+type fileStat struct {
+	dev, ino   uint64
+	size, mtim int64
+}
+
+func statOf(f *os.File) (fileStat, bool) {
+	fi, err := f.Stat()
+	if err != nil {
+		return fileStat{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileStat{}, false
+	}
+	return fileStat{dev: uint64(st.Dev), ino: st.Ino, size: fi.Size(), mtim: fi.ModTime().UnixNano()}, true
+}
+
+// StartPrehash starts hashing outDir's record files; those that cannot be
+// opened are simply not prehashed.
+func StartPrehash(outDir string) *Prehash {
+	p := &Prehash{files: map[string]*prehashed{}}
+	for _, name := range RecordFiles {
+		f, err := os.Open(filepath.Join(outDir, name))
+		if err != nil {
+			continue
+		}
+		st, ok := statOf(f)
+		if !ok {
+			f.Close()
+			continue
+		}
+		ph := &prehashed{stat: st, done: make(chan hashed, 1)}
+		p.files[name] = ph
+		go func() {
+			defer f.Close()
+			h := hashFile(f)
+			if after, ok := statOf(f); !ok || after != st {
+				h = hashed{err: errChangedWhileHashed}
+			}
+			ph.done <- h
+		}()
+	}
+	return p
+}
+
+// sum is the prehashed sum of f, the record file name; false when f is
+// not the file that was hashed, or it changed while hashed.
+func (p *Prehash) sum(name string, f *os.File) (hashed, bool) {
+	if p == nil {
+		return hashed{}, false
+	}
+	ph := p.files[name]
+	if ph == nil {
+		return hashed{}, false
+	}
+	st, ok := statOf(f)
+	if !ok || st != ph.stat {
+		return hashed{}, false
+	}
+	h := <-ph.done
+	ph.done <- h // for another reader
+	return h, h.err == nil
+}
+
+type changedWhileHashed struct{}
+
+func (changedWhileHashed) Error() string { return "changed while hashed" }
+
+var errChangedWhileHashed error = changedWhileHashed{}
