@@ -1,11 +1,9 @@
 package rules
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -15,25 +13,18 @@ import (
 // text to normalise (curly quotes, a decomposed é) where lists hit.
 func referenceAnswers(t *testing.T) (samples []Sample, texts []string) {
 	t.Helper()
-	f, err := os.Open("../testdata/reference/sample_accepted_v1.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
+	eachReferenceRecord(t, func(line []byte) {
 		var rec struct {
 			ID          string          `json:"id"`
 			PayloadType string          `json:"payload_type"`
 			Response    json.RawMessage `json:"response"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+		if err := json.Unmarshal(line, &rec); err != nil {
 			t.Fatal(err)
 		}
 		samples = append(samples, Sample{ID: rec.ID, PayloadType: rec.PayloadType})
 		texts = append(texts, string(rec.Response))
-	}
+	})
 	samples = append(samples, Sample{ID: "unicode", PayloadType: "procedure"})
 	texts = append(texts, `{"summary":"Visa fees — it’s DEFINITELY  €60 at the Cafe\u0301","assumptions":[],"uncertainty_notes":"Prices change.","next_steps":["Café visa check: don’t need to verify"],"verification_steps":["Check the consulate"],"payload_type":"procedure","payload":{"title":"Visa","steps":[{"step":1,"instruction":"Apply; the visa is guaranteed"}]}}`)
 	return samples, texts

@@ -26,8 +26,10 @@ func TestShippedGatesLoad(t *testing.T) {
 	}
 }
 
-func TestReferenceRecordsAsAnswers(t *testing.T) {
-	r := shipped(t)
+// eachReferenceRecord calls fn with each of the original pipeline's 20
+// accepted records.
+func eachReferenceRecord(t *testing.T, fn func(line []byte)) {
+	t.Helper()
 	f, err := os.Open("../testdata/reference/sample_accepted_v1.jsonl")
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +37,18 @@ func TestReferenceRecordsAsAnswers(t *testing.T) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	n := 0
 	for sc.Scan() {
+		fn(sc.Bytes())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReferenceRecordsAsAnswers(t *testing.T) {
+	r := shipped(t)
+	n := 0
+	eachReferenceRecord(t, func(line []byte) {
 		var rec struct {
 			ID          string          `json:"id"`
 			PayloadType string          `json:"payload_type"`
@@ -47,14 +59,14 @@ func TestReferenceRecordsAsAnswers(t *testing.T) {
 				} `json:"gates"`
 			} `json:"quality"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+		if err := json.Unmarshal(line, &rec); err != nil {
 			t.Fatal(err)
 		}
 		n++
 		d := r.Evaluate(Sample{ID: rec.ID, PayloadType: rec.PayloadType}, string(rec.Response), ModeStrict)
 		if !d.OverallOK {
 			t.Errorf("%s: the original accepted it, pgrules rejects it: %v\n%s", rec.ID, d.ReasonCodes, d.GatesJSON())
-			continue
+			return
 		}
 		// Same detail values as the original for what both compute.
 		orig := rec.Quality.Gates["verification_when_needed"].Details
@@ -65,7 +77,7 @@ func TestReferenceRecordsAsAnswers(t *testing.T) {
 		if l, _ := got.Get("uncertainty_notes_length"); fmt.Sprint(l) != fmt.Sprint(orig["uncertainty_notes_length"]) {
 			t.Errorf("%s: uncertainty_notes_length %v, original %v", rec.ID, l, orig["uncertainty_notes_length"])
 		}
-	}
+	})
 	if n != 20 {
 		t.Fatalf("read %d records", n)
 	}
