@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/pgrules/pgrules"
 )
 
 // referenceAnswers are the 20 reference records' responses, and one with
@@ -151,5 +153,32 @@ func TestHitsAsCELSeesThem(t *testing.T) {
 	in := fmt.Sprintf(`{"term": %q, "path": %q, "text": %q} in hits.overconfidence`, over[0].Term, over[0].Path, over[0].Text)
 	if v, err := r.EvalExpr(in, s, text, ModeStrict); err != nil || v.Value != true {
 		t.Errorf("%s = %v, %v", in, v, err)
+	}
+}
+
+// A gate that only counts hits builds none of their strings; one that
+// reaches a hit builds it.
+func TestHitsAreBuiltOnlyWhenReached(t *testing.T) {
+	samples, texts := referenceAnswers(t)
+	for _, tc := range []struct {
+		expr  string
+		built bool
+	}{
+		{`size(hits.time_sensitive) > 0`, false},
+		{`hits.time_sensitive[0].term != ""`, true},
+	} {
+		body := "lists:\n  time_sensitive: {file: keywords/time_sensitive.txt}\ngates:\n  - name: g\n    reason: r\n    expression: '" + tc.expr + "'\n"
+		r, err := Load(writeGates(t, body), Options{Fallback: pgrules.Defaults})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, act := r.prepare(samples[0], texts[0], ModeStrict, Known{})
+		r.judge(d, act)
+		if !d.OverallOK || len(d.hits[0]) == 0 {
+			t.Fatalf("%s: accepted %v with %d hits; want accepted, with hits", tc.expr, d.OverallOK, len(d.hits[0]))
+		}
+		if act.norms.ok != tc.built {
+			t.Errorf("%s: hit strings built: %v, want %v", tc.expr, act.norms.ok, tc.built)
+		}
 	}
 }
