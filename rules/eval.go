@@ -330,7 +330,11 @@ func (n *normCache) hit(a *answer, list string, h hitRef) Hit {
 		}
 		n.leaf, n.norm, n.ok = h.leaf, norm, true
 	}
-	return Hit{List: list, Term: n.norm[h.start:h.end], Path: pathOf(a.nodes, a.leaves[h.leaf].node), Text: snippet(n.norm, int(h.start), int(h.end))}
+	// A span is cut to its string rather than trusted to fit (see
+	// knownHits).
+	end := min(int(h.end), len(n.norm))
+	start := min(int(h.start), end)
+	return Hit{List: list, Term: n.norm[start:end], Path: pathOf(a.nodes, a.leaves[h.leaf].node), Text: snippet(n.norm, start, end)}
 }
 
 // judge runs the gates in order and records the variables.

@@ -111,8 +111,7 @@ func FuzzMatcherAgainstNaive(f *testing.F) {
 }
 
 // FuzzNormalizeFastPath: skipping Unicode folding for plain ASCII, and
-// folding other text in one pass into a buffer (or only counting it),
-// change nothing.
+// folding other text in one pass into a buffer, change nothing.
 func FuzzNormalizeFastPath(f *testing.F) {
 	for _, s := range []string{"a b", "A  b", " x", "don\u2019t", "tab\there", "plain text", "ÉTÉ", "Visa\u00a0fees \u2014 \u0130stanbul\u2003now", "\uff26\uff25\uff25S  \u1680x"} {
 		f.Add(s)
@@ -124,9 +123,6 @@ func FuzzNormalizeFastPath(f *testing.F) {
 		}
 		if got, _ := normalizeInto(nil, s); got != slow {
 			t.Fatalf("normalizeInto(%q) = %q, want %q", s, got, slow)
-		}
-		if n, _ := normalizedLen(nil, s); n != len(slow) {
-			t.Fatalf("normalizedLen(%q) = %d, want %d", s, n, len(slow))
 		}
 	})
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"hash/crc32"
 	"unsafe"
 )
 
@@ -77,12 +78,23 @@ func (d *Decision) HitsMemo() []byte {
 			b = binary.AppendUvarint(b, uint64(h.end-h.start))
 		}
 	}
-	return b
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }
 
 // knownHits adds the hits memo names to act; false, with nothing added,
-// when it does not fit the answer (then they are found again).
+// when it is not a memo HitsMemo wrote (its CRC-32 does not match) or
+// does not fit the answer: then they are found again. The spans are not
+// checked against the strings normalised (that was a tenth of a
+// re-gate's CPU): the checksum says this build wrote them for this text,
+// and a hit is cut to its string when it is built.
 func (r *Rules) knownHits(a *answer, act *activation, memo []byte) bool {
+	if len(memo) < 4 {
+		return false
+	}
+	memo, sum := memo[:len(memo)-4], memo[len(memo)-4:]
+	if crc32.ChecksumIEEE(memo) != binary.BigEndian.Uint32(sum) {
+		return false
+	}
 	n, k := binary.Uvarint(memo)
 	// Every hit takes at least four bytes: a count beyond that is not
 	// an allocation to make.
@@ -100,21 +112,10 @@ func (r *Rules) knownHits(a *answer, act *activation, memo []byte) bool {
 		return int(v)
 	}
 	lists := make([][]hitRef, len(r.lists))
-	// The length of the last string value's normalised text: hits are
-	// kept in document order, so each is normalised once.
-	last, size := -1, 0
-	var scratch []byte
 	for range n {
 		li, leaf, start := next(), next(), next()
 		end := start + next()
 		if memo == nil || li >= len(r.lists) || leaf >= len(a.leaves) {
-			return false
-		}
-		if leaf != last {
-			last = leaf
-			size, scratch = normalizedLen(scratch, a.leaves[leaf].value)
-		}
-		if end > size {
 			return false
 		}
 		lists[li] = append(lists[li], hitRef{leaf: int32(leaf), start: int32(start), end: int32(end)})

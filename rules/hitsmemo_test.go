@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"reflect"
 	"slices"
 	"testing"
@@ -56,7 +57,9 @@ func TestHitsMemoRoundTrip(t *testing.T) {
 		}
 		// A hit in a string value the answer does not have, and in a list
 		// the rules do not have.
-		bad = append(bad, append(binary.AppendUvarint([]byte{1, 0}, 10000), 0, 1), []byte{1, 9, 0, 0, 1})
+		bad = append(bad, sealed(append(binary.AppendUvarint([]byte{1, 0}, 10000), 0, 1)), sealed([]byte{1, 9, 0, 0, 1}))
+		// A memo not sealed by HitsMemo.
+		bad = append(bad, m[:len(m)-4], append(slices.Clone(m[:len(m)-1]), m[len(m)-1]^1))
 		for _, b := range bad {
 			d := r.EvaluateKnown(samples[i], text, ModeLenient, Known{Hits: b})
 			if d.HitsKnown || !reflect.DeepEqual(d.Hits(), found.Hits()) {
@@ -66,6 +69,23 @@ func TestHitsMemoRoundTrip(t *testing.T) {
 	}
 	if total < 40 {
 		t.Errorf("only %d hits in the reference answers: the round trip proves little", total)
+	}
+}
+
+// sealed is a hand-made memo as HitsMemo seals it.
+func sealed(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}
+
+// A sealed span that runs past its string is cut to it when the hit is
+// built, never a panic.
+func TestHitsMemoSpanPastItsString(t *testing.T) {
+	r := shipped(t)
+	samples, texts := referenceAnswers(t)
+	d := r.EvaluateKnown(samples[0], texts[0], ModeStrict, Known{Hits: sealed([]byte{1, 0, 0, 2, 0xff, 0x7f})})
+	hits := d.Hits()
+	if !d.HitsKnown || len(hits) != 1 || hits[0].Term == "" || len(hits[0].Term) > len(d.answer.leaves[0].value) {
+		t.Errorf("hits %q", hits)
 	}
 }
 
@@ -84,7 +104,7 @@ func TestKnownHitsAreWhatTheGatesSee(t *testing.T) {
 	}
 	// Two hits, each in the first string value's first four bytes: one
 	// of the time-sensitive list, one of the overconfidence list.
-	planted := []byte{2, list["time_sensitive"], 0, 0, 4, list["overconfidence"], 0, 0, 4}
+	planted := sealed([]byte{2, list["time_sensitive"], 0, 0, 4, list["overconfidence"], 0, 0, 4})
 	d := r.EvaluateKnown(samples[0], texts[0], ModeStrict, Known{Hits: planted})
 	if !d.HitsKnown || len(d.Hits()) != 2 || d.Hits()[1].List != "overconfidence" || !slices.Equal(d.ReasonCodes, []string{"overconfident_time_sensitive"}) {
 		t.Errorf("with a planted hit known: hits %v, reasons %v", d.Hits(), d.ReasonCodes)

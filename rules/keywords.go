@@ -103,29 +103,6 @@ func normalizeInto(buf []byte, s string) (string, []byte) {
 	return unsafe.String(unsafe.SliceData(buf), len(buf)), buf
 }
 
-// normalizedLen is len(normalizeInto(buf, s)), without writing the text
-// for ASCII (the common case).
-func normalizedLen(buf []byte, s string) (int, []byte) {
-	n := 0
-	space := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 0x80:
-			norm, buf := normalizeInto(buf, s)
-			return len(norm), buf
-		case c == ' ', c == '\t', c == '\n', c == '\r', c == '\v', c == '\f':
-			space = n > 0
-			continue
-		}
-		if space {
-			n++
-			space = false
-		}
-		n++
-	}
-	return n, buf
-}
-
 // isPlainASCII reports text normalize would return unchanged: ASCII, no
 // upper case, single spaces only, none leading or trailing.
 func isPlainASCII(s string) bool {
