@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/crc32"
-	"unsafe"
+	"io"
 )
 
 // Known is what the caller already knows about an answer's text, from an
@@ -16,8 +16,9 @@ type Known struct {
 	// SchemaDigest.
 	SchemaOK bool
 	// Hits are the word-list hits in the text as Decision.HitsMemo gave
-	// them under lists of this ListsDigest (nil: not known). Hits that do
-	// not fit the text are found again, not trusted.
+	// them under lists of this ListsDigest (nil: not known). A memo not
+	// sealed as HitsMemo seals it, or naming a string value or list the
+	// answer or rules lack, is not trusted: the hits are found again.
 	Hits []byte
 }
 
@@ -32,7 +33,7 @@ func listsDigest(lists []*WordList) []byte {
 	var n [binary.MaxVarintLen64]byte
 	part := func(s string) {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
+		io.WriteString(h, s)
 	}
 	for _, l := range lists {
 		part(l.Name)
