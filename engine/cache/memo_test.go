@@ -152,6 +152,9 @@ func TestMarksAreOfTheTextThatWasChecked(t *testing.T) {
 	if e, ok, err := ro.Get(k); err != nil || !ok || e.Text != "a new answer" || e.Passed != nil || e.Hits != nil {
 		t.Errorf("read-only, no columns: Get = %q, %s, %v, %v", e.Text, marks(e), ok, err)
 	}
+	if es, err := ro.GetMany([]string{k}); err != nil || es[k].Text != "a new answer" {
+		t.Errorf("read-only, no columns: GetMany = %v, %v", es, err)
+	}
 	ro.Close()
 	c = open(t, path)
 	defer c.Close()
