@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/pgrules/pgrules/engine"
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
+	_ "modernc.org/sqlite"
 )
 
 // A rerun of the same inputs finds its answers by remembered prompt keys,
@@ -186,3 +188,50 @@ func TestRememberedHitsFollowTheLists(t *testing.T) {
 }
 
 func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
+
+// Answers are read ahead of the workers, but a sample whose answer was
+// not there then looks again when it gets its turn: an answer stored in
+// between (by another process here) is found, not paid for again.
+func TestAnAnswerStoredAfterTheReadAheadIsFound(t *testing.T) {
+	e := newEnv(t, corpus{n: 8})
+	one := func(o *engine.Options, _ *engine.Deps) { o.Concurrency = 1 }
+	e.mustRun(one) // one at a time: row i+1 is sample i's answer
+	db, err := sql.Open("sqlite", "file:"+e.cache.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const cols = `key, provider, model, teacher, text, stored_at, passed, hits`
+	row := func(id int) []any {
+		v := make([]any, 8)
+		ptrs := make([]any, 8)
+		for i := range v {
+			ptrs[i] = &v[i]
+		}
+		if err := db.QueryRow(`SELECT `+cols+` FROM answers WHERE id = ?`, id).Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	sixth := row(6)
+	if _, err := db.Exec(`DELETE FROM answers WHERE id IN (2, 6)`); err != nil {
+		t.Fatal(err)
+	}
+	// Sample 5's answer comes back while sample 1 is asked: after the
+	// read-ahead, which read all 8 before the first was judged.
+	e.teacher.asked = func(id string) {
+		if id == sampleID(1) {
+			if _, err := db.Exec(`INSERT INTO answers (`+cols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, sixth...); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	calls := e.teacher.calls.Load()
+	res := e.mustRun(one)
+	if got := e.teacher.calls.Load() - calls; got != 1 {
+		t.Errorf("%d teacher calls, want 1 (sample 1's; sample 5's answer was back in the cache)", got)
+	}
+	if res.Memo.PromptKeys != 7 {
+		t.Errorf("%d answers found by remembered keys, want 7", res.Memo.PromptKeys)
+	}
+}

@@ -2,9 +2,9 @@ package engine
 
 import (
 	"fmt"
-	"github.com/pgrules/pgrules/engine/answer"
 	"strings"
 
+	"github.com/pgrules/pgrules/engine/answer"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
 )

@@ -129,6 +129,8 @@ type fakeTeacher struct {
 	fail    map[string]error
 	block   chan struct{} // when set, calls after blockAfter wait on it or ctx
 	after   int64
+	// asked, when set, is called with each sample id before it is answered.
+	asked func(id string)
 }
 
 func (f *fakeTeacher) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
@@ -145,6 +147,9 @@ func (f *fakeTeacher) Generate(ctx context.Context, req providers.Request) (prov
 		case <-ctx.Done():
 			return providers.Response{}, ctx.Err()
 		}
+	}
+	if f.asked != nil {
+		f.asked(req.ID)
 	}
 	if f.delay != nil {
 		time.Sleep(f.delay(req.ID))

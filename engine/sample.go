@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/pgrules/pgrules/engine/cache"
 	"iter"
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/answer"
+	"github.com/pgrules/pgrules/engine/cache"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/judge"
 	"github.com/pgrules/pgrules/engine/memo"

@@ -65,7 +65,8 @@ func TestReadAheadAttachesCachedAnswers(t *testing.T) {
 			t.Fatalf("--refresh read job %d's answer ahead", j.ord)
 		}
 	}
-	// A consumer that stops early stops the reading.
+	// A consumer that stops early stops the reading (an iterator that
+	// went on would make the range loop panic).
 	st.answers.Refresh = false
 	seen := 0
 	for range st.readAhead(slices.Values(jobs)) {

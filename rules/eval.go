@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -325,10 +324,8 @@ func (n *normCache) hit(a *answer, list string, h hitRef) Hit {
 	if !n.ok || n.leaf != h.leaf {
 		var norm string
 		norm, n.scratch = normalizeInto(n.scratch, a.leaves[h.leaf].value)
-		if len(n.scratch) > 0 && len(norm) > 0 && unsafe.StringData(norm) == &n.scratch[0] {
-			norm = strings.Clone(norm) // it aliases the scratch buffer
-		}
-		n.leaf, n.norm, n.ok = h.leaf, norm, true
+		// A copy: norm may alias the scratch buffer, and hits keep it.
+		n.leaf, n.norm, n.ok = h.leaf, strings.Clone(norm), true
 	}
 	// A span is cut to its string rather than trusted to fit (see
 	// knownHits).

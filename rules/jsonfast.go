@@ -196,7 +196,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 	if p.i < len(p.data) && p.data[p.i] == '}' {
 		p.i++
 		p.compact = append(p.compact, '}')
-		return orNil(m, build), nil
+		return m, nil
 	}
 	for {
 		p.skipSpace()
@@ -224,7 +224,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 			m[k] = v // the last of duplicate keys wins, as with encoding/json
 		}
 		if done, err := p.next('}'); err != nil || done {
-			return orNil(m, build), err
+			return m, err
 		}
 	}
 }
@@ -260,7 +260,7 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 	if p.i < len(p.data) && p.data[p.i] == ']' {
 		p.i++
 		p.compact = append(p.compact, ']')
-		return orNil(a, build), nil
+		return a, nil
 	}
 	for idx := int32(0); ; idx++ {
 		child := int32(len(p.nodes))
@@ -273,17 +273,9 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 			a = append(a, v)
 		}
 		if done, err := p.next(']'); err != nil || done {
-			return orNil(a, build), err
+			return a, err
 		}
 	}
-}
-
-// orNil is v, or a nil interface for a value not built (not a typed nil).
-func orNil[T any](v T, build bool) any {
-	if !build {
-		return nil
-	}
-	return v
 }
 
 // str reads a string literal at p.i, copies it as it is to the compact

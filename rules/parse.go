@@ -2,17 +2,17 @@ package rules
 
 import (
 	"bytes"
-	"unsafe"
-
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"io"
 	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // Mode is the gating mode: how much may surround the answer's JSON.

@@ -7,6 +7,7 @@ package answer
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -84,44 +85,32 @@ func (s *Source) Cached(id, key string) (Answer, bool) {
 	if !ok {
 		return Answer{}, false
 	}
-	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed, Hits: e.Hits}, true
+	return cachedAnswer(e), true
 }
 
-// Prefetch reads from the cache, in batches, the answers under the keys
-// ("" for none), as Cached would one at a time: the answers found, by key.
-// A key with no answer here is looked up again by Cached when its sample
-// gets to it, so an answer stored meanwhile is found then.
+// Prefetch reads from the cache the answers under the keys ("" for
+// none) as Cached would, in as few statements as it can: the answers
+// found, by key. A key with no answer here is looked up again by Cached
+// when its sample gets to it, so an answer stored meanwhile is found then.
 func (s *Source) Prefetch(keys []string) map[string]Answer {
 	if s.Cache == nil || s.Refresh {
 		return nil
 	}
-	var out map[string]Answer
-	batch := make([]string, 0, cache.GetManyBatch)
-	flush := func() {
-		es, err := s.Cache.GetMany(batch)
-		if err != nil {
-			s.Log.Debug().Err(err).Msg("cache prefetch failed; each sample reads its own answer")
-		}
-		for k, e := range es {
-			if out == nil {
-				out = make(map[string]Answer, len(keys))
-			}
-			out[k] = Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed, Hits: e.Hits}
-		}
-		batch = batch[:0]
+	es, err := s.Cache.GetMany(slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" }))
+	if err != nil {
+		s.Log.Debug().Err(err).Msg("cache prefetch failed; each sample reads its own answer")
+		return nil
 	}
-	for _, k := range keys {
-		if k == "" {
-			continue
-		}
-		if batch = append(batch, k); len(batch) == cache.GetManyBatch {
-			flush()
-		}
-	}
-	if len(batch) > 0 {
-		flush()
+	out := make(map[string]Answer, len(es))
+	for k, e := range es {
+		out[k] = cachedAnswer(e)
 	}
 	return out
+}
+
+// cachedAnswer is the answer an entry of the cache holds.
+func cachedAnswer(e cache.Entry) Answer {
+	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed, Hits: e.Hits}
 }
 
 // Mark records in the cache facts about the answer text under key: the

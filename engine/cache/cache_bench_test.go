@@ -41,30 +41,7 @@ func BenchmarkPut(b *testing.B) {
 	wg.Wait()
 }
 
-func BenchmarkGet(b *testing.B) {
-	c, err := Open(filepath.Join(b.TempDir(), "c.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	text := strings.Repeat("x", 4096)
-	keys := make([]string, 1000)
-	for i := range keys {
-		keys[i] = Key(KeyParts{Provider: "bench", Prompt: fmt.Sprint(i)})
-		if err := c.Put(keys[i], Entry{Text: text}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.SetBytes(4096)
-	b.ResetTimer()
-	for i := range b.N {
-		if _, ok, err := c.Get(keys[i%len(keys)]); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-	}
-}
-
-// BenchmarkGetMany reads answers one statement each (one) and
+// BenchmarkGetMany reads answers one statement each (Get: one) and
 // GetManyBatch a statement (many), over a cache of 20,000 answers shaped
 // like real ones (5 KB), in random order as a run meets them.
 func BenchmarkGetMany(b *testing.B) {

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -19,7 +20,8 @@ type Prehash struct {
 
 type prehashed struct {
 	stat fileStat
-	done chan hashed
+	h    hashed
+	done chan struct{} // closed once h is set
 }
 
 type fileStat struct {
@@ -53,15 +55,15 @@ func StartPrehash(outDir string) *Prehash {
 			f.Close()
 			continue
 		}
-		ph := &prehashed{stat: st, done: make(chan hashed, 1)}
+		ph := &prehashed{stat: st, done: make(chan struct{})}
 		p.files[name] = ph
 		go func() {
 			defer f.Close()
-			h := hashFile(f)
+			defer close(ph.done)
+			ph.h = hashFile(f)
 			if after, ok := statOf(f); !ok || after != st {
-				h = hashed{err: errChangedWhileHashed}
+				ph.h = hashed{err: errChangedWhileHashed}
 			}
-			ph.done <- h
 		}()
 	}
 	return p
@@ -81,13 +83,8 @@ func (p *Prehash) sum(name string, f *os.File) (hashed, bool) {
 	if !ok || st != ph.stat {
 		return hashed{}, false
 	}
-	h := <-ph.done
-	ph.done <- h // for another reader
-	return h, h.err == nil
+	<-ph.done
+	return ph.h, ph.h.err == nil
 }
 
-type changedWhileHashed struct{}
-
-func (changedWhileHashed) Error() string { return "changed while hashed" }
-
-var errChangedWhileHashed error = changedWhileHashed{}
+var errChangedWhileHashed = errors.New("changed while hashed")

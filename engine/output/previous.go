@@ -261,9 +261,9 @@ func ReadPriorWith(outDir string, over *idtab.Table, pre *Prehash) (*Prior, erro
 		accepted  bool
 		sum       chan hashed
 	}{{DatasetFile, "dataset", true, nil}, {RejectedFile, "rejected", false, nil}}
-	// The files are hashed while their lines are read: each is about half
-	// the time of reading a previous run, and they need not wait for each
-	// other.
+	// The files are hashed while their lines are read (or were, by pre,
+	// while the inputs were indexed): hashing is about half the time of
+	// reading a previous run, and the two need not wait for each other.
 	for i, f := range files {
 		if file := snap.Files[f.name]; file != nil {
 			files[i].sum = make(chan hashed, 1)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/pgrules/pgrules/internal/idtab"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/pgrules/pgrules/internal/idtab"
 )
 
 func docs(tag string) map[string][]byte {
@@ -382,8 +383,7 @@ func TestPrehashIsOfTheFileRead(t *testing.T) {
 
 	pre = StartPrehash(dir)
 	for _, ph := range pre.files {
-		h := <-ph.done
-		ph.done <- h
+		<-ph.done
 	}
 	g, err := os.OpenFile(filepath.Join(dir, DatasetFile), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
