@@ -50,7 +50,7 @@ const (
 // the process (PGRULES_TEST_KILL_AT=<point>) to prove that a reader sees
 // one whole set of files whatever the instant.
 var CommitFaultPoints = []string{
-	"staged", "journaled",
+	"staged", "spared", "journaled",
 	"renamed:" + RejectedFile, "renamed:" + DatasetFile, "renamed:" + StatsFile, "renamed:" + ManifestFile,
 	"committed",
 }
@@ -147,6 +147,8 @@ type journal struct {
 
 // commit runs steps 2–4 of the protocol for the staged files.
 func (s *State) commit(files []string) error {
+	s.keepSpares()
+	faultPoint("spared")
 	return withCommitLock(s.dir, func() error {
 		j, _ := json.Marshal(journal{Version: 1, Files: files})
 		if err := writeFileAtomic(filepath.Join(stateDir(s.dir), journalFile), j); err != nil {

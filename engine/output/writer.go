@@ -31,6 +31,10 @@ type sink struct {
 	w    *bufio.Writer
 	h    hash.Hash
 	n    int
+	out  *flushing
+	// reused: the file is a spare being written over, longer than what
+	// was written until it is cut at the end.
+	reused bool
 }
 
 // FileInfo describes a written output file for the manifest.
@@ -59,7 +63,7 @@ func Create(outDir string) (*Writer, error) {
 		return nil, err
 	}
 	for _, name := range RecordFiles {
-		s, err := newSink(filepath.Join(st.stagingDir(), name))
+		s, err := newSink(st, filepath.Join(st.stagingDir(), name))
 		if err != nil {
 			w.Abort()
 			return nil, err
@@ -70,13 +74,13 @@ func Create(outDir string) (*Writer, error) {
 	return w, nil
 }
 
-func newSink(path string) (*sink, error) {
-	f, err := os.Create(path)
+func newSink(st *State, path string) (*sink, error) {
+	f, reused, err := st.openStaged(path)
 	if err != nil {
 		return nil, &IOError{Op: "create", Path: path, Err: err}
 	}
-	s := &sink{path: path, f: f, h: sha256.New()}
-	s.w = bufio.NewWriterSize(io.MultiWriter(&flushing{f: f}, s.h), 256<<10)
+	s := &sink{path: path, f: f, h: sha256.New(), out: &flushing{f: f}, reused: reused}
+	s.w = bufio.NewWriterSize(io.MultiWriter(s.out, s.h), 256<<10)
 	return s, nil
 }
 
@@ -137,6 +141,11 @@ func (w *Writer) finishStaging(docs map[string][]byte) error {
 		s := w.sinks[name]
 		if err := s.w.Flush(); err != nil {
 			return &IOError{Op: "write", Path: s.path, Err: err}
+		}
+		if s.reused {
+			if err := s.f.Truncate(s.out.off); err != nil {
+				return &IOError{Op: "truncate", Path: s.path, Err: err}
+			}
 		}
 		if err := s.f.Sync(); err != nil {
 			return &IOError{Op: "sync", Path: s.path, Err: err}
@@ -204,6 +213,7 @@ func (w *Writer) Abort() {
 	for _, s := range w.sinks {
 		if s.f != nil {
 			s.f.Close()
+			w.state.returnSpare(s.path)
 		}
 	}
 	_ = os.RemoveAll(w.state.stagingDir())
