@@ -31,8 +31,9 @@ type Decision struct {
 	Warnings    []string // failing warn-action gates
 	Audits      []string // failing audit-action gates
 	Contract    Contract
-	// Response is the answer object, compact, with the teacher's key order;
-	// nil when no object could be parsed.
+	// Response is the answer object as json.dumps writes it (", " and
+	// ": ", ensure_ascii=False; internal/pyjson), with the teacher's key
+	// order and number text; nil when no object could be parsed.
 	Response json.RawMessage
 	Gates    []GateResult
 	// HitsKnown: the word-list hits are the ones Known gave, not found
@@ -262,7 +263,7 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 	if perr != nil {
 		c.Errors = append(c.Errors, "parse: "+perr.Error())
 	} else {
-		d.Response = a.compact
+		d.Response = a.py
 		d.answer = a
 		doc = a.doc
 		if k.SchemaOK && doc != nil {

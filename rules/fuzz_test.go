@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/pgrules/pgrules/internal/pyjson"
 )
 
 // FuzzParseAnswer: whatever the teacher sends, parsing never panics, what
@@ -30,8 +32,8 @@ func FuzzParseAnswer(f *testing.F) {
 			return
 		}
 		var v map[string]any
-		if json.Unmarshal(obj.compact, &v) != nil {
-			t.Fatalf("parsed %q is not a JSON object", obj.compact)
+		if json.Unmarshal(obj.py, &v) != nil {
+			t.Fatalf("parsed %q is not a JSON object", obj.py)
 		}
 		if _, _, sok, serr := parseAnswer(raw, ModeStrict, nil); serr == nil && (!sok || mode != "strict") {
 			t.Fatalf("strict success but lenient reported mode %q", mode)
@@ -148,8 +150,8 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		if fast == nil {
 			return
 		}
-		if string(fast.compact) != string(compact) {
-			t.Fatalf("%q: compact %q, want %q", s, fast.compact, compact)
+		if want := pyjson.Restyle(nil, compact); string(fast.py) != string(want) {
+			t.Fatalf("%q: written %q, want %q", s, fast.py, want)
 		}
 		slow := slowAnswer(compact)
 		if !reflect.DeepEqual(fast.doc, slow.doc) {
@@ -170,7 +172,7 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 			want[keys[i]] = true
 		}
 		part := parseObject(s, want)
-		if part == nil || string(part.compact) != string(fast.compact) || !reflect.DeepEqual(part.leaves, fast.leaves) || !reflect.DeepEqual(part.nodes, fast.nodes) {
+		if part == nil || string(part.py) != string(fast.py) || !reflect.DeepEqual(part.leaves, fast.leaves) || !reflect.DeepEqual(part.nodes, fast.nodes) {
 			t.Fatalf("%q: building %v only changed what was read", s, want)
 		}
 		wantDoc := map[string]any{}

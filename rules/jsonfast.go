@@ -7,12 +7,14 @@ import (
 	"unsafe"
 
 	"github.com/pgrules/pgrules/internal/jsonstr"
+	"github.com/pgrules/pgrules/internal/pyjson"
 )
 
 // The answer is decoded once, by this parser, into everything the judge
 // needs: the value tree for the JSON Schemas and CEL (numbers as
-// json.Number, as jsonschema.UnmarshalJSON gives them), the compact bytes
-// for the record (key order and number text kept), and every string value
+// json.Number, as jsonschema.UnmarshalJSON gives them), the bytes for the
+// record, already as json.dumps writes them (key order and number text
+// kept; see internal/pyjson), and every string value
 // with where it sits, for the word lists. encoding/json needed three
 // passes for the same (decode, compact, token walk) and was most of a
 // re-gate's time.
@@ -36,12 +38,12 @@ type pathNode struct {
 }
 
 type fastParser struct {
-	data    []byte
-	i       int
-	compact []byte
-	leaves  []leaf
-	nodes   []pathNode
-	depth   int
+	data   []byte
+	i      int
+	py     []byte // the answer as json.dumps writes it
+	leaves []leaf
+	nodes  []pathNode
+	depth  int
 	// strs holds the bytes of every key and string value: they are
 	// strings into it, one allocation an answer instead of one a string.
 	// Bytes once appended are never written again.
@@ -62,10 +64,10 @@ func (errFast) Error() string { return "invalid JSON" }
 // parseFast decodes one JSON object with nothing but whitespace around
 // it. ok is false for anything else. want names the top-level members
 // whose values doc holds (nil: all).
-func parseFast(data []byte, want map[string]bool) (doc map[string]any, compact []byte, leaves []leaf, nodes []pathNode, ok bool) {
+func parseFast(data []byte, want map[string]bool) (doc map[string]any, py []byte, leaves []leaf, nodes []pathNode, ok bool) {
 	// A real answer has a string about every 70 bytes and a path node
 	// about every 50: the slices rarely grow.
-	p := &fastParser{data: data, compact: make([]byte, 0, len(data)), strs: make([]byte, 0, len(data)),
+	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), strs: make([]byte, 0, len(data)),
 		leaves: make([]leaf, 0, len(data)/64+4), nodes: make([]pathNode, 0, len(data)/48+4), want: want}
 	p.skipSpace()
 	if p.i >= len(data) || data[p.i] != '{' {
@@ -79,7 +81,7 @@ func parseFast(data []byte, want map[string]bool) (doc map[string]any, compact [
 	if p.i != len(data) {
 		return nil, nil, nil, nil, false
 	}
-	return v.(map[string]any), p.compact, p.leaves, p.nodes, true
+	return v.(map[string]any), p.py, p.leaves, p.nodes, true
 }
 
 func (p *fastParser) skipSpace() {
@@ -135,7 +137,7 @@ func (p *fastParser) literal(word string, v any) (any, error) {
 		return nil, errFast{}
 	}
 	p.i += len(word)
-	p.compact = append(p.compact, word...)
+	p.py = append(p.py, word...)
 	return v, nil
 }
 
@@ -176,7 +178,7 @@ func (p *fastParser) number() (json.Number, error) {
 			p.i++
 		}
 	}
-	p.compact = append(p.compact, d[start:p.i]...)
+	p.py = append(p.py, d[start:p.i]...)
 	return json.Number(d[start:p.i]), nil
 }
 
@@ -187,7 +189,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 	defer func() { p.depth-- }()
 	top := p.depth == 1
 	p.i++ // {
-	p.compact = append(p.compact, '{')
+	p.py = append(p.py, '{')
 	var m map[string]any
 	if build {
 		m = map[string]any{}
@@ -195,7 +197,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 	p.skipSpace()
 	if p.i < len(p.data) && p.data[p.i] == '}' {
 		p.i++
-		p.compact = append(p.compact, '}')
+		p.py = append(p.py, '}')
 		return m, nil
 	}
 	for {
@@ -212,7 +214,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 			return nil, errFast{}
 		}
 		p.i++
-		p.compact = append(p.compact, ':')
+		p.py = append(p.py, ':', ' ')
 		child := int32(len(p.nodes))
 		p.nodes = append(p.nodes, pathNode{parent: node, key: k, index: -1})
 		buildChild := build && (!top || p.want == nil || p.want[k])
@@ -237,10 +239,14 @@ func (p *fastParser) next(closing byte) (done bool, err error) {
 		return false, errFast{}
 	}
 	switch c := p.data[p.i]; c {
-	case ',', closing:
+	case closing:
 		p.i++
-		p.compact = append(p.compact, c)
-		return c == closing, nil
+		p.py = append(p.py, c)
+		return true, nil
+	case ',':
+		p.i++
+		p.py = append(p.py, ',', ' ')
+		return false, nil
 	}
 	return false, errFast{}
 }
@@ -251,7 +257,7 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 	}
 	defer func() { p.depth-- }()
 	p.i++ // [
-	p.compact = append(p.compact, '[')
+	p.py = append(p.py, '[')
 	var a []any
 	if build {
 		a = []any{}
@@ -259,7 +265,7 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 	p.skipSpace()
 	if p.i < len(p.data) && p.data[p.i] == ']' {
 		p.i++
-		p.compact = append(p.compact, ']')
+		p.py = append(p.py, ']')
 		return a, nil
 	}
 	for idx := int32(0); ; idx++ {
@@ -278,8 +284,8 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 	}
 }
 
-// str reads a string literal at p.i, copies it as it is to the compact
-// output and returns its value. The closing quote is found with
+// str reads a string literal at p.i, writes it as Python quotes it and
+// returns its value. The closing quote is found with
 // IndexByte, not byte by byte.
 func (p *fastParser) str() (string, error) {
 	d := p.data
@@ -303,16 +309,19 @@ func (p *fastParser) str() (string, error) {
 		if jsonstr.HasControl(body) {
 			return "", errFast{}
 		}
-		p.compact = append(p.compact, d[start-1:end+1]...)
 		p.i = end + 1
 		from := len(p.strs)
 		if bytes.IndexByte(body, '\\') < 0 {
+			// Python writes it as it is: no escape, no control byte, and
+			// the answer was checked to be UTF-8.
+			p.py = append(p.py, d[start-1:end+1]...)
 			p.strs = append(p.strs, body...)
 		} else {
 			var ok bool
 			if p.strs, ok = jsonstr.AppendUnescaped(p.strs, body); !ok {
 				return "", errFast{}
 			}
+			p.py = pyjson.AppendString(p.py, unsafe.String(unsafe.SliceData(p.strs[from:]), len(p.strs)-from))
 		}
 		if len(p.strs) == from {
 			return "", nil

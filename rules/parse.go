@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/pgrules/pgrules/internal/pyjson"
 )
 
 // Mode is the gating mode: how much may surround the answer's JSON.
@@ -77,14 +79,14 @@ func fences(s string) []string {
 	return out
 }
 
-// answer is a parsed teacher answer: its compact bytes (key order and
-// number text kept), its value tree, and its string values with where they
-// are.
+// answer is a parsed teacher answer: its bytes as json.dumps writes them
+// (key order and number text kept), its value tree, and its string values
+// with where they are.
 type answer struct {
-	compact []byte
-	doc     map[string]any
-	leaves  []leaf
-	nodes   []pathNode
+	py     []byte
+	doc    map[string]any
+	leaves []leaf
+	nodes  []pathNode
 }
 
 // parseAnswer finds the answer object in raw, in the modes allowed: the
@@ -138,19 +140,22 @@ func parseAnswer(raw string, mode Mode, want map[string]bool) (a *answer, parseM
 
 // parseObject is the fast path: exactly one JSON object, or nil.
 func parseObject(s string, want map[string]bool) *answer {
+	// What strictObject trims (any Unicode space, \f included) is not
+	// JSON whitespace, which is all the parser skips.
+	s = strings.TrimSpace(s)
 	// The parser only reads: no copy of the answer is needed.
-	doc, compact, leaves, nodes, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)), want)
+	doc, py, leaves, nodes, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)), want)
 	if !ok {
 		return nil
 	}
-	return &answer{compact: compact, doc: doc, leaves: leaves, nodes: nodes}
+	return &answer{py: py, doc: doc, leaves: leaves, nodes: nodes}
 }
 
 // slowAnswer builds an answer with encoding/json from compact bytes that
 // it accepted; only reached if the fast parser refused what encoding/json
 // takes.
 func slowAnswer(compact []byte) *answer {
-	a := &answer{compact: compact}
+	a := &answer{py: pyjson.Restyle(nil, compact)}
 	if v, err := jsonschema.UnmarshalJSON(bytes.NewReader(compact)); err == nil {
 		a.doc, _ = v.(map[string]any)
 	}

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/pgrules/pgrules/internal/pyjson"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -18,23 +18,27 @@ import (
 // AppendAccepted appends one dataset record.
 func AppendAccepted(b []byte, r *Accepted) []byte {
 	b = append(b, `{"id": `...)
-	b = pyString(b, r.ID)
+	b = pyjson.AppendString(b, r.ID)
 	b = append(b, `, "category": `...)
-	b = pyString(b, r.Category)
+	b = pyjson.AppendString(b, r.Category)
 	b = append(b, `, "difficulty": `...)
-	b = pyString(b, r.Difficulty)
+	b = pyjson.AppendString(b, r.Difficulty)
 	b = append(b, `, "region_tags": `...)
 	b = pyStrings(b, r.RegionTags)
 	b = append(b, `, "payload_type": `...)
-	b = pyString(b, r.PayloadType)
+	b = pyjson.AppendString(b, r.PayloadType)
 	b = append(b, `, "template_version": `...)
-	b = pyString(b, r.TemplateVersion)
+	b = pyjson.AppendString(b, r.TemplateVersion)
 	b = append(b, `, "template_name": `...)
-	b = pyString(b, r.TemplateName)
+	b = pyjson.AppendString(b, r.TemplateName)
 	b = append(b, `, "prompt": `...)
-	b = pyString(b, r.Prompt)
+	b = pyjson.AppendString(b, r.Prompt)
 	b = append(b, `, "response": `...)
-	b = pyRaw(b, r.Response)
+	if len(r.Response) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, r.Response...) // already in Python's layout
+	}
 	b = append(b, `, "teacher": `...)
 	b = appendTeacher(b, r.Teacher)
 	b = append(b, `, "quality": {"overall_ok": `...)
@@ -46,14 +50,14 @@ func AppendAccepted(b []byte, r *Accepted) []byte {
 		b = pyStrings(b, r.Quality.Warnings)
 	}
 	b = append(b, `}, "created_at": `...)
-	b = pyString(b, r.CreatedAt)
+	b = pyjson.AppendString(b, r.CreatedAt)
 	return append(b, '}')
 }
 
 // AppendRejected appends one rejected record.
 func AppendRejected(b []byte, r *Rejected) []byte {
 	b = append(b, `{"id": `...)
-	b = pyString(b, r.ID)
+	b = pyjson.AppendString(b, r.ID)
 	b = append(b, `, "reason_codes": `...)
 	b = pyStrings(b, r.ReasonCodes)
 	b = append(b, `, "contract": `...)
@@ -66,7 +70,7 @@ func AppendRejected(b []byte, r *Rejected) []byte {
 		b = pyOptString(b, c.ParseMode)
 		if c.PayloadType != "" {
 			b = append(b, `, "payload_type": `...)
-			b = pyString(b, c.PayloadType)
+			b = pyjson.AppendString(b, c.PayloadType)
 		}
 		b = append(b, `, "strict_json_ok": `...)
 		b = strconv.AppendBool(b, c.StrictJSONOK)
@@ -80,7 +84,7 @@ func AppendRejected(b []byte, r *Rejected) []byte {
 		}
 		if c.Error != "" {
 			b = append(b, `, "error": `...)
-			b = pyString(b, c.Error)
+			b = pyjson.AppendString(b, c.Error)
 		}
 		b = append(b, '}')
 	}
@@ -89,7 +93,7 @@ func AppendRejected(b []byte, r *Rejected) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"verdict": `...)
-		b = pyString(b, cs.Verdict)
+		b = pyjson.AppendString(b, cs.Verdict)
 		b = append(b, `, "issue_count": `...)
 		b = strconv.AppendInt(b, int64(cs.IssueCount), 10)
 		if len(cs.IssueTypes) > 0 {
@@ -107,7 +111,7 @@ func AppendRejected(b []byte, r *Rejected) []byte {
 	b = append(b, `, "teacher": `...)
 	b = appendTeacher(b, r.Teacher)
 	b = append(b, `, "created_at": `...)
-	b = pyString(b, r.CreatedAt)
+	b = pyjson.AppendString(b, r.CreatedAt)
 	if len(r.Warnings) > 0 {
 		b = append(b, `, "warnings": `...)
 		b = pyStrings(b, r.Warnings)
@@ -120,20 +124,20 @@ func appendTeacher(b []byte, t *Teacher) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, `{"provider": `...)
-	b = pyString(b, t.Provider)
+	b = pyjson.AppendString(b, t.Provider)
 	if t.SelectedModel != "" {
 		b = append(b, `, "selected_model": `...)
-		b = pyString(b, t.SelectedModel)
+		b = pyjson.AppendString(b, t.SelectedModel)
 	}
 	if t.ChosenModel != "" {
 		b = append(b, `, "chosen_model": `...)
-		b = pyString(b, t.ChosenModel)
+		b = pyjson.AppendString(b, t.ChosenModel)
 	}
 	b = append(b, `, "attempted_models": `...)
 	b = pyStrings(b, t.AttemptedModels)
 	if t.RequestID != "" {
 		b = append(b, `, "request_id": `...)
-		b = pyString(b, t.RequestID)
+		b = pyjson.AppendString(b, t.RequestID)
 	}
 	if t.Timing != nil {
 		b = append(b, `, "timing": {"latency_s": `...)
@@ -158,7 +162,7 @@ func appendTeacher(b []byte, t *Teacher) []byte {
 	}
 	if t.FinishReason != "" {
 		b = append(b, `, "finish_reason": `...)
-		b = pyString(b, t.FinishReason)
+		b = pyjson.AppendString(b, t.FinishReason)
 	}
 	if len(t.Fallbacks) > 0 {
 		b = append(b, `, "fallbacks": `...)
@@ -170,11 +174,11 @@ func appendTeacher(b []byte, t *Teacher) []byte {
 	}
 	if e := t.Error; e != nil {
 		b = append(b, `, "error": {"kind": `...)
-		b = pyString(b, e.Kind)
+		b = pyjson.AppendString(b, e.Kind)
 		b = append(b, `, "code": `...)
-		b = pyString(b, e.Code)
+		b = pyjson.AppendString(b, e.Code)
 		b = append(b, `, "message": `...)
-		b = pyString(b, e.Message)
+		b = pyjson.AppendString(b, e.Message)
 		if e.StatusCode != 0 {
 			b = append(b, `, "status_code": `...)
 			b = strconv.AppendInt(b, int64(e.StatusCode), 10)
@@ -195,18 +199,18 @@ func appendAttempts(b []byte, as []providers.Attempt) []byte {
 			b = append(b, ", "...)
 		}
 		b = append(b, `{"model": `...)
-		b = pyString(b, a.Model)
+		b = pyjson.AppendString(b, a.Model)
 		if a.StatusCode != 0 {
 			b = append(b, `, "status_code": `...)
 			b = strconv.AppendInt(b, int64(a.StatusCode), 10)
 		}
 		if a.Error != "" {
 			b = append(b, `, "error": `...)
-			b = pyString(b, a.Error)
+			b = pyjson.AppendString(b, a.Error)
 		}
 		if a.Code != "" {
 			b = append(b, `, "code": `...)
-			b = pyString(b, a.Code)
+			b = pyjson.AppendString(b, a.Code)
 		}
 		b = append(b, '}')
 	}
@@ -222,7 +226,7 @@ func pyStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = pyString(b, s)
+		b = pyjson.AppendString(b, s)
 	}
 	return append(b, ']')
 }
@@ -231,7 +235,7 @@ func pyOptString(b []byte, s *string) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
-	return pyString(b, *s)
+	return pyjson.AppendString(b, *s)
 }
 
 // pyRaw appends JSON that is already compact (an answer, the gates).
@@ -239,56 +243,7 @@ func pyRaw(b []byte, raw json.RawMessage) []byte {
 	if len(raw) == 0 {
 		return append(b, "null"...)
 	}
-	return appendPythonStyle(b, raw)
-}
-
-// pyString quotes s as json.dumps(ensure_ascii=False) does, after
-// encoding/json's repair of invalid UTF-8 (each bad byte becomes U+FFFD).
-func pyString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return pyjson.Restyle(b, raw)
 }
 
 // pyFloat formats a float as encoding/json does (the layout the Python

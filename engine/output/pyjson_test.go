@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgrules/pgrules/internal/pyjson"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -68,21 +69,6 @@ func firstDiff(a, b string) string {
 	return ""
 }
 
-func TestPythonStyle(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{`{"a":1,"b":[1,2]}`, `{"a": 1, "b": [1, 2]}`},
-		{`{"s":"x, y: z"}`, `{"s": "x, y: z"}`},
-		{`{"s":"caf\u00e9 \u20ac5"}`, `{"s": "café €5"}`},
-		{`{"s":"a\"b\\c\nd\u0001"}`, `{"s": "a\"b\\c\nd\u0001"}`},
-		{`{"s":"<b>&amp;</b>"}`, `{"s": "<b>&amp;</b>"}`},
-		{`{"s":"\u003cb\u003e"}`, `{"s": "<b>"}`},
-	} {
-		if got := string(pythonStyle([]byte(tc.in))); got != tc.want {
-			t.Errorf("pythonStyle(%s) = %s, want %s", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestCapRawCountsCharacters(t *testing.T) {
 	s := strings.Repeat("é", MaxRawText+10)
 	got := *CapRaw(s)
@@ -110,6 +96,7 @@ func FuzzDirectEncoderMatchesMarshalLine(f *testing.F) {
 			return
 		}
 		raw := json.RawMessage(compact.Bytes())
+		py := json.RawMessage(pyjson.Restyle(nil, raw))
 		cost := lat / 3
 		mode := text
 		teacher := &Teacher{Provider: id, SelectedModel: text, ChosenModel: msg, AttemptedModels: []string{id, text},
@@ -120,7 +107,7 @@ func FuzzDirectEncoderMatchesMarshalLine(f *testing.F) {
 			teacher.Error = &TeacherError{Kind: "failed", Code: msg, Message: text, StatusCode: int(n % 600), Attempts: []providers.Attempt{{Model: msg}}}
 		}
 		acc := &Accepted{ID: id, Category: text, Difficulty: msg, RegionTags: []string{text, id}, PayloadType: msg, TemplateVersion: id,
-			TemplateName: text, Prompt: text + msg, Response: raw, Teacher: teacher,
+			TemplateName: text, Prompt: text + msg, Response: py, Teacher: teacher,
 			Quality: Quality{OverallOK: flag, Gates: raw, Warnings: []string{msg}}, CreatedAt: id}
 		rej := &Rejected{ID: id, ReasonCodes: []string{msg, text},
 			Contract:        &Contract{OverallOK: flag, ParseMode: &mode, PayloadType: msg, StrictJSONOK: !flag, EnvelopeOK: flag, PayloadOK: flag, Errors: []string{text}, Error: msg},
@@ -145,32 +132,6 @@ func FuzzDirectEncoderMatchesMarshalLine(f *testing.F) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("direct encoder:\n got %s\nwant %s", got, want)
 			}
-		}
-	})
-}
-
-// FuzzStringEnd: finding the closing quote with IndexByte ends every
-// string where reading it byte by byte does.
-func FuzzStringEnd(f *testing.F) {
-	for _, s := range []string{`"abc",1`, `"a\"b"`, `"a\\"b"`, `"a\\\"b\\\\"x`, `"\\`, `"unterminated`, `""`, `"\\\\\\\\"`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if s == "" || s[0] != '"' {
-			return
-		}
-		b := []byte(s)
-		want := len(b)
-		for j := 1; j < len(b); j++ {
-			if b[j] == '\\' {
-				j++
-			} else if b[j] == '"' {
-				want = j + 1
-				break
-			}
-		}
-		if got := stringEnd(b, 0); got != want {
-			t.Fatalf("stringEnd(%q) = %d, want %d", s, got, want)
 		}
 	})
 }

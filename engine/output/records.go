@@ -86,18 +86,20 @@ type Quality struct {
 
 // Accepted is one dataset_v1.jsonl record; the key order is the original's.
 type Accepted struct {
-	ID              string          `json:"id"`
-	Category        string          `json:"category"`
-	Difficulty      string          `json:"difficulty"`
-	RegionTags      []string        `json:"region_tags"`
-	PayloadType     string          `json:"payload_type"`
-	TemplateVersion string          `json:"template_version"`
-	TemplateName    string          `json:"template_name"`
-	Prompt          string          `json:"prompt"`
-	Response        json.RawMessage `json:"response"`
-	Teacher         *Teacher        `json:"teacher"`
-	Quality         Quality         `json:"quality"`
-	CreatedAt       string          `json:"created_at"`
+	ID              string   `json:"id"`
+	Category        string   `json:"category"`
+	Difficulty      string   `json:"difficulty"`
+	RegionTags      []string `json:"region_tags"`
+	PayloadType     string   `json:"payload_type"`
+	TemplateVersion string   `json:"template_version"`
+	TemplateName    string   `json:"template_name"`
+	Prompt          string   `json:"prompt"`
+	// Response is the answer as json.dumps writes it (see internal/pyjson):
+	// the encoder copies it as it is.
+	Response  json.RawMessage `json:"response"`
+	Teacher   *Teacher        `json:"teacher"`
+	Quality   Quality         `json:"quality"`
+	CreatedAt string          `json:"created_at"`
 }
 
 // CritiqueSummary condenses the critique a rejected sample was refined
