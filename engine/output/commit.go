@@ -148,6 +148,7 @@ type journal struct {
 // commit runs steps 2–4 of the protocol for the staged files.
 func (s *State) commit(files []string) error {
 	s.keepSpares()
+	s.forgetFingerprints()
 	faultPoint("spared")
 	return withCommitLock(s.dir, func() error {
 		j, _ := json.Marshal(journal{Version: 1, Files: files})

@@ -45,9 +45,14 @@ func statOf(f *os.File) (fileStat, bool) {
 // opened are simply not prehashed.
 func StartPrehash(outDir string) *Prehash {
 	p := &Prehash{files: map[string]*prehashed{}}
+	fps := readFingerprints(outDir)
 	for _, name := range RecordFiles {
 		f, err := os.Open(filepath.Join(outDir, name))
 		if err != nil {
+			continue
+		}
+		if _, known := knownSum(fps, name, f); known {
+			f.Close() // ReadPriorWith takes the recorded sum itself
 			continue
 		}
 		st, ok := statOf(f)

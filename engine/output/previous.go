@@ -264,9 +264,14 @@ func ReadPriorWith(outDir string, over *idtab.Table, pre *Prehash) (*Prior, erro
 	// The files are hashed while their lines are read (or were, by pre,
 	// while the inputs were indexed): hashing is about half the time of
 	// reading a previous run, and the two need not wait for each other.
+	fps := readFingerprints(outDir)
 	for i, f := range files {
 		if file := snap.Files[f.name]; file != nil {
 			files[i].sum = make(chan hashed, 1)
+			if h, ok := knownSum(fps, f.name, file); ok {
+				files[i].sum <- h
+				continue
+			}
 			go func() {
 				if h, ok := pre.sum(f.name, file); ok {
 					files[i].sum <- h

@@ -23,6 +23,8 @@ type Writer struct {
 	sinks map[string]*sink
 	order []string
 	done  bool
+	// staged holds the record files' fingerprints once they are synced.
+	staged map[string]fingerprint
 }
 
 type sink struct {
@@ -137,6 +139,7 @@ func (w *Writer) Info(name string) (FileInfo, error) {
 // finishStaging flushes, syncs and closes the record files and writes the
 // documents beside them.
 func (w *Writer) finishStaging(docs map[string][]byte) error {
+	w.staged = map[string]fingerprint{}
 	for _, name := range w.order {
 		s := w.sinks[name]
 		if err := s.w.Flush(); err != nil {
@@ -149,6 +152,10 @@ func (w *Writer) finishStaging(docs map[string][]byte) error {
 		}
 		if err := s.f.Sync(); err != nil {
 			return &IOError{Op: "sync", Path: s.path, Err: err}
+		}
+		if fp, ok := statFingerprint(s.f); ok {
+			fp.SHA256 = hex.EncodeToString(s.h.Sum(nil))
+			w.staged[name] = fp
 		}
 		if err := s.f.Close(); err != nil {
 			return &IOError{Op: "close", Path: s.path, Err: err}
@@ -177,10 +184,12 @@ func (w *Writer) Commit(docs map[string][]byte) error {
 		return err
 	}
 	faultPoint("staged")
+	waitPastLastWrite(w.staged)
 	files := append(slices.Clone(w.order), DocumentFiles...)
 	if err := w.state.commit(files); err != nil {
 		return err
 	}
+	w.state.recordFingerprints(w.staged)
 	w.done = true
 	w.state.Close()
 	return nil
