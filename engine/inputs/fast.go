@@ -185,7 +185,12 @@ func fastDraftMode(line []byte, decode bool) (d Draft, ok bool) {
 
 var critiqueTop = []string{"id", "draft_id", "critique", "verdict"}
 
-func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
+func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) { return fastCritiqueMode(line, true) }
+
+// fastCritiqueMode with decode false leaves the critique object undecoded
+// when it can (see critiqueVerdict): for loading a line the index has
+// already decoded.
+func fastCritiqueMode(line []byte, decode bool) (rec *CritiqueRecord, ok bool) {
 	rec = &CritiqueRecord{}
 	ok = true
 	// decodeCritique reads the top level as a map: the last of duplicate
@@ -234,14 +239,46 @@ func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) {
 	if string(body) == "null" {
 		return rec, true
 	}
+	if !decode {
+		// Only the verdict, where the object is plain; Body decodes the
+		// rest from Raw if it is ever asked for.
+		if v, plain := critiqueVerdict(body); plain {
+			rec.verdict, rec.Raw = v, bytes.Clone(body)
+			return rec, true
+		}
+	}
 	c, good := fastCritiqueBody(body)
 	if !good {
 		return nil, false
 	}
 	// A copy: the line lives in a memory-mapped file, and the critique
 	// outlives the load (it is rendered into the prompt).
-	rec.Critique, rec.Raw = c, bytes.Clone(body)
+	rec.body, rec.verdict, rec.Raw = c, c.Verdict, bytes.Clone(body)
 	return rec, true
+}
+
+// critiqueVerdict reads the verdict of a critique object whose line the
+// index has decoded whole already (so its other members are known good):
+// false when a key needs encoding/json's case-insensitive matching or the
+// verdict is not a string or null, which fastCritiqueBody then decides.
+func critiqueVerdict(body []byte) (verdict string, plain bool) {
+	if !isType(body, 'o') {
+		return "", false
+	}
+	plain = true
+	valid := jsonscan.Members(body, func(key, v []byte) {
+		if !plain {
+			return
+		}
+		i, fb := field(key, critiqueFields)
+		switch {
+		case fb:
+			plain = false
+		case i == 0:
+			plain = setString(&verdict, v)
+		}
+	})
+	return verdict, plain && valid
 }
 
 var critiqueFields = []string{"verdict", "issues", "scores", "hallucination", "verification", "schema", "rewrite_instructions"}

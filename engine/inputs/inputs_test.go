@@ -70,7 +70,10 @@ func TestOpenJoinsByIDAndReportsBadLines(t *testing.T) {
 	if a.Plan == nil || a.Plan.Prompt != "P-a" || *a.Draft.OutputText != "draft a" || a.Critique.Verdict() != "revise" {
 		t.Errorf("sample a joined wrongly: %+v", a)
 	}
-	if got := a.Critique.Critique.RewriteInstructions; !reflect.DeepEqual(got, []string{"fix it"}) {
+	if a.Critique.body != nil {
+		t.Error("loading a sample decoded its critique object; only the verdict is needed until Body is called")
+	}
+	if got := a.Critique.Body().RewriteInstructions; !reflect.DeepEqual(got, []string{"fix it"}) {
 		t.Errorf("nested critique instructions = %v", got)
 	}
 	b, _ := loadID(t, s, "b")

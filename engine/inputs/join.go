@@ -375,7 +375,7 @@ func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 		smp.Invalid = append(smp.Invalid, bad)
 	default:
 		line := s.Critiques.line(e)
-		c, ok := fastCritique(line)
+		c, ok := fastCritiqueMode(line, false)
 		if !ok {
 			var err error
 			if c, err = decodeCritique(line); err != nil {
@@ -445,7 +445,7 @@ func decodeCritique(b []byte) (*CritiqueRecord, error) {
 		}
 		return nil, err
 	}
-	rec.Critique = &c
+	rec.body, rec.verdict = &c, c.Verdict
 	rec.Raw = json.RawMessage(body)
 	if !nested {
 		// Keep the flat record's id, teacher and timestamps out of the prompt.

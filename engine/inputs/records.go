@@ -66,13 +66,41 @@ type Critique struct {
 }
 
 // CritiqueRecord is one critiques_v1.jsonl record after normalising the
-// nested and flat shapes. Critique is nil when the critique stage failed.
+// nested and flat shapes.
+//
+// Most samples need only the verdict (is it reject?): the critique object
+// is decoded when Body is first called — for a rejected record's summary,
+// or a prompt to render — from Raw. Not safe for concurrent use.
 type CritiqueRecord struct {
-	ID       string
-	DraftID  string
-	Critique *Critique
-	// Raw is the critique object as it appeared in the file, for the prompt.
+	ID      string
+	DraftID string
+	// Raw is the critique object as it appeared in the file, for the
+	// prompt; nil when the critique stage failed.
 	Raw json.RawMessage
+	// verdict is the object's verdict as written; body is the object,
+	// nil until decoded.
+	verdict string
+	body    *Critique
+}
+
+// Body is the critique object, nil when the critique stage failed.
+func (c *CritiqueRecord) Body() *Critique {
+	if c == nil || c.Raw == nil {
+		return nil
+	}
+	if c.body == nil {
+		// The index decoded these very bytes when it accepted the line,
+		// so decoding them again succeeds.
+		b, ok := fastCritiqueBody(c.Raw)
+		if !ok {
+			b = &Critique{}
+			if err := json.Unmarshal(c.Raw, b); err != nil {
+				b = &Critique{Verdict: c.verdict}
+			}
+		}
+		c.body = b
+	}
+	return c.body
 }
 
 // Verdict returns the normalised verdict: pass, revise, reject, or
@@ -81,10 +109,10 @@ func (c *CritiqueRecord) Verdict() string {
 	if c == nil {
 		return "missing"
 	}
-	if c.Critique == nil {
+	if c.Raw == nil {
 		return "failed"
 	}
-	v := strings.ToLower(strings.TrimSpace(c.Critique.Verdict))
+	v := strings.ToLower(strings.TrimSpace(c.verdict))
 	switch v {
 	case "pass", "revise", "reject":
 		return v

@@ -179,18 +179,19 @@ func Kept(line []byte, isAccepted bool) (Verdict, error) {
 
 func summarize(c *inputs.CritiqueRecord) *output.CritiqueSummary {
 	s := &output.CritiqueSummary{Verdict: c.Verdict()}
-	if c == nil || c.Critique == nil {
+	body := c.Body()
+	if body == nil {
 		return s
 	}
 	seen := map[string]bool{}
-	for _, is := range c.Critique.Issues {
+	for _, is := range body.Issues {
 		s.IssueCount++
 		if is.Type != "" && !seen[is.Type] {
 			seen[is.Type] = true
 			s.IssueTypes = append(s.IssueTypes, is.Type)
 		}
 	}
-	s.RewriteInstructionsCount = len(c.Critique.RewriteInstructions)
+	s.RewriteInstructionsCount = len(body.RewriteInstructions)
 	return s
 }
 

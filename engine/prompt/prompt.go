@@ -184,9 +184,9 @@ func numbered(items []string) string {
 // must have a plan and a draft with text (the join checked it).
 func FieldsOf(s inputs.Sample) Fields {
 	f := Fields{Prompt: s.Plan.Prompt, DraftOutput: *s.Draft.OutputText, PayloadType: s.Plan.PayloadType}
-	if s.Critique != nil && s.Critique.Critique != nil {
+	if body := s.Critique.Body(); body != nil {
 		f.CritiqueJSON = s.Critique.Raw
-		f.RewriteInstructions = s.Critique.Critique.RewriteInstructions
+		f.RewriteInstructions = body.RewriteInstructions
 	}
 	return f
 }
