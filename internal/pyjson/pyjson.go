@@ -18,44 +18,52 @@ func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
+		// Eight bytes at a time while none needs a look (most of a prompt
+		// is plain ASCII between its newlines and quotes), then a byte at
+		// a time to the end of the word that has one.
+		for i+8 <= len(s) && !special(load8(s, i)) {
+			i += 8
 		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
+		for end := min(i+8, len(s)); i < end; {
+			c := s[i]
+			if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+				i++
+				continue
+			}
+			if c >= utf8.RuneSelf {
+				r, size := utf8.DecodeRuneInString(s[i:])
+				if r != utf8.RuneError || size != 1 {
+					i += size
+					continue
+				}
+				b = append(b, s[start:i]...)
+				b = append(b, "\ufffd"...)
+				i++
+				start = i
 				continue
 			}
 			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
+			switch c {
+			case '"':
+				b = append(b, '\\', '"')
+			case '\\':
+				b = append(b, '\\', '\\')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
 			i++
 			start = i
-			continue
 		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
@@ -146,3 +154,24 @@ func appendQuoted(out, quoted []byte) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// load8 reads s[i:i+8] as a little-endian word (the compiler makes it one
+// load).
+func load8(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// special reports whether any byte of x is one AppendString cannot copy
+// as it is: a control byte, '"', '\\' or a byte of a multi-byte rune. The
+// tests are the exact ones of "Bit Twiddling Hacks": a byte below n
+// borrows in x-n with its top bit clear, and a byte equal to c is a zero
+// byte of x^c.
+func special(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) &^ x
+	quote := x ^ '"'*ones
+	slash := x ^ '\\'*ones
+	return (below|x|(quote-ones)&^quote|(slash-ones)&^slash)&highs != 0
+}

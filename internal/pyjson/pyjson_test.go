@@ -1,6 +1,12 @@
 package pyjson
 
-import "testing"
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestRestyle(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -39,6 +45,110 @@ func FuzzStringEnd(f *testing.F) {
 		}
 		if got := stringEnd(b, 0); got != want {
 			t.Fatalf("stringEnd(%q) = %d, want %d", s, got, want)
+		}
+	})
+}
+
+// appendStringByByte is AppendString as it was, a byte at a time: the
+// reference for the word-at-a-time scan.
+func appendStringByByte(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = append(b, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"':
+			b = append(b, '\\', '"')
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func FuzzAppendStringWordAtATime(f *testing.F) {
+	for _, s := range []string{"", "plain ascii text of some length", "quote\" and \\ slash", "tab\there\nnewline\x01\x1f\x7f", "café €5 😀 ok", "bad\xffutf8 and \xe2\x82 cut", "12345678\"12345678\\1234567\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := AppendString(nil, s), appendStringByByte(nil, s); string(got) != string(want) {
+			t.Fatalf("AppendString(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+// special must flag exactly the words with a byte to look at.
+func TestSpecial(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			x := uint64(0)
+			for i := 7; i >= 0; i-- {
+				x = x<<8 | uint64(w[i])
+			}
+			want := c < 0x20 || c == '"' || c == '\\' || c >= 0x80
+			if special(x) != want {
+				t.Fatalf("byte %#x at %d: special %v, want %v", c, pos, !want, want)
+			}
+		}
+	}
+}
+
+func BenchmarkAppendString(b *testing.B) {
+	// A real prompt of the sample plan: ASCII, a newline or a quote
+	// every 30 bytes or so.
+	line, err := os.ReadFile("../../testdata/sample/prompt_plan_v1.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var plan struct{ Prompt string }
+	if err := json.Unmarshal(line[:bytes.IndexByte(line, '\n')], &plan); err != nil {
+		b.Fatal(err)
+	}
+	s := plan.Prompt
+	b.SetBytes(int64(len(s)))
+	buf := make([]byte, 0, 4096)
+	b.Run("word", func(b *testing.B) {
+		for range b.N {
+			buf = AppendString(buf[:0], s)
+		}
+	})
+	b.Run("byte", func(b *testing.B) {
+		for range b.N {
+			buf = appendStringByByte(buf[:0], s)
 		}
 	})
 }
