@@ -140,27 +140,32 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		files[i] = *in.dst
 	}
 	// Hash every file first: a file whose index is remembered for its
-	// sha256 is not scanned.
+	// sha256 is not scanned. The files' remembered indexes are read (and
+	// checked) side by side: one after the other they were most of a
+	// re-gate's first half second, on one core.
+	recalled := make([][]byte, len(files))
 	hashes := make([]func(), len(files))
 	for i, f := range files {
-		hashes[i] = func() { f.hash(memos) }
+		hashes[i] = func() {
+			f.hash(memos)
+			if index, ok := f.recall(memos); ok {
+				recalled[i] = index
+			}
+		}
 	}
 	if !runAll(ctx, hashes) {
 		s.Close()
 		return nil, ctx.Err()
 	}
-	// Remembered indexes are read as they are added; other files are
-	// scanned in chunks on every core while the chunks done so far are
-	// added in file order (duplicates and problems depend on what came
-	// first), so only a few chunks' lines are held at a time.
-	recalled := make([][]byte, len(files))
+	// Remembered indexes are added as they are; other files are scanned
+	// in chunks on every core while the chunks done so far are added in
+	// file order (duplicates and problems depend on what came first), so
+	// only a few chunks' lines are held at a time.
 	var chunks []*chunk
 	for i, f := range files {
-		if index, ok := f.recall(memos); ok {
-			recalled[i] = index
-			continue
+		if recalled[i] == nil {
+			chunks = append(chunks, f.split()...)
 		}
-		chunks = append(chunks, f.split()...)
 	}
 	scanning := scanAll(ctx, chunks)
 	t := idtab.New(0)
