@@ -67,6 +67,7 @@ func (d *Decision) Leaves() [][2]string {
 	if d.answer == nil {
 		return nil
 	}
+	d.answer.full()
 	out := make([][2]string, len(d.answer.leaves))
 	for i, l := range d.answer.leaves {
 		out[i] = [2]string{pathOf(d.answer.nodes, l.node), l.value}
@@ -257,7 +258,9 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 	if k.SchemaOK {
 		want = r.responseFields
 	}
-	a, parseMode, strictOK, perr := parseAnswer(raw, mode, want)
+	// With the hits known too, the strings need not be listed.
+	lean := k.SchemaOK && k.Hits != nil && r.matcher != nil
+	a, parseMode, strictOK, perr := parseAnswer(raw, mode, want, lean)
 	c.ParseMode, c.StrictJSONOK = parseMode, strictOK
 	var doc map[string]any
 	if perr != nil {
@@ -295,6 +298,7 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 
 // findHits scans the answer's strings for every word list.
 func (r *Rules) findHits(a *answer, act *activation) {
+	a.full()
 	var buf matchBuf
 	var scratch []byte
 	for i, lf := range a.leaves {
@@ -322,6 +326,7 @@ type normCache struct {
 
 // hit builds the hit h of list names in a's strings.
 func (n *normCache) hit(a *answer, list string, h hitRef) Hit {
+	a.full()
 	if !n.ok || n.leaf != h.leaf {
 		var norm string
 		norm, n.scratch = normalizeInto(n.scratch, a.leaves[h.leaf].value)

@@ -24,7 +24,7 @@ func FuzzParseAnswer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		obj, mode, strictOK, err := parseAnswer(raw, ModeLenient, nil)
+		obj, mode, strictOK, err := parseAnswer(raw, ModeLenient, nil, false)
 		if err != nil {
 			if strictOK || obj != nil {
 				t.Fatalf("failed parse returned an object or strict ok")
@@ -35,7 +35,7 @@ func FuzzParseAnswer(f *testing.F) {
 		if json.Unmarshal(obj.py, &v) != nil {
 			t.Fatalf("parsed %q is not a JSON object", obj.py)
 		}
-		if _, _, sok, serr := parseAnswer(raw, ModeStrict, nil); serr == nil && (!sok || mode != "strict") {
+		if _, _, sok, serr := parseAnswer(raw, ModeStrict, nil, false); serr == nil && (!sok || mode != "strict") {
 			t.Fatalf("strict success but lenient reported mode %q", mode)
 		}
 	})
@@ -142,7 +142,7 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		if !utf8.ValidString(s) {
 			return
 		}
-		fast := parseObject(s, nil)
+		fast := parseObject(s, nil, false)
 		compact, err := strictObject(s)
 		if (fast != nil) != (err == nil) {
 			t.Fatalf("%q: fast parser ok=%v, encoding/json err=%v", s, fast != nil, err)
@@ -171,7 +171,7 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		for i := 0; i < len(keys); i += 2 {
 			want[keys[i]] = true
 		}
-		part := parseObject(s, want)
+		part := parseObject(s, want, false)
 		if part == nil || string(part.py) != string(fast.py) || !reflect.DeepEqual(part.leaves, fast.leaves) || !reflect.DeepEqual(part.nodes, fast.nodes) {
 			t.Fatalf("%q: building %v only changed what was read", s, want)
 		}
@@ -183,6 +183,16 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		}
 		if !reflect.DeepEqual(part.doc, wantDoc) {
 			t.Fatalf("%q: building %v: doc %#v, want %#v", s, want, part.doc, wantDoc)
+		}
+		// Lean: the same bytes and values, the strings counted, and listed
+		// as a whole parse lists them once asked.
+		lean := parseObject(s, want, true)
+		if lean == nil || string(lean.py) != string(fast.py) || !reflect.DeepEqual(lean.doc, wantDoc) || lean.nleaves != len(fast.leaves) || len(lean.leaves) != 0 {
+			t.Fatalf("%q: a lean parse of %v differs: %+v", s, want, lean)
+		}
+		lean.full()
+		if !reflect.DeepEqual(lean.leaves, fast.leaves) || !reflect.DeepEqual(lean.nodes, fast.nodes) {
+			t.Fatalf("%q: a lean parse made whole lists %v %v, want %v %v", s, lean.leaves, lean.nodes, fast.leaves, fast.nodes)
 		}
 	})
 }

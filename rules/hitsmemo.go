@@ -116,7 +116,7 @@ func (r *Rules) knownHits(a *answer, act *activation, memo []byte) bool {
 	for range n {
 		li, leaf, start := next(), next(), next()
 		end := start + next()
-		if memo == nil || li >= len(r.lists) || leaf >= len(a.leaves) {
+		if memo == nil || li >= len(r.lists) || leaf >= a.nleaves {
 			return false
 		}
 		lists[li] = append(lists[li], hitRef{leaf: int32(leaf), start: int32(start), end: int32(end)})

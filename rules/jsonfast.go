@@ -52,6 +52,11 @@ type fastParser struct {
 	// all); the others are checked and copied, and their strings listed,
 	// but make no Go values.
 	want map[string]bool
+	// lean: the strings are counted, not listed (no leaves, no nodes),
+	// and a string that is not built is not copied out: for an answer
+	// whose word-list hits are known (see answer.full).
+	lean    bool
+	nleaves int
 }
 
 // maxDepth bounds nesting so a hostile answer cannot exhaust the stack.
@@ -64,24 +69,29 @@ func (errFast) Error() string { return "invalid JSON" }
 // parseFast decodes one JSON object with nothing but whitespace around
 // it. ok is false for anything else. want names the top-level members
 // whose values doc holds (nil: all).
-func parseFast(data []byte, want map[string]bool) (doc map[string]any, py []byte, leaves []leaf, nodes []pathNode, ok bool) {
-	// A real answer has a string about every 70 bytes and a path node
-	// about every 50: the slices rarely grow.
-	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), strs: make([]byte, 0, len(data)),
-		leaves: make([]leaf, 0, len(data)/64+4), nodes: make([]pathNode, 0, len(data)/48+4), want: want}
+func parseFast(data []byte, want map[string]bool, lean bool) (*answer, bool) {
+	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), want: want, lean: lean}
+	if lean {
+		p.strs = make([]byte, 0, 512)
+	} else {
+		// A real answer has a string about every 70 bytes and a path
+		// node about every 50: the slices rarely grow.
+		p.strs = make([]byte, 0, len(data))
+		p.leaves, p.nodes = make([]leaf, 0, len(data)/64+4), make([]pathNode, 0, len(data)/48+4)
+	}
 	p.skipSpace()
 	if p.i >= len(data) || data[p.i] != '{' {
-		return nil, nil, nil, nil, false
+		return nil, false
 	}
 	v, err := p.value(-1, true)
 	if err != nil {
-		return nil, nil, nil, nil, false
+		return nil, false
 	}
 	p.skipSpace()
 	if p.i != len(data) {
-		return nil, nil, nil, nil, false
+		return nil, false
 	}
-	return v.(map[string]any), p.py, p.leaves, p.nodes, true
+	return &answer{py: p.py, doc: v.(map[string]any), leaves: p.leaves, nodes: p.nodes, nleaves: p.nleaves, lean: lean}, true
 }
 
 func (p *fastParser) skipSpace() {
@@ -107,11 +117,14 @@ func (p *fastParser) value(node int32, build bool) (any, error) {
 	case c == '[':
 		return p.array(node, build)
 	case c == '"':
-		s, err := p.str()
+		s, err := p.str(build || !p.lean)
 		if err != nil {
 			return nil, err
 		}
-		p.leaves = append(p.leaves, leaf{value: s, node: node})
+		p.nleaves++
+		if !p.lean {
+			p.leaves = append(p.leaves, leaf{value: s, node: node})
+		}
 		if !build {
 			return nil, nil
 		}
@@ -205,7 +218,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 		if p.i >= len(p.data) || p.data[p.i] != '"' {
 			return nil, errFast{}
 		}
-		k, err := p.str()
+		k, err := p.str(build || !p.lean)
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +229,9 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 		p.i++
 		p.py = append(p.py, ':', ' ')
 		child := int32(len(p.nodes))
-		p.nodes = append(p.nodes, pathNode{parent: node, key: k, index: -1})
+		if !p.lean {
+			p.nodes = append(p.nodes, pathNode{parent: node, key: k, index: -1})
+		}
 		buildChild := build && (!top || p.want == nil || p.want[k])
 		v, err := p.value(child, buildChild)
 		if err != nil {
@@ -270,7 +285,9 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 	}
 	for idx := int32(0); ; idx++ {
 		child := int32(len(p.nodes))
-		p.nodes = append(p.nodes, pathNode{parent: node, index: idx})
+		if !p.lean {
+			p.nodes = append(p.nodes, pathNode{parent: node, index: idx})
+		}
 		v, err := p.value(child, build)
 		if err != nil {
 			return nil, err
@@ -285,9 +302,9 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 }
 
 // str reads a string literal at p.i, writes it as Python quotes it and
-// returns its value. The closing quote is found with
-// IndexByte, not byte by byte.
-func (p *fastParser) str() (string, error) {
+// returns its value ("" when it is not needed). The closing quote is
+// found with IndexByte, not byte by byte.
+func (p *fastParser) str(need bool) (string, error) {
 	d := p.data
 	start := p.i + 1
 	i := start
@@ -315,6 +332,9 @@ func (p *fastParser) str() (string, error) {
 			// Python writes it as it is: no escape, no control byte, and
 			// the answer was checked to be UTF-8.
 			p.py = append(p.py, d[start-1:end+1]...)
+			if !need {
+				return "", nil
+			}
 			p.strs = append(p.strs, body...)
 		} else {
 			var ok bool
@@ -322,6 +342,10 @@ func (p *fastParser) str() (string, error) {
 				return "", errFast{}
 			}
 			p.py = pyjson.AppendString(p.py, unsafe.String(unsafe.SliceData(p.strs[from:]), len(p.strs)-from))
+			if !need {
+				p.strs = p.strs[:from] // nothing points into it
+				return "", nil
+			}
 		}
 		if len(p.strs) == from {
 			return "", nil

@@ -87,6 +87,23 @@ type answer struct {
 	doc    map[string]any
 	leaves []leaf
 	nodes  []pathNode
+	// nleaves counts the string values; lean: leaves and nodes were not
+	// made (the hits were known), and full makes them from src if asked.
+	nleaves int
+	lean    bool
+	src     string
+}
+
+// full makes the answer's leaves and nodes if a lean parse left them out:
+// for hits to be found again or built, which a known answer rarely needs.
+func (a *answer) full() {
+	if !a.lean {
+		return
+	}
+	if f, ok := parseFast(unsafe.Slice(unsafe.StringData(a.src), len(a.src)), map[string]bool{}, false); ok {
+		a.leaves, a.nodes = f.leaves, f.nodes
+	}
+	a.lean = false
 }
 
 // parseAnswer finds the answer object in raw, in the modes allowed: the
@@ -95,7 +112,9 @@ type answer struct {
 //
 // want names the top-level members whose values the answer's doc holds
 // (nil: all); see parseFast.
-func parseAnswer(raw string, mode Mode, want map[string]bool) (a *answer, parseMode string, strictOK bool, err error) {
+//
+// lean leaves the string values unlisted in the answer (see answer.full).
+func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *answer, parseMode string, strictOK bool, err error) {
 	if !utf8.ValidString(raw) {
 		// JSON decoding would silently replace the bytes with U+FFFD: a
 		// repaired answer is not the teacher's answer.
@@ -109,7 +128,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool) (a *answer, parseM
 		}
 		return nil, "", false, fmt.Errorf("the answer is not valid UTF-8 (byte 0x%02x at offset %d)", raw[i], i)
 	}
-	if a := parseObject(raw, want); a != nil {
+	if a := parseObject(raw, want, lean); a != nil {
 		return a, string(ModeStrict), true, nil
 	}
 	// Not one clean object: encoding/json says why, in the words users
@@ -122,7 +141,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool) (a *answer, parseM
 		return nil, "", false, strictErr
 	}
 	for _, body := range fences(raw) {
-		if a := parseObject(body, want); a != nil {
+		if a := parseObject(body, want, lean); a != nil {
 			return a, string(ModeLenient), false, nil
 		}
 		if o, ferr := strictObject(body); ferr == nil {
@@ -130,7 +149,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool) (a *answer, parseM
 		}
 	}
 	if o := firstEmbeddedObject(raw); o != nil {
-		if a := parseObject(string(o), want); a != nil {
+		if a := parseObject(string(o), want, lean); a != nil {
 			return a, string(ModeLenient), false, nil
 		}
 		return slowAnswer(o), string(ModeLenient), false, nil
@@ -139,16 +158,17 @@ func parseAnswer(raw string, mode Mode, want map[string]bool) (a *answer, parseM
 }
 
 // parseObject is the fast path: exactly one JSON object, or nil.
-func parseObject(s string, want map[string]bool) *answer {
+func parseObject(s string, want map[string]bool, lean bool) *answer {
 	// What strictObject trims (any Unicode space, \f included) is not
 	// JSON whitespace, which is all the parser skips.
 	s = strings.TrimSpace(s)
 	// The parser only reads: no copy of the answer is needed.
-	doc, py, leaves, nodes, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)), want)
+	a, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)), want, lean)
 	if !ok {
 		return nil
 	}
-	return &answer{py: py, doc: doc, leaves: leaves, nodes: nodes}
+	a.src = s
+	return a
 }
 
 // slowAnswer builds an answer with encoding/json from compact bytes that
@@ -163,6 +183,7 @@ func slowAnswer(compact []byte) *answer {
 		a.nodes = append(a.nodes, pathNode{parent: -1, key: sv.path, index: -2})
 		a.leaves = append(a.leaves, leaf{value: sv.value, node: int32(len(a.nodes) - 1)})
 	}
+	a.nleaves = len(a.leaves)
 	return a
 }
 

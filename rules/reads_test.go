@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -88,6 +89,16 @@ gates:
 		}
 		if len(known.answer.doc) != 3 && len(known.answer.doc) != 2 {
 			t.Errorf("%s: %d fields built, want the 3 read", samples[i].ID, len(known.answer.doc))
+		}
+		// The hits known as well: the strings are not even listed, and the
+		// same record comes out, hits and string values included.
+		lean := r.EvaluateKnown(samples[i], text, ModeStrict, Known{SchemaOK: true, Hits: full.HitsMemo()})
+		if !lean.HitsKnown || len(lean.answer.leaves) != 0 {
+			t.Fatalf("%s: hits known %v, %d strings listed before anything asked for them", samples[i].ID, lean.HitsKnown, len(lean.answer.leaves))
+		}
+		if string(lean.GatesJSON()) != string(full.GatesJSON()) || string(lean.Response) != string(full.Response) ||
+			!reflect.DeepEqual(lean.Hits(), full.Hits()) || !reflect.DeepEqual(lean.Leaves(), full.Leaves()) {
+			t.Errorf("%s: known schema and hits give %s, want %s", samples[i].ID, lean.GatesJSON(), full.GatesJSON())
 		}
 	}
 }
