@@ -39,6 +39,8 @@ type fingerprint struct {
 	Size   int64  `json:"size"`
 	Mtime  int64  `json:"mtime_ns"`
 	Ctime  int64  `json:"ctime_ns"`
+	// Heads is the seal of the file's heads (see heads.go); 0: none.
+	Heads uint32 `json:"heads_crc,omitempty"`
 }
 
 type fingerprints struct {
@@ -126,7 +128,7 @@ func (s *State) recordFingerprints(staged map[string]fingerprint) {
 		if !ok || !now.sameContent(was) {
 			continue
 		}
-		now.SHA256 = was.SHA256
+		now.SHA256, now.Heads = was.SHA256, was.Heads
 		out.Files[name] = now
 	}
 	if b, err := json.Marshal(out); err == nil {

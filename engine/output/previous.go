@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pgrules/pgrules/internal/idtab"
 )
@@ -265,11 +266,13 @@ func ReadPriorWith(outDir string, over *idtab.Table, pre *Prehash) (*Prior, erro
 	// while the inputs were indexed): hashing is about half the time of
 	// reading a previous run, and the two need not wait for each other.
 	fps := readFingerprints(outDir)
+	seals := map[string]uint32{} // of heads of the files fingerprinted
 	for i, f := range files {
 		if file := snap.Files[f.name]; file != nil {
 			files[i].sum = make(chan hashed, 1)
 			if h, ok := knownSum(fps, f.name, file); ok {
 				files[i].sum <- h
+				seals[f.name] = fps[f.name].Heads
 				continue
 			}
 			go func() {
@@ -287,7 +290,10 @@ func ReadPriorWith(outDir string, over *idtab.Table, pre *Prehash) (*Prior, erro
 			continue
 		}
 		p.files = append(p.files, file)
-		err := p.read(file, uint16(len(p.files)-1), f.accepted)
+		var err error
+		if !p.readHeads(outDir, f.name, seals[f.name], file, uint16(len(p.files)-1), f.accepted) {
+			err = p.read(file, uint16(len(p.files)-1), f.accepted)
+		}
 		h := <-f.sum
 		if err == nil {
 			err = h.err
@@ -320,7 +326,11 @@ func hashFile(f *os.File) hashed {
 	return hashed{sum: hex.EncodeToString(h.Sum(nil))}
 }
 
+// fileReads counts Prior.read calls, for tests of when a file is read.
+var fileReads atomic.Int64
+
 func (p *Prior) read(f *os.File, fileIndex uint16, accepted bool) error {
+	fileReads.Add(1)
 	path := f.Name()
 	r := bufio.NewReaderSize(f, 1<<20)
 	var off int64
@@ -351,26 +361,33 @@ func (p *Prior) read(f *os.File, fileIndex uint16, accepted bool) error {
 			case err != nil || head.ID == "":
 				p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: not a pgrules record; dropped", path, lineNo))
 			default:
-				ord, first, added := p.add(head.ID)
-				if !added {
-					where := "dataset"
-					if !p.Records[first].Accepted {
-						where = "rejected file"
-					}
-					p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, head.ID, where))
-					break
-				}
-				rec := PriorRecord{ord: ord, Accepted: accepted, head: p.intern(head), file: fileIndex, off: start, size: int32(min(size, math.MaxInt32))}
+				failed := false
 				for _, rc := range head.ReasonCodes {
-					rec.TeacherFailed = rec.TeacherFailed || teacherFailureReasons[rc]
+					failed = failed || teacherFailureReasons[rc]
 				}
-				p.Records = append(p.Records, rec)
+				p.addRecord(path, lineNo, head.ID, p.intern(head), failed, accepted, fileIndex, start, size)
 			}
 		}
 		if rerr == io.EOF {
 			return nil
 		}
 	}
+}
+
+// addRecord numbers the record of id, read on line lineNo of path at off
+// (size bytes, its newline included), with its interned head.
+func (p *Prior) addRecord(path string, lineNo int, id string, head int32, teacherFailed, accepted bool, fileIndex uint16, off int64, size int) {
+	ord, first, added := p.add(id)
+	if !added {
+		where := "dataset"
+		if !p.Records[first].Accepted {
+			where = "rejected file"
+		}
+		p.Problems = append(p.Problems, fmt.Sprintf("%s:%d: id %q is already in the %s; dropped", path, lineNo, id, where))
+		return
+	}
+	p.Records = append(p.Records, PriorRecord{ord: ord, Accepted: accepted, head: head, TeacherFailed: teacherFailed,
+		file: fileIndex, off: off, size: int32(min(size, math.MaxInt32))})
 }
 
 // intern returns 1 + the index of h's head in p.heads (0: no head).

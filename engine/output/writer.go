@@ -37,6 +37,7 @@ type sink struct {
 	// reused: the file is a spare being written over, longer than what
 	// was written until it is cut at the end.
 	reused bool
+	heads  *headsWriter
 }
 
 // FileInfo describes a written output file for the manifest.
@@ -81,7 +82,7 @@ func newSink(st *State, path string) (*sink, error) {
 	if err != nil {
 		return nil, &IOError{Op: "create", Path: path, Err: err}
 	}
-	s := &sink{path: path, f: f, h: sha256.New(), out: &flushing{f: f}, reused: reused}
+	s := &sink{path: path, f: f, h: sha256.New(), out: &flushing{f: f}, reused: reused, heads: newHeadsWriter(path + headsSuffix)}
 	s.w = bufio.NewWriterSize(io.MultiWriter(s.out, s.h), 256<<10)
 	return s, nil
 }
@@ -120,6 +121,7 @@ func (w *Writer) Write(name string, line []byte) error {
 	if err := s.w.WriteByte('\n'); err != nil {
 		return &IOError{Op: "write", Path: s.path, Err: err}
 	}
+	s.heads.add(line)
 	s.n++
 	return nil
 }
@@ -155,6 +157,7 @@ func (w *Writer) finishStaging(docs map[string][]byte) error {
 		}
 		if fp, ok := statFingerprint(s.f); ok {
 			fp.SHA256 = hex.EncodeToString(s.h.Sum(nil))
+			fp.Heads, _ = s.heads.finish()
 			w.staged[name] = fp
 		}
 		if err := s.f.Close(); err != nil {
@@ -189,6 +192,7 @@ func (w *Writer) Commit(docs map[string][]byte) error {
 	if err := w.state.commit(files); err != nil {
 		return err
 	}
+	w.state.placeHeads(w.staged)
 	w.state.recordFingerprints(w.staged)
 	w.done = true
 	w.state.Close()
@@ -220,6 +224,7 @@ func (w *Writer) Abort() {
 		return
 	}
 	for _, s := range w.sinks {
+		s.heads.close()
 		if s.f != nil {
 			s.f.Close()
 			w.state.returnSpare(s.path)
