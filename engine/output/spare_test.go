@@ -192,3 +192,17 @@ func TestAnAbortedRunLeavesItsFileAsTheSpare(t *testing.T) {
 		t.Errorf("dataset = %q", got)
 	}
 }
+
+// The README says deleting .pgrules/spare is safe at any time.
+func TestASpareDeletedIsNotMissed(t *testing.T) {
+	dir := t.TempDir()
+	writeOver(t, dir, true, long...)
+	writeOver(t, dir, true, `{"id": "second"}`)
+	if err := os.RemoveAll(filepath.Join(dir, StateDir, spareName)); err != nil {
+		t.Fatal(err)
+	}
+	writeOver(t, dir, true, `{"id": "third"}`)
+	if got := content(t, filepath.Join(dir, DatasetFile)); got != `{"id": "third"}`+"\n" {
+		t.Errorf("dataset = %q", got)
+	}
+}

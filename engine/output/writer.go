@@ -155,9 +155,9 @@ func (w *Writer) finishStaging(docs map[string][]byte) error {
 		if err := s.f.Sync(); err != nil {
 			return &IOError{Op: "sync", Path: s.path, Err: err}
 		}
+		seal, _ := s.heads.finish()
 		if fp, ok := statFingerprint(s.f); ok {
-			fp.SHA256 = hex.EncodeToString(s.h.Sum(nil))
-			fp.Heads, _ = s.heads.finish()
+			fp.SHA256, fp.Heads = hex.EncodeToString(s.h.Sum(nil)), seal
 			w.staged[name] = fp
 		}
 		if err := s.f.Close(); err != nil {
