@@ -209,6 +209,9 @@ func (w *Writer) Stash(docs map[string][]byte) (string, error) {
 	if err := w.finishStaging(docs); err != nil {
 		return "", err
 	}
+	for _, name := range w.order { // pgrules' own, not for the person looking
+		os.Remove(filepath.Join(w.state.stagingDir(), name+headsSuffix))
+	}
 	dir, err := w.state.stash()
 	if err != nil {
 		return "", err

@@ -78,6 +78,9 @@ func TestWriterCommitsAtomicallyAndAbortKeepsPrevious(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(stash, DatasetFile)); string(got) != `{"id": "d"}`+"\n" {
 		t.Errorf("stash %s holds %q", stash, got)
 	}
+	if left, _ := os.ReadDir(stash); len(left) != len(RecordFiles)+len(DocumentFiles) {
+		t.Errorf("stash %s holds %d files, want the four outputs", stash, len(left))
+	}
 }
 
 // The two runs of the commit test: in A, "x" is accepted; in B it is
