@@ -125,32 +125,7 @@ func appendQuoted(out, quoted []byte) []byte {
 	if err := json.Unmarshal(quoted, &s); err != nil {
 		return append(out, quoted...)
 	}
-	out = append(out, '"')
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == '"':
-			out = append(out, '\\', '"')
-		case r == '\\':
-			out = append(out, '\\', '\\')
-		case r == '\n':
-			out = append(out, '\\', 'n')
-		case r == '\r':
-			out = append(out, '\\', 'r')
-		case r == '\t':
-			out = append(out, '\\', 't')
-		case r == '\b':
-			out = append(out, '\\', 'b')
-		case r == '\f':
-			out = append(out, '\\', 'f')
-		case r < 0x20:
-			out = append(out, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
-		default:
-			out = append(out, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(out, '"')
+	return AppendString(out, s) // s is valid UTF-8: encoding/json repaired it
 }
 
 const hexDigits = "0123456789abcdef"
