@@ -43,6 +43,10 @@ type fingerprint struct {
 	Heads uint32 `json:"heads_crc,omitempty"`
 }
 
+// fingerprintsVersion names the layout of fingerprints and of the heads
+// files they seal; fingerprints of another are not used.
+const fingerprintsVersion = 2
+
 type fingerprints struct {
 	Version int                    `json:"version"`
 	Files   map[string]fingerprint `json:"files"`
@@ -51,20 +55,22 @@ type fingerprints struct {
 // statFingerprint is f's fingerprint without a sum.
 func statFingerprint(f *os.File) (fingerprint, bool) {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if unix.Fstat(int(f.Fd()), &st) != nil {
 		return fingerprint{}, false
 	}
-	return fingerprint{Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: st.Size,
-		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, true
+	return fingerprintOf(&st), true
 }
 
 func statFingerprintPath(path string) (fingerprint, bool) {
-	f, err := os.Open(path)
-	if err != nil {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
 		return fingerprint{}, false
 	}
-	defer f.Close()
-	return statFingerprint(f)
+	return fingerprintOf(&st), true
+}
+
+func fingerprintOf(st *unix.Stat_t) fingerprint {
+	return fingerprint{Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
 }
 
 // sameContent: same file, same size, not written since.
@@ -79,7 +85,7 @@ func readFingerprints(outDir string) map[string]fingerprint {
 		return nil
 	}
 	var fp fingerprints
-	if json.Unmarshal(b, &fp) != nil || fp.Version != 1 {
+	if json.Unmarshal(b, &fp) != nil || fp.Version != fingerprintsVersion {
 		return nil
 	}
 	return fp.Files
@@ -122,7 +128,7 @@ func waitPastLastWrite(staged map[string]fingerprint) {
 // files that are still the files staged. It is an optimisation: failing
 // to write it costs the next run a hash, nothing else.
 func (s *State) recordFingerprints(staged map[string]fingerprint) {
-	out := fingerprints{Version: 1, Files: map[string]fingerprint{}}
+	out := fingerprints{Version: fingerprintsVersion, Files: map[string]fingerprint{}}
 	for name, was := range staged {
 		now, ok := statFingerprintPath(filepath.Join(s.dir, name))
 		if !ok || !now.sameContent(was) {

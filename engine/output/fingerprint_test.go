@@ -143,3 +143,22 @@ func TestAnEditedFileIsHashedAgain(t *testing.T) {
 		})
 	}
 }
+
+// The README says the commit waits until the clock of file times has
+// passed the last write: a tiny run's commit returns no sooner.
+func TestCommitWaitsPastTheLastWrite(t *testing.T) {
+	for i := range 5 {
+		dir := t.TempDir()
+		commitWithSums(t, dir, fmt.Sprint(i))
+		done := time.Now()
+		for _, name := range RecordFiles {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gap := done.Sub(fi.ModTime()); gap < timeTick {
+				t.Fatalf("commit %d returned %v after %s was last written, want at least %v", i, gap, name, timeTick)
+			}
+		}
+	}
+}

@@ -20,8 +20,8 @@ import (
 // recorded (see fingerprint.go) reads the heads instead of the file.
 //
 // A heads file is, per line of its record file: the line's size with its
-// newline, its id, and its head (none, a category, or reason codes), as
-// uvarint-prefixed strings; then the number of lines and a CRC-32 of all
+// newline (a uvarint), its id and its head (encodeHead), each a
+// uvarint-prefixed string; then the number of lines and a CRC-32 of all
 // that, which a reader checks in full before it uses any of it. It is
 // moved into place after the commit's renames and before its fingerprints
 // are recorded, and the fingerprints are dropped before the next commit
@@ -37,11 +37,11 @@ const (
 
 // headsWriter encodes the heads of one record file as it is written.
 type headsWriter struct {
-	f   *os.File
-	w   *bufio.Writer
-	crc uint32
-	n   uint64
-	buf []byte
+	f         *os.File
+	w         *bufio.Writer
+	crc       uint32
+	n         uint64
+	buf, hbuf []byte
 	// bad: a line pgrules could not read back the head of (never the
 	// case for records it writes); the heads are then not kept.
 	bad bool
@@ -60,29 +60,14 @@ func (h *headsWriter) add(line []byte) {
 	if h.bad {
 		return
 	}
-	head, ok := fastHead(line)
-	if !ok {
-		var err error
-		if head, err = decodeHead(line); err != nil || head.ID == "" {
-			h.bad = true
-			return
-		}
+	head, err := readHead(line, true)
+	if err != nil || head.ID == "" {
+		h.bad = true
+		return
 	}
+	h.hbuf = encodeHead(h.hbuf[:0], head)
 	b := binary.AppendUvarint(h.buf[:0], uint64(len(line)+1))
-	b = appendHeadString(b, head.ID)
-	switch {
-	case head.ReasonCodes != nil:
-		b = append(b, headReasons)
-		b = binary.AppendUvarint(b, uint64(len(head.ReasonCodes)))
-		for _, rc := range head.ReasonCodes {
-			b = appendHeadString(b, rc)
-		}
-	case head.Category != "":
-		b = append(b, headCategory)
-		b = appendHeadString(b, head.Category)
-	default:
-		b = append(b, headNone)
-	}
+	b = appendBytes(appendBytes(b, head.ID), h.hbuf)
 	h.buf = b
 	h.crc = crc32.Update(h.crc, crc32.IEEETable, b)
 	h.n++
@@ -91,8 +76,68 @@ func (h *headsWriter) add(line []byte) {
 	}
 }
 
-func appendHeadString(b []byte, s string) []byte {
+func appendBytes[T string | []byte](b []byte, s T) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// encodeHead appends a head: a kind byte, then its category or its
+// reason codes (a count, then each), uvarint-prefixed.
+func encodeHead(b []byte, h recordHead) []byte {
+	switch {
+	case h.ReasonCodes != nil:
+		b = append(b, headReasons)
+		b = binary.AppendUvarint(b, uint64(len(h.ReasonCodes)))
+		for _, rc := range h.ReasonCodes {
+			b = appendBytes(b, rc)
+		}
+	case h.Category != "":
+		b = appendBytes(append(b, headCategory), h.Category)
+	default:
+		b = append(b, headNone)
+	}
+	return b
+}
+
+// decodeHeadBytes is encodeHead undone; false for bytes it did not write.
+func decodeHeadBytes(b []byte) (recordHead, bool) {
+	var h recordHead
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return "", false
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, true
+	}
+	if len(b) == 0 {
+		return h, false
+	}
+	kind := b[0]
+	b = b[1:]
+	ok := true
+	switch kind {
+	case headNone:
+	case headCategory:
+		h.Category, ok = str()
+	case headReasons:
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)) {
+			return h, false
+		}
+		b = b[k:]
+		h.ReasonCodes = make([]string, 0, n)
+		for range n {
+			var rc string
+			if rc, ok = str(); !ok {
+				break
+			}
+			h.ReasonCodes = append(h.ReasonCodes, rc)
+		}
+	default:
+		return h, false
+	}
+	return h, ok && len(b) == 0
 }
 
 // finish seals the heads file and returns its seal (the CRC-32 its
@@ -151,37 +196,48 @@ func (p *Prior) readHeads(outDir, name string, seal uint32, f *os.File, fileInde
 	if err != nil || seal == 0 {
 		return false
 	}
-	// Checked whole first: numbering a record cannot be undone.
-	if crc, err := walkHeads(path, fi.Size(), nil); err != nil || crc != seal {
+	// Checked whole first (numbering a record cannot be undone), each of
+	// the handful of distinct heads a million records repeat decoded once.
+	heads := map[string]recordHead{}
+	var order []string // as first met: heads are interned as a read of the file would
+	crc, err := walkHeads(path, fi.Size(), func(_ int, _ int64, _ int, _ string, head []byte) bool {
+		if _, ok := heads[string(head)]; ok {
+			return true
+		}
+		h, ok := decodeHeadBytes(head)
+		heads[string(head)] = h
+		order = append(order, string(head))
+		return ok
+	})
+	if err != nil || crc != seal {
 		return false
 	}
-	// A million records repeat a handful of heads: each is decoded and
-	// interned once, found again by its bytes.
-	type known struct {
+	type interned struct {
 		head   int32
 		failed bool
 	}
-	seen := map[string]known{}
-	_, _ = walkHeads(path, fi.Size(), func(lineNo int, off int64, size int, id string, head []byte) {
-		k, ok := seen[string(head)]
-		if !ok {
-			h, _ := decodeHeadBytes(head)
-			k.head = p.intern(h)
-			for _, rc := range h.ReasonCodes {
-				k.failed = k.failed || teacherFailureReasons[rc]
-			}
-			seen[string(head)] = k
+	seen := make(map[string]interned, len(heads))
+	for _, b := range order {
+		h := heads[b]
+		k := interned{head: p.intern(h)}
+		for _, rc := range h.ReasonCodes {
+			k.failed = k.failed || teacherFailureReasons[rc]
 		}
+		seen[b] = k
+	}
+	_, _ = walkHeads(path, fi.Size(), func(lineNo int, off int64, size int, id string, head []byte) bool {
+		k := seen[string(head)]
 		p.addRecord(f.Name(), lineNo, id, k.head, k.failed, accepted, fileIndex, off, size)
+		return true
 	})
 	return true
 }
 
-// walkHeads reads a heads file, calling fn (when not nil) for each line
-// with its id and its head's bytes, both valid only during the call; it
-// fails unless the file is sealed, whole and its lines' sizes add up to
-// size, and returns its seal.
-func walkHeads(path string, size int64, fn func(lineNo int, off int64, size int, id string, head []byte)) (uint32, error) {
+// walkHeads reads a heads file, calling fn for each line with its id and
+// its head's bytes, both valid only during the call (fn returns false to
+// call the file damaged). It fails unless the file is sealed and whole
+// and its lines' sizes add up to size, and returns its seal.
+func walkHeads(path string, size int64, fn func(lineNo int, off int64, size int, id string, head []byte) bool) (uint32, error) {
 	hf, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -196,51 +252,31 @@ func walkHeads(path string, size int64, fn func(lineNo int, off int64, size int,
 	}
 	body := st.Size() - 12
 	r := bufio.NewReaderSize(io.LimitReader(hf, body), 256<<10)
-	h := crc32.NewIEEE()
-	rec := &headsReader{r: r}
-	var off int64
+	crc := crc32.NewIEEE()
+	var buf []byte
+	var off, read int64
 	var n uint64
-	for rec.read < body {
-		rec.buf = rec.buf[:0]
-		lineSize, ok := rec.uvarint()
-		if !ok || lineSize == 0 || lineSize > uint64(size-off) {
+	for read < body {
+		buf = buf[:0]
+		lineSize, err := binary.ReadUvarint(r)
+		if err != nil || lineSize == 0 || lineSize > uint64(size-off) {
 			return 0, errBadHeads
 		}
-		if !rec.str() {
-			return 0, errBadHeads
+		buf = binary.AppendUvarint(buf, lineSize)
+		idAt := len(buf)
+		if buf, err = readBytes(r, buf); err != nil {
+			return 0, err
 		}
-		headAt := len(rec.buf)
-		idAt := headAt - int(rec.lastLen)
-		kind, ok := rec.byte()
-		if !ok {
-			return 0, errBadHeads
+		headAt := len(buf)
+		if buf, err = readBytes(r, buf); err != nil {
+			return 0, err
 		}
-		switch kind {
-		case headNone:
-		case headCategory:
-			ok = rec.str()
-		case headReasons:
-			var k uint64
-			if k, ok = rec.uvarint(); ok && k <= 1<<16 {
-				for range k {
-					if ok = rec.str(); !ok {
-						break
-					}
-				}
-			} else {
-				ok = false
-			}
-		default:
-			ok = false
-		}
-		if !ok {
-			return 0, errBadHeads
-		}
-		h.Write(rec.buf)
+		read += int64(len(buf))
+		crc.Write(buf)
 		n++
-		if fn != nil {
-			id := rec.buf[idAt:headAt]
-			fn(int(n), off, int(lineSize), unsafe.String(unsafe.SliceData(id), len(id)), rec.buf[headAt:])
+		id, head := uvarintBody(buf[idAt:headAt]), uvarintBody(buf[headAt:])
+		if !fn(int(n), off, int(lineSize), unsafe.String(unsafe.SliceData(id), len(id)), head) {
+			return 0, errBadHeads
 		}
 		off += int64(lineSize)
 	}
@@ -248,102 +284,32 @@ func walkHeads(path string, size int64, fn func(lineNo int, off int64, size int,
 	if _, err := io.ReadFull(hf, trailer[:]); err != nil {
 		return 0, errBadHeads
 	}
-	h.Write(trailer[:8])
-	crc := h.Sum32()
-	if binary.BigEndian.Uint64(trailer[:8]) != n || binary.BigEndian.Uint32(trailer[8:]) != crc || off != size {
+	crc.Write(trailer[:8])
+	sum := crc.Sum32()
+	if binary.BigEndian.Uint64(trailer[:8]) != n || binary.BigEndian.Uint32(trailer[8:]) != sum || off != size {
 		return 0, errBadHeads
 	}
-	return crc, nil
+	return sum, nil
 }
 
-// headsReader reads one line's entry of a heads file into buf, as written.
-type headsReader struct {
-	r       *bufio.Reader
-	buf     []byte
-	read    int64
-	lastLen uint64 // of the last string read
+// readBytes reads one uvarint-prefixed string from r and appends it,
+// prefix included, to buf.
+func readBytes(r *bufio.Reader, buf []byte) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > 1<<20 {
+		return buf, errBadHeads
+	}
+	buf = binary.AppendUvarint(buf, n)
+	start := len(buf)
+	buf = append(buf, make([]byte, n)...)
+	if _, err := io.ReadFull(r, buf[start:]); err != nil {
+		return buf, errBadHeads
+	}
+	return buf, nil
 }
 
-func (h *headsReader) byte() (byte, bool) {
-	c, err := h.r.ReadByte()
-	if err != nil {
-		return 0, false
-	}
-	h.buf = append(h.buf, c)
-	h.read++
-	return c, true
-}
-
-func (h *headsReader) uvarint() (uint64, bool) {
-	var x uint64
-	for s := uint(0); s < 64; s += 7 {
-		c, ok := h.byte()
-		if !ok {
-			return 0, false
-		}
-		if c < 0x80 {
-			return x | uint64(c)<<s, true
-		}
-		x |= uint64(c&0x7f) << s
-	}
-	return 0, false
-}
-
-// str reads a length-prefixed string.
-func (h *headsReader) str() bool {
-	n, ok := h.uvarint()
-	if !ok || n > 1<<20 {
-		return false
-	}
-	start := len(h.buf)
-	h.buf = append(h.buf, make([]byte, n)...)
-	if _, err := io.ReadFull(h.r, h.buf[start:]); err != nil {
-		return false
-	}
-	h.read += int64(n)
-	h.lastLen = n
-	return true
-}
-
-// decodeHeadBytes decodes a head as headsWriter.add wrote it (its kind
-// byte first).
-func decodeHeadBytes(b []byte) (recordHead, bool) {
-	var h recordHead
-	if len(b) == 0 {
-		return h, false
-	}
-	kind, b := b[0], b[1:]
-	str := func() (string, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return "", false
-		}
-		s := string(b[k : k+int(n)])
-		b = b[k+int(n):]
-		return s, true
-	}
-	switch kind {
-	case headNone:
-		return h, true
-	case headCategory:
-		var ok bool
-		h.Category, ok = str()
-		return h, ok
-	case headReasons:
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)) {
-			return h, false
-		}
-		b = b[k:]
-		h.ReasonCodes = make([]string, 0, n)
-		for range n {
-			s, ok := str()
-			if !ok {
-				return h, false
-			}
-			h.ReasonCodes = append(h.ReasonCodes, s)
-		}
-		return h, true
-	}
-	return h, false
+// uvarintBody is the string a uvarint-prefixed b holds.
+func uvarintBody(b []byte) []byte {
+	_, k := binary.Uvarint(b)
+	return b[k:]
 }

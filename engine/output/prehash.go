@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // Prehash hashes the committed record files of an out dir in the
@@ -19,26 +18,9 @@ type Prehash struct {
 }
 
 type prehashed struct {
-	stat fileStat
+	stat fingerprint // without a sum: the file as opened
 	h    hashed
 	done chan struct{} // closed once h is set
-}
-
-type fileStat struct {
-	dev, ino   uint64
-	size, mtim int64
-}
-
-func statOf(f *os.File) (fileStat, bool) {
-	fi, err := f.Stat()
-	if err != nil {
-		return fileStat{}, false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileStat{}, false
-	}
-	return fileStat{dev: uint64(st.Dev), ino: st.Ino, size: fi.Size(), mtim: fi.ModTime().UnixNano()}, true
 }
 
 // StartPrehash starts hashing outDir's record files; those that cannot be
@@ -55,7 +37,7 @@ func StartPrehash(outDir string) *Prehash {
 			f.Close() // ReadPriorWith takes the recorded sum itself
 			continue
 		}
-		st, ok := statOf(f)
+		st, ok := statFingerprint(f)
 		if !ok {
 			f.Close()
 			continue
@@ -66,7 +48,7 @@ func StartPrehash(outDir string) *Prehash {
 			defer f.Close()
 			defer close(ph.done)
 			ph.h = hashFile(f)
-			if after, ok := statOf(f); !ok || after != st {
+			if after, ok := statFingerprint(f); !ok || !after.sameContent(st) {
 				ph.h = hashed{err: errChangedWhileHashed}
 			}
 		}()
@@ -84,8 +66,8 @@ func (p *Prehash) sum(name string, f *os.File) (hashed, bool) {
 	if ph == nil {
 		return hashed{}, false
 	}
-	st, ok := statOf(f)
-	if !ok || st != ph.stat {
+	st, ok := statFingerprint(f)
+	if !ok || !st.sameContent(ph.stat) {
 		return hashed{}, false
 	}
 	<-ph.done
