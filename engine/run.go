@@ -278,7 +278,11 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 	}
 	if d.Cache != nil {
-		d.Cache.Sync()
+		// Before anything is committed: a record never stands on an
+		// answer that is only in memory.
+		if err := d.Cache.Sync(); err != nil {
+			log.Warn().Err(err).Msg("cache write failed; these answers will be paid for again on a rerun")
+		}
 	}
 
 	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline, Memo: t.memo}

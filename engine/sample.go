@@ -201,7 +201,7 @@ func (st *stages) answer(ctx context.Context, r *result, s inputs.Sample, ord in
 			a, hit = st.answers.Cached(s.ID, key)
 		}
 		if !hit {
-			a, err = st.answers.Ask(ctx, req, parts, key)
+			a, err = st.answers.Ask(ctx, req, parts)
 		}
 	}
 	r.cacheHit, r.called = a.CacheHit, a.Called
@@ -245,7 +245,7 @@ func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.A
 	if m := dec.HitsMemo(); hitsCheck != nil && !dec.HitsKnown && m != nil {
 		hits = append(bytes.Clone(hitsCheck), m...)
 	}
-	st.answers.Mark(key, a.Text, passed, hits)
+	st.answers.Keep(s.ID, key, a, passed, hits)
 	return v
 }
 

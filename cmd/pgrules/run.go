@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,7 @@ func newRunCmd() *cobra.Command {
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
 	f.String("cpu-profile", "", "write a Go CPU profile of the run to this file (for `go tool pprof`)")
+	f.String("trace", "", "write a Go execution trace of the run to this file (for `go tool trace`: where workers wait)")
 	f.String("mem-profile", "", "write a Go allocation profile of the run to this file (for `go tool pprof -sample_index=alloc_space`)")
 	return cmd
 }
@@ -100,6 +102,17 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 			return usageErr(fmt.Errorf("--cpu-profile: %w", err))
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path, _ := cmd.Flags().GetString("trace"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return usageErr(fmt.Errorf("--trace: %w", err))
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return usageErr(fmt.Errorf("--trace: %w", err))
+		}
+		defer trace.Stop()
 	}
 	if path, _ := cmd.Flags().GetString("mem-profile"); path != "" {
 		runtime.MemProfileRate = 64 << 10

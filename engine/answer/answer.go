@@ -1,7 +1,10 @@
 // Package answer is the answer stage of a run: it gets the teacher's text
 // for a rendered prompt from the response cache when it holds one, and
-// otherwise from the teacher, storing what the teacher says before anyone
-// uses it — once paid for, an answer survives a crash at any later point.
+// otherwise from the teacher. A teacher's answer goes to the cache once it
+// is judged (Keep), with what judging found out, and the run commits its
+// outputs only after the cache has committed every answer: a paid answer
+// survives any crash after that, and a record never stands on an answer
+// the cache lost.
 package answer
 
 import (
@@ -35,6 +38,8 @@ type Answer struct {
 	// Passed is the digest of the check a cached answer is known to pass,
 	// Hits its word-list hits as remembered (nil: none; see cache.Mark).
 	Passed, Hits []byte
+	// received is when a teacher's answer arrived.
+	received time.Time
 }
 
 // Source answers prompts. It is safe for concurrent use.
@@ -113,24 +118,35 @@ func cachedAnswer(e cache.Entry) Answer {
 	return Answer{Text: e.Text, Response: e.Teacher, CacheHit: true, Passed: e.Passed, Hits: e.Hits}
 }
 
-// Mark records in the cache facts about the answer text under key: the
-// check it passes, its word-list hits (nil: not recorded).
-func (s *Source) Mark(key, text string, passed, hits []byte) {
-	if s.Cache == nil || passed == nil && hits == nil || key == "" {
+// Keep records a judged answer in the cache under key: an answer the
+// teacher just gave is stored with what judging it found out (the check it
+// passes, its word-list hits: nil when not worked out), so it costs one
+// write; of a cached answer only what is new is recorded.
+func (s *Source) Keep(id, key string, a Answer, passed, hits []byte) {
+	if s.Cache == nil || key == "" {
 		return
 	}
-	if err := s.Cache.Mark(key, text, passed, hits); err != nil {
+	if a.Called {
+		e := cache.Entry{Text: a.Text, Teacher: a.Response, StoredAt: a.received, Passed: passed, Hits: hits}
+		if err := s.Cache.Store(key, e); err != nil {
+			s.Log.Warn().Err(err).Str("id", id).Msg("cache write failed; this answer will be paid for again on a rerun")
+		}
+		return
+	}
+	if passed == nil && hits == nil {
+		return
+	}
+	if err := s.Cache.Mark(key, a.Text, passed, hits); err != nil {
 		s.Log.Debug().Err(err).Msg("facts about an answer not remembered")
 	}
 }
 
 // Ask asks the teacher for req, whose prompt is given as its pieces: they
-// are joined into req.Prompt only here. The answer is stored under key
-// (Key(req, prompt), "" without a cache) before it is returned. Callers
-// look in the cache first (Cached). A teacher failure is returned as is
+// are joined into req.Prompt only here. The caller stores the answer with
+// Keep once it is judged, and looks in the cache before asking (Cached). A teacher failure is returned as is
 // (typed *providers.Error where the provider classified it); with no
 // teacher (offline) it is ErrNoCachedAnswer.
-func (s *Source) Ask(ctx context.Context, req providers.Request, prompt prompt.Rendered, key string) (Answer, error) {
+func (s *Source) Ask(ctx context.Context, req providers.Request, prompt prompt.Rendered) (Answer, error) {
 	if s.Teacher == nil {
 		return Answer{}, ErrNoCachedAnswer
 	}
@@ -145,12 +161,7 @@ func (s *Source) Ask(ctx context.Context, req providers.Request, prompt prompt.R
 	if err != nil {
 		return Answer{Called: true}, err
 	}
-	if s.Cache != nil {
-		// Wall-clock time even under SOURCE_DATE_EPOCH: it is what
-		// `cache prune --older-than` measures.
-		if err := s.Cache.Put(key, cache.Entry{Text: resp.Text, Teacher: resp, StoredAt: time.Now().UTC()}); err != nil {
-			s.Log.Warn().Err(err).Str("id", req.ID).Msg("cache write failed; this answer will be paid for again on a rerun")
-		}
-	}
-	return Answer{Text: resp.Text, Response: resp, Called: true}, nil
+	// Wall-clock time even under SOURCE_DATE_EPOCH: it is what `cache
+	// prune --older-than` measures.
+	return Answer{Text: resp.Text, Response: resp, Called: true, received: time.Now().UTC()}, nil
 }

@@ -54,7 +54,7 @@ func BenchmarkGetMany(b *testing.B) {
 	keys := make([]string, 20000)
 	for i := range keys {
 		keys[i] = Key(KeyParts{Provider: "bench", Prompt: fmt.Sprint(i)})
-		c.writes <- &putReq{stmt: c.put, args: []any{mustKey(keys[i]), "bench", "m", []byte(`{"provider":"bench"}`), []byte(text), 0}, done: make(chan error, 1), lazy: true}
+		c.writes <- &putReq{stmt: c.put, args: []any{mustKey(keys[i]), "bench", "m", []byte(`{"provider":"bench"}`), []byte(text), 0, nil, nil}, delay: lazyDelay}
 	}
 	c.Sync()
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })

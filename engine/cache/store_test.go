@@ -1,0 +1,190 @@
+package cache
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgrules/pgrules/providers"
+)
+
+// An answer given to Store is found by Get at once, marks included, and
+// is in the file for another process after Sync.
+func TestStoredAnswerIsFoundBeforeAndAfterItsCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	c := open(t, path)
+	defer c.Close()
+	k := Key(KeyParts{Provider: "p", Prompt: "q"})
+	e := Entry{Text: "answer", Teacher: providers.Response{Provider: "p", ChosenModel: "m"}, StoredAt: time.Unix(1e9, 0).UTC(), Passed: []byte("check"), Hits: []byte("hits")}
+	if err := c.Store(k, e); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := c.Get(k)
+	if !ok || err != nil || got.Text != "answer" || got.Teacher.Text != "answer" || string(got.Passed) != "check" || string(got.Hits) != "hits" {
+		t.Fatalf("Get before the commit = %+v %v %v", got, ok, err)
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, path)
+	defer other.Close()
+	got, ok, err = other.Get(k)
+	if !ok || err != nil || got.Text != "answer" || got.Teacher.ChosenModel != "m" || !got.StoredAt.Equal(e.StoredAt) || string(got.Passed) != "check" || string(got.Hits) != "hits" {
+		t.Fatalf("another handle after Sync: %+v %v %v", got, ok, err)
+	}
+	c.mu.Lock()
+	n := len(c.unstored)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d answers still held in memory after their commit", n)
+	}
+}
+
+// The marks stored with an answer join those the row has for the same
+// text, and a different text starts from its own.
+func TestStoreKeepsTheMarksOfTheSameText(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
+	defer c.Close()
+	k := Key(KeyParts{Provider: "p", Prompt: "q"})
+	for i, step := range []struct {
+		text, passed, hits   string
+		wantPassed, wantHits string
+	}{
+		{"a", "check", "", "check", ""},
+		{"a", "", "hits", "check", "hits"}, // --refresh, same answer
+		{"a", "check2", "", "check2", "hits"},
+		{"b", "", "", "", ""}, // a new answer: the old marks are not its
+		{"b", "", "hits-b", "", "hits-b"},
+	} {
+		e := Entry{Text: step.text, Teacher: providers.Response{Provider: "p"}}
+		if step.passed != "" {
+			e.Passed = []byte(step.passed)
+		}
+		if step.hits != "" {
+			e.Hits = []byte(step.hits)
+		}
+		if err := c.Store(k, e); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		var passed, hits []byte
+		if err := c.db.QueryRow(`SELECT passed, hits FROM answers WHERE key = ?`, mustKey(k)).Scan(&passed, &hits); err != nil {
+			t.Fatal(err)
+		}
+		if string(passed) != step.wantPassed || string(hits) != step.wantHits {
+			t.Errorf("step %d (%q): marks %q %q, want %q %q", i, step.text, passed, hits, step.wantPassed, step.wantHits)
+		}
+	}
+}
+
+// A commit that fails loses the answers given to Store; Sync says how
+// many, and Get stops serving them from memory.
+func TestSyncReportsAnswersNotStored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	c := open(t, path) // writes wait 200 ms for another writer
+	defer c.Close()
+	// Another process's write transaction that outlasts the wait.
+	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{}
+	for i := range 3 {
+		k := Key(KeyParts{Provider: "p", Prompt: fmt.Sprint(i)})
+		keys = append(keys, k)
+		if err := c.Store(k, Entry{Text: fmt.Sprint("answer ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = c.Sync()
+	tx.Rollback()
+	var se *StoreError
+	if !errors.As(err, &se) || se.Lost != 3 || !strings.Contains(err.Error(), "3 answer(s) not stored") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Sync = %v, want 3 answers not stored, naming %s", err, path)
+	}
+	for _, k := range keys {
+		if _, ok, _ := c.Get(k); ok {
+			t.Error("an answer that was never stored is still served")
+		}
+	}
+	if err := c.Sync(); err != nil {
+		t.Errorf("a second Sync reports the same loss again: %v", err)
+	}
+	// The cache works again once the other writer is done.
+	if err := c.Store(keys[0], Entry{Text: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStoredAnswersSurviveAKillAfterStoreDelay SIGKILLs a process that
+// stores answers one a millisecond — too slowly to fill a batch — and
+// checks that every answer it stored storeDelay (plus room for a busy
+// machine) before the kill was committed.
+func TestStoredAnswersSurviveAKillAfterStoreDelay(t *testing.T) {
+	if path := os.Getenv("PGRULES_CACHE_STORE_CHILD"); path != "" {
+		c, err := Open(path, Options{})
+		if err != nil {
+			os.Exit(3)
+		}
+		for i := 0; ; i++ {
+			if err := c.Store(Key(KeyParts{Prompt: fmt.Sprint(i)}), Entry{Text: strings.Repeat("x", 3000) + fmt.Sprint(i)}); err != nil {
+				os.Exit(4)
+			}
+			fmt.Println(i, time.Now().UnixNano())
+			time.Sleep(time.Millisecond)
+		}
+	}
+	const room = 400 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "cache.db")
+	cmd := exec.Command(os.Args[0], "-test.run=TestStoredAnswersSurviveAKillAfterStoreDelay")
+	cmd.Env = append(os.Environ(), "PGRULES_CACHE_STORE_CHILD="+path)
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	killed := time.Now()
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	c := open(t, path)
+	defer c.Close()
+	due, stored := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		stored++
+		at, _ := strconv.ParseInt(f[1], 10, 64)
+		if killed.Sub(time.Unix(0, at)) < storeDelay+room {
+			continue
+		}
+		due++
+		if e, ok, err := c.Get(Key(KeyParts{Prompt: f[0]})); !ok || err != nil || !strings.HasSuffix(e.Text, f[0]) {
+			t.Fatalf("answer %s, stored %v before the kill, lost (%v %v)", f[0], killed.Sub(time.Unix(0, at)), ok, err)
+		}
+	}
+	if due < 100 {
+		t.Fatalf("only %d of %d answers were stored early enough to check", due, stored)
+	}
+	t.Logf("%d answers stored, the %d stored %v or more before kill -9 all committed", stored, due, storeDelay+room)
+}
