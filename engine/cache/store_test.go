@@ -188,3 +188,21 @@ func TestStoredAnswersSurviveAKillAfterStoreDelay(t *testing.T) {
 	}
 	t.Logf("%d answers stored, the %d stored %v or more before kill -9 all committed", stored, due, storeDelay+room)
 }
+
+// An empty answer is an answer (judged as not JSON): it is stored, not
+// refused as a NULL.
+func TestAnEmptyAnswerIsStored(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
+	defer c.Close()
+	k := Key(KeyParts{Provider: "p", Prompt: "q"})
+	if err := c.Store(k, Entry{Text: ""}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatalf("storing an empty answer: %v", err)
+	}
+	var n int
+	if err := c.db.QueryRow(`SELECT length(text) FROM answers WHERE key = ?`, mustKey(k)).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("stored empty answer: length %d, %v", n, err)
+	}
+}
