@@ -610,3 +610,29 @@ func TestRegatingChangesExactlyWhatTheGateImpliesWithoutCalls(t *testing.T) {
 		t.Errorf("%d records still accepted", len(acc))
 	}
 }
+
+// Two samples whose prompts are the same pay for one answer, although the
+// second asks before the first's answer is committed to the cache (one
+// worker: it comes microseconds after; commits come up to 100 ms after).
+func TestASecondSampleWithTheSamePromptIsNotAskedAgain(t *testing.T) {
+	e := newEnv(t, corpus{n: 5}) // samples 0 and 4 are both checklists
+	for file, from := range map[string]string{e.paths.Plan: "sample " + sampleID(4), e.paths.Drafts: "draft answer for " + sampleID(4)} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := strings.Replace(from, sampleID(4), sampleID(0), 1)
+		if !bytes.Contains(b, []byte(from)) {
+			t.Fatalf("%s has no %q", file, from)
+		}
+		if err := os.WriteFile(file, bytes.Replace(b, []byte(from), []byte(to), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Concurrency = 1 })
+	e.teacher.mu.Lock()
+	defer e.teacher.mu.Unlock()
+	if calls := e.teacher.calls.Load(); calls != 4 || len(e.teacher.prompts) != 4 {
+		t.Errorf("%d calls for %d distinct prompts, want 4 for 4: %v", calls, len(e.teacher.prompts), e.teacher.prompts)
+	}
+}

@@ -6,11 +6,12 @@
 // The store is SQLite in WAL mode (modernc.org/sqlite: pure Go, no cgo).
 // WAL lets any number of processes read while one writes and makes a
 // writer wait (busy_timeout) rather than fail, so runs into different out
-// dirs share one cache at the same time. A committed answer is in the WAL
-// file when Put returns and survives kill -9 of pgrules; with
-// synchronous=NORMAL it reaches the disk at the next checkpoint, so a power
-// loss can take the last moments — an fsync per answer would cap a fast
-// teacher at a few hundred answers a second.
+// dirs share one cache at the same time. An answer is committed when Put
+// returns, or within storeDelay of Store, and is then in the WAL file and
+// survives kill -9 of pgrules; with synchronous=NORMAL it reaches the disk
+// at the next checkpoint, so a power loss can take the last moments — an
+// fsync per answer would cap a fast teacher at a few hundred answers a
+// second.
 package cache
 
 import (
