@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -90,39 +91,58 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
-func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
-	cfg, cfgJSON := l.cfg, redactedJSON(l.k)
-	if path, _ := cmd.Flags().GetString("cpu-profile"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return usageErr(fmt.Errorf("--cpu-profile: %w", err))
+// startProfiles starts what --cpu-profile and --trace ask for and sets
+// up --mem-profile; stop ends them and writes the files.
+func startProfiles(cmd *cobra.Command) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return usageErr(fmt.Errorf("--cpu-profile: %w", err))
-		}
-		defer pprof.StopCPUProfile()
 	}
-	if path, _ := cmd.Flags().GetString("trace"); path != "" {
+	for _, p := range []struct {
+		flag  string
+		start func(io.Writer) error
+		end   func()
+	}{
+		{"cpu-profile", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"trace", trace.Start, trace.Stop},
+	} {
+		path, _ := cmd.Flags().GetString(p.flag)
+		if path == "" {
+			continue
+		}
 		f, err := os.Create(path)
+		if err == nil {
+			if err = p.start(f); err != nil {
+				f.Close()
+			}
+		}
 		if err != nil {
-			return usageErr(fmt.Errorf("--trace: %w", err))
+			stop()
+			return nil, usageErr(fmt.Errorf("--%s: %w", p.flag, err))
 		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return usageErr(fmt.Errorf("--trace: %w", err))
-		}
-		defer trace.Stop()
+		stops = append(stops, func() { p.end(); f.Close() })
 	}
 	if path, _ := cmd.Flags().GetString("mem-profile"); path != "" {
 		runtime.MemProfileRate = 64 << 10
-		defer func() {
+		stops = append(stops, func() {
 			if f, err := os.Create(path); err == nil {
 				_ = pprof.Lookup("allocs").WriteTo(f, 0)
 				f.Close()
 			}
-		}()
+		})
 	}
+	return stop, nil
+}
+
+func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
+	cfg, cfgJSON := l.cfg, redactedJSON(l.k)
+	stopProfiles, err := startProfiles(cmd)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return usageErr(err)
