@@ -278,8 +278,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 	}
 	if d.Cache != nil {
-		// Before anything is committed: a record never stands on an
-		// answer that is only in memory.
+		// Before anything is committed, so no answer behind a committed
+		// record is still only in memory; one the cache could not store
+		// costs a call on a rerun, not a record.
 		if err := d.Cache.Sync(); err != nil {
 			log.Warn().Err(err).Msg("cache write failed; these answers will be paid for again on a rerun")
 		}

@@ -1,10 +1,9 @@
 // Package answer is the answer stage of a run: it gets the teacher's text
 // for a rendered prompt from the response cache when it holds one, and
 // otherwise from the teacher. A teacher's answer goes to the cache once it
-// is judged (Keep), with what judging found out, and the run commits its
-// outputs only after the cache has committed every answer: a paid answer
-// survives any crash after that, and a record never stands on an answer
-// the cache lost.
+// is judged (Keep), with what judging found out; the cache commits it
+// within milliseconds, and a run commits its outputs only after the cache
+// has committed every answer or said which it could not.
 package answer
 
 import (
@@ -142,10 +141,11 @@ func (s *Source) Keep(id, key string, a Answer, passed, hits []byte) {
 }
 
 // Ask asks the teacher for req, whose prompt is given as its pieces: they
-// are joined into req.Prompt only here. The caller stores the answer with
-// Keep once it is judged, and looks in the cache before asking (Cached). A teacher failure is returned as is
-// (typed *providers.Error where the provider classified it); with no
-// teacher (offline) it is ErrNoCachedAnswer.
+// are joined into req.Prompt only here. The caller looks in the cache
+// before asking (Cached) and stores the answer with Keep once it is
+// judged. A teacher failure is returned as is (typed *providers.Error
+// where the provider classified it); with no teacher (offline) it is
+// ErrNoCachedAnswer.
 func (s *Source) Ask(ctx context.Context, req providers.Request, prompt prompt.Rendered) (Answer, error) {
 	if s.Teacher == nil {
 		return Answer{}, ErrNoCachedAnswer
