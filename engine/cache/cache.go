@@ -546,7 +546,7 @@ func (c *Cache) Mark(key, text string, passed, hits []byte) error {
 	if err != nil {
 		return err
 	}
-	c.writes <- &putReq{stmt: c.mark, args: []any{passed, hits, k, []byte(text)}, delay: lazyDelay}
+	c.writes <- &putReq{stmt: c.mark, args: []any{passed, hits, k, blob(text)}, delay: lazyDelay}
 	return nil
 }
 
