@@ -150,6 +150,11 @@ func (s *Source) Ask(ctx context.Context, req providers.Request, prompt prompt.R
 	if s.Teacher == nil {
 		return Answer{}, ErrNoCachedAnswer
 	}
+	if err := ctx.Err(); err != nil {
+		// Interrupted: a worker that picks up one more sample on its way
+		// out must not start a call that would be paid for and dropped.
+		return Answer{}, err
+	}
 	req.PromptBytes = int64(prompt.Len())
 	if !s.NoPrompt {
 		req.Prompt = prompt.String()
