@@ -33,7 +33,7 @@ func TestReadAheadAttachesCachedAnswers(t *testing.T) {
 			keys.Set(i, k)
 		}
 		if i%7 != 3 { // 3, 10, 17...: no answer cached
-			if err := c.Put(k, cache.Entry{Text: fmt.Sprint("answer ", i), Teacher: providers.Response{Provider: "p"}}); err != nil {
+			if err := c.Store(k, cache.Entry{Text: fmt.Sprint("answer ", i), Teacher: providers.Response{Provider: "p"}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -42,6 +42,9 @@ func TestReadAheadAttachesCachedAnswers(t *testing.T) {
 			j.keep = 1
 		}
 		jobs = append(jobs, j)
+	}
+	if err := c.Sync(); err != nil { // the read-ahead reads the file
+		t.Fatal(err)
 	}
 	st := &stages{keys: keys, answers: &answer.Source{Cache: c}}
 	var got []int32

@@ -6,9 +6,9 @@
 // The store is SQLite in WAL mode (modernc.org/sqlite: pure Go, no cgo).
 // WAL lets any number of processes read while one writes and makes a
 // writer wait (busy_timeout) rather than fail, so runs into different out
-// dirs share one cache at the same time. An answer is committed when Put
-// returns, or within storeDelay of Store, and is then in the WAL file and
-// survives kill -9 of pgrules; with synchronous=NORMAL it reaches the disk
+// dirs share one cache at the same time. An answer is committed within
+// storeDelay of Store (when Sync returns, at the latest), and is then in
+// the WAL file and survives kill -9 of pgrules; with synchronous=NORMAL it reaches the disk
 // at the next checkpoint, so a power loss can take the last moments — an
 // fsync per answer would cap a fast teacher at a few hundred answers a
 // second.
@@ -637,35 +637,32 @@ func (e *StoreError) Error() string {
 
 func (e *StoreError) Unwrap() error { return e.Err }
 
-// Put stores an answer; when it returns, the answer survives the death of
-// this process. Only successful answers are ever stored: an error is not an
-// answer. e.Passed and e.Hits, when set, are marks (see Mark) of e.Text.
-func (c *Cache) Put(key string, e Entry) error {
-	req, err := c.putReq(key, e)
-	if err != nil {
-		return err
-	}
-	req.done = make(chan error, 1)
-	c.writes <- req
-	if err := <-req.done; err != nil {
-		return &Error{Op: "write", Path: c.path, Err: err}
-	}
-	return nil
-}
-
-// Store is Put without the wait: the answer is committed with others
-// within storeDelay, and Get finds it meanwhile. A commit that fails is
-// reported by the next Sync. A worker that waited for each commit spent
+// Store stores an answer — only successful answers are ever stored: an
+// error is not an answer — with e.Passed and e.Hits, when set, as its
+// marks (see Mark). It does not wait: the answer is committed with others
+// within storeDelay, and Get finds it meanwhile; Sync waits for the
+// commit, and reports one that failed. A worker that waited for each commit spent
 // most of a fast teacher's run waiting (measured with dryrun: 94 of the
 // 127 s workers were blocked in 20,000 samples), while the answers
 // reached the disk no sooner; a kill can now lose the answers of the last
 // storeDelay, as it always lost those of the calls in flight.
 func (c *Cache) Store(key string, e Entry) error {
-	req, err := c.putReq(key, e)
+	if c.put == nil {
+		return &Error{Op: "write", Path: c.path, Err: errors.New("the cache is open read-only")}
+	}
+	k, err := keyBytes(key)
 	if err != nil {
 		return err
 	}
-	req.key, req.entry, req.delay = key, e, storeDelay
+	teacher, err := json.Marshal(e.Teacher)
+	if err != nil {
+		return err
+	}
+	if e.StoredAt.IsZero() {
+		e.StoredAt = time.Now()
+	}
+	req := &putReq{key: key, entry: e, delay: storeDelay,
+		args: []any{k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, blob(e.Text), e.StoredAt.Unix(), e.Passed, e.Hits}}
 	c.mu.Lock()
 	if c.unstored == nil {
 		c.unstored = map[string]*putReq{}
@@ -674,24 +671,6 @@ func (c *Cache) Store(key string, e Entry) error {
 	c.mu.Unlock()
 	c.writes <- req
 	return nil
-}
-
-func (c *Cache) putReq(key string, e Entry) (*putReq, error) {
-	if c.put == nil {
-		return nil, &Error{Op: "write", Path: c.path, Err: errors.New("the cache is open read-only")}
-	}
-	k, err := keyBytes(key)
-	if err != nil {
-		return nil, err
-	}
-	teacher, err := json.Marshal(e.Teacher)
-	if err != nil {
-		return nil, err
-	}
-	if e.StoredAt.IsZero() {
-		e.StoredAt = time.Now()
-	}
-	return &putReq{args: []any{k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, blob(e.Text), e.StoredAt.Unix(), e.Passed, e.Hits}}, nil
 }
 
 // blob is s as the bytes of a BLOB argument, without a copy: the driver
@@ -756,8 +735,9 @@ const (
 const commitLinger = 2 * time.Millisecond
 
 // writeLoop commits writes in groups. A transaction costs the same for
-// one answer or a hundred, so concurrent writers share it; a Put still
-// returns only once its own answer is committed.
+// one answer or a hundred, so concurrent writers share it; a write someone
+// waits for (Sync, a memo put with wait) is answered only once it is
+// committed.
 func (c *Cache) writeLoop() {
 	defer close(c.written)
 	var pending []*putReq

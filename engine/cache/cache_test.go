@@ -37,7 +37,7 @@ func TestRoundTripStatsClear(t *testing.T) {
 	cost := 0.5
 	e := Entry{Text: "answer é", Teacher: providers.Response{Provider: "openrouter", ChosenModel: "m", Usage: &providers.Usage{TotalTokens: 10}, CostUSD: &cost, LatencySeconds: 2}, StoredAt: time.Unix(100, 0).UTC()}
 	k := Key(KeyParts{Provider: "openrouter", Prompt: "p"})
-	if err := c.Put(k, e); err != nil {
+	if err := put(c, k, e); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
@@ -97,7 +97,7 @@ func TestTwoProcessesShareOneCache(t *testing.T) {
 		}
 		who := os.Getenv("PGRULES_CACHE_SHARE_WHO")
 		for i := range 300 {
-			if err := c.Put(Key(KeyParts{Prompt: who + fmt.Sprint(i)}), Entry{Text: strings.Repeat(who, 2000)}); err != nil {
+			if err := put(c, Key(KeyParts{Prompt: who + fmt.Sprint(i)}), Entry{Text: strings.Repeat(who, 2000)}); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(4)
 			}
@@ -154,7 +154,7 @@ func TestManyProcessesCreateOneCacheAtOnce(t *testing.T) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		if err := c.Put(Key(KeyParts{Prompt: os.Getenv("PGRULES_CACHE_RACE_WHO")}), Entry{Text: "x"}); err != nil {
+		if err := put(c, Key(KeyParts{Prompt: os.Getenv("PGRULES_CACHE_RACE_WHO")}), Entry{Text: "x"}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(4)
 		}
@@ -198,8 +198,8 @@ func TestPruneRemovesOnlyOldAnswers(t *testing.T) {
 	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
 	defer c.Close()
 	now := time.Now()
-	c.Put(Key(KeyParts{Prompt: "old"}), Entry{Text: "x", StoredAt: now.Add(-40 * 24 * time.Hour)})
-	c.Put(Key(KeyParts{Prompt: "new"}), Entry{Text: "y", StoredAt: now.Add(-time.Hour)})
+	put(c, Key(KeyParts{Prompt: "old"}), Entry{Text: "x", StoredAt: now.Add(-40 * 24 * time.Hour)})
+	put(c, Key(KeyParts{Prompt: "new"}), Entry{Text: "y", StoredAt: now.Add(-time.Hour)})
 	if n, err := c.Prune(now.Add(-30 * 24 * time.Hour)); n != 1 || err != nil {
 		t.Fatalf("Prune = %d, %v", n, err)
 	}
@@ -216,7 +216,7 @@ func TestPruneRemovesOnlyOldAnswers(t *testing.T) {
 func TestMergeFromCachesOldAndNew(t *testing.T) {
 	dir := t.TempDir()
 	src := open(t, filepath.Join(dir, "src.db"))
-	src.Put(Key(KeyParts{Prompt: "s1"}), Entry{Text: "from src", Teacher: providers.Response{Provider: "local", ChosenModel: "m"}})
+	put(src, Key(KeyParts{Prompt: "s1"}), Entry{Text: "from src", Teacher: providers.Response{Provider: "local", ChosenModel: "m"}})
 	src.Close()
 
 	old := filepath.Join(dir, "old.db")
@@ -236,7 +236,7 @@ func TestMergeFromCachesOldAndNew(t *testing.T) {
 
 	dst := open(t, filepath.Join(dir, "dst.db"))
 	defer dst.Close()
-	dst.Put(Key(KeyParts{Prompt: "s1"}), Entry{Text: "already here"})
+	put(dst, Key(KeyParts{Prompt: "s1"}), Entry{Text: "already here"})
 	if _, err := Open(old, Options{}); !errors.Is(err, ErrNotCache) {
 		t.Errorf("opening a bbolt cache: %v, want ErrNotCache", err)
 	}
@@ -253,7 +253,7 @@ func TestMergeFromCachesOldAndNew(t *testing.T) {
 	}
 }
 
-func TestConcurrentPuts(t *testing.T) {
+func TestConcurrentStores(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.db")
 	c := open(t, path)
 	var wg sync.WaitGroup
@@ -262,7 +262,7 @@ func TestConcurrentPuts(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 20 {
-				if err := c.Put(Key(KeyParts{Prompt: fmt.Sprint(w, "/", i)}), Entry{Text: fmt.Sprint(w, "/", i)}); err != nil {
+				if err := put(c, Key(KeyParts{Prompt: fmt.Sprint(w, "/", i)}), Entry{Text: fmt.Sprint(w, "/", i)}); err != nil {
 					t.Error(err)
 				}
 			}
@@ -283,7 +283,8 @@ func TestConcurrentPuts(t *testing.T) {
 }
 
 // TestKilledWriterLeavesAUsableCache SIGKILLs a process that is writing
-// and checks that every entry Put had acknowledged is there and decodes.
+// and checks that every answer whose Sync had returned is there and
+// decodes.
 func TestKilledWriterLeavesAUsableCache(t *testing.T) {
 	if path := os.Getenv("PGRULES_CACHE_CRASH_CHILD"); path != "" {
 		c, err := Open(path, Options{})
@@ -291,7 +292,7 @@ func TestKilledWriterLeavesAUsableCache(t *testing.T) {
 			os.Exit(3)
 		}
 		for i := 0; ; i++ {
-			if err := c.Put(Key(KeyParts{Prompt: fmt.Sprint(i)}), Entry{Text: strings.Repeat("x", 3000) + fmt.Sprint(i)}); err != nil {
+			if err := put(c, Key(KeyParts{Prompt: fmt.Sprint(i)}), Entry{Text: strings.Repeat("x", 3000) + fmt.Sprint(i)}); err != nil {
 				os.Exit(4)
 			}
 			fmt.Println(i) // acknowledged
@@ -361,7 +362,7 @@ func TestGetManyIsGetForEachKey(t *testing.T) {
 		if i%3 == 2 {
 			continue // not cached
 		}
-		if err := c.Put(k, Entry{Text: fmt.Sprint("answer ", i), Teacher: providers.Response{Provider: "p", ChosenModel: fmt.Sprint("m", i)}, StoredAt: time.Unix(int64(1e9+i), 0)}); err != nil {
+		if err := put(c, k, Entry{Text: fmt.Sprint("answer ", i), Teacher: providers.Response{Provider: "p", ChosenModel: fmt.Sprint("m", i)}, StoredAt: time.Unix(int64(1e9+i), 0)}); err != nil {
 			t.Fatal(err)
 		}
 	}

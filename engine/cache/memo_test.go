@@ -18,7 +18,7 @@ func TestMemosLiveAndDieWithTheCache(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.db")
 	c := open(t, path)
 	k := Key(KeyParts{Provider: "p", Prompt: "x"})
-	if err := c.Put(k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p"}}); err != nil {
+	if err := put(c, k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p"}}); err != nil {
 		t.Fatal(err)
 	}
 	digest := []byte("digest-of-a-fact")
@@ -64,7 +64,7 @@ func TestMemosLiveAndDieWithTheCache(t *testing.T) {
 	}
 	db.Close()
 	c = open(t, path)
-	c.Put(k, Entry{Text: "again", Teacher: providers.Response{Provider: "p"}})
+	put(c, k, Entry{Text: "again", Teacher: providers.Response{Provider: "p"}})
 	c.Close()
 	db, _ = sql.Open("sqlite", "file:"+path)
 	db.Exec(`DROP TABLE memos`)
@@ -96,7 +96,7 @@ func TestMarksAreOfTheTextThatWasChecked(t *testing.T) {
 	k := Key(KeyParts{Provider: "p", Prompt: "x"})
 	check, hits := []byte("schemas v1"), []byte("lists v1: hits")
 	marks := func(e Entry) string { return fmt.Sprintf("passed %q, hits %q", e.Passed, e.Hits) }
-	c.Put(k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p"}})
+	put(c, k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p"}})
 	if e, _, _ := c.Get(k); e.Passed != nil || e.Hits != nil {
 		t.Fatalf("a new answer has marks: %s", marks(e))
 	}
@@ -124,11 +124,11 @@ func TestMarksAreOfTheTextThatWasChecked(t *testing.T) {
 	}
 	c.Mark(k, "answer", check, nil)
 	// The same text stored again (--refresh) keeps its marks.
-	c.Put(k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p", ChosenModel: "m2"}})
+	put(c, k, Entry{Text: "answer", Teacher: providers.Response{Provider: "p", ChosenModel: "m2"}})
 	if e, _, _ := c.Get(k); !bytes.Equal(e.Passed, check) || !bytes.Equal(e.Hits, hits) || e.Teacher.ChosenModel != "m2" {
 		t.Errorf("the same text stored again: %s, model %q", marks(e), e.Teacher.ChosenModel)
 	}
-	c.Put(k, Entry{Text: "a new answer", Teacher: providers.Response{Provider: "p"}})
+	put(c, k, Entry{Text: "a new answer", Teacher: providers.Response{Provider: "p"}})
 	if e, _, _ := c.Get(k); e.Passed != nil || e.Hits != nil {
 		t.Errorf("a replaced answer kept the old one's marks: %s", marks(e))
 	}

@@ -206,3 +206,12 @@ func TestAnEmptyAnswerIsStored(t *testing.T) {
 		t.Fatalf("stored empty answer: length %d, %v", n, err)
 	}
 }
+
+// put stores an answer and waits for its commit, as a run does before
+// committing its outputs.
+func put(c *Cache, key string, e Entry) error {
+	if err := c.Store(key, e); err != nil {
+		return err
+	}
+	return c.Sync()
+}
