@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -494,8 +495,20 @@ const GetManyBatch = 32
 // found, by key. A statement each cost 36 µs an answer, 32 to a statement
 // 19 µs (BenchmarkGetMany): a lock, a read transaction and database/sql's
 // bookkeeping a statement. A key not in the map has no entry, or one that
-// cannot be read: Get says why.
+// cannot be read: Get says why. Like Get, it finds answers given to Store
+// and not committed yet.
 func (c *Cache) GetMany(keys []string) (map[string]Entry, error) {
+	// Looked at before the file: an answer committed in between is in
+	// one or the other.
+	var fresh map[string]Entry
+	for _, k := range keys {
+		if e, ok := c.unstoredEntry(k); ok {
+			if fresh == nil {
+				fresh = map[string]Entry{}
+			}
+			fresh[k] = e
+		}
+	}
 	out := make(map[string]Entry, len(keys))
 	args := make([]any, GetManyBatch)
 	for len(keys) > 0 {
@@ -513,6 +526,7 @@ func (c *Cache) GetMany(keys []string) (map[string]Entry, error) {
 			return nil, err
 		}
 	}
+	maps.Copy(out, fresh)
 	return out, nil
 }
 

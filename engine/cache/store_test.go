@@ -31,6 +31,9 @@ func TestStoredAnswerIsFoundBeforeAndAfterItsCommit(t *testing.T) {
 	if !ok || err != nil || got.Text != "answer" || got.Teacher.Text != "answer" || string(got.Passed) != "check" || string(got.Hits) != "hits" {
 		t.Fatalf("Get before the commit = %+v %v %v", got, ok, err)
 	}
+	if many, err := c.GetMany([]string{k}); err != nil || many[k].Text != "answer" || string(many[k].Hits) != "hits" {
+		t.Fatalf("GetMany before the commit = %+v %v", many, err)
+	}
 	if err := c.Sync(); err != nil {
 		t.Fatal(err)
 	}
