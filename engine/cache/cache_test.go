@@ -300,17 +300,8 @@ func TestKilledWriterLeavesAUsableCache(t *testing.T) {
 	}
 	for round := range 3 {
 		path := filepath.Join(t.TempDir(), "cache.db")
-		cmd := exec.Command(os.Args[0], "-test.run=TestKilledWriterLeavesAUsableCache")
-		cmd.Env = append(os.Environ(), "PGRULES_CACHE_CRASH_CHILD="+path)
-		var out strings.Builder
-		cmd.Stdout = &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		lines := strings.Fields(out.String())
+		out, _ := killedChild(t, "TestKilledWriterLeavesAUsableCache", "PGRULES_CACHE_CRASH_CHILD="+path, time.Duration(100+rand.IntN(300))*time.Millisecond)
+		lines := strings.Fields(out)
 		c := open(t, path)
 		s, err := c.Stats()
 		if err != nil {
@@ -327,6 +318,25 @@ func TestKilledWriterLeavesAUsableCache(t *testing.T) {
 		c.Close()
 		t.Logf("round %d: %d entries acknowledged before kill -9, all present", round, len(lines))
 	}
+}
+
+// killedChild runs test in a child process of this test binary with env
+// added, SIGKILLs it after d, and returns what it printed and when it was
+// killed.
+func killedChild(t *testing.T, test, env string, d time.Duration) (string, time.Time) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env)
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	killed := time.Now()
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return out.String(), killed
 }
 
 // A prompt hashed as its pieces has the key of the joined prompt: caches

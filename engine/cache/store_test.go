@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -157,21 +155,11 @@ func TestStoredAnswersSurviveAKillAfterStoreDelay(t *testing.T) {
 	}
 	const room = 400 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "cache.db")
-	cmd := exec.Command(os.Args[0], "-test.run=TestStoredAnswersSurviveAKillAfterStoreDelay")
-	cmd.Env = append(os.Environ(), "PGRULES_CACHE_STORE_CHILD="+path)
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	killed := time.Now()
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	out, killed := killedChild(t, "TestStoredAnswersSurviveAKillAfterStoreDelay", "PGRULES_CACHE_STORE_CHILD="+path, 1500*time.Millisecond)
 	c := open(t, path)
 	defer c.Close()
 	due, stored := 0, 0
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 2 {
 			continue
