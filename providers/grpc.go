@@ -2,12 +2,17 @@ package providers
 
 import (
 	"context"
+	"io"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/pgrules/pgrules/providers/proto"
 )
@@ -77,9 +82,30 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 }
 
 func (s *grpcServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
+	return s.generate(ctx, req), nil
+}
+
+// GenerateStream answers the calls of one stream in turn. Each call runs
+// under the stream's context: the host cancels the stream to cancel it.
+func (s *grpcServer) GenerateStream(st pb.Provider_GenerateStreamServer) error {
+	for {
+		req, err := st.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := st.Send(s.generate(st.Context(), req)); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *grpcServer) generate(ctx context.Context, req *pb.GenerateRequest) *pb.GenerateResponse {
 	r, err := s.impl.Generate(ctx, Request{ID: req.Id, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft, PromptBytes: req.PromptBytes})
 	if err != nil {
-		return &pb.GenerateResponse{Failure: toFailure(err)}, nil
+		return &pb.GenerateResponse{Failure: toFailure(err)}
 	}
 	out := &pb.GenerateResponse{
 		Text: r.Text, Provider: r.Provider, SelectedModel: r.SelectedModel, ChosenModel: r.ChosenModel,
@@ -95,12 +121,26 @@ func (s *grpcServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb
 	if r.CostUSD != nil {
 		out.HasCost, out.CostUsd = true, *r.CostUSD
 	}
-	return out, nil
+	return out
 }
 
 // grpcClient is the host's Provider over one plugin connection.
 type grpcClient struct {
 	c pb.ProviderClient
+
+	mu sync.Mutex
+	// idle streams of GenerateStream, each free for one call at a time;
+	// there are as many as calls were ever in flight together.
+	idle []*callStream
+	// unary is set once the plugin answered UNIMPLEMENTED to
+	// GenerateStream (a plugin built before it, or in another language
+	// that did not implement it).
+	unary atomic.Bool
+}
+
+type callStream struct {
+	st     pb.Provider_GenerateStreamClient
+	cancel context.CancelFunc
 }
 
 func (c *grpcClient) Describe(ctx context.Context) (Info, error) {
@@ -121,7 +161,7 @@ func (c *grpcClient) Configure(ctx context.Context, cfg []byte) (Configured, err
 
 func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error) {
 	start := time.Now()
-	r, err := c.c.Generate(ctx, &pb.GenerateRequest{Id: req.ID, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft, PromptBytes: req.PromptBytes})
+	r, err := c.generate(ctx, &pb.GenerateRequest{Id: req.ID, System: req.System, Prompt: req.Prompt, PayloadType: req.PayloadType, Draft: req.Draft, PromptBytes: req.PromptBytes})
 	took := time.Since(start)
 	if err != nil {
 		return Response{}, err
@@ -151,6 +191,64 @@ func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error
 		out.CostUSD = &cost
 	}
 	return out, nil
+}
+
+// generate makes one call on an idle stream, or on a new one when all are
+// busy. A call whose context ends cancels its stream, which then carries
+// no more calls: the plugin sees the cancel as it would a unary call's.
+func (c *grpcClient) generate(ctx context.Context, in *pb.GenerateRequest) (*pb.GenerateResponse, error) {
+	if c.unary.Load() {
+		return c.c.Generate(ctx, in)
+	}
+	s, err := c.take()
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, s.cancel)
+	err = s.st.Send(in)
+	var out *pb.GenerateResponse
+	if err == nil || err == io.EOF {
+		// Send reports a broken stream as io.EOF; Recv has its status.
+		out, err = s.st.Recv()
+	}
+	if !stop() || err != nil {
+		s.cancel()
+		if err == nil {
+			return out, nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, status.FromContextError(cerr).Err()
+		}
+		if status.Code(err) == codes.Unimplemented {
+			c.unary.Store(true)
+			return c.c.Generate(ctx, in)
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	c.idle = append(c.idle, s)
+	c.mu.Unlock()
+	return out, nil
+}
+
+func (c *grpcClient) take() (*callStream, error) {
+	c.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		s := c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return s, nil
+	}
+	c.mu.Unlock()
+	// The stream outlives the call that opens it, so its context is its
+	// own; calls cancel it through AfterFunc.
+	sctx, cancel := context.WithCancel(context.Background())
+	st, err := c.c.GenerateStream(sctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &callStream{st: st, cancel: cancel}, nil
 }
 
 func toFailure(err error) *pb.Failure {

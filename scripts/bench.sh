@@ -91,3 +91,9 @@ awk -v s="$rstart" -v e="$rend" -v b="$(stat -c %s "$work/report.html")" -v w="$
 rtb=$(go test -run '^$' -bench PluginRoundTrip -benchtime 2000x ./providers/ |
   awk '/^BenchmarkPluginRoundTrip/ { for (i = 1; i < NF; i++) { if ($(i+1) == "p50-µs") p50 = $i; if ($(i+1) == "p90-µs") p90 = $i } } END { if (p50 != "") printf "p50 %d µs, p90 %d µs", p50, p90 }' || true)
 echo "plugin   round trip alone (one call at a time, BenchmarkPluginRoundTrip): ${rtb:-not measured}"
+
+# What a call costs both processes in CPU when 16 workers keep the plugin
+# busy, over GenerateStream (what runs use) and over unary Generate.
+calls=$(go test -run '^$' -bench PluginCalls -benchtime 20000x ./providers/ |
+  awk '/^BenchmarkPluginCalls\// { split($1, m, "[/-]"); for (i = 1; i < NF; i++) if ($(i+1) == "cpu-µs/op") printf "%s%s %d µs", sep, m[2], $i; sep = ", " }' || true)
+echo "plugin   CPU per call from 16 workers, both processes (BenchmarkPluginCalls): ${calls:-not measured}"

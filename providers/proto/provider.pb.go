@@ -842,11 +842,12 @@ const file_provider_proto_rawDesc = "" +
 	"\rfinish_reason\x18\f \x01(\tR\ffinishReason\x126\n" +
 	"\afailure\x18\r \x01(\v2\x1c.pgrules.provider.v1.FailureR\afailure\x12\x19\n" +
 	"\braw_text\x18\x0e \x01(\fR\arawText\x12)\n" +
-	"\x10secrets_redacted\x18\x0f \x01(\x05R\x0fsecretsRedacted2\x98\x02\n" +
+	"\x10secrets_redacted\x18\x0f \x01(\x05R\x0fsecretsRedacted2\xfb\x02\n" +
 	"\bProvider\x12W\n" +
 	"\bDescribe\x12$.pgrules.provider.v1.DescribeRequest\x1a%.pgrules.provider.v1.DescribeResponse\x12Z\n" +
 	"\tConfigure\x12%.pgrules.provider.v1.ConfigureRequest\x1a&.pgrules.provider.v1.ConfigureResponse\x12W\n" +
-	"\bGenerate\x12$.pgrules.provider.v1.GenerateRequest\x1a%.pgrules.provider.v1.GenerateResponseB2Z0github.com/pgrules/pgrules/providers/proto;protob\x06proto3"
+	"\bGenerate\x12$.pgrules.provider.v1.GenerateRequest\x1a%.pgrules.provider.v1.GenerateResponse\x12a\n" +
+	"\x0eGenerateStream\x12$.pgrules.provider.v1.GenerateRequest\x1a%.pgrules.provider.v1.GenerateResponse(\x010\x01B2Z0github.com/pgrules/pgrules/providers/proto;protob\x06proto3"
 
 var (
 	file_provider_proto_rawDescOnce sync.Once
@@ -883,11 +884,13 @@ var file_provider_proto_depIdxs = []int32{
 	1, // 5: pgrules.provider.v1.Provider.Describe:input_type -> pgrules.provider.v1.DescribeRequest
 	3, // 6: pgrules.provider.v1.Provider.Configure:input_type -> pgrules.provider.v1.ConfigureRequest
 	5, // 7: pgrules.provider.v1.Provider.Generate:input_type -> pgrules.provider.v1.GenerateRequest
-	2, // 8: pgrules.provider.v1.Provider.Describe:output_type -> pgrules.provider.v1.DescribeResponse
-	4, // 9: pgrules.provider.v1.Provider.Configure:output_type -> pgrules.provider.v1.ConfigureResponse
-	9, // 10: pgrules.provider.v1.Provider.Generate:output_type -> pgrules.provider.v1.GenerateResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
+	5, // 8: pgrules.provider.v1.Provider.GenerateStream:input_type -> pgrules.provider.v1.GenerateRequest
+	2, // 9: pgrules.provider.v1.Provider.Describe:output_type -> pgrules.provider.v1.DescribeResponse
+	4, // 10: pgrules.provider.v1.Provider.Configure:output_type -> pgrules.provider.v1.ConfigureResponse
+	9, // 11: pgrules.provider.v1.Provider.Generate:output_type -> pgrules.provider.v1.GenerateResponse
+	9, // 12: pgrules.provider.v1.Provider.GenerateStream:output_type -> pgrules.provider.v1.GenerateResponse
+	9, // [9:13] is the sub-list for method output_type
+	5, // [5:9] is the sub-list for method input_type
 	5, // [5:5] is the sub-list for extension type_name
 	5, // [5:5] is the sub-list for extension extendee
 	0, // [0:5] is the sub-list for field type_name

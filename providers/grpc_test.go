@@ -1,0 +1,175 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/pgrules/pgrules/providers/proto"
+)
+
+// echo answers with the request id; a request for "slow" waits until its
+// context ends and records that it did.
+type echo struct {
+	slowCancelled chan struct{}
+}
+
+func (echo) Describe(context.Context) (Info, error)               { return Info{Name: "echo"}, nil }
+func (echo) Configure(context.Context, []byte) (Configured, error) { return Configured{}, nil }
+
+func (e echo) Generate(ctx context.Context, req Request) (Response, error) {
+	if req.ID == "slow" {
+		<-ctx.Done()
+		close(e.slowCancelled)
+		return Response{}, ctx.Err()
+	}
+	if req.ID == "fail" {
+		return Response{}, &Error{Kind: KindRetryable, Code: "busy", Message: "try again"}
+	}
+	return Response{Text: "answer to " + req.ID}, nil
+}
+
+// countingServer is the plugin side's gRPC server with its calls counted;
+// noStream makes it a plugin that predates GenerateStream.
+type countingServer struct {
+	*grpcServer
+	noStream       bool
+	streams, unary atomic.Int32
+}
+
+func (s *countingServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
+	s.unary.Add(1)
+	return s.grpcServer.Generate(ctx, req)
+}
+
+func (s *countingServer) GenerateStream(st pb.Provider_GenerateStreamServer) error {
+	s.streams.Add(1)
+	if s.noStream {
+		return s.grpcServer.UnimplementedProviderServer.GenerateStream(st)
+	}
+	return s.grpcServer.GenerateStream(st)
+}
+
+// serve runs srv on a real loopback listener and returns the host side.
+func serve(t *testing.T, srv *countingServer) *grpcClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	pb.RegisterProviderServer(s, srv)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &grpcClient{c: pb.NewProviderClient(conn)}
+}
+
+func newServer(noStream bool) *countingServer {
+	return &countingServer{grpcServer: &grpcServer{impl: echo{slowCancelled: make(chan struct{})}}, noStream: noStream}
+}
+
+// callMany makes n calls from workers goroutines and checks every answer
+// and every classified failure crossed intact.
+func callMany(t *testing.T, c *grpcClient, workers, n int) {
+	t.Helper()
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int32(n); i = next.Add(1) {
+				id := "id-" + string(rune('a'+i%26)) + string(rune('a'+i/26%26))
+				if i%10 == 0 {
+					id = "fail"
+				}
+				resp, err := c.Generate(context.Background(), Request{ID: id})
+				var pe *Error
+				switch {
+				case id == "fail" && errors.As(err, &pe) && pe.Code == "busy" && pe.Kind == KindRetryable:
+				case id != "fail" && err == nil && resp.Text == "answer to "+id:
+				default:
+					t.Errorf("call %s: %+v, %v", id, resp, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestCallsShareStreams(t *testing.T) {
+	srv := newServer(false)
+	c := serve(t, srv)
+	callMany(t, c, 4, 400)
+	if got := srv.streams.Load(); got < 1 || got > 4 {
+		t.Errorf("400 calls from 4 workers opened %d streams: want at most one per call in flight", got)
+	}
+	if got := srv.unary.Load(); got != 0 {
+		t.Errorf("%d calls went unary to a plugin that streams", got)
+	}
+}
+
+func TestAPluginWithoutGenerateStreamIsCalledUnary(t *testing.T) {
+	srv := newServer(true)
+	c := serve(t, srv)
+	callMany(t, c, 1, 50)
+	if got := srv.unary.Load(); got != 50 {
+		t.Errorf("%d of 50 calls reached Generate", got)
+	}
+	if got := srv.streams.Load(); got != 1 {
+		t.Errorf("GenerateStream was tried %d times: want once, then no more", got)
+	}
+}
+
+func TestACancelledCallCancelsThePluginsCallAndOnlyIt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+		code codes.Code
+	}{
+		{"cancel", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(50*time.Millisecond, cancel)
+			return ctx, cancel
+		}, codes.Canceled},
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 50*time.Millisecond)
+		}, codes.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(false)
+			c := serve(t, srv)
+			callMany(t, c, 2, 20) // leaves idle streams, one of which the slow call takes
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			_, err := c.Generate(ctx, Request{ID: "slow"})
+			if status.Code(err) != tc.code {
+				t.Fatalf("slow call returned %v: want %v", err, tc.code)
+			}
+			select {
+			case <-srv.impl.(echo).slowCancelled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the plugin's call went on after the host gave up on it")
+			}
+			before := srv.streams.Load()
+			callMany(t, c, 2, 20)
+			if srv.streams.Load() > before+1 {
+				t.Errorf("streams %d -> %d: only the cancelled call's stream should be replaced", before, srv.streams.Load())
+			}
+		})
+	}
+}
