@@ -23,7 +23,7 @@ type echo struct {
 	slowCancelled chan struct{}
 }
 
-func (echo) Describe(context.Context) (Info, error)               { return Info{Name: "echo"}, nil }
+func (echo) Describe(context.Context) (Info, error)                { return Info{Name: "echo"}, nil }
 func (echo) Configure(context.Context, []byte) (Configured, error) { return Configured{}, nil }
 
 func (e echo) Generate(ctx context.Context, req Request) (Response, error) {
