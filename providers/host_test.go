@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -214,4 +215,37 @@ func BenchmarkPluginRoundTrip(b *testing.B) {
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(times[len(times)*9/10].Microseconds()), "p90-µs")
+}
+
+// A plugin killed while calls are in flight on its streams, and with idle
+// streams in the pool, costs a restart: every call still gets its answer.
+func TestPluginKilledMidCallsIsRestartedAndTheCallsRetried(t *testing.T) {
+	c := start(t, providers.HostOptions{MaxRestarts: 2, ConfigJSON: []byte(`{"mix": {"valid": 1}}`)})
+	pid := c.Pid()
+	var done atomic.Int32
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				if _, err := c.Generate(context.Background(), providers.Request{ID: fmt.Sprint(w, "-", i), PayloadType: "checklist"}); err != nil {
+					t.Errorf("call %d-%d: %v", w, i, err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	for done.Load() < 400 {
+		time.Sleep(time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	wg.Wait()
+	if c.Restarts() != 1 || c.Pid() == pid {
+		t.Errorf("restarts = %d, pid %d -> %d: want one restart", c.Restarts(), pid, c.Pid())
+	}
+	if n := done.Load(); n != 8*300 {
+		t.Errorf("%d of %d calls answered", n, 8*300)
+	}
 }
