@@ -21,7 +21,8 @@ const DefaultMaxTeacherFailureRate = 0.1
 // unhealthy when any gate failed to evaluate, when more than
 // MaxTeacherFailureRate of the samples that needed an answer got a
 // teacher failure instead, or when it stopped early (the first calls all
-// failed the same fatal way, or the plugin kept crashing).
+// failed the same way, fatal or with their retries spent, or the plugin kept
+// crashing).
 type Health struct {
 	Healthy bool `json:"healthy"`
 	// Asked counts samples of this run that needed a teacher answer.

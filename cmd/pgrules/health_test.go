@@ -36,14 +36,26 @@ func TestOutageKeepsTheDatasetAndResumeRetriesFailures(t *testing.T) {
 	srv.failWith(func(string) (int, map[string]string, string) {
 		return 500, nil, `{"error": {"message": "internal error", "code": 500}}`
 	})
-	b, err := localRun(t, bin, work, out, srv, "--max-retries", "1").CombinedOutput()
+	srv.reset()
+	b, err := localRun(t, bin, work, out, srv, "--max-retries", "1", "--refresh").CombinedOutput()
 	if exitCode(err) != 1 {
 		t.Fatalf("run during an outage: exit %d, want 1\n%s", exitCode(err), b)
 	}
-	for _, frag := range []string{"NOT committed", "unhealthy", "teacher answers failed", "http_500", "unchanged", ".pgrules/last-failed-run"} {
+	for _, frag := range []string{"NOT committed", "unhealthy", "stopped early", "the first 5 teacher calls all failed with http_500 after their retries", "unchanged", ".pgrules/last-failed-run", "fix the teacher"} {
 		if !strings.Contains(string(b), frag) {
 			t.Errorf("the message does not say %q:\n%s", frag, b)
 		}
+	}
+	// It stopped after the first 5 failures (and what the other workers
+	// had in flight), not after asking for every sample twice.
+	if calls, _ := srv.counts(); calls > 2*(5+4) {
+		t.Errorf("the outage run made %d calls: want at most 2 attempts × (5 + 4 in flight)", calls)
+	}
+	// A teacher that fails only some samples is not an outage: with the
+	// early stop off, the failure rate decides.
+	b, err = localRun(t, bin, work, out, srv, "--max-retries", "0", "--fatal-after", "0", "--refresh").CombinedOutput()
+	if exitCode(err) != 1 || !strings.Contains(string(b), "teacher answers failed") || strings.Contains(string(b), "stopped early") {
+		t.Errorf("run with --fatal-after 0 during an outage: exit %d, want 1 and the failure rate\n%s", exitCode(err), b)
 	}
 	if after := sums(t, out); !maps.Equal(before, after) {
 		t.Fatalf("the outage changed the committed outputs")

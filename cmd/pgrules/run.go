@@ -74,7 +74,7 @@ func newRunCmd() *cobra.Command {
 	f.Float64("tpm-total", 0, "rate limit in tokens per minute for all shards together: a shard of N takes 1/N (0: none)")
 	f.String("shard", "", "process only shard K of N of the ids (K/N), or auto/N with K from $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)")
 	f.Int("max-retries", 5, "retries of a retryable teacher failure (429, 5xx, timeout)")
-	f.Int("fatal-after", 5, "stop the run when the first N calls all fail the same non-retryable way")
+	f.Int("fatal-after", 5, "stop the run when the first N calls all fail the same way (fatal, or retryable after their retries: a teacher that is down); 0 never stops early")
 	f.Duration("max-retry-wait", teacher.DefaultMaxRetryWait, "cap on any single wait before a retry, Retry-After included; a longer Retry-After fails the call")
 	f.Float64("max-teacher-failure-rate", engine.DefaultMaxTeacherFailureRate, "a run whose share of failed teacher answers exceeds this is unhealthy and not committed")
 	f.Bool("allow-unhealthy", false, "commit the outputs even when the run is unhealthy (teacher failures, gate errors, early stop)")

@@ -46,7 +46,10 @@ type Policy struct {
 	// do the calls that start while that longer wait lasts, at once.
 	MaxRetryWait time.Duration
 	// FatalAfter stops the run when the first N calls all failed with the
-	// same non-retryable (fatal) code.
+	// same code, fatal or retryable with its retries spent: a bad key, or a
+	// teacher that is down. Without it an unreachable teacher would keep
+	// the run retrying every sample for hours before the failure rate
+	// makes it unhealthy.
 	FatalAfter int
 }
 
@@ -324,7 +327,8 @@ func (c *Caller) account(resp providers.Response, err error) {
 }
 
 // noteFailure counts a final failure and decides whether the run should
-// stop: the first FatalAfter calls all failed fatally with one code.
+// stop: the first FatalAfter calls all failed with one fatal or retryable
+// code. A FAILED call is about its own sample and never stops the run.
 func (c *Caller) noteFailure(err error) error {
 	var pe *providers.Error
 	errors.As(err, &pe)
@@ -339,7 +343,7 @@ func (c *Caller) noteFailure(err error) error {
 		c.stopped = fmt.Errorf("%w: %s", ErrStopRun, pe.Message)
 		return c.stopped
 	}
-	if pe == nil || pe.Kind != providers.KindFatal || c.anyOK || c.pol.FatalAfter <= 0 {
+	if pe == nil || pe.Kind == providers.KindFailed || c.anyOK || c.pol.FatalAfter <= 0 {
 		return nil
 	}
 	if c.fatalCode != "" && c.fatalCode != pe.Code {
@@ -349,7 +353,11 @@ func (c *Caller) noteFailure(err error) error {
 	c.fatalCode = pe.Code
 	c.fatalCount++
 	if c.fatalCount >= c.pol.FatalAfter {
-		c.stopped = fmt.Errorf("%w: the first %d teacher calls all failed with %s: %s", ErrStopRun, c.fatalCount, pe.Code, pe.Message)
+		how := pe.Code
+		if pe.Kind == providers.KindRetryable {
+			how += " after their retries"
+		}
+		c.stopped = fmt.Errorf("%w: the first %d teacher calls all failed with %s: %s", ErrStopRun, c.fatalCount, how, pe.Message)
 		return c.stopped
 	}
 	return nil

@@ -142,6 +142,37 @@ func TestStopsEarlyOnRepeatedFatalFailure(t *testing.T) {
 	}
 }
 
+// A teacher that is down fails every call the same retryable way: once
+// the first FatalAfter calls have spent their retries, the run stops
+// instead of retrying every sample for hours. Failures about one sample
+// (FAILED) never stop it.
+func TestStopsEarlyWhenTheTeacherIsDown(t *testing.T) {
+	down := &scripted{fn: func(int64) error {
+		return &providers.Error{Kind: providers.KindRetryable, Code: "connection_refused", Message: "dial tcp 127.0.0.1:9: connect: connection refused"}
+	}}
+	c := New(down, Policy{FatalAfter: 3, MaxRetries: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}, zerolog.Nop())
+	var last error
+	for i := range 10 {
+		_, last = c.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i)})
+	}
+	if !errors.Is(last, ErrStopRun) || !strings.Contains(last.Error(), "first 3 teacher calls all failed with connection_refused after their retries: dial tcp") {
+		t.Fatalf("err = %v", last)
+	}
+	if n := down.calls.Load(); n != 3*3 {
+		t.Errorf("%d calls reached the teacher: want 3 samples × 3 attempts, then none", n)
+	}
+
+	filtered := &scripted{fn: func(int64) error {
+		return &providers.Error{Kind: providers.KindFailed, Code: "content_filter", Message: "refused"}
+	}}
+	c2 := New(filtered, Policy{FatalAfter: 3}, zerolog.Nop())
+	for i := range 10 {
+		if _, err := c2.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i)}); errors.Is(err, ErrStopRun) {
+			t.Fatalf("a failure about its own sample stopped the run: %v", err)
+		}
+	}
+}
+
 func TestTokensPerMinuteChargesActualUsage(t *testing.T) {
 	big := &scriptedUsage{tokens: 600}
 	c := New(big, Policy{TPM: 6000}, zerolog.Nop()) // 100 tokens/s, burst 1000
