@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/pgrules/pgrules/providers/plugintest"
 	pb "github.com/pgrules/pgrules/providers/proto"
 )
 
@@ -171,5 +172,30 @@ func TestACancelledCallCancelsThePluginsCallAndOnlyIt(t *testing.T) {
 				t.Errorf("streams %d -> %d: only the cancelled call's stream should be replaced", before, srv.streams.Load())
 			}
 		})
+	}
+}
+
+// A Go plugin built on Serve, run as the real subprocess, is called over
+// streams: the unary fallback would hide a plugin side that lost them.
+func TestGoPluginsAreCalledOverStreams(t *testing.T) {
+	c, err := Start(context.Background(), HostOptions{Name: "dryrun", Dirs: []string{plugintest.Build(t, "dryrun")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 20 {
+		if _, err := c.Generate(context.Background(), Request{ID: string(rune('a' + i)), PayloadType: "checklist"}); err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatal(err)
+			}
+		}
+	}
+	gc := c.p.(*grpcClient)
+	gc.mu.Lock()
+	idle := len(gc.idle)
+	gc.mu.Unlock()
+	if gc.unary.Load() || idle != 1 {
+		t.Errorf("unary fallback %v, %d idle streams after 20 calls in a row: want streams, one", gc.unary.Load(), idle)
 	}
 }
