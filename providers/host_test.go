@@ -249,3 +249,17 @@ func TestPluginKilledMidCallsIsRestartedAndTheCallsRetried(t *testing.T) {
 		t.Errorf("%d of %d calls answered", n, 8*300)
 	}
 }
+
+// A draft and an answer larger than gRPC's 4 MB default message limit
+// cross the plugin boundary both ways.
+func TestMessagesLargerThanGRPCsDefaultCross(t *testing.T) {
+	c := start(t, providers.HostOptions{ConfigJSON: []byte(`{"from_draft": true, "mix": {"valid": 1}}`)})
+	draft := `{"summary": "` + strings.Repeat("Check the opening hours before you go. ", 150_000) + `"}`
+	resp, err := c.Generate(context.Background(), providers.Request{ID: "big", PayloadType: "itinerary", Draft: draft})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Text) < 5<<20 || !strings.Contains(resp.Text, "Check the opening hours") {
+		t.Errorf("answer of %d bytes: want the %d-byte draft back", len(resp.Text), len(draft))
+	}
+}
