@@ -46,14 +46,14 @@ match the sha256 in its manifest, or the card would not be true of it.`,
 			}
 			splits, err := export.ParseSplits(split)
 			if err != nil {
-				return usageErr(err)
+				return usageErr(exportHint(err))
 			}
 			res, err := export.Run(cmd.Context(), export.Options{OutDir: outDir, Dest: dest, Format: format, Splits: splits, Seed: seed, License: license, Name: name, Version: version})
 			switch {
 			case errors.Is(err, context.Canceled):
 				return &exitError{code: exitInterrupted, err: fmt.Errorf("export interrupted: nothing was written, %s is as it was", dest)}
 			case err != nil:
-				return usageErr(err)
+				return usageErr(exportHint(err))
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "exported %d accepted records from %s to %s:\n", res.Total, outDir, dest)
@@ -73,4 +73,25 @@ match the sha256 in its manifest, or the card would not be true of it.`,
 	f.StringVar(&name, "name", "", "title of the dataset card")
 	f.String("out-dir", "out", "the run's out dir when OUT_DIR is not given (default: out_dir of the config)")
 	return cmd
+}
+
+// exportHint words the export's errors in terms of this command's flags.
+func exportHint(err error) error {
+	var (
+		se *export.SplitsError
+		fe *export.FormatError
+		ne *export.NotAnExportError
+		no *export.NoOutputsError
+	)
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("--split %q: %s", se.Spec, se.Msg)
+	case errors.As(err, &fe):
+		return fmt.Errorf("--format %q: use parquet or jsonl", fe.Format)
+	case errors.As(err, &ne):
+		return fmt.Errorf("%w: pick another -o, or empty it", err)
+	case errors.As(err, &no):
+		return fmt.Errorf("%w: run pgrules run first, or name the out dir that holds them", err)
+	}
+	return err
 }

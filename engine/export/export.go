@@ -35,32 +35,38 @@ type Split struct {
 
 var splitName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
+// SplitsError is a split list that does not parse; Msg says why.
+type SplitsError struct{ Spec, Msg string }
+
+func (e *SplitsError) Error() string { return fmt.Sprintf("splits %q: %s", e.Spec, e.Msg) }
+
 // ParseSplits reads "train=0.9,validation=0.1". The fractions must sum to 1.
 func ParseSplits(s string) ([]Split, error) {
+	bad := func(format string, a ...any) error { return &SplitsError{Spec: s, Msg: fmt.Sprintf(format, a...)} }
 	var out []Split
 	seen := map[string]bool{}
 	sum := 0.0
 	for _, part := range strings.Split(s, ",") {
 		name, frac, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return nil, fmt.Errorf("--split %q: %q is not NAME=FRACTION (e.g. train=0.9,validation=0.1)", s, part)
+			return nil, bad("%q is not NAME=FRACTION (e.g. train=0.9,validation=0.1)", part)
 		}
 		if !splitName.MatchString(name) {
-			return nil, fmt.Errorf("--split %q: split name %q: use lowercase letters, digits and _", s, name)
+			return nil, bad("split name %q: use lowercase letters, digits and _", name)
 		}
 		if seen[name] {
-			return nil, fmt.Errorf("--split %q: split %q given twice", s, name)
+			return nil, bad("split %q given twice", name)
 		}
 		f, err := strconv.ParseFloat(frac, 64)
 		if err != nil || f <= 0 || f > 1 || math.IsNaN(f) {
-			return nil, fmt.Errorf("--split %q: %s=%s: the fraction must be a number in (0, 1]", s, name, frac)
+			return nil, bad("%s=%s: the fraction must be a number in (0, 1]", name, frac)
 		}
 		seen[name] = true
 		sum += f
 		out = append(out, Split{Name: name, Fraction: f})
 	}
 	if math.Abs(sum-1) > 1e-9 {
-		return nil, fmt.Errorf("--split %q: the fractions sum to %g, not 1", s, sum)
+		return nil, bad("the fractions sum to %g, not 1", sum)
 	}
 	return out, nil
 }
@@ -108,7 +114,21 @@ type Result struct {
 type NotAnExportError struct{ Dir string }
 
 func (e *NotAnExportError) Error() string {
-	return e.Dir + " exists and is not a pgrules export: pick another -o, or empty it"
+	return e.Dir + " exists and is not a pgrules export"
+}
+
+// FormatError names a format the export cannot write.
+type FormatError struct{ Format string }
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("format %q: use parquet or jsonl", e.Format)
+}
+
+// NoOutputsError is an out dir with nothing committed to export.
+type NoOutputsError struct{ OutDir string }
+
+func (e *NoOutputsError) Error() string {
+	return fmt.Sprintf("%s holds no committed pgrules outputs (no %s and %s)", e.OutDir, output.DatasetFile, output.ManifestFile)
 }
 
 // marker is in every card pgrules writes: an export may replace a
@@ -119,7 +139,7 @@ const marker = "<!-- written by pgrules export -->"
 // so a failed or interrupted (ctx) export leaves any previous one whole.
 func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Format != "parquet" && opt.Format != "jsonl" {
-		return nil, fmt.Errorf("--format %q: use parquet or jsonl", opt.Format)
+		return nil, &FormatError{Format: opt.Format}
 	}
 	if len(opt.Splits) == 0 {
 		opt.Splits = []Split{{Name: "train", Fraction: 1}}
@@ -142,7 +162,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	data := snap.Files[output.DatasetFile]
 	if data == nil || manDoc == nil {
-		return nil, fmt.Errorf("%s holds no committed pgrules outputs (no %s and %s): run pgrules run first", opt.OutDir, output.DatasetFile, output.ManifestFile)
+		return nil, &NoOutputsError{OutDir: opt.OutDir}
 	}
 	var man output.ManifestView
 	if err := json.Unmarshal(manDoc, &man); err != nil {
