@@ -15,7 +15,10 @@
 #     run's figure is the same call while the run's own work and 16 calls
 #     in flight share the cores with it.
 # For each run: samples/s, peak RssAnon and peak RssFile (sampled from
-# /proc every 20 ms), the ratio to the floor, and the plugin round trip.
+# /proc every 20 ms), the ratio to the floor, the CPU it took per sample
+# (pgrules and its plugin: what the shell's children used, from `times`,
+# which a noisy machine disturbs less than the wall clock), and the
+# plugin round trip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_N:-100000}
@@ -39,6 +42,16 @@ YAML
 floor_s=$( { /usr/bin/time -f '%e' "$work/jsonfloor" "$c/prompt_plan_v1.jsonl" "$c/drafts_v1.jsonl" "$c/critiques_v1.jsonl" >"$work/floor.txt"; } 2>&1 | tail -1)
 cat "$work/floor.txt"
 
+# children_cpu sets cpu to the user and system time of the shell's
+# children so far (`times`' second line, e.g. "1m2.500s 0m3.250s"). The
+# builtin runs in this shell, not in a $(...) subshell, whose children
+# are its own.
+children_cpu() {
+  times >"$work/times"
+  { read -r _ _; read -r cpu_user cpu_sys; } <"$work/times"
+  cpu="$cpu_user $cpu_sys"
+}
+
 # run LABEL ARGS...: runs pgrules, sampling its memory.
 run() {
   local label=$1; shift
@@ -46,6 +59,8 @@ run() {
   # The previous run's gigabytes of dirty pages are written back first:
   # each run is timed on its own, not on the tail of the one before.
   sync
+  children_cpu
+  local cpu0=$cpu
   start=$(date +%s.%N)
   bin/pgrules run --config "$work/pgrules.yaml" --provider dryrun --log-format json --concurrency "$CONC" \
     --plan "$c/prompt_plan_v1.jsonl" --drafts "$c/drafts_v1.jsonl" --critiques "$c/critiques_v1.jsonl" \
@@ -67,10 +82,13 @@ run() {
   exec {tick}>&-
   wait "$pid" || { echo "$label: pgrules failed"; tail -5 "$work/$label.log"; exit 1; }
   end=$(date +%s.%N)
+  children_cpu
   local rt
   rt=$(grep -o '"round_trip_p50":"[^"]*"' "$work/$label.log" | tail -1 | cut -d'"' -f4 || true)
-  awk -v n="$N" -v s="$start" -v e="$end" -v a="$anon" -v f="$file" -v l="$label" -v fl="$floor_s" -v rt="${rt:--}" \
-    'BEGIN { t = e - s; printf "%-8s %7d samples in %6.2fs = %7.0f samples/s | peak RssAnon %5.0f MB, RssFile %5.0f MB | %.2fx the floor (%.2fs) | plugin round trip p50 %s\n", l, n, t, n/t, a/1024, f/1024, fl/t, fl, rt }'
+  awk -v n="$N" -v s="$start" -v e="$end" -v a="$anon" -v f="$file" -v l="$label" -v fl="$floor_s" -v rt="${rt:--}" -v c0="$cpu0" -v c1="$cpu" \
+    'function secs(t,  m) { split(t, m, /[ms]/); return m[1] * 60 + m[2] }
+     function total(c,  p) { split(c, p, " "); return secs(p[1]) + secs(p[2]) }
+     BEGIN { t = e - s; printf "%-8s %7d samples in %6.2fs = %7.0f samples/s | peak RssAnon %5.0f MB, RssFile %5.0f MB | %.2fx the floor (%.2fs) | CPU %3.0f µs/sample | plugin round trip p50 %s\n", l, n, t, n/t, a/1024, f/1024, fl/t, fl, (total(c1) - total(c0)) * 1e6 / n, rt }'
 }
 
 run first
