@@ -337,6 +337,18 @@ func (c *Client) Pid() int {
 	return c.pc.ReattachConfig().Pid
 }
 
+// Transport says how calls reach the plugin: "streams" (GenerateStream)
+// or "unary" (a plugin without it). Plugin authors read it in the run's
+// log to see that their GenerateStream is used.
+func (c *Client) Transport() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gc, ok := c.p.(*grpcClient); ok && gc.unary.Load() {
+		return "unary"
+	}
+	return "streams"
+}
+
 // Describe implements Provider.
 func (c *Client) Describe(ctx context.Context) (Info, error) { return c.info, nil }
 

@@ -50,6 +50,8 @@ func TestPythonPluginRunsTheSample(t *testing.T) {
 	crit := filepath.Join(repo, "testdata/sample/critiques_v1.jsonl")
 	if out, err := run(sampleArgs(t, filepath.Join(work, "py-out"), "--provider", "python-example", "--plugin-dir", py, "--critiques", crit)...); err != nil {
 		t.Fatalf("run through the Python plugin: %v\n%s", err, out)
+	} else if !strings.Contains(out, `"transport":"unary"`) {
+		t.Errorf("the Python template has no GenerateStream, yet the run does not say it called it unary:\n%s", out)
 	}
 	// The Go template (plugins/example) also answers with the draft.
 	if out, err := run(sampleArgs(t, filepath.Join(work, "go-out"), "--provider", "example", "--critiques", crit)...); err != nil {

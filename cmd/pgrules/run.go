@@ -249,6 +249,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	if res != nil && caller != nil {
 		if rt := caller.RoundTrip(50, 90); rt != nil {
 			log.Info().Str("round_trip_p50", rt[0].Round(time.Microsecond).String()).Str("round_trip_p90", rt[1].Round(time.Microsecond).String()).
+				Str("transport", tch.client.Transport()).
 				Msg("teacher calls as pgrules saw them (plugin and network included)")
 		}
 	}
