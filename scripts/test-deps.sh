@@ -20,12 +20,14 @@ done
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 
 # npm packages, once the system ones are there.
+# @dwmkerr/mock-llm is an OpenAI-compatible server written by others: the
+# local plugin is tested against it as well as against our own httptest one.
 node_deps() {
 	local dir=${PGRULES_NODE_DIR:-$HOME/.cache/pgrules-test/node}
-	[ -d "$dir/node_modules/@duckdb/node-api" ] && return 0
-	echo "test-deps: npm install @duckdb/node-api into $dir" >&2
+	[ -d "$dir/node_modules/@duckdb/node-api" ] && [ -d "$dir/node_modules/@dwmkerr/mock-llm" ] && return 0
+	echo "test-deps: npm install @duckdb/node-api @dwmkerr/mock-llm into $dir" >&2
 	mkdir -p "$dir"
-	(cd "$dir" && npm install --no-audit --no-fund --silent @duckdb/node-api@1.5.6-r.1 >/dev/null)
+	(cd "$dir" && npm install --no-audit --no-fund --silent @duckdb/node-api@1.5.6-r.1 @dwmkerr/mock-llm@0.1.29 >/dev/null)
 }
 if [ ${#need[@]} -eq 0 ]; then
 	node_deps

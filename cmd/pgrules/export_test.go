@@ -16,21 +16,30 @@ import (
 	"github.com/pgrules/pgrules/engine/export"
 )
 
-// duckdb runs testdata/duckdb_read.cjs with the @duckdb/node-api that
-// scripts/test-deps.sh installs.
-func duckdb(t *testing.T, glob string) []byte {
+// nodeModules is the node_modules directory where scripts/test-deps.sh
+// installed pkg ($PGRULES_NODE_DIR, default ~/.cache/pgrules-test/node).
+func nodeModules(t *testing.T, pkg string) string {
 	t.Helper()
 	dir := os.Getenv("PGRULES_NODE_DIR")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".cache", "pgrules-test", "node")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Fatalf("no @duckdb/node-api in %s: run scripts/test-deps.sh (or set PGRULES_NODE_DIR)", dir)
+	modules := filepath.Join(dir, "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, filepath.FromSlash(pkg))); err != nil {
+		t.Fatalf("no %s in %s: run scripts/test-deps.sh (or set PGRULES_NODE_DIR)", pkg, dir)
 	}
+	return modules
+}
+
+// duckdb runs testdata/duckdb_read.cjs with the @duckdb/node-api that
+// scripts/test-deps.sh installs.
+func duckdb(t *testing.T, glob string) []byte {
+	t.Helper()
+	modules := nodeModules(t, "@duckdb/node-api")
 	script, _ := filepath.Abs("testdata/duckdb_read.cjs")
 	cmd := exec.Command("node", script, glob)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
