@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives besides Go: a real Chromium for the
 # report test, Python's gRPC for the Python plugin test, and Node with
-# DuckDB (@duckdb/node-api, in $PGRULES_NODE_DIR, default
-# ~/.cache/pgrules-test/node) to read the exported Parquet independently. Debian/Ubuntu
+# DuckDB (@duckdb/node-api) to read the exported Parquet independently and
+# @dwmkerr/mock-llm to serve the local plugin, both in $PGRULES_NODE_DIR
+# (default ~/.cache/pgrules-test/node). Debian/Ubuntu
 # packages, non-interactive, as root (or with passwordless sudo); elsewhere
 # it says what to install and fails.
 set -euo pipefail
