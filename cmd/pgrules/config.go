@@ -218,9 +218,10 @@ func load(fs *pflag.FlagSet, configPath string, explicit bool) (*loaded, error) 
 	err := k.Load(env.Provider(".", env.Opt{
 		Prefix: "PGRULES_",
 		TransformFunc: func(name, v string) (string, any) {
-			if v == "" || strings.HasPrefix(name, "PGRULES_TEST_") {
+			if v == "" || strings.HasPrefix(name, "PGRULES_TEST_") || notSettings[name] != "" {
 				// An empty variable is an unset one; PGRULES_TEST_* are fault
-				// injection hooks of the test suite, not settings.
+				// injection hooks of the test suite, not settings; the others
+				// belong to programs around pgrules.
 				return "", nil
 			}
 			key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "PGRULES_")), "__", ".")
@@ -317,6 +318,16 @@ func envValue(key, v string) any {
 		return v
 	}
 	return out
+}
+
+// notSettings are the PGRULES_ variables that programs around pgrules
+// read, and pgrules passes over: without this, following the Python
+// template's advice to set PGRULES_PYTHON made every run fail as if it
+// were a misspelt setting. Any other PGRULES_ name must be a setting.
+var notSettings = map[string]string{
+	"PGRULES_PYTHON":     "the Python interpreter of the Python template plugin",
+	"PGRULES_CHROMIUM":   "the browser the test suite drives",
+	"PGRULES_NODE_DIR":   "where the test suite's Node packages are",
 }
 
 func envHint(key string) string {
