@@ -325,9 +325,9 @@ func envValue(key, v string) any {
 // template's advice to set PGRULES_PYTHON made every run fail as if it
 // were a misspelt setting. Any other PGRULES_ name must be a setting.
 var notSettings = map[string]string{
-	"PGRULES_PYTHON":     "the Python interpreter of the Python template plugin",
-	"PGRULES_CHROMIUM":   "the browser the test suite drives",
-	"PGRULES_NODE_DIR":   "where the test suite's Node packages are",
+	"PGRULES_PYTHON":   "the Python interpreter of the Python template plugin",
+	"PGRULES_CHROMIUM": "the browser the test suite drives",
+	"PGRULES_NODE_DIR": "where the test suite's Node packages are",
 }
 
 func envHint(key string) string {
