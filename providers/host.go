@@ -27,6 +27,9 @@ const BinaryPrefix = "pgrules-provider-"
 
 // SearchDirs is where plugins are looked for, in order: --plugin-dir,
 // $PGRULES_PLUGIN_DIR, the directory of the running executable, $PATH.
+// Each directory is listed once (the plugin dir setting is often
+// $PGRULES_PLUGIN_DIR itself, and PATHs repeat), so a "not found" message
+// reads as the search it was.
 func SearchDirs(pluginDir string) []string {
 	var dirs []string
 	if pluginDir != "" {
@@ -38,7 +41,16 @@ func SearchDirs(pluginDir string) []string {
 	if exe, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Dir(exe))
 	}
-	return append(dirs, filepath.SplitList(os.Getenv("PATH"))...)
+	dirs = append(dirs, filepath.SplitList(os.Getenv("PATH"))...)
+	seen := make(map[string]bool, len(dirs))
+	out := dirs[:0]
+	for _, d := range dirs {
+		if d != "" && !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // Find returns the first pgrules-provider-<name> executable in dirs.

@@ -90,6 +90,10 @@ func TestFindSearchOrderAndNotFound(t *testing.T) {
 	if dirs := providers.SearchDirs(first); dirs[0] != first || dirs[1] != second {
 		t.Errorf("SearchDirs = %v: --plugin-dir first, then $PGRULES_PLUGIN_DIR", dirs)
 	}
+	t.Setenv("PATH", second+string(os.PathListSeparator)+first+string(os.PathListSeparator)+second)
+	if dirs := providers.SearchDirs(second); slices.Index(dirs, second) != 0 || slices.Index(dirs, first) < 0 || len(dirs) != len(slices.Compact(slices.Sorted(slices.Values(dirs)))) {
+		t.Errorf("SearchDirs = %v: each directory once, in first-seen order", dirs)
+	}
 	_, err = providers.Find("nosuch", []string{first})
 	var nf *providers.NotFoundError
 	if !errors.As(err, &nf) || nf.Binary != "pgrules-provider-nosuch" || !strings.Contains(err.Error(), first) {

@@ -157,10 +157,31 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
+	if e.Origin == "default" {
+		// Nothing set it: "default:" in front would read as a place.
+		if e.Key == "" {
+			return e.Msg
+		}
+		if strings.HasPrefix(e.Key, "providers.") && strings.Count(e.Key, ".") < 2 {
+			// The plugin's complaint about its whole section (no API
+			// key) says itself what to do.
+			return e.Key + ": " + e.Msg
+		}
+		return fmt.Sprintf("%s: %s (%s)", e.Key, e.Msg, unsetHint(e.Key))
+	}
 	if e.Key == "" {
 		return e.Origin + ": " + e.Msg
 	}
 	return fmt.Sprintf("%s: %s: %s", e.Origin, e.Key, e.Msg)
+}
+
+// unsetHint says where a setting that nothing set can be given.
+func unsetHint(key string) string {
+	hint := fmt.Sprintf("set %s in pgrules.yaml, or PGRULES_%s", key, strings.ToUpper(strings.ReplaceAll(key, ".", "__")))
+	if strings.HasPrefix(key, "providers.") && strings.HasSuffix(key, ".models") {
+		hint = "pass --model, or " + hint
+	}
+	return "nothing sets it: " + hint
 }
 
 // configErrors joins every problem so a user fixes them in one pass.

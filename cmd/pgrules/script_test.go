@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI end to end: real plugin subprocesses, real files.
 // Each testdata/script/*.txtar is one user story.
 func TestScripts(t *testing.T) {
-	plugins := plugintest.Build(t, "dryrun")
+	plugins := plugintest.Build(t, "dryrun", "local")
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
