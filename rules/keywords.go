@@ -143,11 +143,23 @@ var quoteReplacer = strings.NewReplacer(
 )
 
 // parseList reads a word list: one entry a line, `#` starts a comment,
-// blank lines are ignored.
+// blank lines are ignored. The list must be UTF-8: a list saved as UTF-16
+// (what some Windows editors write) would load as terms that match
+// nothing, and its gate would pass every answer without a word of
+// warning.
 func parseList(file string, data []byte) ([]Term, error) {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return nil, fmt.Errorf("%s:1:1: the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8", file)
+	}
+	// A UTF-8 byte order mark would stick to the first term, which would
+	// then never match.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	var terms []Term
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for line := 1; sc.Scan(); line++ {
+		if err := checkListLine(file, line, sc.Bytes()); err != nil {
+			return nil, err
+		}
 		raw := sc.Text()
 		if i := strings.Index(raw, "#"); i >= 0 {
 			raw = raw[:i]
@@ -156,13 +168,27 @@ func parseList(file string, data []byte) ([]Term, error) {
 		if raw == "" {
 			continue
 		}
-		t := normalize(raw)
-		if !utf8.ValidString(t) {
-			return nil, fmt.Errorf("%s:%d: not valid UTF-8", file, line)
-		}
-		terms = append(terms, Term{Text: t, Raw: raw, File: file, Line: line})
+		terms = append(terms, Term{Text: normalize(raw), Raw: raw, File: file, Line: line})
 	}
 	return terms, sc.Err()
+}
+
+// checkListLine refuses a line that is not UTF-8 text: bytes that are not
+// UTF-8 (a Latin-1 "café"), or control characters (the NULs of UTF-16
+// saved without a byte order mark). The column counts characters.
+func checkListLine(file string, line int, b []byte) error {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		col := utf8.RuneCount(b[:i]) + 1
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Errorf("%s:%d:%d: byte 0x%02x is not UTF-8: save the list as UTF-8", file, line, col, b[i])
+		case r != '\t' && r != '\r' && unicode.IsControl(r):
+			return fmt.Errorf("%s:%d:%d: control character %U in a word list (a file saved as UTF-16 has one every other byte): save the list as UTF-8", file, line, col, r)
+		}
+		i += size
+	}
+	return nil
 }
 
 // compileTerms builds one matcher per list. Word boundaries are checked

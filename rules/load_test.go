@@ -149,3 +149,34 @@ func TestWalkStringsSkipsKeysAndGivesPaths(t *testing.T) {
 		t.Errorf("got %v, want %s", paths, want)
 	}
 }
+
+// A word list saved in another encoding than UTF-8 is refused at its
+// place: loaded as it is, a UTF-16 list's terms match nothing and its gate
+// passes every answer. A UTF-8 byte order mark is dropped, not glued to
+// the first term.
+func TestWordListsMustBeUTF8(t *testing.T) {
+	utf16le := func(s string) []byte {
+		var b []byte
+		for _, c := range []byte(s) {
+			b = append(b, c, 0)
+		}
+		return b
+	}
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"utf-16 with a byte order mark":    {append([]byte{0xff, 0xfe}, utf16le("now\n")...), "t.txt:1:1: the file is UTF-16"},
+		"utf-16 big endian":                {[]byte{0xfe, 0xff, 0, 'n', 0, 'o'}, "t.txt:1:1: the file is UTF-16"},
+		"utf-16 without a byte order mark": {utf16le("# list\nnow\n"), "t.txt:1:2: control character U+0000"},
+		"latin-1":                          {[]byte("visa\ncaf\xe9 hours\n"), "t.txt:2:4: byte 0xe9 is not UTF-8"},
+	} {
+		if _, err := parseList("t.txt", tc.data); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "save") {
+			t.Errorf("%s: err = %v, want %q and what to do", name, err, tc.want)
+		}
+	}
+	terms, err := parseList("t.txt", []byte("\xef\xbb\xbfnow\n\tvisa\t\r\n"))
+	if err != nil || len(terms) != 2 || terms[0].Text != "now" || terms[1].Text != "visa" {
+		t.Errorf("a UTF-8 byte order mark, tabs and CRLF: %+v, %v", terms, err)
+	}
+}
