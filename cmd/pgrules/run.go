@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -256,7 +257,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	if res != nil {
 		printRunEnd(cmd, log, cfg, res, time.Since(start), anonMB, fileMB)
 	}
-	if err := runError(err, res, cfg.OutDir, !cfg.Cache.Disabled); err != nil {
+	if err := runError(err, res, cfg, !cfg.Cache.Disabled); err != nil {
 		return err
 	}
 	if cfg.Report && res != nil && res.Committed {
@@ -358,11 +359,16 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 
 // runError words the end of a run that did not commit for the command
 // line: what happened, that the outputs are unchanged, what to do.
-func runError(err error, res *engine.Result, outDir string, cached bool) error {
+func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
+	outDir := cfg.OutDir
 	var ue *engine.UnhealthyError
+	var nr *inputs.NoRecordsError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &nr):
+		flag := map[string]string{cfg.Plan: "--plan", cfg.Drafts: "--drafts", cfg.Critiques: "--critiques"}[nr.Path]
+		return usageErr(fmt.Errorf("%w\n  nothing was judged and the outputs in %s are unchanged: check that %s names the right file", err, outDir, cmp.Or(flag, "the input")))
 	case errors.Is(err, engine.ErrInterrupted):
 		if res != nil && res.InterruptedReading {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted before any sample was judged (while reading the inputs): nothing was committed, the outputs in %s are unchanged; rerun the same command to start again", outDir)}

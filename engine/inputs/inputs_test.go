@@ -198,6 +198,8 @@ func TestProblemsAreCappedButCounted(t *testing.T) {
 	for range 20000 {
 		b.WriteString("{broken\n")
 	}
+	// One good record: a file with none is refused (TestAFileWithNoRecordIsRefused).
+	b.WriteString(`{"id":"ok","payload_type":"checklist","prompt":"P"}` + "\n")
 	s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", b.String()), Drafts: write(t, dir, "d.jsonl", "")})
 	if err != nil {
 		t.Fatal(err)
@@ -333,5 +335,40 @@ func TestTruncatedInputIsAnError(t *testing.T) {
 	_, err = loadID(t, s, "b")
 	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), `"b"`) {
 		t.Errorf("Load of a truncated input: %v, want ErrChanged naming b", err)
+	}
+}
+
+// An input none of whose lines is a record is the wrong file, or the right
+// one in UTF-16: the run stops before judging anything, instead of
+// committing every sample rejected for missing inputs. A file with one
+// good record, or with no line at all, is not refused.
+func TestAFileWithNoRecordIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	plan := write(t, dir, "plan.jsonl", `{"id":"a","payload_type":"checklist","prompt":"P"}`+"\n")
+	var utf16 []byte
+	for _, c := range []byte(`{"id":"a","output_text":"d"}` + "\n") {
+		utf16 = append(utf16, c, 0)
+	}
+	for name, tc := range map[string]struct {
+		drafts string
+		want   string
+		utf16  bool
+	}{
+		"not drafts": {`{"not": "a draft"}` + "\n\n" + `{"nor": "this"}` + "\n", `none of its 2 non-blank line(s) is a record (the first: ` + filepath.Join(dir, "not drafts") + `:1: record has no "id")`, false},
+		"utf-16":     {string(append([]byte{0xff, 0xfe}, utf16...)), "the file is UTF-16: save it as UTF-8", true},
+	} {
+		_, err := Open(context.Background(), Paths{Plan: plan, Drafts: write(t, dir, name, tc.drafts)})
+		var nr *NoRecordsError
+		if !errors.As(err, &nr) || nr.UTF16 != tc.utf16 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want a NoRecordsError saying %q", name, err, tc.want)
+		}
+	}
+	for name, drafts := range map[string]string{"empty": "", "one good": "{broken\n" + `{"id":"a","output_text":"d"}` + "\n"} {
+		s, err := Open(context.Background(), Paths{Plan: plan, Drafts: write(t, dir, name, drafts)})
+		if err != nil {
+			t.Errorf("%s drafts: %v", name, err)
+			continue
+		}
+		s.Close()
 	}
 }

@@ -1,12 +1,14 @@
 package inputs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/memo"
@@ -199,8 +201,38 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		s.Close()
 		return nil, ctx.Err()
 	}
+	for _, f := range files {
+		if f.Records == 0 && f.ProblemCount > 0 {
+			err := &NoRecordsError{Path: f.Path, Lines: f.ProblemCount, First: f.Problems[0],
+				UTF16: bytes.HasPrefix(f.data, []byte{0xff, 0xfe}) || bytes.HasPrefix(f.data, []byte{0xfe, 0xff})}
+			s.Close()
+			return nil, err
+		}
+	}
 	s.join(t)
 	return s, nil
+}
+
+// NoRecordsError is an input file none of whose lines is a record: the
+// wrong file, or the right one in another encoding. A bad line costs only
+// its sample, but a run over a file with no good one would commit every
+// sample rejected for missing inputs in place of the last good dataset.
+type NoRecordsError struct {
+	Path  string
+	Lines int
+	First Problem
+	// UTF16 is set when the file starts with a UTF-16 byte order mark.
+	UTF16 bool
+}
+
+func (e *NoRecordsError) Error() string {
+	first := e.First
+	first.Msg, _, _ = strings.Cut(first.Msg, "; the line is skipped")
+	msg := fmt.Sprintf("%s: none of its %d non-blank line(s) is a record (the first: %s)", e.Path, e.Lines, first.Error())
+	if e.UTF16 {
+		msg += "; the file is UTF-16: save it as UTF-8"
+	}
+	return msg
 }
 
 // scanner scans chunks in order on every core, at most a few ahead of
