@@ -363,12 +363,16 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 	outDir := cfg.OutDir
 	var ue *engine.UnhealthyError
 	var nr *inputs.NoRecordsError
+	var wi *inputs.WrongInputError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &nr):
 		flag := map[string]string{cfg.Plan: "--plan", cfg.Drafts: "--drafts", cfg.Critiques: "--critiques"}[nr.Path]
 		return usageErr(fmt.Errorf("%w\n  nothing was judged and the outputs in %s are unchanged: check that %s names the right file", err, outDir, cmp.Or(flag, "the input")))
+	case errors.As(err, &wi):
+		flags := map[string]string{"prompt_plan": "--plan", "drafts": "--drafts", "critiques": "--critiques"}
+		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s and %s (swapped?)", err, outDir, flags[wi.Kind], flags[wi.LooksLike]))
 	case errors.Is(err, engine.ErrInterrupted):
 		if res != nil && res.InterruptedReading {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted before any sample was judged (while reading the inputs): nothing was committed, the outputs in %s are unchanged; rerun the same command to start again", outDir)}

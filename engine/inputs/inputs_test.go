@@ -372,3 +372,44 @@ func TestAFileWithNoRecordIsRefused(t *testing.T) {
 		s.Close()
 	}
 }
+
+// An input passed in another input's place (the drafts as the plan) is
+// refused before anything is judged or asked: its records carry the other
+// kind's keys and none of its own. Records that merely lack their own
+// keys, or a file with one record of its kind, are not refused.
+func TestAnInputInAnotherInputsPlaceIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	plan := write(t, dir, "plan.jsonl", `{"id":"a","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"b","payload_type":"itinerary","prompt":"Q"}`+"\n")
+	drafts := write(t, dir, "drafts.jsonl", `{"id":"a","prompt":"P","output_text":"d"}`+"\n"+`{"id":"b","output_text":null}`+"\n")
+	crits := write(t, dir, "crits.jsonl", `{"id":"c1","draft_id":"a","critique":{"verdict":"pass"}}`+"\n"+`{"id":"b","verdict":"revise"}`+"\n")
+	for _, tc := range []struct {
+		name  string
+		paths Paths
+		want  string
+	}{
+		{"drafts as the plan", Paths{Plan: drafts, Drafts: drafts}, `drafts.jsonl: given as the prompt plan, but its first 2 record(s) look like the drafts: each has "output_text" and none has "payload_type"`},
+		{"plan as the drafts", Paths{Plan: plan, Drafts: plan}, `plan.jsonl: given as the drafts, but its first 2 record(s) look like the prompt plan: each has "payload_type" and none has "output_text"`},
+		{"drafts as the critiques", Paths{Plan: plan, Drafts: drafts, Critiques: drafts}, `given as the critiques, but its first 2 record(s) look like the drafts`},
+		{"critiques as the drafts", Paths{Plan: plan, Drafts: crits}, `given as the drafts, but its first 2 record(s) look like the critiques: each has "critique"`},
+	} {
+		_, err := Open(context.Background(), tc.paths)
+		var wi *WrongInputError
+		if !errors.As(err, &wi) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want a WrongInputError saying %q", tc.name, err, tc.want)
+		}
+	}
+	bare := write(t, dir, "bare.jsonl", `{"id":"a","prompt":"P"}`+"\n")
+	mixed := write(t, dir, "mixed.jsonl", `{"id":"a","payload_type":"checklist"}`+"\n"+`{"id":"b","output_text":"d"}`+"\n")
+	for name, p := range map[string]Paths{
+		"a plan without payload_type":         {Plan: bare, Drafts: drafts},
+		"drafts with one record of their own": {Plan: plan, Drafts: mixed},
+		"the right files":                     {Plan: plan, Drafts: drafts, Critiques: crits},
+	} {
+		s, err := Open(context.Background(), p)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		s.Close()
+	}
+}

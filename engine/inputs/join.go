@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgrules/pgrules/engine/memo"
 	"github.com/pgrules/pgrules/internal/idtab"
+	"github.com/pgrules/pgrules/internal/jsonscan"
 )
 
 // Paths names the three inputs. Critiques may be empty: every sample is
@@ -209,9 +210,87 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			return nil, err
 		}
 	}
+	for i, f := range files {
+		if err := sniffKind(f, ins[i].k.name); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	s.join(t)
 	return s, nil
 }
+
+// signatures are the top-level keys that tell the three inputs apart.
+var signatures = []struct {
+	kind, what string
+	keys       []string
+}{
+	{"prompt_plan", "the prompt plan", []string{"payload_type"}},
+	{"drafts", "the drafts", []string{"output_text"}},
+	{"critiques", "the critiques", []string{"critique", "verdict"}},
+}
+
+// sniffRecords is how many records sniffKind reads from the top of a file.
+const sniffRecords = 100
+
+// sniffKind refuses a file passed as one input that is another: none of
+// the first records has a key of its own kind, and every one has a key of
+// the same other kind. Drafts passed as the plan would each cost a teacher
+// call on a prompt that is not one, and end rejected.
+func sniffKind(f *File, kind string) error {
+	var own, read int
+	other := map[string]int{}
+	data := f.data
+	for len(data) > 0 && read < sniffRecords {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		keys := map[string]bool{}
+		if !jsonscan.Members(bytes.TrimPrefix(line, bom), func(k, _ []byte) { keys[string(k)] = true }) {
+			continue
+		}
+		read++
+		for _, sig := range signatures {
+			for _, k := range sig.keys {
+				if keys[k] {
+					if sig.kind == kind {
+						own++
+					} else {
+						other[sig.kind]++
+					}
+					break
+				}
+			}
+		}
+	}
+	if own > 0 || read == 0 {
+		return nil
+	}
+	var mine struct{ what, key string }
+	for _, sig := range signatures {
+		if sig.kind == kind {
+			mine.what, mine.key = sig.what, sig.keys[0]
+		}
+	}
+	for _, sig := range signatures {
+		if other[sig.kind] == read {
+			return &WrongInputError{Path: f.Path, Kind: kind, LooksLike: sig.kind,
+				Why: fmt.Sprintf("given as %s, but its first %d record(s) look like %s: each has %q and none has %q", mine.what, read, sig.what, sig.keys[0], mine.key)}
+		}
+	}
+	return nil
+}
+
+// WrongInputError is an input passed in another input's place (the drafts
+// as the plan): Kind is what it was given as, LooksLike what it is.
+type WrongInputError struct {
+	Path, Kind, LooksLike, Why string
+}
+
+func (e *WrongInputError) Error() string { return e.Path + ": " + e.Why }
 
 // NoRecordsError is an input file none of whose lines is a record: the
 // wrong file, or the right one in another encoding. A bad line costs only
