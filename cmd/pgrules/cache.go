@@ -27,8 +27,11 @@ func cachePath(l *loaded) (string, error) {
 // on.
 func openCache(path string, opt cache.Options) (*cache.Cache, error) {
 	c, err := cache.Open(path, opt)
-	if errors.Is(err, cache.ErrNotCache) {
+	switch {
+	case errors.Is(err, cache.ErrNotCache):
 		return nil, fmt.Errorf("%w\n  if it is the cache of an older pgrules, import its answers with `pgrules cache merge %s NEW.db` and use NEW.db (or the default, shared cache)", err, path)
+	case errors.Is(err, cache.ErrDamaged):
+		return nil, fmt.Errorf("%w\n  move it aside (mv %s %s.damaged) and rerun: the answers it held are asked for again; or run with --no-cache", err, path, path)
 	}
 	return c, err
 }

@@ -118,6 +118,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrNotCache reports a file that is not a pgrules cache of this format.
 var ErrNotCache = errors.New("not a pgrules response cache")
 
+// ErrDamaged reports a cache file SQLite finds malformed (a disk that
+// filled up under another tool, a copy cut short).
+var ErrDamaged = errors.New("the cache file is damaged")
+
 // Open opens or creates the cache file.
 func Open(path string, opt Options) (*Cache, error) {
 	if opt.Timeout == 0 {
@@ -161,8 +165,11 @@ func Open(path string, opt Options) (*Cache, error) {
 			c.getConn.Close()
 		}
 		db.Close()
-		if strings.Contains(err.Error(), "not a database") || strings.Contains(err.Error(), "file is encrypted") {
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "not a database") || strings.Contains(msg, "file is encrypted"):
 			err = fmt.Errorf("%w: %v", ErrNotCache, err)
+		case strings.Contains(msg, "malformed"):
+			err = fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
 		return nil, &Error{Op: "open", Path: path, Err: err}
 	}

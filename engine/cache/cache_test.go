@@ -406,3 +406,30 @@ func TestGetManyIsGetForEachKey(t *testing.T) {
 		t.Errorf("GetMany of no keys: %v, %v", got, err)
 	}
 }
+
+// A cache file cut short (a copy interrupted, a disk that filled under
+// another tool) is reported as damaged, so the user is told to move it
+// aside rather than that it is not a cache.
+func TestACacheCutShortIsReportedDamaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	c := open(t, path)
+	text := strings.Repeat("Check the opening hours before you go. ", 130)
+	for i := range 2000 {
+		c.Store(Key(KeyParts{Prompt: fmt.Sprint("p", i)}), Entry{Text: text})
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, Options{Timeout: 200 * time.Millisecond})
+	if !errors.Is(err, ErrDamaged) || errors.Is(err, ErrNotCache) {
+		t.Fatalf("opening a cache cut in half: %v, want ErrDamaged", err)
+	}
+}
