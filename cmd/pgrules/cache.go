@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +34,11 @@ func openCache(path string, opt cache.Options) (*cache.Cache, error) {
 		return nil, fmt.Errorf("%w\n  if it is the cache of an older pgrules, import its answers with `pgrules cache merge %s NEW.db` and use NEW.db (or the default, shared cache)", err, path)
 	case errors.Is(err, cache.ErrDamaged):
 		return nil, fmt.Errorf("%w\n  move it aside (mv %s %s.damaged) and rerun: the answers it held are asked for again; or run with --no-cache", err, path, path)
+	case err != nil && strings.Contains(err.Error(), "unable to open database file"):
+		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+			return nil, fmt.Errorf("%w\n  %s is a directory: pass --cache-path (cache.path) with a file in it, or --no-cache", err, path)
+		}
+		return nil, fmt.Errorf("%w\n  check that %s is a directory you can write to, or pass --cache-path (cache.path) with another file, or --no-cache", err, filepath.Dir(path))
 	}
 	return c, err
 }
