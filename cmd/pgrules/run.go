@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -30,6 +31,7 @@ import (
 	"github.com/pgrules/pgrules/engine/answer"
 	"github.com/pgrules/pgrules/engine/cache"
 	"github.com/pgrules/pgrules/engine/inputs"
+	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
 	"github.com/pgrules/pgrules/engine/report"
 	"github.com/pgrules/pgrules/engine/teacher"
@@ -370,6 +372,19 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 	case errors.As(err, &nr):
 		flag := map[string]string{cfg.Plan: "--plan", cfg.Drafts: "--drafts", cfg.Critiques: "--critiques"}[nr.Path]
 		return usageErr(fmt.Errorf("%w\n  nothing was judged and the outputs in %s are unchanged: check that %s names the right file", err, outDir, cmp.Or(flag, "the input")))
+	case errors.Is(err, syscall.ENOSPC):
+		var b strings.Builder
+		fmt.Fprintf(&b, "%v\n  the disk is full", err)
+		var ioe *output.IOError
+		if errors.As(err, &ioe) && strings.Contains(filepath.ToSlash(ioe.Path), "/.pgrules/staging/") {
+			// Staged files are written before the commit starts.
+			fmt.Fprintf(&b, ": nothing was committed, the outputs in %s are unchanged", outDir)
+		}
+		b.WriteString("\n  free space on it (or pass another --out-dir) and rerun")
+		if cached {
+			b.WriteString(": answers already received are in the cache")
+		}
+		return errors.New(b.String())
 	case errors.As(err, &wi):
 		flags := map[string]string{"prompt_plan": "--plan", "drafts": "--drafts", "critiques": "--critiques"}
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s and %s (swapped?)", err, outDir, flags[wi.Kind], flags[wi.LooksLike]))
