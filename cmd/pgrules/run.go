@@ -366,6 +366,7 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 	var ue *engine.UnhealthyError
 	var nr *inputs.NoRecordsError
 	var wi *inputs.WrongInputError
+	var ns *inputs.NoSharedIDsError
 	switch {
 	case err == nil:
 		return nil
@@ -385,6 +386,8 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 			b.WriteString(": answers already received are in the cache")
 		}
 		return errors.New(b.String())
+	case errors.As(err, &ns):
+		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check --%s", err, outDir, ns.Kind))
 	case errors.As(err, &wi):
 		flags := map[string]string{"prompt_plan": "--plan", "drafts": "--drafts", "critiques": "--critiques"}
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s and %s (swapped?)", err, outDir, flags[wi.Kind], flags[wi.LooksLike]))

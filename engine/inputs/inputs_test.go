@@ -413,3 +413,32 @@ func TestAnInputInAnotherInputsPlaceIsRefused(t *testing.T) {
 		s.Close()
 	}
 }
+
+// Drafts or critiques that share no id with the plan are another
+// dataset's: every sample would lack its draft, or be judged as if it had
+// no critique (reject verdicts included). One shared id is enough.
+func TestInputsThatShareNoIDWithThePlanAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	plan := write(t, dir, "plan.jsonl", `{"id":"a","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"b","payload_type":"checklist","prompt":"Q"}`+"\n")
+	drafts := write(t, dir, "drafts.jsonl", `{"id":"a","output_text":"d"}`+"\n")
+	otherDrafts := write(t, dir, "other-drafts.jsonl", `{"id":"x","output_text":"d"}`+"\n"+`{"id":"y","output_text":"d"}`+"\n")
+	otherCrits := write(t, dir, "other-crits.jsonl", `{"id":"x","critique":{"verdict":"reject"}}`+"\n")
+	for name, tc := range map[string]struct {
+		paths Paths
+		want  string
+	}{
+		"drafts":    {Paths{Plan: plan, Drafts: otherDrafts}, `other-drafts.jsonl: none of its 2 drafts has an id of the prompt plan ` + plan + ` (one of its ids: "x"): are these the drafts of this plan?`},
+		"critiques": {Paths{Plan: plan, Drafts: drafts, Critiques: otherCrits}, `other-crits.jsonl: none of its 1 critiques has an id of the prompt plan`},
+	} {
+		_, err := Open(context.Background(), tc.paths)
+		var ns *NoSharedIDsError
+		if !errors.As(err, &ns) || ns.Kind != name || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want a NoSharedIDsError saying %q", name, err, tc.want)
+		}
+	}
+	s, err := Open(context.Background(), Paths{Plan: plan, Drafts: write(t, dir, "one-shared.jsonl", `{"id":"x","output_text":"d"}`+"\n"+`{"id":"b","output_text":"d"}`+"\n")})
+	if err != nil {
+		t.Fatalf("drafts sharing one id with the plan: %v", err)
+	}
+	s.Close()
+}

@@ -217,7 +217,61 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 		}
 	}
 	s.join(t)
+	if err := s.checkShared(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// checkShared refuses drafts or critiques that share no id with the plan:
+// the inputs of another dataset, or of another run of the pipeline. Every
+// sample would lack an input (or, for critiques, be judged as if it had
+// none, reject verdicts and all).
+func (s *Set) checkShared() error {
+	if s.Plan.Records == 0 {
+		return nil
+	}
+	for _, in := range []struct {
+		f    *File
+		kind string
+	}{{s.Drafts, "drafts"}, {s.Critiques, "critiques"}} {
+		if in.f == nil || in.f.Records == 0 {
+			continue
+		}
+		example := ""
+		shared := false
+		for i := int32(0); i < int32(s.ids.Len()); i++ {
+			if !in.f.has(i) {
+				continue
+			}
+			if s.Plan.has(i) {
+				shared = true
+				break
+			}
+			if example == "" {
+				example = s.ids.ID(int(i))
+			}
+		}
+		if !shared {
+			return &NoSharedIDsError{Path: in.f.Path, Kind: in.kind, Records: in.f.Records, PlanPath: s.Plan.Path, Example: example}
+		}
+	}
+	return nil
+}
+
+// NoSharedIDsError is a drafts or critiques file none of whose ids is in
+// the plan.
+type NoSharedIDsError struct {
+	Path, Kind string
+	Records    int
+	PlanPath   string
+	// Example is one of the file's ids.
+	Example string
+}
+
+func (e *NoSharedIDsError) Error() string {
+	return fmt.Sprintf("%s: none of its %d %s has an id of the prompt plan %s (one of its ids: %q): are these the %s of this plan?", e.Path, e.Records, e.Kind, e.PlanPath, e.Example, e.Kind)
 }
 
 // signatures are the top-level keys that tell the three inputs apart.

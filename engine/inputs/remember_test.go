@@ -185,9 +185,9 @@ func TestRememberedSumFollowsTheFileOnDisk(t *testing.T) {
 	// Same size, same modification time, other bytes: the change time
 	// tells.
 	time.Sleep(10 * time.Millisecond)
-	os.WriteFile(paths.Plan, []byte(`{"id":"s2","payload_type":"checklist","prompt":"p"}`+"\n"), 0o644)
+	os.WriteFile(paths.Plan, []byte(`{"id":"s1","payload_type":"checklist","prompt":"q"}`+"\n"), 0o644)
 	os.Chtimes(paths.Plan, fi.ModTime(), fi.ModTime())
-	want := sha256.Sum256([]byte(`{"id":"s2","payload_type":"checklist","prompt":"p"}` + "\n"))
+	want := sha256.Sum256([]byte(`{"id":"s1","payload_type":"checklist","prompt":"q"}` + "\n"))
 	if got := sumOf(); got != hex.EncodeToString(want[:]) {
 		t.Fatalf("sha256 %s after the file was rewritten, want %x", got, want)
 	}
