@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -140,6 +141,35 @@ func (w *work) decide(fn func(job, decision) bool) {
 			return
 		}
 	}
+}
+
+// checkLimit refuses a run limited to fewer samples than the outputs it
+// would replace: a quick `--limit 5` try in the out dir of a full run
+// would otherwise commit 5 samples' records over all of them.
+func checkLimit(opt Options, committedManifest []byte) error {
+	if opt.Limit <= 0 || committedManifest == nil {
+		return nil
+	}
+	var m struct {
+		Counts struct {
+			Total int `json:"total_inputs"`
+		} `json:"counts"`
+	}
+	if json.Unmarshal(committedManifest, &m) != nil || m.Counts.Total <= opt.Limit {
+		return nil
+	}
+	return &LimitShrinksError{OutDir: opt.OutDir, Limit: opt.Limit, Committed: m.Counts.Total}
+}
+
+// LimitShrinksError is a limited run that would replace outputs holding
+// more samples than it processes.
+type LimitShrinksError struct {
+	OutDir           string
+	Limit, Committed int
+}
+
+func (e *LimitShrinksError) Error() string {
+	return fmt.Sprintf("the outputs committed in %s hold %d samples; a run limited to %d would replace them with %d", e.OutDir, e.Committed, e.Limit, e.Limit)
 }
 
 // MergeError says why shards cannot be merged; nothing was written.

@@ -219,6 +219,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 	}
 	phase("previous outputs read")
+	if err := checkLimit(opt, prior.Manifest); err != nil {
+		return nil, err
+	}
 
 	work, err := planWork(set, prior, source, opt)
 	if err != nil {

@@ -62,7 +62,7 @@ func newRunCmd() *cobra.Command {
 	f.String("out-dir", "out", "directory for the dataset, rejected, stats and manifest files")
 	f.String("gating-mode", "lenient", "strict: the answer must be exactly one JSON object; lenient: also inside a ```json fence or prose")
 	f.Bool("resume", false, "keep the records already in --out-dir; process only ids not yet written or whose teacher call failed")
-	f.Int("limit", 0, "process at most N samples (0: all)")
+	f.Int("limit", 0, "process at most N samples (0: all); refused when the out dir holds outputs of more samples")
 	f.String("provider", "dryrun", "teacher backend: openrouter, local, dryrun, or any pgrules-provider-<name> plugin")
 	f.Bool("dry-run", false, "same as --provider dryrun (the original pipeline's flag)")
 	f.StringSlice("model", nil, "model(s) for the provider, in fallback order (overrides providers.<name>.models)")
@@ -367,6 +367,7 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 	var nr *inputs.NoRecordsError
 	var wi *inputs.WrongInputError
 	var ns *inputs.NoSharedIDsError
+	var ls *engine.LimitShrinksError
 	switch {
 	case err == nil:
 		return nil
@@ -386,6 +387,8 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 			b.WriteString(": answers already received are in the cache")
 		}
 		return errors.New(b.String())
+	case errors.As(err, &ls):
+		return usageErr(fmt.Errorf("%w\n  nothing was judged, the outputs in %s are unchanged: for a trial, pass another --out-dir (e.g. %s-limit-%d); to replace them anyway, remove them first", err, outDir, strings.TrimRight(outDir, "/"), ls.Limit))
 	case errors.As(err, &ns):
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check --%s", err, outDir, ns.Kind))
 	case errors.As(err, &wi):
