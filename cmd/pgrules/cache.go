@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/pgrules/pgrules/engine/cache"
@@ -105,16 +107,39 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 		},
 	}
 	stats.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var yes bool
 	clear := &cobra.Command{
 		Use:   "clear",
 		Short: "Remove every cached answer (the next run pays for every call again)",
-		Args:  cobra.NoArgs,
+		Long: `Remove every cached answer. The cache is shared by every out dir and
+its answers were paid for, so clear asks first on a terminal, and
+elsewhere (a script, CI) wants --yes.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := openFor(cmd, cache.Options{})
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			if !yes {
+				st, err := c.Stats()
+				if err != nil {
+					return err
+				}
+				what := fmt.Sprintf("%d cached answer(s) from %s, which every out dir shares (%d tokens, $%.4f and %.0fs of teacher time to ask again)", st.Entries, c.Path(), st.Tokens, st.CostUSD, st.LatencyTotal)
+				if st.Entries > 0 {
+					in, ok := cmd.InOrStdin().(*os.File)
+					if !ok || !isatty.IsTerminal(in.Fd()) {
+						return usageErr(fmt.Errorf("cache clear would remove %s: pass --yes to confirm", what))
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "remove %s? [y/N] ", what)
+					answer, _ := bufio.NewReader(in).ReadString('\n')
+					if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+						fmt.Fprintln(cmd.ErrOrStderr(), "nothing removed")
+						return nil
+					}
+				}
+			}
 			n, err := c.Clear()
 			if err != nil {
 				return err
@@ -123,6 +148,7 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 			return nil
 		},
 	}
+	clear.Flags().BoolVar(&yes, "yes", false, "remove without asking")
 	var olderThan string
 	prune := &cobra.Command{
 		Use:   "prune --older-than AGE",
