@@ -19,7 +19,8 @@ func checkHasRecords(f *File) error {
 		return nil
 	}
 	return &NoRecordsError{Path: f.Path, Lines: f.ProblemCount, First: f.Problems[0],
-		UTF16: bytes.HasPrefix(f.data, []byte{0xff, 0xfe}) || bytes.HasPrefix(f.data, []byte{0xfe, 0xff})}
+		UTF16: bytes.HasPrefix(f.data, []byte{0xff, 0xfe}) || bytes.HasPrefix(f.data, []byte{0xfe, 0xff}),
+		Gzip:  bytes.HasPrefix(f.data, []byte{0x1f, 0x8b})}
 }
 
 // NoRecordsError is an input file none of whose lines is a record: the
@@ -30,16 +31,20 @@ type NoRecordsError struct {
 	Path  string
 	Lines int
 	First Problem
-	// UTF16 is set when the file starts with a UTF-16 byte order mark.
-	UTF16 bool
+	// UTF16 is set when the file starts with a UTF-16 byte order mark,
+	// Gzip when it starts with gzip's magic number.
+	UTF16, Gzip bool
 }
 
 func (e *NoRecordsError) Error() string {
 	first := e.First
 	first.Msg, _, _ = strings.Cut(first.Msg, "; the line is skipped")
 	msg := fmt.Sprintf("%s: none of its %d non-blank line(s) is a record (the first: %s)", e.Path, e.Lines, first.Error())
-	if e.UTF16 {
+	switch {
+	case e.UTF16:
 		msg += "; the file is UTF-16: save it as UTF-8"
+	case e.Gzip:
+		msg += "; the file is gzip-compressed: decompress it, or pass it through a pipe such as <(zcat " + e.Path + ")"
 	}
 	return msg
 }

@@ -1,6 +1,8 @@
 package inputs
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -356,6 +358,7 @@ func TestAFileWithNoRecordIsRefused(t *testing.T) {
 	}{
 		"not drafts": {`{"not": "a draft"}` + "\n\n" + `{"nor": "this"}` + "\n", `none of its 2 non-blank line(s) is a record (the first: ` + filepath.Join(dir, "not drafts") + `:1: record has no "id")`, false},
 		"utf-16":     {string(append([]byte{0xff, 0xfe}, utf16...)), "the file is UTF-16: save it as UTF-8", true},
+		"gzip":       {gzipped(t, `{"id":"a","output_text":"d"}`+"\n"), "the file is gzip-compressed: decompress it, or pass it through a pipe such as <(zcat " + filepath.Join(dir, "gzip") + ")", false},
 	} {
 		_, err := Open(context.Background(), Paths{Plan: plan, Drafts: write(t, dir, name, tc.drafts)})
 		var nr *NoRecordsError
@@ -441,4 +444,17 @@ func TestInputsThatShareNoIDWithThePlanAreRefused(t *testing.T) {
 		t.Fatalf("drafts sharing one id with the plan: %v", err)
 	}
 	s.Close()
+}
+
+func gzipped(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	if _, err := w.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
