@@ -150,15 +150,11 @@ func checkLimit(opt Options, committedManifest []byte) error {
 	if opt.Limit <= 0 || committedManifest == nil {
 		return nil
 	}
-	var m struct {
-		Counts struct {
-			Total int `json:"total_inputs"`
-		} `json:"counts"`
-	}
-	if json.Unmarshal(committedManifest, &m) != nil || m.Counts.Total <= opt.Limit {
+	var m output.ManifestView
+	if json.Unmarshal(committedManifest, &m) != nil || m.Counts["total_inputs"] <= opt.Limit {
 		return nil
 	}
-	return &LimitShrinksError{OutDir: opt.OutDir, Limit: opt.Limit, Committed: m.Counts.Total}
+	return &LimitShrinksError{OutDir: opt.OutDir, Limit: opt.Limit, Committed: m.Counts["total_inputs"]}
 }
 
 // LimitShrinksError is a limited run that would replace outputs holding

@@ -162,12 +162,7 @@ func (e *ConfigError) Error() string {
 		if e.Key == "" {
 			return e.Msg
 		}
-		if strings.HasPrefix(e.Key, "providers.") && strings.Count(e.Key, ".") < 2 {
-			// The plugin's complaint about its whole section (no API
-			// key) says itself what to do.
-			return e.Key + ": " + e.Msg
-		}
-		return fmt.Sprintf("%s: %s (%s)", e.Key, e.Msg, unsetHint(e.Key))
+		return e.Key + ": " + e.Msg
 	}
 	if e.Key == "" {
 		return e.Origin + ": " + e.Msg
@@ -175,7 +170,8 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.Origin, e.Key, e.Msg)
 }
 
-// unsetHint says where a setting that nothing set can be given.
+// unsetHint says where a setting that nothing set can be given (origin
+// "default").
 func unsetHint(key string) string {
 	hint := fmt.Sprintf("set %s in pgrules.yaml, or PGRULES_%s", key, strings.ToUpper(strings.ReplaceAll(key, ".", "__")))
 	if strings.HasPrefix(key, "providers.") && strings.HasSuffix(key, ".models") {

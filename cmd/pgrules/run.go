@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -259,7 +258,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	if res != nil {
 		printRunEnd(cmd, log, cfg, res, time.Since(start), anonMB, fileMB)
 	}
-	if err := runError(err, res, cfg, !cfg.Cache.Disabled); err != nil {
+	if err := runError(err, res, cfg.OutDir, !cfg.Cache.Disabled); err != nil {
 		return err
 	}
 	if cfg.Report && res != nil && res.Committed {
@@ -340,11 +339,18 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 	case errors.As(err, &nf):
 		return nil, notFound(err)
 	case errors.As(err, &rejected):
-		key := "providers." + rejected.Provider
+		key, msg := "providers."+rejected.Provider, rejected.Err.Msg
 		if rejected.Err.Path != "" {
 			key += "." + rejected.Err.Path
 		}
-		return nil, usageErr(&ConfigError{Origin: l.origin(key), Key: key, Msg: rejected.Err.Msg})
+		origin := l.origin(key)
+		if origin == "default" && rejected.Err.Path != "" {
+			// A setting the plugin needs and nothing gave: say where it
+			// goes. (A complaint about the whole section, such as a
+			// missing API key, says itself what to do.)
+			msg += " (" + unsetHint(key) + ")"
+		}
+		return nil, usageErr(&ConfigError{Origin: origin, Key: key, Msg: msg})
 	case err != nil:
 		return nil, usageErr(err)
 	}
@@ -359,10 +365,12 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 	return t, nil
 }
 
+// inputFlags names the flag of each input kind (inputs' kind names).
+var inputFlags = map[string]string{"prompt_plan": "--plan", "drafts": "--drafts", "critiques": "--critiques"}
+
 // runError words the end of a run that did not commit for the command
 // line: what happened, that the outputs are unchanged, what to do.
-func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
-	outDir := cfg.OutDir
+func runError(err error, res *engine.Result, outDir string, cached bool) error {
 	var ue *engine.UnhealthyError
 	var nr *inputs.NoRecordsError
 	var wi *inputs.WrongInputError
@@ -372,14 +380,12 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &nr):
-		flag := map[string]string{cfg.Plan: "--plan", cfg.Drafts: "--drafts", cfg.Critiques: "--critiques"}[nr.Path]
-		return usageErr(fmt.Errorf("%w\n  nothing was judged and the outputs in %s are unchanged: check that %s names the right file", err, outDir, cmp.Or(flag, "the input")))
+		return usageErr(fmt.Errorf("%w\n  nothing was judged and the outputs in %s are unchanged: check that %s names the right file", err, outDir, inputFlags[nr.Kind]))
 	case errors.Is(err, syscall.ENOSPC):
 		var b strings.Builder
 		fmt.Fprintf(&b, "%v\n  the disk is full", err)
 		var ioe *output.IOError
-		if errors.As(err, &ioe) && strings.Contains(filepath.ToSlash(ioe.Path), "/.pgrules/staging/") {
-			// Staged files are written before the commit starts.
+		if errors.As(err, &ioe) && ioe.Staged() {
 			fmt.Fprintf(&b, ": nothing was committed, the outputs in %s are unchanged", outDir)
 		}
 		b.WriteString("\n  free space on it (or pass another --out-dir) and rerun")
@@ -390,10 +396,9 @@ func runError(err error, res *engine.Result, cfg *Config, cached bool) error {
 	case errors.As(err, &ls):
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, the outputs in %s are unchanged: for a trial, pass another --out-dir (e.g. %s-limit-%d); to replace them anyway, remove them first", err, outDir, strings.TrimRight(outDir, "/"), ls.Limit))
 	case errors.As(err, &ns):
-		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check --%s", err, outDir, ns.Kind))
+		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s", err, outDir, inputFlags[ns.Kind]))
 	case errors.As(err, &wi):
-		flags := map[string]string{"prompt_plan": "--plan", "drafts": "--drafts", "critiques": "--critiques"}
-		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s and %s (swapped?)", err, outDir, flags[wi.Kind], flags[wi.LooksLike]))
+		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s and %s (swapped?)", err, outDir, inputFlags[wi.Kind], inputFlags[wi.LooksLike]))
 	case errors.Is(err, engine.ErrInterrupted):
 		if res != nil && res.InterruptedReading {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted before any sample was judged (while reading the inputs): nothing was committed, the outputs in %s are unchanged; rerun the same command to start again", outDir)}

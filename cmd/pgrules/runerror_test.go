@@ -14,17 +14,16 @@ import (
 // what to do. Only a file being staged proves the commit had not started.
 // (By hand, on a 3 MB tmpfs: exit 1, the four committed files unchanged.)
 func TestRunErrorOnAFullDisk(t *testing.T) {
-	cfg := &Config{OutDir: "out"}
 	full := func(op, path string) error {
 		return &output.IOError{Op: op, Path: path, Err: &fs.PathError{Op: op, Path: path, Err: syscall.ENOSPC}}
 	}
-	staged := runError(full("write", filepath.Join("out", ".pgrules", "staging", "dataset_v1_stats.json")), nil, cfg, true).Error()
+	staged := runError(full("write", filepath.Join("out", ".pgrules", "staging", "dataset_v1_stats.json")), nil, "out", true).Error()
 	for _, want := range []string{"no space left on device", "the disk is full: nothing was committed, the outputs in out are unchanged", "free space on it (or pass another --out-dir) and rerun: answers already received are in the cache"} {
 		if !strings.Contains(staged, want) {
 			t.Errorf("staging a file on a full disk: %q does not say %q", staged, want)
 		}
 	}
-	other := runError(full("write", filepath.Join("out", ".pgrules", "fingerprints.json")), nil, cfg, false).Error()
+	other := runError(full("write", filepath.Join("out", ".pgrules", "fingerprints.json")), nil, "out", false).Error()
 	if !strings.Contains(other, "the disk is full\n") || strings.Contains(other, "unchanged") || strings.Contains(other, "cache") {
 		t.Errorf("a full disk outside staging, cache off: %q (must not claim the outputs unchanged, nor a cache)", other)
 	}

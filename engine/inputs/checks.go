@@ -18,7 +18,7 @@ func checkHasRecords(f *File) error {
 	if f.Records > 0 || f.ProblemCount == 0 {
 		return nil
 	}
-	return &NoRecordsError{Path: f.Path, Lines: f.ProblemCount, First: f.Problems[0],
+	return &NoRecordsError{Path: f.Path, Kind: f.kind.name, Lines: f.ProblemCount, First: f.Problems[0],
 		UTF16: bytes.HasPrefix(f.data, []byte{0xff, 0xfe}) || bytes.HasPrefix(f.data, []byte{0xfe, 0xff}),
 		Gzip:  bytes.HasPrefix(f.data, []byte{0x1f, 0x8b})}
 }
@@ -28,9 +28,10 @@ func checkHasRecords(f *File) error {
 // its sample, but a run over a file with no good one would commit every
 // sample rejected for missing inputs in place of the last good dataset.
 type NoRecordsError struct {
-	Path  string
-	Lines int
-	First Problem
+	// Kind is what the file was given as (prompt_plan, drafts, critiques).
+	Path, Kind string
+	Lines      int
+	First      Problem
 	// UTF16 is set when the file starts with a UTF-16 byte order mark,
 	// Gzip when it starts with gzip's magic number.
 	UTF16, Gzip bool

@@ -291,6 +291,13 @@ type IOError struct {
 }
 
 func (e *IOError) Error() string { return fmt.Sprintf("cannot %s %s: %v", e.Op, e.Path, e.Err) }
+
+// Staged reports an error on a file of the staging directory, written
+// before a commit starts: the committed outputs are untouched.
+func (e *IOError) Staged() bool {
+	dir := filepath.Dir(e.Path)
+	return filepath.Base(dir) == stagingName && filepath.Base(filepath.Dir(dir)) == StateDir
+}
 func (e *IOError) Unwrap() error { return e.Err }
 
 // MarshalDocument encodes stats or a manifest: indented, stable key order,
