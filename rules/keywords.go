@@ -177,9 +177,8 @@ func parseList(file string, data []byte) ([]Term, error) {
 // UTF-8 (a Latin-1 "café"), or control characters (the NULs of UTF-16
 // saved without a byte order mark). The column counts characters.
 func checkListLine(file string, line int, b []byte) error {
-	for i := 0; i < len(b); {
+	for i, col := 0, 1; i < len(b); col++ {
 		r, size := utf8.DecodeRune(b[i:])
-		col := utf8.RuneCount(b[:i]) + 1
 		switch {
 		case r == utf8.RuneError && size == 1:
 			return fmt.Errorf("%s:%d:%d: byte 0x%02x is not UTF-8: save the list as UTF-8", file, line, col, b[i])
