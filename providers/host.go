@@ -45,7 +45,7 @@ func SearchDirs(pluginDir string) []string {
 	seen := make(map[string]bool, len(dirs))
 	out := dirs[:0]
 	for _, d := range dirs {
-		if d != "" && !seen[d] {
+		if !seen[d] {
 			seen[d] = true
 			out = append(out, d)
 		}
