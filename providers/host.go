@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,23 +79,36 @@ func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("provider %q not found: no executable %s in %s", e.Name, e.Binary, strings.Join(e.Dirs, ", "))
 }
 
+// binaries yields the name and path of each provider plugin binary in
+// dirs, the first per name only, as a run picks it.
+func binaries(dirs []string) iter.Seq2[string, string] {
+	return func(yield func(name, path string) bool) {
+		seen := map[string]bool{}
+		for _, d := range dirs {
+			entries, err := os.ReadDir(d)
+			if err != nil {
+				continue
+			}
+			for _, e := range entries {
+				name, ok := strings.CutPrefix(e.Name(), BinaryPrefix)
+				if !ok || e.IsDir() || seen[name] {
+					continue
+				}
+				seen[name] = true
+				if !yield(name, filepath.Join(d, e.Name())) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // ListNames returns the names of the provider plugins in dirs without
 // starting them.
 func ListNames(dirs []string) []string {
 	var out []string
-	seen := map[string]bool{}
-	for _, d := range dirs {
-		entries, err := os.ReadDir(d)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			name, ok := strings.CutPrefix(e.Name(), BinaryPrefix)
-			if ok && !e.IsDir() && !seen[name] {
-				seen[name] = true
-				out = append(out, name)
-			}
-		}
+	for name := range binaries(dirs) {
+		out = append(out, name)
 	}
 	return out
 }
@@ -109,25 +123,13 @@ type Found struct {
 // a run) and asks each to describe itself.
 func List(dirs []string) []Found {
 	var out []Found
-	seen := map[string]bool{}
-	for _, d := range dirs {
-		entries, err := os.ReadDir(d)
-		if err != nil {
-			continue
+	for name, path := range binaries(dirs) {
+		f := Found{Name: name, Path: path}
+		f.SHA256, f.Err = fileSHA256(f.Path)
+		if f.Err == nil {
+			f.Version, f.Err = describe(f.Path)
 		}
-		for _, e := range entries {
-			name, ok := strings.CutPrefix(e.Name(), BinaryPrefix)
-			if !ok || e.IsDir() || seen[name] {
-				continue
-			}
-			seen[name] = true
-			f := Found{Name: name, Path: filepath.Join(d, e.Name())}
-			f.SHA256, f.Err = fileSHA256(f.Path)
-			if f.Err == nil {
-				f.Version, f.Err = describe(f.Path)
-			}
-			out = append(out, f)
-		}
+		out = append(out, f)
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -14,6 +13,8 @@ import (
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/interpreter"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pgrules/pgrules/internal/ordered"
 )
 
 // Reason codes of the parse and contract stage, and of gates that could
@@ -96,23 +97,7 @@ type Details []KV
 
 // MarshalJSON writes the details as an object in their written order.
 func (d Details) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, kv := range d {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(kv.Key)
-		v, err := json.Marshal(kv.Value)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return ordered.Marshal(len(d), func(i int) (string, any) { return d[i].Key, d[i].Value })
 }
 
 // Get returns a detail by name.

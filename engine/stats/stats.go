@@ -7,11 +7,12 @@
 package stats
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
 	"sort"
+
+	"github.com/pgrules/pgrules/internal/ordered"
 )
 
 // GateOutcome is one evaluated gate of one sample.
@@ -276,23 +277,7 @@ type OrderedRates struct {
 
 // MarshalJSON writes the gates in order.
 func (o OrderedRates) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, n := range o.Names {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(n)
-		v, err := json.Marshal(o.Rates[n])
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return ordered.Marshal(len(o.Names), func(i int) (string, any) { return o.Names[i], o.Rates[o.Names[i]] })
 }
 
 // Report builds the stats document.
