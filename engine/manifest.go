@@ -85,7 +85,6 @@ type ManifestPlugin struct {
 
 func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt string, d Deps, statsFile output.FileInfo) {
 	m.CreatedAt = createdAt
-	m.GatingMode = string(opt.Mode)
 	if m.RunID == "" {
 		// The run id is a function of the start time and what went in, so a
 		// reproducible run (SOURCE_DATE_EPOCH) has a reproducible id.
@@ -98,6 +97,33 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 		h.Write(m.Config)
 		m.RunID = opt.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(h.Sum(nil))[:8]
 	}
+	m.provenance(opt, set, d)
+	s := res.Stats.Summary
+	m.Counts = map[string]int{
+		"total_inputs": s.TotalInputs, "accepted": s.Accepted, "rejected": s.Rejected,
+		"resumed": s.Resumed, "processed_this_run": s.Processed, "input_problems": res.ProblemCount,
+		"no_cached_answer": res.NoCachedAnswer,
+	}
+	m.Outputs = map[string]output.FileInfo{"dataset": res.Dataset, "rejected": res.Rejected, "stats": statsFile}
+	m.Cache = res.Stats.Cache
+	if res.Changes.HadPrevious {
+		// Complete: the terminal shows a few ids per group, the manifest
+		// every one of them.
+		c := res.Changes
+		m.Changes = &c
+	}
+	m.Health = res.Health
+	if opt.Shard.Enabled() {
+		m.Shard = &ManifestShard{Shard: opt.Shard, Hash: ShardHash}
+	}
+}
+
+// provenance records what decided the records: the inputs, the rules,
+// the template and system message, the gating mode and the provider's
+// answer-changing settings. A --resume run compares it with the
+// committed run's before it keeps a record (see checkResume).
+func (m *Manifest) provenance(opt Options, set *inputs.Set, d Deps) {
+	m.GatingMode = string(opt.Mode)
 	m.Inputs = map[string]any{}
 	for name, f := range map[string]*inputs.File{"prompt_plan": set.Plan, "drafts": set.Drafts, "critiques": set.Critiques} {
 		if f != nil {
@@ -123,22 +149,4 @@ func (m *Manifest) complete(opt Options, set *inputs.Set, res *Result, createdAt
 	sum := sha256.Sum256([]byte(d.System))
 	m.SystemSHA256 = hex.EncodeToString(sum[:])
 	m.Provider.Identity = d.Identity
-	s := res.Stats.Summary
-	m.Counts = map[string]int{
-		"total_inputs": s.TotalInputs, "accepted": s.Accepted, "rejected": s.Rejected,
-		"resumed": s.Resumed, "processed_this_run": s.Processed, "input_problems": res.ProblemCount,
-		"no_cached_answer": res.NoCachedAnswer,
-	}
-	m.Outputs = map[string]output.FileInfo{"dataset": res.Dataset, "rejected": res.Rejected, "stats": statsFile}
-	m.Cache = res.Stats.Cache
-	if res.Changes.HadPrevious {
-		// Complete: the terminal shows a few ids per group, the manifest
-		// every one of them.
-		c := res.Changes
-		m.Changes = &c
-	}
-	m.Health = res.Health
-	if opt.Shard.Enabled() {
-		m.Shard = &ManifestShard{Shard: opt.Shard, Hash: ShardHash}
-	}
 }

@@ -35,6 +35,7 @@ type work struct {
 	set           *inputs.Set
 	prior, source *output.Prior
 	opt           Options
+	resume        *resumeMarks
 	// total counts the samples this run processes (kept records excluded).
 	total int
 	// limited counts ids left out by --limit.
@@ -44,11 +45,12 @@ type work struct {
 
 // planWork decides what happens to each id and counts the outcomes. With
 // --resume a previous record is kept unless its outcome was a teacher
-// failure, which is not a decision about the sample and is asked again. A
+// failure, which is not a decision about the sample and is asked again,
+// or its id has a record in lines added to an input since (resume). A
 // shard takes only its ids; a merge keeps every id's record from the
 // shards, and an id without one means the shards are not the whole run.
-func planWork(set *inputs.Set, prior, source *output.Prior, opt Options) (work, error) {
-	w := work{set: set, prior: prior, source: source, opt: opt}
+func planWork(set *inputs.Set, prior, source *output.Prior, opt Options, resume *resumeMarks) (work, error) {
+	w := work{set: set, prior: prior, source: source, opt: opt, resume: resume}
 	missing, jobs := 0, 0
 	var firstMissing string
 	w.decide(func(j job, d decision) bool {
@@ -118,7 +120,7 @@ func (w *work) decide(fn func(job, decision) bool) {
 			}
 		default:
 			if opt.Resume {
-				if i, ok := w.prior.Index(id); ok && !w.prior.Records[i].TeacherFailed {
+				if i, ok := w.prior.Index(id); ok && !w.prior.Records[i].TeacherFailed && !w.resume.stale(ord) {
 					j.keep, d = int32(i+1), kept
 					break
 				}

@@ -223,7 +223,11 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		return nil, err
 	}
 
-	work, err := planWork(set, prior, source, opt)
+	resume, err := checkResume(opt, set, prior, d)
+	if err != nil {
+		return nil, err
+	}
+	work, err := planWork(set, prior, source, opt, resume)
 	if err != nil {
 		return nil, err
 	}

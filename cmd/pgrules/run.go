@@ -60,7 +60,7 @@ func newRunCmd() *cobra.Command {
 	f.String("critiques", "", "critiques JSONL (critiques_v1.jsonl); optional: without it every draft counts as verdict pass")
 	f.String("out-dir", "out", "directory for the dataset, rejected, stats and manifest files")
 	f.String("gating-mode", "lenient", "strict: the answer must be exactly one JSON object; lenient: also inside a ```json fence or prose")
-	f.Bool("resume", false, "keep the records already in --out-dir; process only ids not yet written or whose teacher call failed")
+	f.Bool("resume", false, "keep the records already in --out-dir; process only ids not yet written, whose teacher call failed or whose input lines were added since (refused if the rules or inputs changed otherwise)")
 	f.Int("limit", 0, "process at most N samples (0: all); refused when the out dir holds outputs of more samples")
 	f.String("provider", "dryrun", "teacher backend: openrouter, local, dryrun, or any pgrules-provider-<name> plugin")
 	f.Bool("dry-run", false, "same as --provider dryrun (the original pipeline's flag)")
@@ -376,6 +376,7 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 	var wi *inputs.WrongInputError
 	var ns *inputs.NoSharedIDsError
 	var ls *engine.LimitShrinksError
+	var re *engine.ResumeError
 	switch {
 	case err == nil:
 		return nil
@@ -395,6 +396,12 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		return errors.New(b.String())
 	case errors.As(err, &ls):
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, the outputs in %s are unchanged: for a trial, pass another --out-dir (e.g. %s-limit-%d); to replace them anyway, remove them first", err, outDir, strings.TrimRight(outDir, "/"), ls.Limit))
+	case errors.As(err, &re):
+		rerun := "answers in the cache cost no teacher call"
+		if !cached {
+			rerun = "with the cache off, every sample is asked again"
+		}
+		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: rerun without --resume to judge every sample from these inputs under these rules (%s), or put back what changed to resume", err, outDir, rerun))
 	case errors.As(err, &ns):
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s", err, outDir, inputFlags[ns.Kind]))
 	case errors.As(err, &wi):

@@ -328,6 +328,36 @@ func (e *InputError) Error() string {
 
 func (e *InputError) Unwrap() error { return e.Err }
 
+// RecordAt is where in the file the record the run uses for the id
+// numbered ord starts; false when the file has none for it.
+func (ix *File) RecordAt(ord int) (int64, bool) {
+	if ix == nil || !ix.has(int32(ord)) {
+		return 0, false
+	}
+	return ix.byIndex[ord].off(), true
+}
+
+// Extends says whether the file is one of n bytes whose sha256 was sum
+// (hex), with lines added after them and nothing else changed.
+func (ix *File) Extends(n int64, sum string) bool {
+	if ix == nil || n < 0 || n > int64(len(ix.data)) {
+		return false
+	}
+	if n == int64(len(ix.data)) {
+		return ix.SHA256 == sum
+	}
+	if n > 0 && ix.data[n-1] != '\n' && !endsLine(ix.data[n:]) {
+		return false // the old last line was continued, not followed
+	}
+	h := sha256.Sum256(ix.data[:n])
+	return hex.EncodeToString(h[:]) == sum
+}
+
+// endsLine says whether rest starts with a line end.
+func endsLine(rest []byte) bool {
+	return bytes.HasPrefix(rest, []byte("\n")) || bytes.HasPrefix(rest, []byte("\r\n"))
+}
+
 // has reports whether the file has a record for id i.
 func (ix *File) has(i int32) bool {
 	return int(i) < len(ix.byIndex) && ix.byIndex[i].present()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -457,4 +459,66 @@ func gzipped(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// A --resume keeps the committed record of an id only when none of its
+// input lines was added since: Extends tells an append from an edit, and
+// RecordAt where the line an id uses now starts.
+func TestExtendsTellsAnAppendFromAnEdit(t *testing.T) {
+	dir := t.TempDir()
+	plan := `{"id":"a","payload_type":"checklist","prompt":"P"}` + "\n" + `{"id":"b","payload_type":"checklist","prompt":"P"}` + "\n"
+	old := `{"id":"a","output_text":"tru` + "\n" + `{"id":"b","output_text":"b"}` + "\n"
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	open := func(drafts string) *Set {
+		t.Helper()
+		s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", plan), Drafts: write(t, dir, "d.jsonl", drafts)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	n := int64(len(old))
+
+	s := open(old)
+	if !s.Drafts.Extends(n, sum(old)) {
+		t.Error("the same file does not extend itself")
+	}
+	if s.Drafts.Extends(n+1, sum(old)) || s.Drafts.Extends(-1, sum(old)) {
+		t.Error("a file extends one longer than itself")
+	}
+
+	// An appended good line for a: a's record now starts in the added
+	// lines, b's where it was.
+	s = open(old + `{"id":"a","output_text":"good"}` + "\n")
+	if !s.Drafts.Extends(n, sum(old)) {
+		t.Fatal("an append is not seen as one")
+	}
+	a, _ := s.IDs().Get("a")
+	b, _ := s.IDs().Get("b")
+	if off, ok := s.Drafts.RecordAt(a); !ok || off < n {
+		t.Errorf("a's record at %d (%v), want at or after %d", off, ok, n)
+	}
+	if off, ok := s.Drafts.RecordAt(b); !ok || off >= n {
+		t.Errorf("b's record at %d (%v), want before %d", off, ok, n)
+	}
+
+	// An edit before the end, of the same length or not, is no append.
+	if s = open(strings.Replace(old, `"b"}`, `"B"}`, 1) + "\n"); s.Drafts.Extends(n, sum(old)) {
+		t.Error("an edited line taken for an append")
+	}
+	// A file whose last line had no newline, continued: the old last line
+	// changed.
+	noNL := strings.TrimSuffix(old, "\n")
+	if s = open(noNL + `,"x":1}` + "\n"); s.Drafts.Extends(int64(len(noNL)), sum(noNL)) {
+		t.Error("a continued last line taken for an append")
+	}
+	// Given its newline and followed by lines, it is the same line.
+	if s = open(noNL + "\n" + `{"id":"c","output_text":"c"}` + "\n"); !s.Drafts.Extends(int64(len(noNL)), sum(noNL)) {
+		t.Error("lines added after a last line without a newline are not seen as an append")
+	}
+	var none *File
+	if _, ok := none.RecordAt(0); ok || none.Extends(0, sum("")) {
+		t.Error("an input not given has records")
+	}
 }

@@ -38,6 +38,7 @@ type ManifestInput struct {
 	Path    string `json:"path"`
 	AbsPath string `json:"abs_path"`
 	SHA256  string `json:"sha256"`
+	Bytes   int64  `json:"bytes"`
 	Records int    `json:"records"`
 }
 
