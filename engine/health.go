@@ -26,7 +26,13 @@ const DefaultMaxTeacherFailureRate = 0.1
 type Health struct {
 	Healthy bool `json:"healthy"`
 	// Asked counts samples of this run that needed a teacher answer.
-	Asked           int     `json:"asked"`
+	Asked int `json:"asked"`
+	// KeptAnswered counts the records kept by --resume that hold a
+	// teacher answer. The failure rate is over Asked + KeptAnswered: the
+	// answers the committed outputs would hold. Over Asked alone, a
+	// resume that asked again for the 50 failures of 10,000 samples, 6 of
+	// which failed again, was "12% failed" and never committed.
+	KeptAnswered    int     `json:"kept_answered,omitempty"`
 	TeacherFailures int     `json:"teacher_failures"`
 	FailureRate     float64 `json:"teacher_failure_rate"`
 	MaxFailureRate  float64 `json:"max_teacher_failure_rate"`
@@ -51,6 +57,7 @@ type FailureCount struct {
 
 type healthTally struct {
 	asked, failures, gateErrors int
+	keptAnswered                int
 	byCode                      map[string]*FailureCount
 	gateErrorMsg                string
 }
@@ -117,10 +124,19 @@ func gateError(v judge.Verdict) string {
 	return "a gate failed to evaluate"
 }
 
+// kept counts a record kept from the committed run (--resume): one that
+// holds a teacher answer adds to the answers the failure rate is over.
+// (Teacher failures are never kept: they are asked again.)
+func (h *healthTally) kept(v judge.Verdict) {
+	if v.Accepted != nil || v.Rejected != nil && v.Rejected.Teacher != nil && v.Rejected.Teacher.Error == nil {
+		h.keptAnswered++
+	}
+}
+
 func (h *healthTally) verdict(maxRate float64, stopped error) Health {
-	hl := Health{Asked: h.asked, TeacherFailures: h.failures, GateErrors: h.gateErrors, MaxFailureRate: maxRate, GateErrorSample: h.gateErrorMsg}
-	if h.asked > 0 {
-		hl.FailureRate = float64(h.failures) / float64(h.asked)
+	hl := Health{Asked: h.asked, KeptAnswered: h.keptAnswered, TeacherFailures: h.failures, GateErrors: h.gateErrors, MaxFailureRate: maxRate, GateErrorSample: h.gateErrorMsg}
+	if answers := h.asked + h.keptAnswered; answers > 0 {
+		hl.FailureRate = float64(h.failures) / float64(answers)
 	}
 	for _, fc := range h.byCode {
 		hl.Failures = append(hl.Failures, *fc)
@@ -137,7 +153,10 @@ func (h *healthTally) verdict(maxRate float64, stopped error) Health {
 		hl.Reasons = append(hl.Reasons, fmt.Sprintf("%d sample(s) ended in gate_error (%s)", h.gateErrors, h.gateErrorMsg))
 	}
 	if hl.FailureRate > maxRate && stopped == nil {
-		why := fmt.Sprintf("%d of %d teacher answers failed (%.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked, 100*hl.FailureRate, 100*maxRate)
+		why := fmt.Sprintf("%d of %d teacher answers failed (%.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked+h.keptAnswered, 100*hl.FailureRate, 100*maxRate)
+		if h.keptAnswered > 0 {
+			why = fmt.Sprintf("%d of %d teacher answers failed (%d asked this run, %d kept; %.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked+h.keptAnswered, h.asked, h.keptAnswered, 100*hl.FailureRate, 100*maxRate)
+		}
 		if len(hl.Failures) > 0 {
 			top := hl.Failures[0]
 			why += fmt.Sprintf("; most common: %s ×%d: %s", top.Code, top.Count, clip(top.Message, 200))

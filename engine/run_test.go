@@ -565,6 +565,33 @@ func TestResumeAsksAgainForTeacherFailures(t *testing.T) {
 	}
 }
 
+// A resume asks again only for the teacher failures, so its failure rate
+// over its own calls alone says little: the 1 failure of 20 samples,
+// failing again, was "1 of 1 failed" and the resume never committed. The
+// rate is over the answers the outputs would hold, kept ones included.
+func TestResumeJudgesHealthOverTheAnswersTheOutputsHold(t *testing.T) {
+	e := newEnv(t, corpus{n: 20})
+	bad := &providers.Error{Kind: providers.KindFailed, Code: "content_filter", Message: "filtered"}
+	e.teacher.fail = map[string]error{sampleID(3): bad, sampleID(8): bad}
+	e.mustRun(nil) // 2 of 20: 10 %, not above the default 10 %
+	res := e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Resume = true })
+	if h := res.Health; !h.Healthy || h.Asked != 2 || h.KeptAnswered != 18 || h.TeacherFailures != 2 || h.FailureRate != 0.1 {
+		t.Errorf("resume health %+v: want healthy, 2 asked, 18 kept answers, rate 0.1", h)
+	}
+
+	before := e.snapshot()
+	five := 0.05
+	_, err := e.run(context.Background(), func(o *engine.Options, _ *engine.Deps) { o.Resume, o.MaxTeacherFailureRate = true, &five })
+	var ue *engine.UnhealthyError
+	if !errors.As(err, &ue) {
+		t.Fatalf("a resume whose outputs would hold 10 %% failures, above 5 %%: err %v, want unhealthy", err)
+	}
+	if want := "2 of 20 teacher answers failed (2 asked this run, 18 kept; 10.0% > max_teacher_failure_rate 5.0%)"; !strings.Contains(strings.Join(ue.Health.Reasons, "; "), want) {
+		t.Errorf("reasons %q, want %q", ue.Health.Reasons, want)
+	}
+	e.assertUnchanged(before, "an unhealthy resume")
+}
+
 func contains(xs []string, x string) bool {
 	for _, y := range xs {
 		if y == x {

@@ -57,6 +57,8 @@ func (t *tally) observe(r *result) {
 		if r.keptOffline {
 			t.keptOffline++
 			t.done++
+		} else if r.outcome.Resumed {
+			t.health.kept(r.verdict)
 		}
 		return
 	}
