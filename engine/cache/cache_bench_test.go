@@ -68,6 +68,14 @@ func BenchmarkGetMany(b *testing.B) {
 			}
 		}
 	})
+	// A first run looks up every prompt before it asks the teacher: misses.
+	b.Run("miss", func(b *testing.B) {
+		for i := range b.N {
+			if _, ok, err := c.Get(Key(KeyParts{Provider: "bench", Prompt: fmt.Sprint("absent ", i)})); ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
 	b.Run("many", func(b *testing.B) {
 		for i := 0; i < b.N; i += GetManyBatch {
 			batch := make([]string, 0, GetManyBatch)
