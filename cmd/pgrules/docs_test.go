@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pgrules/pgrules/engine/judge"
+	"github.com/pgrules/pgrules/rules"
+)
+
+// The README promises that every reason code a record can carry is in its
+// "Reason codes" table: the codes pgrules decides itself, and those of
+// the default gates.yaml (a literal reason, or a string a
+// reasonExpression can return). A code added in either place without a
+// row fails here.
+func TestEveryReasonCodeIsDocumented(t *testing.T) {
+	readme := string(must(os.ReadFile("../../README.md")))
+	start := strings.Index(readme, "### Reason codes")
+	if start < 0 {
+		t.Fatal(`README.md has no "### Reason codes" section`)
+	}
+	table := readme[start:]
+	if end := strings.Index(table[1:], "\n## "); end >= 0 {
+		table = table[:end+1]
+	}
+
+	codes := []string{judge.ReasonMissingInputs, judge.ReasonInvalidInput, judge.ReasonCritiqueReject,
+		judge.ReasonTeacherError, judge.ReasonNoCachedAnswer, rules.ReasonGateError}
+	var gates struct {
+		Gates []struct {
+			Name             string `yaml:"name"`
+			Reason           string `yaml:"reason"`
+			ReasonExpression string `yaml:"reasonExpression"`
+		} `yaml:"gates"`
+	}
+	if err := yaml.Unmarshal(must(os.ReadFile("../../gates.yaml")), &gates); err != nil {
+		t.Fatal(err)
+	}
+	literal := regexp.MustCompile(`"([a-z_]+)"`)
+	for _, g := range gates.Gates {
+		if g.Reason != "" {
+			codes = append(codes, g.Reason)
+		}
+		for _, m := range literal.FindAllStringSubmatch(g.ReasonExpression, -1) {
+			codes = append(codes, m[1])
+		}
+		if g.Reason == "" && g.ReasonExpression == "" {
+			t.Errorf("gate %s has no reason: its failures would carry a code nobody wrote down", g.Name)
+		}
+	}
+	if len(codes) < 10 {
+		t.Fatalf("found only %d codes (%v): the gates.yaml layout changed under this test", len(codes), codes)
+	}
+	for _, c := range codes {
+		if !strings.Contains(table, "| `"+c+"` |") {
+			t.Errorf("reason code %q has no row in README.md's Reason codes table", c)
+		}
+	}
+	if !strings.Contains(table, rules.ReasonNotEvaluated) {
+		t.Errorf("%q (a skipped gate's code) is not explained under Reason codes", rules.ReasonNotEvaluated)
+	}
+}
