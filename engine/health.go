@@ -32,7 +32,12 @@ type Health struct {
 	// answers the committed outputs would hold. Over Asked alone, a
 	// resume that asked again for the 50 failures of 10,000 samples, 6 of
 	// which failed again, was "12% failed" and never committed.
-	KeptAnswered    int     `json:"kept_answered,omitempty"`
+	KeptAnswered int `json:"kept_answered,omitempty"`
+	// StaleOffline counts the samples of an --offline run with no cached
+	// answer whose committed record was decided from other inputs or
+	// under other rules: they cannot be judged again offline, and their
+	// records would lose their decision (rejected no_cached_answer).
+	StaleOffline    int     `json:"stale_offline,omitempty"`
 	TeacherFailures int     `json:"teacher_failures"`
 	FailureRate     float64 `json:"teacher_failure_rate"`
 	MaxFailureRate  float64 `json:"max_teacher_failure_rate"`
@@ -58,8 +63,12 @@ type FailureCount struct {
 type healthTally struct {
 	asked, failures, gateErrors int
 	keptAnswered                int
-	byCode                      map[string]*FailureCount
-	gateErrorMsg                string
+	// staleOffline counts the samples of an offline run without a cached
+	// answer whose committed record is stale; staleWhy says why.
+	staleOffline int
+	staleWhy     string
+	byCode       map[string]*FailureCount
+	gateErrorMsg string
 }
 
 func newHealthTally() *healthTally { return &healthTally{byCode: map[string]*FailureCount{}} }
@@ -134,7 +143,7 @@ func (h *healthTally) kept(v judge.Verdict) {
 }
 
 func (h *healthTally) verdict(maxRate float64, stopped error) Health {
-	hl := Health{Asked: h.asked, KeptAnswered: h.keptAnswered, TeacherFailures: h.failures, GateErrors: h.gateErrors, MaxFailureRate: maxRate, GateErrorSample: h.gateErrorMsg}
+	hl := Health{Asked: h.asked, KeptAnswered: h.keptAnswered, StaleOffline: h.staleOffline, TeacherFailures: h.failures, GateErrors: h.gateErrors, MaxFailureRate: maxRate, GateErrorSample: h.gateErrorMsg}
 	if answers := h.asked + h.keptAnswered; answers > 0 {
 		hl.FailureRate = float64(h.failures) / float64(answers)
 	}
@@ -151,6 +160,9 @@ func (h *healthTally) verdict(maxRate float64, stopped error) Health {
 	}
 	if h.gateErrors > 0 {
 		hl.Reasons = append(hl.Reasons, fmt.Sprintf("%d sample(s) ended in gate_error (%s)", h.gateErrors, h.gateErrorMsg))
+	}
+	if h.staleOffline > 0 {
+		hl.Reasons = append(hl.Reasons, fmt.Sprintf("%d sample(s) have no cached answer, and their committed records cannot be kept: since they were decided, %s", h.staleOffline, h.staleWhy))
 	}
 	if hl.FailureRate > maxRate && stopped == nil {
 		why := fmt.Sprintf("%d of %d teacher answers failed (%.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked+h.keptAnswered, 100*hl.FailureRate, 100*maxRate)

@@ -35,7 +35,8 @@ type work struct {
 	set           *inputs.Set
 	prior, source *output.Prior
 	opt           Options
-	resume        *resumeMarks
+	// prov says which committed records are stale (--resume, --offline).
+	prov *provenance
 	// total counts the samples this run processes (kept records excluded).
 	total int
 	// limited counts ids left out by --limit.
@@ -46,11 +47,11 @@ type work struct {
 // planWork decides what happens to each id and counts the outcomes. With
 // --resume a previous record is kept unless its outcome was a teacher
 // failure, which is not a decision about the sample and is asked again,
-// or its id has a record in lines added to an input since (resume). A
+// or it is stale (see compareProvenance). A
 // shard takes only its ids; a merge keeps every id's record from the
 // shards, and an id without one means the shards are not the whole run.
-func planWork(set *inputs.Set, prior, source *output.Prior, opt Options, resume *resumeMarks) (work, error) {
-	w := work{set: set, prior: prior, source: source, opt: opt, resume: resume}
+func planWork(set *inputs.Set, prior, source *output.Prior, opt Options, prov *provenance) (work, error) {
+	w := work{set: set, prior: prior, source: source, opt: opt, prov: prov}
 	missing, jobs := 0, 0
 	var firstMissing string
 	w.decide(func(j job, d decision) bool {
@@ -120,7 +121,7 @@ func (w *work) decide(fn func(job, decision) bool) {
 			}
 		default:
 			if opt.Resume {
-				if i, ok := w.prior.Index(id); ok && !w.prior.Records[i].TeacherFailed && !w.resume.stale(ord) {
+				if i, ok := w.prior.Index(id); ok && !w.prior.Records[i].TeacherFailed && !w.prov.stale(ord) {
 					j.keep, d = int32(i+1), kept
 					break
 				}

@@ -223,11 +223,16 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		return nil, err
 	}
 
-	resume, err := checkResume(opt, set, prior, d)
-	if err != nil {
+	var prov *provenance
+	if opt.Resume || opt.Offline {
+		if prov, err = compareProvenance(opt, set, prior, d); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkResume(opt, prior, prov); err != nil {
 		return nil, err
 	}
-	work, err := planWork(set, prior, source, opt, resume)
+	work, err := planWork(set, prior, source, opt, prov)
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +250,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		},
 		judge: &judge.Judge{Rules: d.Rules, Mode: opt.Mode, Provider: d.Provider, CreatedAt: createdAt},
 		merge: len(opt.MergeFrom) > 0,
+		prov:  prov,
 	}
 	if opt.Offline {
 		st.answers.Teacher = nil
@@ -261,6 +267,12 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		st.hitsCheck = hitsCheck(d.Rules, opt.Mode)
 	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
+	if prov != nil && opt.Offline {
+		t.health.staleWhy = "lines were added to the inputs since"
+		if prov.changed != nil {
+			t.health.staleWhy = prov.changed.String()
+		}
+	}
 	// Every table the run holds to its end is built now: the limit is set
 	// above them.
 	if opt.RoomAboveLiveHeap > 0 {

@@ -31,6 +31,9 @@ type stages struct {
 	answers       *answer.Source
 	judge         *judge.Judge
 	merge         bool
+	// prov says which committed records are stale: an offline run does
+	// not keep those (nil: none is).
+	prov *provenance
 	// keys are the prompt keys remembered for these inputs (nil: none
 	// kept).
 	keys *memo.PromptKeys
@@ -64,6 +67,9 @@ type result struct {
 	// keptOffline: an offline run had no answer and kept the committed
 	// record.
 	keptOffline bool
+	// staleOffline: an offline run had no answer, and the committed
+	// record was stale (see compareProvenance).
+	staleOffline bool
 	// interrupted: the run was cancelled before the sample finished.
 	interrupted bool
 	// err is an I/O failure or the teacher's early stop, never bad data:
@@ -156,6 +162,13 @@ func (st *stages) process(ctx context.Context, j job) *result {
 			return r
 		}
 		if r.noCachedAnswer && j.prev != 0 {
+			if st.prov.stale(int(j.ord)) {
+				// Decided from other inputs or under other rules: it is
+				// no record of this run's, and the sample has none. (A
+				// committed teacher failure was no decision to lose.)
+				r.staleOffline = !st.prior.Records[j.prev-1].TeacherFailed
+				return st.finish(r, s, v)
+			}
 			// Offline, no answer: the committed record stands.
 			r.noCachedAnswer, r.keptOffline = false, true
 			return st.keep(r, s, st.prior, int(j.prev-1))

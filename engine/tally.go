@@ -63,6 +63,9 @@ func (t *tally) observe(r *result) {
 		return
 	}
 	t.health.observe(r)
+	if r.staleOffline {
+		t.health.staleOffline++
+	}
 	t.done++
 	if r.verdict.Accepted != nil {
 		t.accepted++

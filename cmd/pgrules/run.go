@@ -429,6 +429,11 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 			}
 			b.WriteString("\n")
 		}
+		if h.StaleOffline > 0 {
+			b.WriteString("  run without --offline to ask the teacher for their answers (or put back what changed)\n")
+			b.WriteString("  or pass --allow-unhealthy to commit them rejected no_cached_answer")
+			return errors.New(b.String())
+		}
 		b.WriteString("  or pass --allow-unhealthy to commit anyway")
 		return errors.New(b.String())
 	}
