@@ -97,6 +97,8 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 		}
 		change.Changed = append(change.Changed, c)
 	}
+	// A record file changed by hand holds records no run decided.
+	change.Edited = prior.Edited
 	if before.GatingMode != "" && before.GatingMode != string(opt.Mode) {
 		change.Changed = append(change.Changed, changes.FileChange{Kind: "gating_mode", Name: "gating mode", Before: before.GatingMode, After: string(opt.Mode)})
 	}
@@ -117,7 +119,7 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 			change.Inputs = append(change.Inputs, ChangedInput{Role: in.role, Path: in.f.Path, Rewritten: true})
 		}
 	}
-	if len(change.Changed) > 0 || len(change.Inputs) > 0 {
+	if len(change.Changed) > 0 || len(change.Inputs) > 0 || len(change.Edited) > 0 {
 		p.changed = change
 	}
 	if p.changed == nil && len(p.grown) == 0 {
@@ -135,6 +137,9 @@ type ProvenanceChange struct {
 	Changed []changes.FileChange
 	// Inputs are the input files changed otherwise than by appending.
 	Inputs []ChangedInput
+	// Edited are the committed record files changed since the run that
+	// wrote them (they do not match its manifest).
+	Edited []string
 }
 
 // ChangedInput is an input file whose committed records cannot be told
@@ -173,6 +178,9 @@ func (c *ProvenanceChange) String() string {
 			why = append(why, fmt.Sprintf("the %s given to the committed run are not given now", in.Role))
 		}
 	}
+	for _, f := range c.Edited {
+		why = append(why, fmt.Sprintf("%s was changed (it does not match the sha256 in the manifest)", f))
+	}
 	return strings.Join(why, "; ")
 }
 
@@ -186,7 +194,7 @@ type ResumeError struct {
 }
 
 func (e *ResumeError) Error() string {
-	return fmt.Sprintf("--resume would keep the %d records committed in %s, but they were decided from other inputs or under other rules: since that run, %s",
+	return fmt.Sprintf("--resume would keep the %d records committed in %s, but they may not be the truth about these inputs under these rules: since that run, %s",
 		e.Kept, e.OutDir, e.ProvenanceChange.String())
 }
 

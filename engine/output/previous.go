@@ -96,6 +96,9 @@ type Prior struct {
 	// Problems are lines that could not be used (torn, malformed,
 	// duplicate); they are dropped, never copied.
 	Problems []string
+	// Edited are the record files that do not match the sums the
+	// manifest holds: changed since the run that wrote them.
+	Edited []string
 	// Manifest and Stats are the previous run's documents, nil when absent.
 	Manifest, Stats []byte
 	snap            *Committed
@@ -303,6 +306,7 @@ func ReadPriorWith(outDir string, over *idtab.Table, pre *Prehash) (*Prior, erro
 			return nil, err
 		}
 		if want := man.Outputs[f.key].SHA256; want != "" && want != h.sum {
+			p.Edited = append(p.Edited, file.Name())
 			p.Problems = append(p.Problems, fmt.Sprintf("%s does not match the sha256 in %s (changed since that run?); its records are used as they are now", file.Name(), ManifestFile))
 		}
 	}
