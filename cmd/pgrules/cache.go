@@ -28,21 +28,34 @@ func cachePath(l *loaded) (string, error) {
 }
 
 // openCache opens the configured cache, wording the errors a user can act
-// on.
-func openCache(path string, opt cache.Options) (*cache.Cache, error) {
+// on; forRun: for a run, which can also do without it (--no-cache).
+func openCache(path string, opt cache.Options, forRun bool) (*cache.Cache, error) {
 	c, err := cache.Open(path, opt)
+	orNoCache := ""
+	if forRun {
+		orNoCache = ", or --no-cache"
+	}
 	switch {
 	case errors.Is(err, cache.ErrNotCache):
 		return nil, fmt.Errorf("%w\n  if it is the cache of an older pgrules, import its answers with `pgrules cache merge %s NEW.db` and use NEW.db (or the default, shared cache)", err, path)
 	case errors.Is(err, cache.ErrDamaged):
-		return nil, fmt.Errorf("%w\n  move it aside (mv %s %s.damaged) and rerun: the answers it held are asked for again; or run with --no-cache", err, path, path)
-	case err != nil && strings.Contains(err.Error(), "unable to open database file"):
-		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
-			return nil, fmt.Errorf("%w\n  %s is a directory: pass --cache-path (cache.path) with a file in it, or --no-cache", err, path)
+		if !forRun {
+			return nil, fmt.Errorf("%w\n  move it aside (mv %s %s.damaged): the next run starts a new cache there and asks again for the answers it held", err, path, path)
 		}
-		return nil, fmt.Errorf("%w\n  check that %s is a directory you can write to, or pass --cache-path (cache.path) with another file, or --no-cache", err, filepath.Dir(path))
+		return nil, fmt.Errorf("%w\n  move it aside (mv %s %s.damaged) and rerun: the answers it held are asked for again; or run with --no-cache", err, path, path)
+	case err != nil && isDir(path):
+		// SQLite words it "unable to open database file" or, opening
+		// read-only, "disk I/O error".
+		return nil, fmt.Errorf("%w\n  %s is a directory: pass --cache-path (cache.path) with a file in it%s", err, path, orNoCache)
+	case err != nil && strings.Contains(err.Error(), "unable to open database file"):
+		return nil, fmt.Errorf("%w\n  check that %s is a directory you can write to, or pass --cache-path (cache.path) with another file%s", err, filepath.Dir(path), orNoCache)
 	}
 	return c, err
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 func newCacheCmd() *cobra.Command {
@@ -64,7 +77,7 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 		if err != nil {
 			return nil, err
 		}
-		return openCache(path, opt)
+		return openCache(path, opt, false)
 	}
 	var asJSON bool
 	stats := &cobra.Command{
@@ -184,7 +197,7 @@ that a later unsharded re-gate is free.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			srcs, dst := args[:len(args)-1], args[len(args)-1]
-			c, err := openCache(dst, cache.Options{})
+			c, err := openCache(dst, cache.Options{}, false)
 			if err != nil {
 				return err
 			}

@@ -186,7 +186,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		if err != nil {
 			return err
 		}
-		if store, err = openCache(path, cache.Options{}); err != nil {
+		if store, err = openCache(path, cache.Options{}, true); err != nil {
 			return err
 		}
 		defer store.Close()
