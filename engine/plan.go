@@ -128,6 +128,11 @@ func (w *work) decide(fn func(job, decision) bool) {
 			}
 			if opt.Limit > 0 && total >= opt.Limit {
 				d = limited
+				if i, ok := w.prior.Index(id); ok && opt.Resume && !w.prov.stale(ord) {
+					// Past the limit, a resume keeps even a teacher
+					// failure's record: the next resume asks again.
+					j.keep, d = int32(i+1), kept
+				}
 				break
 			}
 			total++
@@ -147,17 +152,18 @@ func (w *work) decide(fn func(job, decision) bool) {
 }
 
 // checkLimit refuses a run limited to fewer samples than the outputs it
-// would replace: a quick `--limit 5` try in the out dir of a full run
-// would otherwise commit 5 samples' records over all of them.
-func checkLimit(opt Options, committedManifest []byte) error {
-	if opt.Limit <= 0 || committedManifest == nil {
+// would replace hold: a quick `--limit 5` try in the out dir of a full run
+// would otherwise commit 5 samples' records over all of them. The records
+// a --resume keeps count: resuming 5 more at a time is what a limit is for.
+func checkLimit(opt Options, committedManifest []byte, w work) error {
+	if opt.Limit <= 0 || committedManifest == nil || w.limited == 0 {
 		return nil
 	}
 	var m output.ManifestView
-	if json.Unmarshal(committedManifest, &m) != nil || m.Counts["total_inputs"] <= opt.Limit {
+	if json.Unmarshal(committedManifest, &m) != nil || m.Counts["total_inputs"] <= w.kept+w.total {
 		return nil
 	}
-	return &LimitShrinksError{OutDir: opt.OutDir, Limit: opt.Limit, Committed: m.Counts["total_inputs"]}
+	return &LimitShrinksError{OutDir: opt.OutDir, Limit: opt.Limit, Committed: m.Counts["total_inputs"], Would: w.kept + w.total}
 }
 
 // LimitShrinksError is a limited run that would replace outputs holding
@@ -165,10 +171,12 @@ func checkLimit(opt Options, committedManifest []byte) error {
 type LimitShrinksError struct {
 	OutDir           string
 	Limit, Committed int
+	// Would is how many samples the limited run's outputs would hold.
+	Would int
 }
 
 func (e *LimitShrinksError) Error() string {
-	return fmt.Sprintf("the outputs committed in %s hold %d samples; a run limited to %d would replace them with %d", e.OutDir, e.Committed, e.Limit, e.Limit)
+	return fmt.Sprintf("the outputs committed in %s hold %d samples; a run limited to %d would replace them with %d", e.OutDir, e.Committed, e.Limit, e.Would)
 }
 
 // MergeError says why shards cannot be merged; nothing was written.

@@ -219,9 +219,6 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		}
 	}
 	phase("previous outputs read")
-	if err := checkLimit(opt, prior.Manifest); err != nil {
-		return nil, err
-	}
 
 	var prov *provenance
 	if opt.Resume || opt.Offline {
@@ -234,6 +231,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	work, err := planWork(set, prior, source, opt, prov)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkLimit(opt, prior.Manifest, work); err != nil {
 		return nil, err
 	}
 	createdAt := opt.Now().UTC().Format(createdAtLayout)
