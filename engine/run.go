@@ -268,7 +268,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
 	if prov != nil && opt.Offline {
-		t.health.staleWhy = "lines were added to the inputs since"
+		t.health.staleWhy = "lines for them were added to the inputs"
 		if prov.changed != nil {
 			t.health.staleWhy = prov.changed.String()
 		}
