@@ -49,6 +49,9 @@ type Health struct {
 	GateErrorSample string `json:"gate_error_sample,omitempty"`
 	// Stopped is why the run stopped before the last sample, if it did.
 	Stopped string `json:"stopped,omitempty"`
+	// MaxCallsReached: it stopped because it needed more teacher calls
+	// than max_calls allows.
+	MaxCallsReached bool `json:"max_calls_reached,omitempty"`
 	// Reasons says in a few words why the run is unhealthy.
 	Reasons []string `json:"reasons,omitempty"`
 }
@@ -157,6 +160,7 @@ func (h *healthTally) verdict(maxRate float64, stopped error) Health {
 	if stopped != nil {
 		hl.Stopped = strings.TrimPrefix(stopped.Error(), teacher.ErrStopRun.Error()+": ")
 		hl.Reasons = append(hl.Reasons, "the run stopped early: "+hl.Stopped)
+		hl.MaxCallsReached = errors.Is(stopped, teacher.ErrMaxCalls)
 	}
 	if h.gateErrors > 0 {
 		hl.Reasons = append(hl.Reasons, fmt.Sprintf("%d sample(s) ended in gate_error (%s)", h.gateErrors, h.gateErrorMsg))

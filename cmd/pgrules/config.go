@@ -51,6 +51,8 @@ type Config struct {
 	Shard      string `koanf:"shard"`
 	MaxRetries int    `koanf:"max_retries"`
 	FatalAfter int    `koanf:"fatal_after"`
+	// MaxCalls stops a run before it asks about more samples (0: no cap).
+	MaxCalls int `koanf:"max_calls"`
 	// MaxRetryWait caps any single wait, Retry-After included.
 	MaxRetryWait time.Duration `koanf:"max_retry_wait"`
 
@@ -793,6 +795,7 @@ func validate(l *loaded, c *Config) configErrors {
 	}
 	check(c.MaxRetries >= 0, "max_retries", "must be 0 or more, got %d", c.MaxRetries)
 	check(c.FatalAfter >= 0, "fatal_after", "must be 0 (never stop early) or more, got %d", c.FatalAfter)
+	check(c.MaxCalls >= 0, "max_calls", "must be 0 (no cap) or more, got %d", c.MaxCalls)
 	check(c.Limit >= 0, "limit", "must be 0 (all samples) or more, got %d", c.Limit)
 	check(c.MaxRetryWait > 0, "max_retry_wait", "must be more than 0, got %s", c.MaxRetryWait)
 	r := c.Health.MaxTeacherFailureRate

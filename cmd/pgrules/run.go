@@ -76,6 +76,7 @@ func newRunCmd() *cobra.Command {
 	f.Float64("tpm-total", 0, "rate limit in tokens per minute for all shards together: a shard of N takes 1/N (0: none)")
 	f.String("shard", "", "process only shard K of N of the ids (K/N), or auto/N with K from $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)")
 	f.Int("max-retries", 5, "retries of a retryable teacher failure (429, 5xx, timeout)")
+	f.Int("max-calls", 0, "stop, committing nothing, before asking the teacher about more than N samples: a cap for paid teachers, since an edited template or system message makes every answer new; 0: no cap")
 	f.Int("fatal-after", 5, "stop the run when the first N calls all fail the same way (fatal, or retryable after their retries: a teacher that is down); 0 never stops early")
 	f.Duration("max-retry-wait", teacher.DefaultMaxRetryWait, "cap on any single wait before a retry, Retry-After included; a longer Retry-After fails the call")
 	f.Float64("max-teacher-failure-rate", engine.DefaultMaxTeacherFailureRate, "a run whose share of failed teacher answers exceeds this is unhealthy and not committed")
@@ -208,7 +209,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		caller = teacher.New(tch.client, teacher.Policy{
 			RPM: rpm, TPM: tpm,
 			MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
-			FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait,
+			FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait, MaxCalls: cfg.MaxCalls,
 		}, log)
 		gen = caller
 	}
@@ -421,6 +422,13 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		h := ue.Health
 		if h.GateErrors > 0 {
 			b.WriteString("  fix the gate (`pgrules explain ID --rules FILE` shows it on one sample) and rerun: a re-gate asks the teacher nothing new\n")
+		}
+		if h.MaxCallsReached {
+			b.WriteString("  if that many calls are expected, rerun with a higher --max-calls (0: no cap): answers already received are cached\n")
+			preview := strings.TrimRight(outDir, "/") + "-preview"
+			fmt.Fprintf(&b, "  if not, see what makes the answers new: `pgrules run --offline --out-dir %s` counts the samples without a cached answer, then `pgrules diff %s %s` names what differs (template, system message, provider settings)\n", preview, outDir, preview)
+			b.WriteString("  or pass --allow-unhealthy to commit anyway")
+			return errors.New(b.String())
 		}
 		if h.Stopped != "" || h.FailureRate > h.MaxFailureRate {
 			b.WriteString("  fix the teacher (key, base URL, model, server) and rerun")

@@ -26,6 +26,10 @@ import (
 // ErrStopRun wraps the cause when no further call can succeed.
 var ErrStopRun = errors.New("stopping the run early")
 
+// ErrMaxCalls marks the stop of a run that needed more teacher calls than
+// Policy.MaxCalls allows.
+var ErrMaxCalls = errors.New("more teacher calls than max_calls")
+
 // DefaultMaxRetryWait caps a single wait when the policy names none.
 const DefaultMaxRetryWait = 60 * time.Second
 
@@ -51,6 +55,12 @@ type Policy struct {
 	// the run retrying every sample for hours before the failure rate
 	// makes it unhealthy.
 	FatalAfter int
+	// MaxCalls stops the run before it asks the teacher about more than
+	// MaxCalls samples (0: no cap). With a paid teacher, a rerun that
+	// should cost nothing (a gate edited) but would buy every answer again
+	// (the template or the system message changed too, or another
+	// provider configuration) is then a stopped run, not a bill.
+	MaxCalls int
 }
 
 // Stats count what happened to calls.
@@ -91,6 +101,9 @@ type Caller struct {
 	fatalCount int
 	anyOK      bool
 	stopped    error
+	// asked counts the samples the teacher was asked about (retries are
+	// not new samples), for MaxCalls.
+	asked int
 }
 
 // New wraps p.
@@ -119,7 +132,7 @@ func New(p Generator, pol Policy, log zerolog.Logger) *Caller {
 
 // Generate makes one call under the policy.
 func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
-	if err := c.stoppedErr(); err != nil {
+	if err := c.admit(); err != nil {
 		return providers.Response{}, err
 	}
 	if err := c.refused(); err != nil {
@@ -363,11 +376,31 @@ func (c *Caller) noteFailure(err error) error {
 	return nil
 }
 
-func (c *Caller) stoppedErr() error {
+// maxCallsError is the stop at MaxCalls: both ErrStopRun and ErrMaxCalls.
+type maxCallsError struct{ n int }
+
+func (e *maxCallsError) Error() string {
+	return fmt.Sprintf("%v: it needs more than %d teacher calls (max_calls %d); the answers of the %d made are cached", ErrStopRun, e.n, e.n, e.n)
+}
+
+func (e *maxCallsError) Is(target error) bool { return target == ErrStopRun || target == ErrMaxCalls }
+
+// admit counts a sample about to be asked, or says why the run stops
+// instead: an earlier stop, or MaxCalls reached.
+func (c *Caller) admit() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stopped
+	if c.stopped != nil {
+		return c.stopped
+	}
+	if n := c.pol.MaxCalls; n > 0 && c.asked >= n {
+		c.stopped = &maxCallsError{n: n}
+		return c.stopped
+	}
+	c.asked++
+	return nil
 }
+
 
 // Stats returns the counters so far.
 func (c *Caller) Stats() Stats {

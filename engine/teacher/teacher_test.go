@@ -303,3 +303,50 @@ func TestBadResponseIsRetriedOnceOnly(t *testing.T) {
 		t.Errorf("an HTML answer was asked %d times, want 2 (one retry)", s.calls.Load())
 	}
 }
+
+// MaxCalls caps the samples asked about, from 8 workers at once: exactly
+// MaxCalls reach the provider, retries do not count as samples, and every
+// call after the cap stops the run with an error that says so.
+func TestMaxCallsCapsTheSamplesAsked(t *testing.T) {
+	s := &scripted{fn: func(n int64) error {
+		if n == 1 { // the first call is retried once: still one sample
+			return &providers.Error{Kind: providers.KindRetryable, Code: "http_503"}
+		}
+		return nil
+	}}
+	c := New(s, Policy{MaxCalls: 10, MaxRetries: 2, BaseDelay: time.Millisecond}, zerolog.Nop())
+	var ok, capped atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5 {
+				_, err := c.Generate(context.Background(), providers.Request{ID: fmt.Sprint(w, "-", i)})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrStopRun) && errors.Is(err, ErrMaxCalls):
+					capped.Add(1)
+				default:
+					t.Errorf("unexpected error %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 10 || capped.Load() != 30 || s.calls.Load() != 11 {
+		t.Errorf("%d answered, %d stopped, %d provider calls: want 10, 30 and 11 (10 samples, one retry)", ok.Load(), capped.Load(), s.calls.Load())
+	}
+	_, err := c.Generate(context.Background(), providers.Request{ID: "late"})
+	if want := "it needs more than 10 teacher calls (max_calls 10)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want it to say %q", err, want)
+	}
+	// No cap: nothing stops.
+	free := New(&scripted{}, Policy{}, zerolog.Nop())
+	for i := range 50 {
+		if _, err := free.Generate(context.Background(), providers.Request{ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
