@@ -401,7 +401,6 @@ func (c *Caller) admit() error {
 	return nil
 }
 
-
 // Stats returns the counters so far.
 func (c *Caller) Stats() Stats {
 	c.mu.Lock()
