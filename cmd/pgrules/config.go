@@ -55,6 +55,8 @@ type Config struct {
 	MaxCalls int `koanf:"max_calls"`
 	// MaxRetryWait caps any single wait, Retry-After included.
 	MaxRetryWait time.Duration `koanf:"max_retry_wait"`
+	// CallTimeout bounds one teacher call, plugin included (0: none).
+	CallTimeout time.Duration `koanf:"call_timeout"`
 
 	Health HealthConfig `koanf:"health"`
 
@@ -798,6 +800,7 @@ func validate(l *loaded, c *Config) configErrors {
 	check(c.MaxCalls >= 0, "max_calls", "must be 0 (no cap) or more, got %d", c.MaxCalls)
 	check(c.Limit >= 0, "limit", "must be 0 (all samples) or more, got %d", c.Limit)
 	check(c.MaxRetryWait > 0, "max_retry_wait", "must be more than 0, got %s", c.MaxRetryWait)
+	check(c.CallTimeout >= 0, "call_timeout", "must be 0 (none) or more, got %s", c.CallTimeout)
 	r := c.Health.MaxTeacherFailureRate
 	check(r >= 0 && r <= 1, "health.max_teacher_failure_rate", "must be between 0 and 1 (a share, 0.1 = 10%%), got %g", r)
 	switch c.GatingMode {

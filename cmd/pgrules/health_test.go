@@ -148,6 +148,38 @@ func TestRetryAfterLongerThanTheCapEndsTheRunQuickly(t *testing.T) {
 	}
 }
 
+// A teacher that accepts the call and never answers (the local plugin's
+// own timeout is 5 minutes; a plugin without one would wait forever) is
+// given up after --call-timeout: the first calls all time out, the run
+// stops early, commits nothing and says why.
+func TestAHungTeacherIsGivenUpAfterTheCallTimeout(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, time.Hour)
+	work := t.TempDir()
+	out := filepath.Join(work, "out")
+	start := time.Now()
+	cmd := localRun(t, bin, work, out, srv, "--call-timeout", "300ms", "--fatal-after", "3")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	took := time.Since(start)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d, want 1\n%s", exitCode(err), stderr.String())
+	}
+	if took > 30*time.Second {
+		t.Errorf("the run took %s; 300 ms a call must end it within seconds", took)
+	}
+	if want := "the first 3 teacher calls all failed with call_timeout after their retries: no answer from the provider plugin within 300ms (call_timeout)"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+	if calls, _ := srv.counts(); calls < 6 || calls > 12 {
+		t.Errorf("%d calls reached the server: want each of the first 3 samples tried twice (a timeout is retried once), and few more", calls)
+	}
+	if _, err := os.Stat(filepath.Join(out, "dataset_v1.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("a stopped first run created outputs: %v", err)
+	}
+}
+
 // Two runs into different out dirs at the same time share the user's
 // cache: both finish, and afterwards every answer is in it, so a third run
 // anywhere pays nothing.

@@ -78,6 +78,7 @@ func newRunCmd() *cobra.Command {
 	f.Int("max-retries", 5, "retries of a retryable teacher failure (429, 5xx, timeout)")
 	f.Int("max-calls", 0, "stop, committing nothing, before asking the teacher about more than N samples: a cap for paid teachers, since an edited template or system message makes every answer new; 0: no cap")
 	f.Int("fatal-after", 5, "stop the run when the first N calls all fail the same way (fatal, or retryable after their retries: a teacher that is down); 0 never stops early")
+	f.Duration("call-timeout", teacher.DefaultCallTimeout, "give up one teacher call (plugin included) after this long and retry it: a plugin that hangs would stall the run; 0: never")
 	f.Duration("max-retry-wait", teacher.DefaultMaxRetryWait, "cap on any single wait before a retry, Retry-After included; a longer Retry-After fails the call")
 	f.Float64("max-teacher-failure-rate", engine.DefaultMaxTeacherFailureRate, "a run whose share of failed teacher answers exceeds this is unhealthy and not committed")
 	f.Bool("allow-unhealthy", false, "commit the outputs even when the run is unhealthy (teacher failures, gate errors, early stop)")
@@ -210,6 +211,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 			RPM: rpm, TPM: tpm,
 			MaxRetries: cfg.MaxRetries, BaseDelay: 500 * time.Millisecond, MaxDelay: 60 * time.Second,
 			FatalAfter: cfg.FatalAfter, MaxRetryWait: cfg.MaxRetryWait, MaxCalls: cfg.MaxCalls,
+			CallTimeout: cfg.CallTimeout,
 		}, log)
 		gen = caller
 	}

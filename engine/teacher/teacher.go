@@ -61,7 +61,16 @@ type Policy struct {
 	// (the template or the system message changed too, or another
 	// provider configuration) is then a stopped run, not a bill.
 	MaxCalls int
+	// CallTimeout bounds one attempt, plugin included (0: none). The
+	// built-in plugins time their HTTP calls out themselves; this is for
+	// a plugin that does not and hangs: the run would stall forever. An
+	// attempt that times out is retryable, code call_timeout.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is above what the built-in plugins take at most for
+// one call (5 minutes a model, a few models in fallback).
+const DefaultCallTimeout = 30 * time.Minute
 
 // Stats count what happened to calls.
 type Stats struct {
@@ -146,7 +155,7 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 			return providers.Response{}, err
 		}
 		t0 := time.Now()
-		resp, err := c.p.Generate(ctx, req)
+		resp, err := c.attempt(ctx, req)
 		took := time.Since(t0)
 		c.account(resp, err)
 		if err == nil {
@@ -198,9 +207,29 @@ func (c *Caller) Generate(ctx context.Context, req providers.Request) (providers
 	}
 }
 
+// attempt makes one call, bounded by CallTimeout.
+func (c *Caller) attempt(ctx context.Context, req providers.Request) (providers.Response, error) {
+	if c.pol.CallTimeout <= 0 {
+		return c.p.Generate(ctx, req)
+	}
+	actx, cancel := context.WithTimeout(ctx, c.pol.CallTimeout)
+	defer cancel()
+	resp, err := c.p.Generate(actx, req)
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return resp, &providers.Error{Kind: providers.KindRetryable, Code: CodeCallTimeout,
+			Message: fmt.Sprintf("no answer from the provider plugin within %s (call_timeout)", c.pol.CallTimeout)}
+	}
+	return resp, err
+}
+
+// CodeCallTimeout is the failure code of an attempt that outlived
+// Policy.CallTimeout.
+const CodeCallTimeout = "call_timeout"
+
 // retryCaps bound the retries of failures that a retry rarely cures: a
-// server that answered HTML or an event stream once will likely again.
-var retryCaps = map[string]int{"bad_response": 1}
+// server that answered HTML or an event stream once will likely again, and
+// a plugin that hung for call_timeout likely hangs again.
+var retryCaps = map[string]int{"bad_response": 1, CodeCallTimeout: 1}
 
 func (c *Caller) maxRetries(code string) int {
 	if n, ok := retryCaps[code]; ok {

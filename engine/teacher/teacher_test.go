@@ -350,3 +350,44 @@ func TestMaxCallsCapsTheSamplesAsked(t *testing.T) {
 		}
 	}
 }
+
+// A plugin that hangs would stall the run forever: CallTimeout ends the
+// attempt (the provider sees its context end), retries it once, then
+// fails it as call_timeout. The run's own cancel is not a timeout.
+func TestCallTimeoutEndsAHungCall(t *testing.T) {
+	var sawDeadline atomic.Int64
+	hung := GeneratorFunc(func(ctx context.Context, req providers.Request) (providers.Response, error) {
+		<-ctx.Done()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			sawDeadline.Add(1)
+		}
+		return providers.Response{}, ctx.Err()
+	})
+	c := New(hung, Policy{CallTimeout: 30 * time.Millisecond, MaxRetries: 5, BaseDelay: time.Millisecond}, zerolog.Nop())
+	start := time.Now()
+	_, err := c.Generate(context.Background(), providers.Request{ID: "a"})
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Code != CodeCallTimeout || pe.Kind != providers.KindRetryable || !strings.Contains(pe.Message, "within 30ms (call_timeout)") {
+		t.Fatalf("err = %v, want a retryable call_timeout", err)
+	}
+	if n := sawDeadline.Load(); n != 2 {
+		t.Errorf("the provider saw %d attempts end by their deadline, want 2 (one retry)", n)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s", took)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(10*time.Millisecond, cancel)
+	slow := New(hung, Policy{CallTimeout: time.Hour}, zerolog.Nop())
+	if _, err := slow.Generate(ctx, providers.Request{ID: "b"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled run's call: err = %v, want context.Canceled", err)
+	}
+}
+
+// GeneratorFunc adapts a function to Generator.
+type GeneratorFunc func(ctx context.Context, req providers.Request) (providers.Response, error)
+
+func (f GeneratorFunc) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
+	return f(ctx, req)
+}
