@@ -46,6 +46,10 @@ type Sample struct {
 	Critique *CritiqueRecord
 	Missing  []string
 	Invalid  []string
+	// PlanPath and PlanLine say where the plan record is (PlanLine 0:
+	// there is none).
+	PlanPath string
+	PlanLine int
 }
 
 var (
@@ -365,6 +369,7 @@ func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 	} else if bad := s.Plan.bad[int32(i)]; bad != "" {
 		smp.Invalid = append(smp.Invalid, bad)
 	} else {
+		smp.PlanPath, smp.PlanLine = s.Plan.Path, int(e.line)
 		line := s.Plan.line(e)
 		p, ok := fastPlan(line)
 		if !ok {
