@@ -522,3 +522,47 @@ func TestExtendsTellsAnAppendFromAnEdit(t *testing.T) {
 		t.Error("an input not given has records")
 	}
 }
+
+// A verdict that is none of pass, revise and reject ("rejected", "fail")
+// is a bad record: refined as a revise, a draft the critic meant to
+// reject could be accepted. Case and spaces do not matter; a critique
+// without a verdict is a failed critique, as before.
+func TestAnUnknownVerdictIsABadRecord(t *testing.T) {
+	dir := t.TempDir()
+	plan, drafts := "", ""
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		plan += `{"id":"` + id + `","payload_type":"checklist","prompt":"P"}` + "\n"
+		drafts += `{"id":"` + id + `","output_text":"t"}` + "\n"
+	}
+	s, err := Open(context.Background(), Paths{
+		Plan:   write(t, dir, "plan.jsonl", plan),
+		Drafts: write(t, dir, "d.jsonl", drafts),
+		Critiques: write(t, dir, "c.jsonl", `{"id":"a","critique":{"verdict":"rejected"}}`+"\n"+
+			`{"id":"b","verdict":"Fail"}`+"\n"+
+			`{"id":"c","critique":{"verdict":" REJECT "}}`+"\n"+
+			`{"id":"d","critique":{"issues":[]}}`+"\n"+
+			`{"id":"e","critique":{"verdict":"revise"}}`+"\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id, want := range map[string]string{
+		"a": `c.jsonl:1: field "critique.verdict": "rejected" is not one of pass, revise, reject`,
+		"b": `c.jsonl:2: field "verdict": "Fail" is not one of pass, revise, reject`,
+	} {
+		smp, _ := loadID(t, s, id)
+		if len(smp.Invalid) != 1 || !strings.Contains(smp.Invalid[0], "/"+want) {
+			t.Errorf("sample %s: invalid %q, want %q", id, smp.Invalid, want)
+		}
+	}
+	for id, verdict := range map[string]string{"c": "reject", "d": "failed", "e": "revise"} {
+		smp, _ := loadID(t, s, id)
+		if len(smp.Invalid) != 0 || smp.Critique.Verdict() != verdict {
+			t.Errorf("sample %s: invalid %q, verdict %q: want %q", id, smp.Invalid, smp.Critique.Verdict(), verdict)
+		}
+	}
+	if n := s.ProblemCount(); n != 2 {
+		t.Errorf("%d problems, want the 2 bad verdicts", n)
+	}
+}

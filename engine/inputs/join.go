@@ -81,8 +81,8 @@ var (
 		name: "critiques",
 		fast: func(b []byte) (string, bool) {
 			c, ok := fastCritique(b)
-			if !ok {
-				return "", false
+			if !ok || c.Verdict() == "unknown" {
+				return "", false // the slow path says what is wrong
 			}
 			if c.ID == "" {
 				return c.DraftID, true
@@ -471,6 +471,15 @@ func decodeCritique(b []byte) (*CritiqueRecord, error) {
 	}
 	rec.body, rec.verdict = &c, c.Verdict
 	rec.Raw = json.RawMessage(body)
+	if rec.Verdict() == "unknown" {
+		// Refined as a "revise", a draft the critic meant to reject
+		// ("rejected", "fail") could be accepted.
+		field := "verdict"
+		if nested {
+			field = "critique.verdict"
+		}
+		return nil, fmt.Errorf("field %q: %q is not one of pass, revise, reject", field, c.Verdict)
+	}
 	if !nested {
 		// Keep the flat record's id, teacher and timestamps out of the prompt.
 		if rec.Raw, err = json.Marshal(&c); err != nil {
