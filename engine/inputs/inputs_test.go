@@ -566,3 +566,28 @@ func TestAnUnknownVerdictIsABadRecord(t *testing.T) {
 		t.Errorf("%d problems, want the 2 bad verdicts", n)
 	}
 }
+
+// A draft whose text is empty or blank is as missing as a null one:
+// there is nothing to refine, and the teacher would answer from the prompt
+// alone.
+func TestAnEmptyDraftIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Paths{
+		Plan:   write(t, dir, "plan.jsonl", `{"id":"a","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"b","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"c","payload_type":"checklist","prompt":"P"}`+"\n"),
+		Drafts: write(t, dir, "d.jsonl", `{"id":"a","output_text":""}`+"\n"+`{"id":"b","output_text":" \n\t "}`+"\n"+`{"id":"c","output_text":" x "}`+"\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id, line := range map[string]int{"a": 1, "b": 2} {
+		smp, _ := loadID(t, s, id)
+		want := fmt.Sprintf("d.jsonl:%d has an empty output_text: nothing to refine", line)
+		if len(smp.Missing) != 1 || !strings.Contains(smp.Missing[0], want) {
+			t.Errorf("sample %s: missing %q, want %q", id, smp.Missing, want)
+		}
+	}
+	if c, _ := loadID(t, s, "c"); len(c.Missing) != 0 {
+		t.Errorf("a draft with text is missing: %q", c.Missing)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/pgrules/pgrules/engine/memo"
@@ -426,8 +427,13 @@ func (s *Set) loadDraft(i int, smp *Sample) error {
 			return err
 		}
 	}
-	if d.OutputText == nil {
+	switch {
+	case d.OutputText == nil:
 		smp.Missing = append(smp.Missing, fmt.Sprintf("draft text (%s:%d has output_text null: drafting failed)", s.Drafts.Path, e.line))
+	case strings.TrimSpace(*d.OutputText) == "":
+		// Nothing to refine: the teacher would write an answer from the
+		// prompt alone, and the critique is of nothing.
+		smp.Missing = append(smp.Missing, fmt.Sprintf("draft text (%s:%d has an empty output_text: nothing to refine)", s.Drafts.Path, e.line))
 	}
 	smp.Draft = &d
 	return nil
