@@ -47,6 +47,12 @@ type Health struct {
 	Failures []FailureCount `json:"teacher_failures_by_code,omitempty"`
 	// GateErrorSample is one gate error message.
 	GateErrorSample string `json:"gate_error_sample,omitempty"`
+	// DetailErrors counts samples on which a details expression failed at
+	// run time: the decision stands (details do not decide), and the
+	// record reads "error: …" in that detail, so the run commits but
+	// says so; DetailErrorSample is the first, with its position.
+	DetailErrors      int    `json:"detail_errors,omitempty"`
+	DetailErrorSample string `json:"detail_error_sample,omitempty"`
 	// Stopped is why the run stopped before the last sample, if it did.
 	Stopped string `json:"stopped,omitempty"`
 	// MaxCallsReached: it stopped because it needed more teacher calls
@@ -70,8 +76,12 @@ type healthTally struct {
 	// answer whose committed record is stale; staleWhy says why.
 	staleOffline int
 	staleWhy     string
-	byCode       map[string]*FailureCount
-	gateErrorMsg string
+	// detailErrors counts samples on which a details expression failed;
+	// detailErrorMsg is the first such failure.
+	detailErrors   int
+	detailErrorMsg string
+	byCode         map[string]*FailureCount
+	gateErrorMsg   string
 }
 
 func newHealthTally() *healthTally { return &healthTally{byCode: map[string]*FailureCount{}} }
@@ -146,7 +156,8 @@ func (h *healthTally) kept(v judge.Verdict) {
 }
 
 func (h *healthTally) verdict(maxRate float64, stopped error) Health {
-	hl := Health{Asked: h.asked, KeptAnswered: h.keptAnswered, StaleOffline: h.staleOffline, TeacherFailures: h.failures, GateErrors: h.gateErrors, MaxFailureRate: maxRate, GateErrorSample: h.gateErrorMsg}
+	hl := Health{Asked: h.asked, KeptAnswered: h.keptAnswered, StaleOffline: h.staleOffline, TeacherFailures: h.failures, GateErrors: h.gateErrors, MaxFailureRate: maxRate, GateErrorSample: h.gateErrorMsg,
+		DetailErrors: h.detailErrors, DetailErrorSample: h.detailErrorMsg}
 	if answers := h.asked + h.keptAnswered; answers > 0 {
 		hl.FailureRate = float64(h.failures) / float64(answers)
 	}

@@ -70,6 +70,9 @@ type result struct {
 	// staleOffline: an offline run had no answer, and the committed
 	// record was stale (see compareProvenance).
 	staleOffline bool
+	// detailError is the first details expression that failed on this
+	// sample (rules.GateResult.DetailError).
+	detailError string
 	// interrupted: the run was cancelled before the sample finished.
 	interrupted bool
 	// err is an I/O failure or the teacher's early stop, never bad data:
@@ -251,6 +254,12 @@ func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.A
 	}
 	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
 	r.schemaRemembered, r.hitsRemembered = known.SchemaOK, dec.HitsKnown
+	for _, g := range dec.Gates {
+		if g.DetailError != "" {
+			r.detailError = g.DetailError
+			break
+		}
+	}
 	var passed, hits []byte
 	if check != nil && !known.SchemaOK && dec.Contract.OverallOK {
 		passed = check

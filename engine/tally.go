@@ -66,6 +66,12 @@ func (t *tally) observe(r *result) {
 	if r.staleOffline {
 		t.health.staleOffline++
 	}
+	if r.detailError != "" {
+		t.health.detailErrors++
+		if t.health.detailErrorMsg == "" {
+			t.health.detailErrorMsg = r.detailError
+		}
+	}
 	t.done++
 	if r.verdict.Accepted != nil {
 		t.accepted++

@@ -84,6 +84,10 @@ type GateResult struct {
 	Passed     *bool
 	ReasonCode string
 	Details    Details
+	// DetailError is the first details expression that failed at run
+	// time, with its position: its value in Details reads "error: …".
+	// The decision stands; the run says so (see Decision.DetailError).
+	DetailError string
 }
 
 // KV is one named value.
@@ -433,19 +437,24 @@ func (r *Rules) evalGate(g *Gate, act interpreter.Activation, passed map[string]
 			res.ReasonCode = fmt.Sprint(native(v))
 		}
 	}
-	res.Details = evalDetails(g.details, act)
+	res.Details = evalDetails(g.details, act, &res.DetailError)
 	if !ok {
-		res.Details = append(res.Details, evalDetails(g.failDetails, act)...)
+		res.Details = append(res.Details, evalDetails(g.failDetails, act, &res.DetailError)...)
 	}
 	return res
 }
 
-func evalDetails(exprs []namedExpr, act interpreter.Activation) Details {
+// evalDetails evaluates the details; the first that fails is named in
+// *failed (when empty).
+func evalDetails(exprs []namedExpr, act interpreter.Activation, failed *string) Details {
 	var out Details
 	for _, e := range exprs {
 		v, _, err := e.prg.Eval(act)
 		if err != nil {
 			out = append(out, KV{e.name, "error: " + err.Error()})
+			if *failed == "" {
+				*failed = fmt.Sprintf("%s: details %s: %v", e.pos, e.name, err)
+			}
 			continue
 		}
 		if v == types.NullValue {

@@ -500,6 +500,9 @@ func finishLine(res *engine.Result, outDir string) string {
 		fmt.Fprintf(&b, " (%s)", top)
 	}
 	fmt.Fprintf(&b, "; teacher failures: %d; gate errors: %d", res.Health.TeacherFailures, res.Health.GateErrors)
+	if h := res.Health; h.DetailErrors > 0 {
+		fmt.Fprintf(&b, "; details that failed to evaluate: %d sample(s), the first %s (the records read \"error: …\" there; the decisions stand)", h.DetailErrors, h.DetailErrorSample)
+	}
 	if res.NoCachedAnswer > 0 || res.KeptOffline > 0 {
 		fmt.Fprintf(&b, "; offline without a cached answer: %d rejected no_cached_answer, %d kept their committed record", res.NoCachedAnswer, res.KeptOffline)
 	}
