@@ -398,12 +398,13 @@ func (r *Rules) evalGate(g *Gate, act interpreter.Activation, passed map[string]
 			return res
 		}
 	}
-	fail := func(err error) GateResult {
+	failAt := func(pos Pos, err error) GateResult {
 		f := false
 		res.Passed, res.ReasonCode = &f, ReasonGateError
-		res.Details = Details{{"error", fmt.Sprintf("%s: %v", g.Pos, err)}}
+		res.Details = Details{{"error", fmt.Sprintf("%s: %v", pos, err)}}
 		return res
 	}
+	fail := func(err error) GateResult { return failAt(g.Pos, err) }
 	ok := true
 	if g.when != nil {
 		v, _, err := g.when.prg.Eval(act)
@@ -434,7 +435,13 @@ func (r *Rules) evalGate(g *Gate, act interpreter.Activation, passed map[string]
 			if err != nil {
 				return fail(err)
 			}
-			res.ReasonCode = fmt.Sprint(native(v))
+			code := fmt.Sprint(native(v))
+			if !nameRE.MatchString(code) {
+				// A reason is a code records are grouped and counted by,
+				// as a literal reason must be: not text from the answer.
+				return failAt(g.reasonExpr.pos, fmt.Errorf("reasonExpression gave %q, not a lower_snake_case reason code", clipReason(code)))
+			}
+			res.ReasonCode = code
 		}
 	}
 	res.Details = evalDetails(g.details, act, &res.DetailError)
@@ -585,4 +592,12 @@ func (r *Rules) EnvelopeFields() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// clipReason cuts a would-be reason code for an error message.
+func clipReason(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		return string(r[:60]) + "…"
+	}
+	return s
 }

@@ -180,3 +180,33 @@ func TestWordListsMustBeUTF8(t *testing.T) {
 		t.Errorf("a UTF-8 byte order mark, tabs and CRLF: %+v, %v", terms, err)
 	}
 }
+
+// A reasonExpression must give a reason code, as a literal reason must be
+// one: text taken from the answer would become a "code" no one wrote down,
+// and the stats would count each answer's own. It is a gate_error, which
+// makes the run unhealthy, naming the expression's position.
+func TestAReasonExpressionMustGiveACode(t *testing.T) {
+	body := listsHeader + `gates:
+  - name: summary_short
+    expression: size(response.summary) < 5
+    reasonExpression: 'size(response.summary) > 20 ? "summary too long: " + response.summary : "summary_long"'
+`
+	r, err := Load(writeGates(t, body), Options{Fallback: pgrules.Defaults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := func(summary string) string {
+		return `{"summary": "` + summary + `", "assumptions": [], "uncertainty_notes": "x", "next_steps": [], "verification_steps": ["a"], "payload_type": "procedure", "payload": {"title": "t", "steps": [{"step": 1, "instruction": "go"}]}}`
+	}
+	if d := r.Evaluate(Sample{PayloadType: "procedure"}, ans("Visa rules."), ModeStrict); strings.Join(d.ReasonCodes, ",") != "summary_long" {
+		t.Errorf("a code: reasons %v", d.ReasonCodes)
+	}
+	d := r.Evaluate(Sample{PayloadType: "procedure"}, ans("Visa rules change often; check them."), ModeStrict)
+	if strings.Join(d.ReasonCodes, ",") != ReasonGateError {
+		t.Fatalf("text as a reason: reasons %v, want gate_error", d.ReasonCodes)
+	}
+	msg := d.Gates[0].Details[0].Value.(string)
+	if !strings.Contains(msg, "gates.yaml:7:23: reasonExpression gave \"summary too long: Visa rules change often; check them.\", not a lower_snake_case reason code") {
+		t.Errorf("error detail %q", msg)
+	}
+}
