@@ -25,10 +25,22 @@ type stopped struct {
 func runInOrder(ctx context.Context, jobs iter.Seq[job], workers int, process func(context.Context, job) *result, consume func(*result) error) stopped {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// feed stops handing out jobs; cancel also ends the calls in flight.
+	feed, stopFeeding := context.WithCancel(ctx)
+	defer stopFeeding()
 	var st stopped
 	var once sync.Once
 	halt := func(stop, ioErr error) {
-		once.Do(func() { st.stop, st.ioErr = stop, ioErr; cancel() })
+		once.Do(func() {
+			st.stop, st.ioErr = stop, ioErr
+			stopFeeding()
+			// At max_calls the calls in flight were admitted under the
+			// cap and are being paid for: they finish, so that their
+			// answers reach the cache. Any other stop ends them.
+			if !errors.Is(stop, teacher.ErrMaxCalls) {
+				cancel()
+			}
+		})
 	}
 
 	window := make(chan struct{}, max(64, 8*workers))
@@ -39,12 +51,12 @@ func runInOrder(ctx context.Context, jobs iter.Seq[job], workers int, process fu
 		for j := range jobs {
 			select {
 			case window <- struct{}{}:
-			case <-ctx.Done():
+			case <-feed.Done():
 				return
 			}
 			select {
 			case queue <- j:
-			case <-ctx.Done():
+			case <-feed.Done():
 				return
 			}
 		}

@@ -44,6 +44,30 @@ type work struct {
 	kept    int
 }
 
+// plan decides what the run does with each id, after the checks that
+// can refuse it before anything is judged: a resume that would keep stale
+// records, a limit that would shrink the outputs.
+func plan(opt Options, set *inputs.Set, prior, source *output.Prior, d Deps) (work, *provenance, error) {
+	var prov *provenance
+	if opt.Resume || opt.Offline {
+		var err error
+		if prov, err = compareProvenance(opt, set, prior, d); err != nil {
+			return work{}, nil, err
+		}
+	}
+	if err := checkResume(opt, prior, prov); err != nil {
+		return work{}, nil, err
+	}
+	w, err := planWork(set, prior, source, opt, prov)
+	if err != nil {
+		return w, nil, err
+	}
+	if err := checkLimit(opt, prior.Manifest, w); err != nil {
+		return w, nil, err
+	}
+	return w, prov, nil
+}
+
 // planWork decides what happens to each id and counts the outcomes. With
 // --resume a previous record is kept unless its outcome was a teacher
 // failure, which is not a decision about the sample and is asked again,

@@ -19,6 +19,17 @@ import (
 // gate that could no longer fail still rejecting samples) were committed
 // under a manifest naming the new gates, exit 0.
 //
+// why says what makes the stale records stale ("" when none is).
+func (p *provenance) why() string {
+	switch {
+	case p == nil:
+		return ""
+	case p.changed != nil:
+		return p.changed.String()
+	}
+	return "lines for them were added to the inputs"
+}
+
 // compareProvenance compares the committed run's manifest with this run's
 // provenance before any record is written back. Rules, word lists,
 // schemas, template, system message, gating mode or the provider's

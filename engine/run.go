@@ -220,20 +220,8 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	}
 	phase("previous outputs read")
 
-	var prov *provenance
-	if opt.Resume || opt.Offline {
-		if prov, err = compareProvenance(opt, set, prior, d); err != nil {
-			return nil, err
-		}
-	}
-	if err := checkResume(opt, prior, prov); err != nil {
-		return nil, err
-	}
-	work, err := planWork(set, prior, source, opt, prov)
+	work, prov, err := plan(opt, set, prior, source, d)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkLimit(opt, prior.Manifest, work); err != nil {
 		return nil, err
 	}
 	createdAt := opt.Now().UTC().Format(createdAtLayout)
@@ -267,11 +255,8 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 		st.hitsCheck = hitsCheck(d.Rules, opt.Mode)
 	}
 	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
-	if prov != nil && opt.Offline {
-		t.health.staleWhy = "lines for them were added to the inputs"
-		if prov.changed != nil {
-			t.health.staleWhy = prov.changed.String()
-		}
+	if opt.Offline {
+		t.health.staleWhy = prov.why()
 	}
 	// Every table the run holds to its end is built now: the limit is set
 	// above them.

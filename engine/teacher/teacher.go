@@ -409,7 +409,7 @@ func (c *Caller) noteFailure(err error) error {
 type maxCallsError struct{ n int }
 
 func (e *maxCallsError) Error() string {
-	return fmt.Sprintf("%v: it needs more than %d teacher calls (max_calls %d); the answers of the %d made are cached", ErrStopRun, e.n, e.n, e.n)
+	return fmt.Sprintf("%v: it needs more than %d teacher calls (max_calls %d); the calls made were let finish, and their answers are cached", ErrStopRun, e.n, e.n)
 }
 
 func (e *maxCallsError) Is(target error) bool { return target == ErrStopRun || target == ErrMaxCalls }
