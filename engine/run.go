@@ -294,6 +294,9 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	if stopped.ioErr != nil {
 		return nil, stopped.ioErr
 	}
+	if err := set.Unchanged(); err != nil {
+		return nil, err
+	}
 	res.Interrupted = ctx.Err() != nil && stopped.stop == nil
 	res.Health = t.health.verdict(*opt.MaxTeacherFailureRate, stopped.stop)
 	if res.Interrupted {

@@ -180,6 +180,51 @@ func TestAHungTeacherIsGivenUpAfterTheCallTimeout(t *testing.T) {
 	}
 }
 
+// An input still being written (the stage before still appending to it)
+// is read as it was when the run opened it, but the file then is not that
+// any more: the run commits nothing and says which file changed.
+func TestAnInputWrittenDuringTheRunIsNotCommitted(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 40*time.Millisecond)
+	work := t.TempDir()
+	sample, _ := filepath.Abs("../../testdata/sample")
+	crits := filepath.Join(work, "critiques.jsonl")
+	if err := os.WriteFile(crits, must(os.ReadFile(filepath.Join(sample, "critiques_v1.jsonl"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(work, "out")
+	cmd := localRun(t, bin, work, out, srv, "--critiques", crits, "--concurrency", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The run is asking the teacher by the time a call reaches it.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if calls, _ := srv.counts(); calls > 0 {
+			break
+		}
+	}
+	f, err := os.OpenFile(crits, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"id": "v1_late_0001", "critique": {"verdict": "pass"}}` + "\n")
+	f.Close()
+	err = cmd.Wait()
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d, want 1\n%s", exitCode(err), stderr.String())
+	}
+	for _, want := range []string{"critiques.jsonl grew from", "while the run read it (is the stage that writes it still running?)", "nothing was committed, the outputs in " + out + " are unchanged: rerun once the file is complete (answers already received are in the cache)"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "dataset_v1.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("outputs were committed: %v", err)
+	}
+}
+
 // Two runs into different out dirs at the same time share the user's
 // cache: both finish, and afterwards every answer is in it, so a third run
 // anywhere pays nothing.

@@ -399,6 +399,13 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		return errors.New(b.String())
 	case errors.As(err, &ls):
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, the outputs in %s are unchanged: for a trial, pass another --out-dir (e.g. %s-limit-%d); to replace them anyway, remove them first", err, outDir, strings.TrimRight(outDir, "/"), ls.Limit))
+	case errors.Is(err, inputs.ErrChanged):
+		var b strings.Builder
+		fmt.Fprintf(&b, "%v\n  nothing was committed, the outputs in %s are unchanged: rerun once the file is complete", err, outDir)
+		if cached {
+			b.WriteString(" (answers already received are in the cache)")
+		}
+		return errors.New(b.String())
 	case errors.As(err, &re):
 		rerun := "answers in the cache cost no teacher call"
 		if !cached {

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pgrules/pgrules/engine/memo"
@@ -53,7 +55,12 @@ type File struct {
 	// when a sample is loaded: no read, no copy.
 	data  []byte
 	spool *os.File
-	kind  kind
+	// fd is a regular file kept open, and opened what it was then: the
+	// mapping shows writes to the file while the run reads it, so the
+	// run checks before it commits that there were none (Unchanged).
+	fd     *os.File
+	opened fileState
+	kind   kind
 	// identity names the file's bytes by where and when they were
 	// written ("": not a regular file, or written too recently to tell;
 	// see fileIdentity).
@@ -106,7 +113,12 @@ func openFile(ctx context.Context, path string, k kind) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	keep := false // a regular file stays open: see File.fd
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, &InputError{Path: path, Err: err}
@@ -118,6 +130,7 @@ func openFile(ctx context.Context, path string, k kind) (*File, error) {
 	src := f
 	if fi.Mode().IsRegular() {
 		ix.identity = fileIdentity(path, fi, now())
+		ix.fd, ix.opened, keep = f, stateOf(fi), true
 	} else {
 		spool, err := os.CreateTemp("", "pgrules-spool-*.jsonl")
 		if err != nil {
@@ -484,10 +497,62 @@ func (ix *File) line(e location) []byte {
 	return bytes.TrimSpace(rest)
 }
 
+// fileState is what changes when a file is written. The change time
+// also catches a write whose modification time was put back (rsync -t,
+// touch -d); it moves too when the file is unlinked (replaced by a
+// rename), which changes its link count and not its bytes.
+type fileState struct {
+	size         int64
+	mtime, ctime int64
+	nlink        uint64
+}
+
+func stateOf(fi fs.FileInfo) fileState {
+	st := fileState{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ctime, st.nlink = time.Unix(sys.Ctim.Unix()).UnixNano(), uint64(sys.Nlink)
+	}
+	return st
+}
+
+// written says whether a file that was st is now, by its state, written to.
+func (st fileState) written(now fileState) bool {
+	if now.size != st.size || now.mtime != st.mtime {
+		return true
+	}
+	return now.nlink == st.nlink && now.ctime != st.ctime
+}
+
+// Unchanged reports, as ErrChanged, a file written to since it was opened:
+// records read before and after the write may be of two versions, and the
+// sha256 the manifest would record of neither. (A file replaced by a
+// rename is not this one: what the run reads stays as it was.)
+func (ix *File) Unchanged() error {
+	if ix == nil || ix.fd == nil {
+		return nil
+	}
+	fi, err := ix.fd.Stat()
+	if err != nil {
+		return &InputError{Path: ix.Path, Err: err}
+	}
+	now := stateOf(fi)
+	switch {
+	case !ix.opened.written(now):
+		return nil
+	case now.size > ix.opened.size:
+		return fmt.Errorf("%w: %s grew from %d to %d bytes while the run read it (is the stage that writes it still running?)", ErrChanged, ix.Path, ix.opened.size, now.size)
+	}
+	return fmt.Errorf("%w: %s was written to while the run read it (modified %s)", ErrChanged, ix.Path, time.Unix(0, now.mtime).UTC().Format(time.RFC3339))
+}
+
 // Close releases the mapping and the spool.
 func (ix *File) Close() error {
 	if ix == nil {
 		return nil
+	}
+	if ix.fd != nil {
+		ix.fd.Close()
+		ix.fd = nil
 	}
 	var err error
 	if ix.data != nil {

@@ -591,3 +591,62 @@ func TestAnEmptyDraftIsMissing(t *testing.T) {
 		t.Errorf("a draft with text is missing: %q", c.Missing)
 	}
 }
+
+// The run reads the inputs through a mapping, which shows writes made
+// while it runs: a file written to in place, or still being appended to,
+// is reported before anything is committed. A file replaced by a rename is
+// not the one mapped, whose bytes stay as they were read.
+func TestUnchangedReportsAFileWrittenWhileTheRunReadsIt(t *testing.T) {
+	dir := t.TempDir()
+	plan := `{"id":"a","payload_type":"checklist","prompt":"P"}` + "\n"
+	open := func() *Set {
+		t.Helper()
+		s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", plan), Drafts: write(t, dir, "d.jsonl", `{"id":"a","output_text":"t"}`+"\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	later := time.Now().Add(time.Minute)
+
+	s := open()
+	if err := s.Unchanged(); err != nil {
+		t.Fatalf("nothing written: %v", err)
+	}
+
+	s = open()
+	f, err := os.OpenFile(filepath.Join(dir, "plan.jsonl"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"id":"b","payload_type":"checklist","prompt":"P"}` + "\n")
+	f.Close()
+	if err := s.Unchanged(); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "plan.jsonl grew from 51 to 102 bytes while the run read it (is the stage that writes it still running?)") {
+		t.Errorf("appended: %v", err)
+	}
+
+	s = open()
+	f, err = os.OpenFile(filepath.Join(dir, "plan.jsonl"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte(`{"id":"z"`), 0) // same size, in place
+	f.Close()
+	os.Chtimes(filepath.Join(dir, "plan.jsonl"), later, later) // a write in the same clock tick would look the same
+	if err := s.Unchanged(); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "plan.jsonl was written to while the run read it") {
+		t.Errorf("written in place: %v", err)
+	}
+	if got := string(s.Plan.data[:9]); got != `{"id":"z"` {
+		t.Fatalf("the mapping does not show the write (%q): the check guards nothing", got)
+	}
+
+	s = open()
+	tmp := write(t, dir, "plan.new", `{"id":"c","payload_type":"checklist","prompt":"P"}`+"\n")
+	if err := os.Rename(tmp, filepath.Join(dir, "plan.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unchanged(); err != nil {
+		t.Errorf("replaced by a rename: %v", err)
+	}
+}

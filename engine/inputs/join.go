@@ -323,8 +323,14 @@ func (s *Set) Close() error {
 	return errors.Join(s.Plan.Close(), s.Drafts.Close(), s.Critiques.Close())
 }
 
-// ErrChanged reports an input file that changed (was truncated) while the
-// run read it.
+// Unchanged reports, as ErrChanged, an input written to since the run
+// opened it.
+func (s *Set) Unchanged() error {
+	return errors.Join(s.Plan.Unchanged(), s.Drafts.Unchanged(), s.Critiques.Unchanged())
+}
+
+// ErrChanged reports an input file that changed (was written to, or
+// truncated) while the run read it.
 var ErrChanged = errors.New("input changed during the run")
 
 // Load reads back and joins the records of the id numbered ord (see ID):
