@@ -124,28 +124,17 @@ func TestRetryAfterLongerThanTheCapEndsTheRunQuickly(t *testing.T) {
 	})
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
-	start := time.Now()
-	cmd := localRun(t, bin, work, out, srv, "--max-retry-wait", "2s")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	took := time.Since(start)
-	if exitCode(err) != 1 {
-		t.Fatalf("exit %d, want 1\n%s", exitCode(err), stderr.String())
-	}
+	log, took := failedRun(t, localRun(t, bin, work, out, srv, "--max-retry-wait", "2s"))
 	if took > 20*time.Second {
 		t.Errorf("the run took %s; a 2s cap must end it within seconds", took)
 	}
-	log := stderr.String()
 	if !strings.Contains(log, `"level":"warn"`) || !strings.Contains(log, "longer than max_retry_wait 2s") {
 		t.Errorf("no warn line about the capped wait:\n%s", log)
 	}
 	if calls, _ := srv.counts(); calls > 6 {
 		t.Errorf("%d calls: calls starting during the refused period must fail without asking again", calls)
 	}
-	if _, err := os.Stat(filepath.Join(out, "dataset_v1.jsonl")); !os.IsNotExist(err) {
-		t.Errorf("an unhealthy first run created outputs: %v", err)
-	}
+	noOutputs(t, out)
 }
 
 // A teacher that accepts the call and never answers (the local plugin's
@@ -157,27 +146,17 @@ func TestAHungTeacherIsGivenUpAfterTheCallTimeout(t *testing.T) {
 	srv := newTeacherServer(t, time.Hour)
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
-	start := time.Now()
-	cmd := localRun(t, bin, work, out, srv, "--call-timeout", "300ms", "--fatal-after", "3")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	took := time.Since(start)
-	if exitCode(err) != 1 {
-		t.Fatalf("exit %d, want 1\n%s", exitCode(err), stderr.String())
-	}
+	stderr, took := failedRun(t, localRun(t, bin, work, out, srv, "--call-timeout", "300ms", "--fatal-after", "3"))
 	if took > 30*time.Second {
 		t.Errorf("the run took %s; 300 ms a call must end it within seconds", took)
 	}
-	if want := "the first 3 teacher calls all failed with call_timeout after their retries: no answer from the provider plugin within 300ms (call_timeout)"; !strings.Contains(stderr.String(), want) {
-		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	if want := "the first 3 teacher calls all failed with call_timeout after their retries: no answer from the provider plugin within 300ms (call_timeout)"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 	if calls, _ := srv.counts(); calls < 6 || calls > 12 {
 		t.Errorf("%d calls reached the server: want each of the first 3 samples tried twice (a timeout is retried once), and few more", calls)
 	}
-	if _, err := os.Stat(filepath.Join(out, "dataset_v1.jsonl")); !os.IsNotExist(err) {
-		t.Errorf("a stopped first run created outputs: %v", err)
-	}
+	noOutputs(t, out)
 }
 
 // An input still being written (the stage before still appending to it)
@@ -220,9 +199,7 @@ func TestAnInputWrittenDuringTheRunIsNotCommitted(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, "dataset_v1.jsonl")); !os.IsNotExist(err) {
-		t.Errorf("outputs were committed: %v", err)
-	}
+	noOutputs(t, out)
 }
 
 // Two runs into different out dirs at the same time share the user's
@@ -256,5 +233,28 @@ func TestConcurrentRunsShareTheCache(t *testing.T) {
 	}
 	if calls, _ := srv.counts(); calls != 0 {
 		t.Errorf("a third run after two concurrent ones made %d calls: answers missing from the shared cache", calls)
+	}
+}
+
+// failedRun runs cmd, which must exit 1 (a run that went wrong), and
+// returns its stderr and how long it took.
+func failedRun(t *testing.T, cmd *exec.Cmd) (string, time.Duration) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d, want 1\n%s", exitCode(err), stderr.String())
+	}
+	return stderr.String(), took
+}
+
+// noOutputs checks that a first run that went wrong committed nothing.
+func noOutputs(t *testing.T, out string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(out, "dataset_v1.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("a run that went wrong committed outputs: %v", err)
 	}
 }
