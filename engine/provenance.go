@@ -205,7 +205,7 @@ type ResumeError struct {
 }
 
 func (e *ResumeError) Error() string {
-	return fmt.Sprintf("--resume would keep the %d records committed in %s, but they may not be the truth about these inputs under these rules: since that run, %s",
+	return fmt.Sprintf("the %d records committed in %s may not be the truth about these inputs under these rules: since that run, %s",
 		e.Kept, e.OutDir, e.ProvenanceChange.String())
 }
 

@@ -411,7 +411,7 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		if !cached {
 			rerun = "with the cache off, every sample is asked again"
 		}
-		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: rerun without --resume to judge every sample from these inputs under these rules (%s), or put back what changed to resume", err, outDir, rerun))
+		return usageErr(fmt.Errorf("cannot resume: %w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: rerun without --resume to judge every sample from these inputs under these rules (%s), or put back what changed to resume", err, outDir, rerun))
 	case errors.As(err, &ns):
 		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s", err, outDir, inputFlags[ns.Kind]))
 	case errors.As(err, &wi):
