@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgrules/pgrules/engine/judge"
@@ -62,5 +63,24 @@ func TestEveryReasonCodeIsDocumented(t *testing.T) {
 	}
 	if !strings.Contains(table, rules.ReasonNotEvaluated) {
 		t.Errorf("%q (a skipped gate's code) is not explained under Reason codes", rules.ReasonNotEvaluated)
+	}
+}
+
+// Every flag of `pgrules run` is in the README's flags table (or named in
+// its text): a flag added without a word for users fails here.
+func TestEveryRunFlagIsDocumented(t *testing.T) {
+	readme := string(must(os.ReadFile("../../README.md")))
+	n := 0
+	newRunCmd().Flags().VisitAll(func(f *pflag.Flag) {
+		n++
+		if f.Hidden || f.Name == "help" {
+			return
+		}
+		if !strings.Contains(readme, "`--"+f.Name) {
+			t.Errorf("--%s is not in README.md", f.Name)
+		}
+	})
+	if n < 20 {
+		t.Fatalf("only %d flags seen: the run command changed under this test", n)
 	}
 }
