@@ -83,6 +83,11 @@ func TestReportInABrowser(t *testing.T) {
 	if edited == gates {
 		t.Fatal("gates.yaml: overconfidence_guard's reason line not found")
 	}
+	// And a details expression that fails on every sample the gate warns
+	// about: the summary says so.
+	if edited = strings.Replace(edited, "overconfident_phrases: hits.overconfidence\n", "overconfident_phrases: hits.overconfidence[5]\n", 1); !strings.Contains(edited, "[5]") {
+		t.Fatal("gates.yaml: overconfident_phrases detail not found")
+	}
 	rulesPath := filepath.Join(work, "gates.yaml")
 	if err := os.WriteFile(rulesPath, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
@@ -198,6 +203,12 @@ func TestReportInABrowser(t *testing.T) {
 	}
 	if !strings.Contains(changed, "now accepted, was") || !strings.Contains(changed, "overconfident_time_sensitive") {
 		t.Errorf("changes section does not show the samples the edit accepted:\n%s", changed)
+	}
+
+	var summary string
+	evalJS(t, ctx, `document.getElementById("summary").innerText`, &summary)
+	if want := fmt.Sprintf("Warning: details that failed to evaluate on %d sample(s), the first ", stats.Warn["overconfident_time_sensitive"]); !strings.Contains(summary, want) || !strings.Contains(summary, "details overconfident_phrases: index out of bounds: 5") {
+		t.Errorf("summary does not warn about the failing details (want %q):\n%s", want, summary)
 	}
 
 	// Usable at 1280×800: nothing wider than the window.

@@ -152,6 +152,8 @@
   document.getElementById("summary").append(cards);
   if (D.mismatch) document.getElementById("summary").append(el("p", { class: "bad", text: "Warning: " + D.mismatch + ". The funnel and samples follow the records." }));
   (D.problems || []).forEach((p) => document.getElementById("summary").append(el("p", { class: "bad", text: "Warning: " + p })));
+  if (health.detail_errors) document.getElementById("summary").append(el("p", { class: "bad", text:
+    `Warning: details that failed to evaluate on ${fmt(health.detail_errors)} sample(s), the first ${health.detail_error_sample}; the records read "error: …" there, and the decisions stand.` }));
 
   // ---- funnel ----
   hbars("funnel", (D.funnel || []).map((s, i) => ({
