@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -207,6 +208,30 @@ func loadConfig(fs *pflag.FlagSet, configPath string, explicit bool) (*Config, *
 	return l.cfg, l.k, nil
 }
 
+// pathKeys are the settings that name files or directories.
+var pathKeys = []string{"plan", "drafts", "critiques", "out_dir", "rules", "template", "system", "plugin_dir", "cache.path"}
+
+// relativeToFile makes the relative paths a config file sets relative to
+// the file's directory, as docker-compose and kubeconfig do: `--config
+// ../proj/pgrules.yaml` run from elsewhere used to look for
+// ../proj/pgrules.yaml's plan.jsonl in the working directory. Paths given
+// by flags and PGRULES_* variables stay relative to the working directory;
+// with ./pgrules.yaml both are the same.
+func relativeToFile(k *koanf.Koanf, configPath string, origins map[string]string) {
+	dir := filepath.Dir(configPath)
+	if dir == "." {
+		return
+	}
+	for _, key := range pathKeys {
+		if _, fromFile := origins[key]; !fromFile {
+			continue // a default: gates.yaml, prompts/… are looked up where pgrules runs
+		}
+		if v, ok := k.Get(key).(string); ok && v != "" && !filepath.IsAbs(v) {
+			_ = k.Set(key, filepath.Join(dir, v))
+		}
+	}
+}
+
 func load(fs *pflag.FlagSet, configPath string, explicit bool) (*loaded, error) {
 	if configPath == "" {
 		configPath = "pgrules.yaml"
@@ -231,6 +256,7 @@ func load(fs *pflag.FlagSet, configPath string, explicit bool) (*loaded, error) 
 		}
 		l.file = configPath
 		recordPositions(&root, configPath, l.origins)
+		relativeToFile(k, configPath, l.origins)
 	} else if explicit {
 		return nil, &ConfigError{Origin: "--config " + configPath, Msg: "no such file"}
 	}

@@ -37,7 +37,9 @@ func TestConfigLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.OutDir != "from-file" || cfg.Concurrency != 3 || cfg.GatingMode != "lenient" {
+	// A path the file sets is relative to the file; the defaults it does
+	// not set stay as they are, looked up where pgrules runs.
+	if cfg.OutDir != filepath.Join(dir, "from-file") || cfg.Rules != "gates.yaml" || cfg.Concurrency != 3 || cfg.GatingMode != "lenient" {
 		t.Errorf("file layer: %+v", cfg)
 	}
 
