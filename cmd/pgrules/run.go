@@ -151,7 +151,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	if err := checkRunConfig(cfg); err != nil {
+	if err := checkRunConfig(l); err != nil {
 		return usageErr(err)
 	}
 	mode := rules.Mode(cfg.GatingMode)
@@ -541,7 +541,8 @@ func topCounts(m map[string]int, n int) string {
 	return strings.Join(parts, ", ")
 }
 
-func checkRunConfig(cfg *Config) error {
+func checkRunConfig(l *loaded) error {
+	cfg := l.cfg
 	var missing []string
 	if cfg.Plan == "" {
 		missing = append(missing, "--plan")
@@ -553,14 +554,23 @@ func checkRunConfig(cfg *Config) error {
 		return fmt.Errorf("missing %v: name the input files with flags, PGRULES_PLAN / PGRULES_DRAFTS, or in pgrules.yaml", missing)
 	}
 	// Unreadable inputs are found before a plugin starts or a cache opens.
-	for _, in := range []struct{ flag, path string }{{"--plan", cfg.Plan}, {"--drafts", cfg.Drafts}, {"--critiques", cfg.Critiques}} {
+	for _, in := range []struct{ key, flag, path string }{{"plan", "--plan", cfg.Plan}, {"drafts", "--drafts", cfg.Drafts}, {"critiques", "--critiques", cfg.Critiques}} {
 		if in.path == "" {
 			continue
 		}
+		// Where the path was set: a config file's line, a variable, or
+		// the flag (a config file's paths are relative to the file).
+		where := in.flag
+		switch o := l.origin(in.key); {
+		case strings.HasPrefix(o, "environment variable "):
+			where = strings.TrimPrefix(o, "environment variable ")
+		case o != "default" && !strings.HasPrefix(o, "flag "):
+			where = in.key + " at " + o
+		}
 		if st, err := os.Stat(in.path); err != nil {
-			return fmt.Errorf("cannot read input %s (%s): %w", in.path, in.flag, errors.Unwrap(err))
+			return fmt.Errorf("cannot read input %s (%s): %w", in.path, where, errors.Unwrap(err))
 		} else if st.IsDir() {
-			return fmt.Errorf("cannot read input %s (%s): it is a directory, expected a JSONL file", in.path, in.flag)
+			return fmt.Errorf("cannot read input %s (%s): it is a directory, expected a JSONL file", in.path, where)
 		}
 	}
 	if cfg.Provider == "" {
