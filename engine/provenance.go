@@ -110,9 +110,6 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 	}
 	// A record file changed by hand holds records no run decided.
 	change.Edited = prior.Edited
-	if before.GatingMode != "" && before.GatingMode != string(opt.Mode) {
-		change.Changed = append(change.Changed, changes.FileChange{Kind: "gating_mode", Name: "gating mode", Before: before.GatingMode, After: string(opt.Mode)})
-	}
 	p := &provenance{}
 	for _, in := range []struct {
 		role string

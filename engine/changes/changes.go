@@ -149,9 +149,9 @@ func sameSet(a, b []string) bool {
 // FileChange is one input, rules file, template or plugin whose sha256
 // differs between the manifests of two sets of outputs.
 type FileChange struct {
-	Kind   string `json:"kind"` // input, gates, wordlist, schema, template, system_message, plugin, provider_settings
+	Kind   string `json:"kind"` // input, gates, wordlist, schema, template, system_message, plugin, provider_settings, gating_mode
 	Name   string `json:"name"`
-	Before string `json:"before,omitempty"` // sha256; "" when absent
+	Before string `json:"before,omitempty"` // sha256 ("" when absent); the mode, for gating_mode
 	After  string `json:"after,omitempty"`
 }
 
@@ -193,6 +193,11 @@ func CompareFiles(before, after []byte) []FileChange {
 	}
 	sa, sb := sums(a), sums(b)
 	var out []FileChange
+	// The gating mode decides as much as a rules file does; it is a word,
+	// not a file, so Before and After are the modes.
+	if a.GatingMode != "" && b.GatingMode != "" && a.GatingMode != b.GatingMode {
+		out = append(out, FileChange{Kind: "gating_mode", Name: "gating mode", Before: a.GatingMode, After: b.GatingMode})
+	}
 	for k, v := range sa {
 		if sb[k] != v {
 			out = append(out, FileChange{Kind: k[0], Name: k[1], Before: v, After: sb[k]})

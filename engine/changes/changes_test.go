@@ -71,3 +71,20 @@ func TestCompareFilesIgnoresLayout(t *testing.T) {
 		t.Errorf("changes %+v between the same manifest indented and compact", got)
 	}
 }
+
+// The gating mode decides as much as a rules file does: a change of it is
+// named, with the two modes; a manifest that does not record one (an old
+// pgrules) is no change.
+func TestCompareFilesNamesTheGatingMode(t *testing.T) {
+	base := `"template": {"path": "t", "sha256": "t1"}, "provider": {"name": "dryrun", "sha256": "p"}`
+	lenient := []byte(`{"gating_mode": "lenient", ` + base + `}`)
+	strict := []byte(`{"gating_mode": "strict", ` + base + `}`)
+	none := []byte(`{` + base + `}`)
+	got := CompareFiles(lenient, strict)
+	if len(got) != 1 || got[0] != (FileChange{Kind: "gating_mode", Name: "gating mode", Before: "lenient", After: "strict"}) {
+		t.Errorf("lenient → strict: %+v", got)
+	}
+	if got := CompareFiles(none, strict); len(got) != 0 {
+		t.Errorf("a manifest without a mode: %+v", got)
+	}
+}
