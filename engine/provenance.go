@@ -94,9 +94,11 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 	change := &ProvenanceChange{}
 	for _, c := range changes.CompareFiles(prior.Manifest, draft) {
 		// A rebuilt plugin with the same answer-changing settings gives
-		// the same answers (provider_settings says when it does not);
-		// inputs are looked at one id at a time below.
-		if c.Kind == "plugin" || c.Kind == "input" {
+		// the same answers (provider_settings says when it does not); a
+		// new pgrules would refuse every resume after an upgrade, when
+		// a rerun without --resume is what shows its effect; inputs are
+		// looked at one id at a time below.
+		if c.Kind == "plugin" || c.Kind == "input" || c.Kind == "pgrules" {
 			continue
 		}
 		if c.Kind == "gates" && d.Rules != nil {

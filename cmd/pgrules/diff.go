@@ -117,8 +117,8 @@ func printChanges(w io.Writer, c changes.Changes, limit int) {
 	}
 	for _, f := range c.FilesChanged {
 		switch {
-		case f.Kind == "gating_mode":
-			fmt.Fprintf(w, "  changed: gating mode (%s → %s)\n", f.Before, f.After)
+		case f.Kind == "gating_mode" || f.Kind == "pgrules":
+			fmt.Fprintf(w, "  changed: %s (%s → %s)\n", f.Name, f.Before, f.After)
 		case f.Before == "":
 			fmt.Fprintf(w, "  changed: %s %s (new)\n", f.Kind, f.Name)
 		case f.After == "":

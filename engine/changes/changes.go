@@ -149,9 +149,9 @@ func sameSet(a, b []string) bool {
 // FileChange is one input, rules file, template or plugin whose sha256
 // differs between the manifests of two sets of outputs.
 type FileChange struct {
-	Kind   string `json:"kind"` // input, gates, wordlist, schema, template, system_message, plugin, provider_settings, gating_mode
+	Kind   string `json:"kind"` // input, gates, wordlist, schema, template, system_message, plugin, provider_settings, gating_mode, pgrules
 	Name   string `json:"name"`
-	Before string `json:"before,omitempty"` // sha256 ("" when absent); the mode, for gating_mode
+	Before string `json:"before,omitempty"` // sha256 ("" when absent); the mode or version, for gating_mode and pgrules
 	After  string `json:"after,omitempty"`
 }
 
@@ -197,6 +197,12 @@ func CompareFiles(before, after []byte) []FileChange {
 	// not a file, so Before and After are the modes.
 	if a.GatingMode != "" && b.GatingMode != "" && a.GatingMode != b.GatingMode {
 		out = append(out, FileChange{Kind: "gating_mode", Name: "gating mode", Before: a.GatingMode, After: b.GatingMode})
+	}
+	// So does pgrules itself: an upgrade can judge the same answer
+	// otherwise (a check added to the join), and ids that move for no
+	// other reason then have one.
+	if a.PgrulesVersion != "" && b.PgrulesVersion != "" && a.PgrulesVersion != b.PgrulesVersion {
+		out = append(out, FileChange{Kind: "pgrules", Name: "pgrules version", Before: a.PgrulesVersion, After: b.PgrulesVersion})
 	}
 	for k, v := range sa {
 		if sb[k] != v {

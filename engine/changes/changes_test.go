@@ -88,3 +88,13 @@ func TestCompareFilesNamesTheGatingMode(t *testing.T) {
 		t.Errorf("a manifest without a mode: %+v", got)
 	}
 }
+
+// Another pgrules version is named, so that ids an upgrade moves have a
+// reason shown; alone it is no difference between two out dirs.
+func TestCompareFilesNamesThePgrulesVersion(t *testing.T) {
+	base := `"template": {"path": "t", "sha256": "t1"}, "provider": {"name": "dryrun", "sha256": "p"}`
+	got := CompareFiles([]byte(`{"pgrules_version": "v1.2.0", `+base+`}`), []byte(`{"pgrules_version": "v1.3.0", `+base+`}`))
+	if len(got) != 1 || got[0] != (FileChange{Kind: "pgrules", Name: "pgrules version", Before: "v1.2.0", After: "v1.3.0"}) {
+		t.Errorf("v1.2.0 → v1.3.0: %+v", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/pgrules/pgrules/engine/output"
@@ -101,7 +102,9 @@ func CompareDirs(a, b string) (*Report, error) {
 		}
 		return x.Reason < y.Reason
 	})
-	r.Different = !r.Changes.Identical() || len(r.Changes.FilesChanged) > 0
+	// Another pgrules version alone is not a difference: it is named in
+	// case ids moved because of it.
+	r.Different = !r.Changes.Identical() || slices.ContainsFunc(r.Changes.FilesChanged, func(f FileChange) bool { return f.Kind != "pgrules" })
 	return r, nil
 }
 
