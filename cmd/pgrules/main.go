@@ -20,8 +20,52 @@ import (
 	"github.com/pgrules/pgrules/providers"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (make
+// build), which works only on a variable without a computed initializer;
+// when it is not, init takes what go build recorded (see buildVersion).
+var version string
+
+func init() {
+	if version == "" {
+		version = buildVersion("dev")
+	}
+}
+
+// buildVersion is the module version `go install` recorded, else the git
+// commit `go build` in a checkout recorded ("-dirty" with local changes),
+// else def. The manifest records it, and a rerun names a change of it: a
+// plain "dev" would hide every upgrade.
+func buildVersion(def string) string {
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(bi, def)
+}
+
+func versionOf(bi *debug.BuildInfo, def string) string {
+	if bi == nil {
+		return def
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return def
+	}
+	rev = rev[:min(7, len(rev))]
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
 
 // Exit codes: scripts and CI tell a bad dataset run from bad input.
 const (
