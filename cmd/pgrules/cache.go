@@ -53,6 +53,22 @@ func openCache(path string, opt cache.Options, forRun bool) (*cache.Cache, error
 	return c, err
 }
 
+// confirm asks on a terminal whether to remove what; elsewhere it refuses
+// without --yes. false with a nil error: the user said no.
+func confirm(cmd *cobra.Command, command, what string) (bool, error) {
+	in, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !isatty.IsTerminal(in.Fd()) {
+		return false, usageErr(fmt.Errorf("%s would remove %s: pass --yes to confirm", command, what))
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "remove %s? [y/N] ", what)
+	answer, _ := bufio.NewReader(in).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "nothing removed")
+		return false, nil
+	}
+	return true, nil
+}
+
 func isDir(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.IsDir()
@@ -141,15 +157,8 @@ elsewhere (a script, CI) wants --yes.`,
 				}
 				what := fmt.Sprintf("%d cached answer(s) from %s, which every out dir shares (%d tokens, $%.4f and %.0fs of teacher time to ask again)", st.Entries, c.Path(), st.Tokens, st.CostUSD, st.LatencyTotal)
 				if st.Entries > 0 {
-					in, ok := cmd.InOrStdin().(*os.File)
-					if !ok || !isatty.IsTerminal(in.Fd()) {
-						return usageErr(fmt.Errorf("cache clear would remove %s: pass --yes to confirm", what))
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "remove %s? [y/N] ", what)
-					answer, _ := bufio.NewReader(in).ReadString('\n')
-					if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-						fmt.Fprintln(cmd.ErrOrStderr(), "nothing removed")
-						return nil
+					if ok, err := confirm(cmd, "cache clear", what); !ok {
+						return err
 					}
 				}
 			}
@@ -166,7 +175,11 @@ elsewhere (a script, CI) wants --yes.`,
 	prune := &cobra.Command{
 		Use:   "prune --older-than AGE",
 		Short: "Remove the answers stored longer ago than AGE (e.g. 30d, 2w, 36h)",
-		Args:  cobra.NoArgs,
+		Long: `Remove the answers stored longer ago than AGE (e.g. 30d, 2w, 36h). When
+that is more than half the cache, prune asks first on a terminal, and
+elsewhere wants --yes, as clear does: a slip of the age (0d for 90d)
+would remove answers every out dir shares and that were paid for.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			age, err := parseAge(olderThan)
 			if err != nil {
@@ -177,7 +190,27 @@ elsewhere (a script, CI) wants --yes.`,
 				return err
 			}
 			defer c.Close()
-			n, err := c.Prune(time.Now().Add(-age))
+			before := time.Now().Add(-age)
+			if !yes {
+				// A slip of the age (0d for 90d) would remove answers every
+				// out dir shares and that were paid for: most of the cache
+				// is asked about, as clear is.
+				st, err := c.Stats()
+				if err != nil {
+					return err
+				}
+				n, err := c.StoredBefore(before)
+				if err != nil {
+					return err
+				}
+				if n > 0 && 2*n > st.Entries {
+					what := fmt.Sprintf("%d of the %d cached answer(s) from %s, which every out dir shares", n, st.Entries, c.Path())
+					if ok, err := confirm(cmd, "cache prune --older-than "+olderThan, what); !ok {
+						return err
+					}
+				}
+			}
+			n, err := c.Prune(before)
 			if err != nil {
 				return err
 			}
@@ -186,6 +219,7 @@ elsewhere (a script, CI) wants --yes.`,
 		},
 	}
 	prune.Flags().StringVar(&olderThan, "older-than", "", "age of the answers to remove: a number with d (days), w (weeks) or a Go duration (36h)")
+	prune.Flags().BoolVar(&yes, "yes", false, "remove without asking, even when that is most of the cache")
 	_ = prune.MarkFlagRequired("older-than")
 	merge := &cobra.Command{
 		Use:   "merge SRC... DST",

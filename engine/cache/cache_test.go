@@ -200,6 +200,10 @@ func TestPruneRemovesOnlyOldAnswers(t *testing.T) {
 	now := time.Now()
 	put(c, Key(KeyParts{Prompt: "old"}), Entry{Text: "x", StoredAt: now.Add(-40 * 24 * time.Hour)})
 	put(c, Key(KeyParts{Prompt: "new"}), Entry{Text: "y", StoredAt: now.Add(-time.Hour)})
+	// What prune asks about before it removes anything.
+	if n, err := c.StoredBefore(now.Add(-30 * 24 * time.Hour)); n != 1 || err != nil {
+		t.Fatalf("StoredBefore = %d, %v", n, err)
+	}
 	if n, err := c.Prune(now.Add(-30 * 24 * time.Hour)); n != 1 || err != nil {
 		t.Fatalf("Prune = %d, %v", n, err)
 	}
