@@ -92,6 +92,15 @@ func (h *healthTally) observe(r *result) {
 	if r.asked {
 		h.asked++
 	}
+	if r.staleOffline {
+		h.staleOffline++
+	}
+	if r.detailError != "" {
+		h.detailErrors++
+		if h.detailErrorMsg == "" {
+			h.detailErrorMsg = r.detailError
+		}
+	}
 	v := r.verdict
 	if v.Rejected != nil {
 		for _, rc := range v.Rejected.ReasonCodes {
@@ -180,10 +189,11 @@ func (h *healthTally) verdict(maxRate float64, stopped error) Health {
 		hl.Reasons = append(hl.Reasons, fmt.Sprintf("%d sample(s) have no cached answer, and their committed records cannot be kept: since they were decided, %s", h.staleOffline, h.staleWhy))
 	}
 	if hl.FailureRate > maxRate && stopped == nil {
-		why := fmt.Sprintf("%d of %d teacher answers failed (%.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked+h.keptAnswered, 100*hl.FailureRate, 100*maxRate)
+		kept := ""
 		if h.keptAnswered > 0 {
-			why = fmt.Sprintf("%d of %d teacher answers failed (%d asked this run, %d kept; %.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked+h.keptAnswered, h.asked, h.keptAnswered, 100*hl.FailureRate, 100*maxRate)
+			kept = fmt.Sprintf("%d asked this run, %d kept; ", h.asked, h.keptAnswered)
 		}
+		why := fmt.Sprintf("%d of %d teacher answers failed (%s%.1f%% > max_teacher_failure_rate %.1f%%)", h.failures, h.asked+h.keptAnswered, kept, 100*hl.FailureRate, 100*maxRate)
 		if len(hl.Failures) > 0 {
 			top := hl.Failures[0]
 			why += fmt.Sprintf("; most common: %s ×%d: %s", top.Code, top.Count, clip(top.Message, 200))

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -62,7 +61,7 @@ func plan(opt Options, set *inputs.Set, prior, source *output.Prior, d Deps) (wo
 	if err != nil {
 		return w, nil, err
 	}
-	if err := checkLimit(opt, prior.Manifest, w); err != nil {
+	if err := checkLimit(opt, prior.View, w); err != nil {
 		return w, nil, err
 	}
 	return w, prov, nil
@@ -144,18 +143,23 @@ func (w *work) decide(fn func(job, decision) bool) {
 				d = missingShard
 			}
 		default:
+			// keep is the committed record a resume may keep (-1: none).
+			keep := -1
 			if opt.Resume {
-				if i, ok := w.prior.Index(id); ok && !w.prior.Records[i].TeacherFailed && !w.prov.stale(ord) {
-					j.keep, d = int32(i+1), kept
-					break
+				if i, ok := w.prior.Index(id); ok && !w.prov.stale(ord) {
+					keep = i
 				}
+			}
+			if keep >= 0 && !w.prior.Records[keep].TeacherFailed {
+				j.keep, d = int32(keep+1), kept
+				break
 			}
 			if opt.Limit > 0 && total >= opt.Limit {
 				d = limited
-				if i, ok := w.prior.Index(id); ok && opt.Resume && !w.prov.stale(ord) {
+				if keep >= 0 {
 					// Past the limit, a resume keeps even a teacher
 					// failure's record: the next resume asks again.
-					j.keep, d = int32(i+1), kept
+					j.keep, d = int32(keep+1), kept
 				}
 				break
 			}
@@ -179,15 +183,11 @@ func (w *work) decide(fn func(job, decision) bool) {
 // would replace hold: a quick `--limit 5` try in the out dir of a full run
 // would otherwise commit 5 samples' records over all of them. The records
 // a --resume keeps count: resuming 5 more at a time is what a limit is for.
-func checkLimit(opt Options, committedManifest []byte, w work) error {
-	if opt.Limit <= 0 || committedManifest == nil || w.limited == 0 {
+func checkLimit(opt Options, committed *output.ManifestView, w work) error {
+	if opt.Limit <= 0 || committed == nil || w.limited == 0 || committed.Counts["total_inputs"] <= w.kept+w.total {
 		return nil
 	}
-	var m output.ManifestView
-	if json.Unmarshal(committedManifest, &m) != nil || m.Counts["total_inputs"] <= w.kept+w.total {
-		return nil
-	}
-	return &LimitShrinksError{OutDir: opt.OutDir, Limit: opt.Limit, Committed: m.Counts["total_inputs"], Would: w.kept + w.total}
+	return &LimitShrinksError{OutDir: opt.OutDir, Limit: opt.Limit, Committed: committed.Counts["total_inputs"], Would: w.kept + w.total}
 }
 
 // LimitShrinksError is a limited run that would replace outputs holding

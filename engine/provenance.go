@@ -19,17 +19,6 @@ import (
 // gate that could no longer fail still rejecting samples) were committed
 // under a manifest naming the new gates, exit 0.
 //
-// why says what makes the stale records stale ("" when none is).
-func (p *provenance) why() string {
-	switch {
-	case p == nil:
-		return ""
-	case p.changed != nil:
-		return p.changed.String()
-	}
-	return "lines for them were added to the inputs"
-}
-
 // compareProvenance compares the committed run's manifest with this run's
 // provenance before any record is written back. Rules, word lists,
 // schemas, template, system message, gating mode or the provider's
@@ -37,7 +26,9 @@ func (p *provenance) why() string {
 // stale. An input file that only grew by lines added at its end (new
 // samples, a missing draft supplied) makes stale only the records of ids
 // whose lines now come from the added part. An input changed in any other
-// way makes every record stale: which ones it touched cannot be told.
+// way makes every record stale: which ones it touched cannot be told. A
+// record file that no longer matches its manifest holds records no run
+// decided, and makes every record stale too.
 
 // provenance says which committed records are still the truth about this
 // run's inputs under its rules; nil: all of them.
@@ -72,16 +63,26 @@ func (p *provenance) stale(ord int) bool {
 	return false
 }
 
+// why says what makes the stale records stale ("" when none is).
+func (p *provenance) why() string {
+	switch {
+	case p == nil:
+		return ""
+	case p.changed != nil:
+		return p.changed.String()
+	}
+	return "lines for them were added to the inputs"
+}
+
 // compareProvenance compares the committed run's provenance with this
 // run's (see above).
 func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps) (*provenance, error) {
-	if len(opt.MergeFrom) > 0 || prior.Manifest == nil || len(prior.Records) == 0 {
+	// No manifest, or one that is not JSON (the reader reports it): no
+	// provenance to compare.
+	if len(opt.MergeFrom) > 0 || prior.View == nil || len(prior.Records) == 0 {
 		return nil, nil
 	}
-	var before output.ManifestView
-	if err := json.Unmarshal(prior.Manifest, &before); err != nil {
-		return nil, nil // reported as a damaged manifest by the reader
-	}
+	before := prior.View
 	var now Manifest
 	if d.Manifest != nil {
 		now.Provider = d.Manifest.Provider
@@ -100,13 +101,6 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 		// looked at one id at a time below.
 		if c.Kind == "plugin" || c.Kind == "input" || c.Kind == "pgrules" {
 			continue
-		}
-		if c.Kind == "gates" && d.Rules != nil {
-			for _, f := range d.Rules.Files() {
-				if f.Kind == "gates" {
-					c.Name = f.Path
-				}
-			}
 		}
 		change.Changed = append(change.Changed, c)
 	}
@@ -167,6 +161,9 @@ type ChangedInput struct {
 func (c *ProvenanceChange) String() string {
 	var why []string
 	for _, f := range c.Changed {
+		if f.Path != "" {
+			f.Name = f.Path // gates.yaml, not "gates file"
+		}
 		switch {
 		case f.Kind == "gating_mode":
 			why = append(why, fmt.Sprintf("the gating mode changed (%s → %s)", f.Before, f.After))

@@ -254,12 +254,7 @@ func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.A
 	}
 	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
 	r.schemaRemembered, r.hitsRemembered = known.SchemaOK, dec.HitsKnown
-	for _, g := range dec.Gates {
-		if g.DetailError != "" {
-			r.detailError = g.DetailError
-			break
-		}
-	}
+	r.detailError = dec.DetailError()
 	var passed, hits []byte
 	if check != nil && !known.SchemaOK && dec.Contract.OverallOK {
 		passed = check

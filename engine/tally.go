@@ -63,15 +63,6 @@ func (t *tally) observe(r *result) {
 		return
 	}
 	t.health.observe(r)
-	if r.staleOffline {
-		t.health.staleOffline++
-	}
-	if r.detailError != "" {
-		t.health.detailErrors++
-		if t.health.detailErrorMsg == "" {
-			t.health.detailErrorMsg = r.detailError
-		}
-	}
 	t.done++
 	if r.verdict.Accepted != nil {
 		t.accepted++

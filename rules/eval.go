@@ -48,6 +48,17 @@ type Decision struct {
 	lists []*WordList
 }
 
+// DetailError is the first details expression that failed at run time,
+// with its position ("" when none did).
+func (d *Decision) DetailError() string {
+	for _, g := range d.Gates {
+		if g.DetailError != "" {
+			return g.DetailError
+		}
+	}
+	return ""
+}
+
 // Hits are the word-list hits, list by list in the lists' order, each
 // list's in document order. They are built on demand: a run that only
 // needs to know whether a list hit never makes their strings.
@@ -231,6 +242,9 @@ func (r *Rules) EvaluateKnown(s Sample, raw string, mode Mode, k Known) *Decisio
 
 // PayloadTypes names the payload types the schemas define.
 func (r *Rules) PayloadTypes() []string { return r.schemas.payloadTypes() }
+
+// HasPayloadType says whether a payload schema is named pt.
+func (r *Rules) HasPayloadType(pt string) bool { return r.schemas.payloads[pt] != nil }
 
 // SchemaDigest identifies the schemas by content and payload type name:
 // a schema verdict remembered under another digest does not hold.

@@ -149,8 +149,11 @@ func sameSet(a, b []string) bool {
 // FileChange is one input, rules file, template or plugin whose sha256
 // differs between the manifests of two sets of outputs.
 type FileChange struct {
-	Kind   string `json:"kind"` // input, gates, wordlist, schema, template, system_message, plugin, provider_settings, gating_mode, pgrules
-	Name   string `json:"name"`
+	Kind string `json:"kind"` // input, gates, wordlist, schema, template, system_message, plugin, provider_settings, gating_mode, pgrules
+	Name string `json:"name"`
+	// Path is a rules file's path as the run was given it ("" for what is
+	// not a rules file).
+	Path   string `json:"path,omitempty"`
 	Before string `json:"before,omitempty"` // sha256 ("" when absent); the mode or version, for gating_mode and pgrules
 	After  string `json:"after,omitempty"`
 }
@@ -164,6 +167,9 @@ func CompareFiles(before, after []byte) []FileChange {
 	if json.Unmarshal(before, &a) != nil || json.Unmarshal(after, &b) != nil {
 		return nil
 	}
+	// paths name the rules files as the user wrote them, for messages:
+	// the run's path, or the committed one for a file that is gone.
+	paths := map[[2]string]string{}
 	sums := func(m output.ManifestView) map[[2]string]string {
 		out := map[[2]string]string{}
 		for name, in := range m.Inputs {
@@ -175,6 +181,7 @@ func CompareFiles(before, after []byte) []FileChange {
 				name = "gates file"
 			}
 			out[[2]string{f.Kind, name}] = f.SHA256
+			paths[[2]string{f.Kind, name}] = f.Path
 		}
 		out[[2]string{"template", "refine template"}] = m.Template.SHA256
 		out[[2]string{"system_message", "system message"}] = m.SystemSHA256
@@ -191,7 +198,7 @@ func CompareFiles(before, after []byte) []FileChange {
 		out[[2]string{"provider_settings", "answer-changing settings of provider " + m.Provider.Name}] = hex.EncodeToString(id[:])
 		return out
 	}
-	sa, sb := sums(a), sums(b)
+	sa, sb := sums(a), sums(b) // b's paths overwrite a's
 	var out []FileChange
 	// The gating mode decides as much as a rules file does; it is a word,
 	// not a file, so Before and After are the modes.
@@ -206,12 +213,12 @@ func CompareFiles(before, after []byte) []FileChange {
 	}
 	for k, v := range sa {
 		if sb[k] != v {
-			out = append(out, FileChange{Kind: k[0], Name: k[1], Before: v, After: sb[k]})
+			out = append(out, FileChange{Kind: k[0], Name: k[1], Path: paths[k], Before: v, After: sb[k]})
 		}
 	}
 	for k, v := range sb {
 		if _, ok := sa[k]; !ok {
-			out = append(out, FileChange{Kind: k[0], Name: k[1], After: v})
+			out = append(out, FileChange{Kind: k[0], Name: k[1], Path: paths[k], After: v})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

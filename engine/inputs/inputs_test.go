@@ -17,6 +17,18 @@ import (
 	"time"
 )
 
+// opens checks that the inputs p open (what refuses them is tested
+// elsewhere) and closes them.
+func opens(t *testing.T, name string, p Paths) {
+	t.Helper()
+	s, err := Open(context.Background(), p)
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+		return
+	}
+	s.Close()
+}
+
 func write(t *testing.T, dir, name, body string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -369,12 +381,7 @@ func TestAFileWithNoRecordIsRefused(t *testing.T) {
 		}
 	}
 	for name, drafts := range map[string]string{"empty": "", "one good": "{broken\n" + `{"id":"a","output_text":"d"}` + "\n"} {
-		s, err := Open(context.Background(), Paths{Plan: plan, Drafts: write(t, dir, name, drafts)})
-		if err != nil {
-			t.Errorf("%s drafts: %v", name, err)
-			continue
-		}
-		s.Close()
+		opens(t, name+" drafts", Paths{Plan: plan, Drafts: write(t, dir, name, drafts)})
 	}
 }
 
@@ -410,12 +417,7 @@ func TestAnInputInAnotherInputsPlaceIsRefused(t *testing.T) {
 		"drafts with one record of their own": {Plan: plan, Drafts: mixed},
 		"the right files":                     {Plan: plan, Drafts: drafts, Critiques: crits},
 	} {
-		s, err := Open(context.Background(), p)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		s.Close()
+		opens(t, name, p)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
@@ -41,9 +40,6 @@ type Judge struct {
 	Provider string
 	// CreatedAt stamps every record of the run.
 	CreatedAt string
-
-	payloadOnce sync.Once
-	payloads    map[string]bool
 }
 
 // Verdict is one sample's record: exactly one of Accepted and Rejected.
@@ -87,7 +83,7 @@ func (j *Judge) Early(s inputs.Sample) (Verdict, bool) {
 		return j.reject(s, ReasonInvalidInput, "invalid input record: "+strings.Join(s.Invalid, "; ")), true
 	case len(s.Missing) > 0:
 		return j.reject(s, ReasonMissingInputs, "missing "+strings.Join(s.Missing, "; ")), true
-	case s.Plan != nil && s.Plan.PayloadType != "" && !j.knownPayload(s.Plan.PayloadType):
+	case s.Plan != nil && s.Plan.PayloadType != "" && j.Rules != nil && !j.Rules.HasPayloadType(s.Plan.PayloadType):
 		// The contract asks the answer for the plan's payload type, which
 		// no schema allows: no answer could pass, so none is paid for.
 		return j.reject(s, ReasonInvalidInput, fmt.Sprintf("invalid input record: %s:%d: payload_type %q has no payload schema (the rules have: %s); no teacher call was made",
@@ -157,21 +153,6 @@ func (j *Judge) Failed(s inputs.Sample, err error) Verdict {
 // cache.
 func (j *Judge) NoAnswer(s inputs.Sample) Verdict {
 	return j.reject(s, ReasonNoCachedAnswer, "offline run: the response cache holds no answer for this prompt, and no teacher was asked")
-}
-
-// knownPayload says whether the rules have a payload schema for pt (true
-// when there are no rules to ask).
-func (j *Judge) knownPayload(pt string) bool {
-	if j.Rules == nil {
-		return true
-	}
-	j.payloadOnce.Do(func() {
-		j.payloads = map[string]bool{}
-		for _, t := range j.Rules.PayloadTypes() {
-			j.payloads[t] = true
-		}
-	})
-	return len(j.payloads) == 0 || j.payloads[pt]
 }
 
 func (j *Judge) reject(s inputs.Sample, reason, msg string) Verdict {

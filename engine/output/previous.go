@@ -99,6 +99,8 @@ type Prior struct {
 	// Edited are the record files that do not match the sums the
 	// manifest holds: changed since the run that wrote them.
 	Edited []string
+	// View is Manifest read, nil when it is absent or not JSON.
+	View *ManifestView
 	// Manifest and Stats are the previous run's documents, nil when absent.
 	Manifest, Stats []byte
 	snap            *Committed
@@ -240,7 +242,9 @@ func ReadPriorWith(outDir string, over *idtab.Table, pre *Prehash) (*Prior, erro
 		return nil, err
 	}
 	var man ManifestView
-	_ = json.Unmarshal(p.Manifest, &man)
+	if p.Manifest != nil && json.Unmarshal(p.Manifest, &man) == nil {
+		p.View = &man
+	}
 	if statsDoc := p.Stats; statsDoc != nil {
 		sum := sha256.Sum256(statsDoc)
 		if want := man.Outputs["stats"].SHA256; want != "" && want != hex.EncodeToString(sum[:]) {
