@@ -368,6 +368,12 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 	return t, nil
 }
 
+// untouched is what a run refused before its first sample says of the
+// outputs.
+func untouched(outDir string) string {
+	return fmt.Sprintf("nothing was judged, no teacher was asked, the outputs in %s are unchanged", outDir)
+}
+
 // inputFlags names the flag of each input kind (inputs' kind names).
 var inputFlags = map[string]string{"prompt_plan": "--plan", "drafts": "--drafts", "critiques": "--critiques"}
 
@@ -411,11 +417,11 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		if !cached {
 			rerun = "with the cache off, every sample is asked again"
 		}
-		return usageErr(fmt.Errorf("cannot resume: %w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: rerun without --resume to judge every sample from these inputs under these rules (%s), or put back what changed to resume", err, outDir, rerun))
+		return usageErr(fmt.Errorf("cannot resume: %w\n  %s: rerun without --resume to judge every sample from these inputs under these rules (%s), or put back what changed to resume", err, untouched(outDir), rerun))
 	case errors.As(err, &ns):
-		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s", err, outDir, inputFlags[ns.Kind]))
+		return usageErr(fmt.Errorf("%w\n  %s: check %s", err, untouched(outDir), inputFlags[ns.Kind]))
 	case errors.As(err, &wi):
-		return usageErr(fmt.Errorf("%w\n  nothing was judged, no teacher was asked, the outputs in %s are unchanged: check %s and %s (swapped?)", err, outDir, inputFlags[wi.Kind], inputFlags[wi.LooksLike]))
+		return usageErr(fmt.Errorf("%w\n  %s: check %s and %s (swapped?)", err, untouched(outDir), inputFlags[wi.Kind], inputFlags[wi.LooksLike]))
 	case errors.Is(err, engine.ErrInterrupted):
 		if res != nil && res.InterruptedReading {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted before any sample was judged (while reading the inputs): nothing was committed, the outputs in %s are unchanged; rerun the same command to start again", outDir)}
