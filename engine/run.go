@@ -161,7 +161,7 @@ func logProblems(log zerolog.Logger, set *inputs.Set) {
 var ErrInterrupted = errors.New("run interrupted")
 
 // Run executes a refinement pass.
-func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
+func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	opt = opt.withDefaults()
 	log := d.Log
 	// phase logs, at debug level, how long each part of the run took.
@@ -197,7 +197,7 @@ func Run(ctx context.Context, opt Options, d Deps) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer w.Abort() // a no-op once committed or stashed
+	defer func() { w.Abort(err) }() // a no-op once committed or stashed
 	// Read once the out dir is locked, so no other run commits under it;
 	// numbered by the inputs' id table, so each id is held once.
 	prior, err := output.ReadPriorWith(opt.OutDir, set.IDs(), pre)

@@ -391,12 +391,15 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		return nil
 	case errors.As(err, &nr):
 		return usageErr(fmt.Errorf("%w\n  nothing was judged and the outputs in %s are unchanged: check that %s names the right file", err, outDir, inputFlags[nr.Kind]))
-	case errors.Is(err, syscall.ENOSPC):
+	case output.NoSpace(err):
 		var b strings.Builder
 		fmt.Fprintf(&b, "%v\n  the disk is full", err)
+		if errors.Is(err, syscall.EDQUOT) {
+			b.WriteString(" (your quota on it is used up)")
+		}
 		var ioe *output.IOError
 		if errors.As(err, &ioe) && ioe.Staged() {
-			fmt.Fprintf(&b, ": nothing was committed, the outputs in %s are unchanged", outDir)
+			fmt.Fprintf(&b, ": nothing was committed, the outputs in %s are unchanged; the run's partial files and pgrules' spares there were removed", outDir)
 		}
 		b.WriteString("\n  free space on it (or pass another --out-dir) and rerun")
 		if cached {

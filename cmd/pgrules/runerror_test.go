@@ -23,6 +23,10 @@ func TestRunErrorOnAFullDisk(t *testing.T) {
 			t.Errorf("staging a file on a full disk: %q does not say %q", staged, want)
 		}
 	}
+	quota := runError(&output.IOError{Op: "write", Path: filepath.Join("out", ".pgrules", "staging", "dataset_v1.jsonl"), Err: &fs.PathError{Op: "write", Err: syscall.EDQUOT}}, nil, "out", true).Error()
+	if !strings.Contains(quota, "the disk is full (your quota on it is used up): nothing was committed") || !strings.Contains(quota, "spares there were removed") {
+		t.Errorf("an exhausted quota: %q", quota)
+	}
 	other := runError(full("write", filepath.Join("out", ".pgrules", "fingerprints.json")), nil, "out", false).Error()
 	if !strings.Contains(other, "the disk is full\n") || strings.Contains(other, "unchanged") || strings.Contains(other, "cache") {
 		t.Errorf("a full disk outside staging, cache off: %q (must not claim the outputs unchanged, nor a cache)", other)

@@ -22,7 +22,8 @@ import (
 // held it keeps reading what they opened.
 //
 // The disk holds two sets between runs instead of one; during a run it
-// holds two sets either way.
+// holds two sets either way. A run that fills the disk keeps no spare
+// (Writer.Abort).
 const spareName = "spare"
 
 func (s *State) spareDir() string { return filepath.Join(stateDir(s.dir), spareName) }
@@ -84,4 +85,9 @@ func (s *State) returnSpare(path string) {
 	if os.MkdirAll(s.spareDir(), 0o755) == nil {
 		_ = os.Rename(path, spare)
 	}
+}
+
+// NoSpace reports whether err is a full disk or an exhausted quota.
+func NoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

@@ -68,7 +68,7 @@ func Create(outDir string) (*Writer, error) {
 	for _, name := range RecordFiles {
 		s, err := newSink(st, filepath.Join(st.stagingDir(), name))
 		if err != nil {
-			w.Abort()
+			w.Abort(err)
 			return nil, err
 		}
 		w.sinks[name] = s
@@ -222,18 +222,28 @@ func (w *Writer) Stash(docs map[string][]byte) (string, error) {
 }
 
 // Abort drops the staged files; the committed outputs stay as they were.
-func (w *Writer) Abort() {
+// cause is why the run ends (nil: none to tell). When it is a full disk
+// the staged files are not kept as spares and the spares there are
+// removed too: a spare saves the next run time, and a full disk needs the
+// space now, by pgrules and by whoever else writes to it.
+func (w *Writer) Abort(cause error) {
 	if w.done {
 		return
 	}
+	full := NoSpace(cause)
 	for _, s := range w.sinks {
 		s.heads.close()
 		if s.f != nil {
 			s.f.Close()
-			w.state.returnSpare(s.path)
+			if !full {
+				w.state.returnSpare(s.path)
+			}
 		}
 	}
 	_ = os.RemoveAll(w.state.stagingDir())
+	if full {
+		_ = os.RemoveAll(w.state.spareDir())
+	}
 	w.done = true
 	w.state.Close()
 }

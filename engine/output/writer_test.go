@@ -55,7 +55,7 @@ func TestWriterCommitsAtomicallyAndAbortKeepsPrevious(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2.Write(DatasetFile, []byte(`{"id": "c"}`))
-	w2.Abort()
+	w2.Abort(nil)
 	if now, _ := os.ReadFile(filepath.Join(dir, DatasetFile)); string(now) != string(first) {
 		t.Error("an aborted run changed the committed dataset")
 	}
