@@ -120,6 +120,9 @@ type Result struct {
 	// NoCachedAnswer counts samples an offline run could not answer and
 	// rejected; KeptOffline those whose committed record it kept instead.
 	NoCachedAnswer, KeptOffline int
+	// NotStoredWhy is why the cache could not store the answers counted
+	// in Stats.Cache.NotStored.
+	NotStoredWhy string
 	// Memo counts the work remembered facts saved (never part of the
 	// stats: the outputs do not depend on it).
 	Memo MemoUse
@@ -281,12 +284,24 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 			log.Warn().Err(err).Msg("prompt keys not remembered; the next run renders every prompt again")
 		}
 	}
+	var notStored int
+	var notStoredWhy string
 	if d.Cache != nil {
 		// Before anything is committed, so no answer behind a committed
 		// record is still only in memory; one the cache could not store
 		// costs a call on a rerun, not a record.
 		if err := d.Cache.Sync(); err != nil {
 			log.Warn().Err(err).Msg("cache write failed; these answers will be paid for again on a rerun")
+			var se *cache.StoreError
+			if errors.As(err, &se) {
+				notStored, notStoredWhy = se.Lost, se.Err.Error()
+			}
+		}
+		if n := st.answers.NotStored(); n > 0 {
+			notStored += n
+			if notStoredWhy == "" {
+				notStoredWhy = "see the warnings above"
+			}
 		}
 	}
 
@@ -305,6 +320,7 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	}
 
 	res.Stats = t.report(work, problems, set.ProblemCount(), d)
+	res.Stats.Cache.NotStored, res.NotStoredWhy = notStored, notStoredWhy
 	if opt.AdjustStats != nil {
 		opt.AdjustStats(&res.Stats)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -661,5 +662,46 @@ func TestASecondSampleWithTheSamePromptIsNotAskedAgain(t *testing.T) {
 	defer e.teacher.mu.Unlock()
 	if calls := e.teacher.calls.Load(); calls != 4 || len(e.teacher.prompts) != 4 {
 		t.Errorf("%d calls for %d distinct prompts, want 4 for 4: %v", calls, len(e.teacher.prompts), e.teacher.prompts)
+	}
+}
+
+// Answers the cache cannot store (another writer holds it past the
+// timeout here; a full disk in life) do not stop a run: its records are
+// right. But a rerun pays for them again, and the stats say how many.
+func TestAnswersTheCacheCannotStoreAreCounted(t *testing.T) {
+	e := newEnv(t, corpus{n: 12})
+	path := filepath.Join(filepath.Dir(e.out), "held.db")
+	c, err := cache.Open(path, cache.Options{Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	res := e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Cache = c })
+	if !res.Committed {
+		t.Fatal("the run was not committed")
+	}
+	if got := res.Stats.Cache.NotStored; got != 12 {
+		t.Errorf("not_stored = %d, want 12 (every answer)", got)
+	}
+	if !strings.Contains(res.NotStoredWhy, path) {
+		t.Errorf("NotStoredWhy = %q, want the cache named", res.NotStoredWhy)
+	}
+	if !bytes.Contains(e.bytesOf(output.StatsFile), []byte(`"not_stored": 12`)) {
+		t.Errorf("the stats file does not hold not_stored: %s", e.bytesOf(output.StatsFile))
+	}
+	tx.Rollback()
+	res = e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Cache = c })
+	if got := res.Stats.Cache.NotStored; got != 0 || bytes.Contains(e.bytesOf(output.StatsFile), []byte("not_stored")) {
+		t.Errorf("a run whose answers were stored reports not_stored %d", got)
 	}
 }

@@ -528,6 +528,9 @@ func finishLine(res *engine.Result, outDir string) string {
 		b.WriteString("; cost: not reported")
 	}
 	fmt.Fprintf(&b, "; %d answer(s) from the cache", st.Cache.Hits)
+	if st.Cache.NotStored > 0 {
+		fmt.Fprintf(&b, "; %d answer(s) the teacher gave NOT stored in the cache (%s): a rerun pays for them again", st.Cache.NotStored, res.NotStoredWhy)
+	}
 	switch {
 	case res.Committed && !res.Health.Healthy:
 		fmt.Fprintf(&b, "; COMMITTED to %s despite an unhealthy run (--allow-unhealthy)", outDir)

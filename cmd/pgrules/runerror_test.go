@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pgrules/pgrules/engine"
 	"github.com/pgrules/pgrules/engine/output"
 )
 
@@ -30,5 +31,18 @@ func TestRunErrorOnAFullDisk(t *testing.T) {
 	other := runError(full("write", filepath.Join("out", ".pgrules", "fingerprints.json")), nil, "out", false).Error()
 	if !strings.Contains(other, "the disk is full\n") || strings.Contains(other, "unchanged") || strings.Contains(other, "cache") {
 		t.Errorf("a full disk outside staging, cache off: %q (must not claim the outputs unchanged, nor a cache)", other)
+	}
+}
+
+// Answers the cache could not store are on the run's last line, not only
+// in a warning among the logs: a rerun pays for them again.
+func TestFinishLineSaysWhatTheCacheLost(t *testing.T) {
+	res := &engine.Result{Committed: true, Health: engine.Health{Healthy: true}}
+	if got := finishLine(res, "out"); strings.Contains(got, "NOT stored") {
+		t.Errorf("nothing lost: %q", got)
+	}
+	res.Stats.Cache.NotStored, res.NotStoredWhy = 3, "response cache c.db: cannot write: database or disk is full (13)"
+	if got := finishLine(res, "out"); !strings.Contains(got, "3 answer(s) the teacher gave NOT stored in the cache (response cache c.db: cannot write: database or disk is full (13)): a rerun pays for them again; committed to out") {
+		t.Errorf("3 lost: %q", got)
 	}
 }

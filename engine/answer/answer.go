@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -55,6 +56,8 @@ type Source struct {
 	KeyByID bool
 	// Refresh skips cache reads but still stores new answers.
 	Refresh bool
+	// notStored counts the answers Keep could not hand to the cache.
+	notStored atomic.Int64
 	// NoPrompt and WantsDraft are what the provider said it reads: the
 	// prompt is not joined or sent to one that answers without it, the
 	// draft not sent to one that does not edit it.
@@ -128,6 +131,7 @@ func (s *Source) Keep(id, key string, a Answer, passed, hits []byte) {
 	if a.Called {
 		e := cache.Entry{Text: a.Text, Teacher: a.Response, StoredAt: a.received, Passed: passed, Hits: hits}
 		if err := s.Cache.Store(key, e); err != nil {
+			s.notStored.Add(1)
 			s.Log.Warn().Err(err).Str("id", id).Msg("cache write failed; this answer will be paid for again on a rerun")
 		}
 		return
@@ -170,3 +174,7 @@ func (s *Source) Ask(ctx context.Context, req providers.Request, prompt prompt.R
 	// prune --older-than` measures.
 	return Answer{Text: resp.Text, Response: resp, Called: true, received: time.Now().UTC()}, nil
 }
+
+// NotStored is how many of the teacher's answers Keep could not hand to
+// the cache (see also cache.StoreError: those it was handed and lost).
+func (s *Source) NotStored() int { return int(s.notStored.Load()) }

@@ -229,6 +229,9 @@ type Cache struct {
 	Misses       int     `json:"misses"`
 	TokensSaved  int64   `json:"tokens_saved"`
 	CostSavedUSD float64 `json:"cost_saved_usd"`
+	// NotStored counts the answers the teacher gave this run that the
+	// cache could not store (a full disk): a rerun pays for them again.
+	NotStored int `json:"not_stored,omitempty"`
 }
 
 // Skipped counts what did not go through the teacher and gates.
