@@ -13,10 +13,16 @@ import (
 // its sample; these are files whose every sample would be lost: the wrong
 // file, the right one in another encoding, or another dataset's.
 
-// checkHasRecords refuses a file with lines but no record.
+// checkHasRecords refuses a file with no record: with lines, or none.
+// An empty file is what a stage before pgrules leaves when it failed or
+// has not written yet, and a run over it would commit every sample
+// rejected (or none at all) in place of the last good dataset.
 func checkHasRecords(f *File) error {
-	if f.Records > 0 || f.ProblemCount == 0 {
+	if f.Records > 0 {
 		return nil
+	}
+	if f.ProblemCount == 0 {
+		return &NoRecordsError{Path: f.Path, Kind: f.kind.name}
 	}
 	return &NoRecordsError{Path: f.Path, Kind: f.kind.name, Lines: f.ProblemCount, First: f.Problems[0],
 		UTF16: bytes.HasPrefix(f.data, []byte{0xff, 0xfe}) || bytes.HasPrefix(f.data, []byte{0xfe, 0xff}),
@@ -30,7 +36,8 @@ func checkHasRecords(f *File) error {
 type NoRecordsError struct {
 	// Kind is what the file was given as (prompt_plan, drafts, critiques).
 	Path, Kind string
-	Lines      int
+	// Lines counts the non-blank lines (0: the file is empty or blank).
+	Lines int
 	First      Problem
 	// UTF16 is set when the file starts with a UTF-16 byte order mark,
 	// Gzip when it starts with gzip's magic number.
@@ -38,6 +45,9 @@ type NoRecordsError struct {
 }
 
 func (e *NoRecordsError) Error() string {
+	if e.Lines == 0 {
+		return fmt.Sprintf("%s is empty: it holds no record (has the stage that writes it failed, or not finished?)", e.Path)
+	}
 	first := e.First
 	first.Msg, _, _ = strings.Cut(first.Msg, "; the line is skipped")
 	msg := fmt.Sprintf("%s: none of its %d non-blank line(s) is a record (the first: %s)", e.Path, e.Lines, first.Error())

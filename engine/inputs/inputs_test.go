@@ -216,7 +216,7 @@ func TestProblemsAreCappedButCounted(t *testing.T) {
 	}
 	// One good record: a file with none is refused (TestAFileWithNoRecordIsRefused).
 	b.WriteString(`{"id":"ok","payload_type":"checklist","prompt":"P"}` + "\n")
-	s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", b.String()), Drafts: write(t, dir, "d.jsonl", "")})
+	s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", b.String()), Drafts: write(t, dir, "d.jsonl", `{"id":"ok","output_text":"d"}`+"\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,8 +356,9 @@ func TestTruncatedInputIsAnError(t *testing.T) {
 
 // An input none of whose lines is a record is the wrong file, or the right
 // one in UTF-16: the run stops before judging anything, instead of
-// committing every sample rejected for missing inputs. A file with one
-// good record, or with no line at all, is not refused.
+// committing every sample rejected for missing inputs. So is a file with
+// no line at all (or only blank ones): what a stage that failed leaves. A
+// file with one good record is not refused.
 func TestAFileWithNoRecordIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	plan := write(t, dir, "plan.jsonl", `{"id":"a","payload_type":"checklist","prompt":"P"}`+"\n")
@@ -373,6 +374,8 @@ func TestAFileWithNoRecordIsRefused(t *testing.T) {
 		"not drafts": {`{"not": "a draft"}` + "\n\n" + `{"nor": "this"}` + "\n", `none of its 2 non-blank line(s) is a record (the first: ` + filepath.Join(dir, "not drafts") + `:1: record has no "id")`, false},
 		"utf-16":     {string(append([]byte{0xff, 0xfe}, utf16...)), "the file is UTF-16: save it as UTF-8", true},
 		"gzip":       {gzipped(t, `{"id":"a","output_text":"d"}`+"\n"), "the file is gzip-compressed: decompress it, or pass it through a pipe such as <(zcat " + filepath.Join(dir, "gzip") + ")", false},
+		"empty":      {"", filepath.Join(dir, "empty") + " is empty: it holds no record (has the stage that writes it failed, or not finished?)", false},
+		"blank":      {"\n  \n\n", filepath.Join(dir, "blank") + " is empty: it holds no record", false},
 	} {
 		_, err := Open(context.Background(), Paths{Plan: plan, Drafts: write(t, dir, name, tc.drafts)})
 		var nr *NoRecordsError
@@ -380,7 +383,7 @@ func TestAFileWithNoRecordIsRefused(t *testing.T) {
 			t.Errorf("%s: err = %v, want a NoRecordsError saying %q", name, err, tc.want)
 		}
 	}
-	for name, drafts := range map[string]string{"empty": "", "one good": "{broken\n" + `{"id":"a","output_text":"d"}` + "\n"} {
+	for name, drafts := range map[string]string{"one good": "{broken\n" + `{"id":"a","output_text":"d"}` + "\n"} {
 		opens(t, name+" drafts", Paths{Plan: plan, Drafts: write(t, dir, name, drafts)})
 	}
 }
