@@ -565,6 +565,21 @@ func checkRunConfig(l *loaded) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %v: name the input files with flags, PGRULES_PLAN / PGRULES_DRAFTS, or in pgrules.yaml", missing)
 	}
+	// "-" is standard input, as for most tools (one input at most: a
+	// pipe can be read once).
+	stdin := ""
+	for _, in := range []struct {
+		flag string
+		path *string
+	}{{"--plan", &cfg.Plan}, {"--drafts", &cfg.Drafts}, {"--critiques", &cfg.Critiques}} {
+		if *in.path != "-" {
+			continue
+		}
+		if stdin != "" {
+			return fmt.Errorf("%s and %s are both - (standard input): only one input can come from it; name a file, or a pipe such as <(zcat FILE), for the other", stdin, in.flag)
+		}
+		stdin, *in.path = in.flag, os.Stdin.Name()
+	}
 	// Unreadable inputs are found before a plugin starts or a cache opens.
 	for _, in := range []struct{ key, flag, path string }{{"plan", "--plan", cfg.Plan}, {"drafts", "--drafts", cfg.Drafts}, {"critiques", "--critiques", cfg.Critiques}} {
 		if in.path == "" {
