@@ -163,17 +163,13 @@ func logProblems(log zerolog.Logger, set *inputs.Set) {
 // was committed; every answer received is in the cache.
 var ErrInterrupted = errors.New("run interrupted")
 
-// Run executes a refinement pass.
+// Run executes a refinement pass. It wires the steps, each a function of
+// its own: readInputs, readOutputs, plan, newStages, judgeAll (the stages,
+// concurrently, into the writer in input order), settleCache, and
+// conclude (stats, manifest, then commit or stash).
 func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	opt = opt.withDefaults()
-	log := d.Log
-	// phase logs, at debug level, how long each part of the run took.
-	mark := time.Now()
-	phase := func(name string) {
-		log.Debug().Dur("took", time.Since(mark)).Msg(name)
-		mark = time.Now()
-	}
-
+	ph := phases{log: d.Log, mark: time.Now()}
 	// memos is nil, not a nil *cache.Cache, when caching is off.
 	var memos memo.Store
 	if d.Cache != nil {
@@ -181,7 +177,7 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	}
 	// The committed outputs are hashed while the inputs are indexed.
 	pre := output.StartPrehash(opt.OutDir)
-	set, err := inputs.OpenRemembering(ctx, opt.Inputs, memos)
+	set, err := readInputs(ctx, opt, memos, d.Log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return &Result{Interrupted: true, InterruptedReading: true}, ErrInterrupted
@@ -189,123 +185,43 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 		return nil, err
 	}
 	defer set.Close()
-	if err := checkInputSHA256(set, opt.WantInputSHA256); err != nil {
-		return nil, err
-	}
-	problems := set.Problems()
-	logProblems(log, set)
-	phase("inputs indexed")
+	ph.done("inputs indexed")
 
 	w, err := output.Create(opt.OutDir)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { w.Abort(err) }() // a no-op once committed or stashed
-	// Read once the out dir is locked, so no other run commits under it;
-	// numbered by the inputs' id table, so each id is held once.
-	prior, err := output.ReadPriorWith(opt.OutDir, set.IDs(), pre)
+	prev, err := readOutputs(opt, set, pre, d.Log)
 	if err != nil {
 		return nil, err
 	}
-	defer prior.Close()
-	for _, p := range prior.Problems {
-		log.Warn().Msg(p)
-	}
-	source := prior
-	if len(opt.MergeFrom) > 0 {
-		if source, err = output.ReadPriors(opt.MergeFrom, set.IDs()); err != nil {
-			return nil, err
-		}
-		defer source.Close()
-		if len(source.Problems) > 0 {
-			return nil, &MergeError{Problems: source.Problems}
-		}
-	}
-	phase("previous outputs read")
+	defer prev.Close()
+	ph.done("previous outputs read")
 
-	work, prov, err := plan(opt, set, prior, source, d)
+	work, prov, err := plan(opt, set, prev.prior, prev.source, d)
 	if err != nil {
 		return nil, err
 	}
 	createdAt := opt.Now().UTC().Format(createdAtLayout)
-	phase("work planned")
-	st := &stages{
-		set:      set,
-		source:   source,
-		prior:    prior,
-		template: d.Template,
-		system:   d.System,
-		answers: &answer.Source{
-			Cache: d.Cache, Teacher: d.Teacher, Provider: d.Provider, Identity: d.Identity,
-			KeyByID: d.KeyByID, Refresh: opt.Refresh, Log: log, NoPrompt: d.NoPrompt, WantsDraft: d.WantsDraft,
-		},
-		judge: &judge.Judge{Rules: d.Rules, Mode: opt.Mode, Provider: d.Provider, CreatedAt: createdAt},
-		merge: len(opt.MergeFrom) > 0,
-		prov:  prov,
-	}
-	if opt.Offline {
-		st.answers.Teacher = nil
-	}
-	if d.Cache != nil && !opt.Refresh && d.Template != nil && d.Rules != nil {
-		if err := st.rememberPromptKeys(d, set, memos); err != nil {
-			log.Warn().Err(err).Msg("remembered prompt keys not read; every prompt is rendered")
-		}
-	}
-	// A --refresh run reads no answer from the cache but still marks the
-	// ones it checks.
-	if d.Cache != nil && d.Rules != nil {
-		st.schemaChecks = schemaChecks(d.Rules, opt.Mode)
-		st.hitsCheck = hitsCheck(d.Rules, opt.Mode)
-	}
-	t := newTally(d.Rules, prior, work.total, d.Teacher, log, opt)
+	ph.done("work planned")
+	st := newStages(opt, d, set, prev, prov, createdAt, memos)
+	t := newTally(d.Rules, prev.prior, work.total, d.Teacher, d.Log, opt)
 	if opt.Offline {
 		t.health.staleWhy = prov.why()
 	}
 	// Every table the run holds to its end is built now: the limit is set
 	// above them.
 	if opt.RoomAboveLiveHeap > 0 {
-		fitMemoryLimit(opt.RoomAboveLiveHeap, log)
+		fitMemoryLimit(opt.RoomAboveLiveHeap, d.Log)
 	}
-	phase("memos read")
+	ph.done("memos read")
 
-	stopped := runInOrder(ctx, st.readAhead(work.jobs), opt.Concurrency, st.process, func(r *result) error {
-		err := w.Write(r.verdict.Sink, r.line)
-		r.release()
-		if err != nil {
-			return err
-		}
-		t.observe(r)
-		return nil
-	})
-	t.finishProgress()
-	phase("samples judged and written")
-	if st.keys != nil {
-		if err := st.keys.Save(memos); err != nil {
-			log.Warn().Err(err).Msg("prompt keys not remembered; the next run renders every prompt again")
-		}
-	}
-	var notStored int
-	var notStoredWhy string
-	if d.Cache != nil {
-		// Before anything is committed, so no answer behind a committed
-		// record is still only in memory; one the cache could not store
-		// costs a call on a rerun, not a record.
-		if err := d.Cache.Sync(); err != nil {
-			log.Warn().Err(err).Msg("cache write failed; these answers will be paid for again on a rerun")
-			var se *cache.StoreError
-			if errors.As(err, &se) {
-				notStored, notStoredWhy = se.Lost, se.Err.Error()
-			}
-		}
-		if n := st.answers.NotStored(); n > 0 {
-			notStored += n
-			if notStoredWhy == "" {
-				notStoredWhy = "see the warnings above"
-			}
-		}
-	}
+	stopped := st.judgeAll(ctx, work, opt.Concurrency, w, t)
+	ph.done("samples judged and written")
+	lost := st.settleCache(d, memos)
 
-	res := &Result{Problems: problems, ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline, Memo: t.memo}
+	res := &Result{Problems: set.Problems(), ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline, Memo: t.memo}
 	if stopped.ioErr != nil {
 		return nil, stopped.ioErr
 	}
@@ -318,17 +234,180 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 		res.Remaining = work.total - t.done
 		return res, ErrInterrupted
 	}
-
-	res.Stats = t.report(work, problems, set.ProblemCount(), d)
-	res.Stats.Cache.NotStored, res.NotStoredWhy = notStored, notStoredWhy
+	res.Stats = t.report(work, res.Problems, res.ProblemCount, d)
+	res.Stats.Cache.NotStored, res.NotStoredWhy = lost.count, lost.why
 	if opt.AdjustStats != nil {
 		opt.AdjustStats(&res.Stats)
 	}
+	if err := conclude(opt, d, set, prev.prior, w, res, createdAt, ph); err != nil {
+		if _, unhealthy := err.(*UnhealthyError); unhealthy {
+			return res, err // res says what the stashed run holds
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// phases logs, at debug level, how long each part of the run took.
+type phases struct {
+	log  zerolog.Logger
+	mark time.Time
+}
+
+func (p *phases) done(name string) {
+	p.log.Debug().Dur("took", time.Since(p.mark)).Msg(name)
+	p.mark = time.Now()
+}
+
+// readInputs indexes the three inputs (or recalls their index) and
+// reports their bad lines.
+func readInputs(ctx context.Context, opt Options, memos memo.Store, log zerolog.Logger) (*inputs.Set, error) {
+	set, err := inputs.OpenRemembering(ctx, opt.Inputs, memos)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkInputSHA256(set, opt.WantInputSHA256); err != nil {
+		set.Close()
+		return nil, err
+	}
+	logProblems(log, set)
+	return set, nil
+}
+
+// previous holds the committed run's records (prior) and those the run
+// keeps (source: prior, or the shards' in a merge).
+type previous struct {
+	prior, source *output.Prior
+}
+
+func (p previous) Close() {
+	if p.source != p.prior {
+		p.source.Close()
+	}
+	p.prior.Close()
+}
+
+// readOutputs reads the committed records: once the out dir is locked, so
+// no other run commits under it, and numbered by the inputs' id table, so
+// each id is held once.
+func readOutputs(opt Options, set *inputs.Set, pre *output.Prehash, log zerolog.Logger) (previous, error) {
+	prior, err := output.ReadPriorWith(opt.OutDir, set.IDs(), pre)
+	if err != nil {
+		return previous{}, err
+	}
+	for _, p := range prior.Problems {
+		log.Warn().Msg(p)
+	}
+	prev := previous{prior: prior, source: prior}
+	if len(opt.MergeFrom) > 0 {
+		if prev.source, err = output.ReadPriors(opt.MergeFrom, set.IDs()); err != nil {
+			prior.Close()
+			return previous{}, err
+		}
+		if len(prev.source.Problems) > 0 {
+			prev.Close()
+			return previous{}, &MergeError{Problems: prev.source.Problems}
+		}
+	}
+	return prev, nil
+}
+
+// newStages sets up the stages a sample goes through, with what the
+// cache remembers of these inputs.
+func newStages(opt Options, d Deps, set *inputs.Set, prev previous, prov *provenance, createdAt string, memos memo.Store) *stages {
+	st := &stages{
+		set:      set,
+		source:   prev.source,
+		prior:    prev.prior,
+		template: d.Template,
+		system:   d.System,
+		answers: &answer.Source{
+			Cache: d.Cache, Teacher: d.Teacher, Provider: d.Provider, Identity: d.Identity,
+			KeyByID: d.KeyByID, Refresh: opt.Refresh, Log: d.Log, NoPrompt: d.NoPrompt, WantsDraft: d.WantsDraft,
+		},
+		judge: &judge.Judge{Rules: d.Rules, Mode: opt.Mode, Provider: d.Provider, CreatedAt: createdAt},
+		merge: len(opt.MergeFrom) > 0,
+		prov:  prov,
+	}
+	if opt.Offline {
+		st.answers.Teacher = nil
+	}
+	if d.Cache != nil && !opt.Refresh && d.Template != nil && d.Rules != nil {
+		if err := st.rememberPromptKeys(d, set, memos); err != nil {
+			d.Log.Warn().Err(err).Msg("remembered prompt keys not read; every prompt is rendered")
+		}
+	}
+	// A --refresh run reads no answer from the cache but still marks the
+	// ones it checks.
+	if d.Cache != nil && d.Rules != nil {
+		st.schemaChecks = schemaChecks(d.Rules, opt.Mode)
+		st.hitsCheck = hitsCheck(d.Rules, opt.Mode)
+	}
+	return st
+}
+
+// judgeAll takes every job through the stages on workers and hands the
+// records to the writer, and to the tally, in input order.
+func (st *stages) judgeAll(ctx context.Context, work work, workers int, w *output.Writer, t *tally) stopped {
+	s := runInOrder(ctx, st.readAhead(work.jobs), workers, st.process, func(r *result) error {
+		err := w.Write(r.verdict.Sink, r.line)
+		r.release()
+		if err != nil {
+			return err
+		}
+		t.observe(r)
+		return nil
+	})
+	t.finishProgress()
+	return s
+}
+
+// lostAnswers counts the teacher's answers the cache could not store, and
+// says why.
+type lostAnswers struct {
+	count int
+	why   string
+}
+
+// settleCache remembers the prompt keys and waits until every answer is
+// in the cache: before anything is committed, so no answer behind a
+// committed record is still only in memory. One the cache could not
+// store costs a call on a rerun, not a record.
+func (st *stages) settleCache(d Deps, memos memo.Store) lostAnswers {
+	if st.keys != nil {
+		if err := st.keys.Save(memos); err != nil {
+			d.Log.Warn().Err(err).Msg("prompt keys not remembered; the next run renders every prompt again")
+		}
+	}
+	var lost lostAnswers
+	if d.Cache == nil {
+		return lost
+	}
+	if err := d.Cache.Sync(); err != nil {
+		d.Log.Warn().Err(err).Msg("cache write failed; these answers will be paid for again on a rerun")
+		var se *cache.StoreError
+		if errors.As(err, &se) {
+			lost = lostAnswers{se.Lost, se.Err.Error()}
+		}
+	}
+	if n := st.answers.NotStored(); n > 0 {
+		lost.count += n
+		if lost.why == "" {
+			lost.why = "see the warnings above"
+		}
+	}
+	return lost
+}
+
+// conclude writes the stats and the manifest beside the records, then
+// commits them, or stashes them when the run is unhealthy.
+func conclude(opt Options, d Deps, set *inputs.Set, prior *output.Prior, w *output.Writer, res *Result, createdAt string, ph phases) error {
+	var err error
 	if res.Dataset, err = w.Info(output.DatasetFile); err == nil {
 		res.Rejected, err = w.Info(output.RejectedFile)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	docs, err := documents(res.Stats, func(statsFile output.FileInfo) *Manifest {
 		man := d.Manifest
@@ -347,21 +426,21 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 		return man
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !res.Health.Healthy && !opt.AllowUnhealthy {
 		if res.StashDir, err = w.Stash(docs); err != nil {
-			return nil, err
+			return err
 		}
-		return res, &UnhealthyError{Health: res.Health, StashDir: res.StashDir}
+		return &UnhealthyError{Health: res.Health, StashDir: res.StashDir}
 	}
-	phase("stats and manifest built")
+	ph.done("stats and manifest built")
 	if err := w.Commit(docs); err != nil {
-		return nil, err
+		return err
 	}
-	phase("committed")
+	ph.done("committed")
 	res.Committed = true
-	return res, nil
+	return nil
 }
 
 // rememberPromptKeys loads the prompt keys remembered for exactly these

@@ -38,7 +38,7 @@ type NoRecordsError struct {
 	Path, Kind string
 	// Lines counts the non-blank lines (0: the file is empty or blank).
 	Lines int
-	First      Problem
+	First Problem
 	// UTF16 is set when the file starts with a UTF-16 byte order mark,
 	// Gzip when it starts with gzip's magic number.
 	UTF16, Gzip bool
