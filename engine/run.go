@@ -234,7 +234,7 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 		res.Remaining = work.total - t.done
 		return res, ErrInterrupted
 	}
-	res.Stats = t.report(work, res.Problems, res.ProblemCount, d)
+	res.Stats = t.report(work, res.Problems, res.ProblemCount, d, set.ID)
 	res.Stats.Cache.NotStored, res.NotStoredWhy = lost.count, lost.why
 	if opt.AdjustStats != nil {
 		opt.AdjustStats(&res.Stats)

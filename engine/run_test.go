@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
+	"github.com/pgrules/pgrules/engine/stats"
 	"github.com/pgrules/pgrules/engine/teacher"
 	"github.com/pgrules/pgrules/providers"
 	"github.com/pgrules/pgrules/rules"
@@ -703,5 +705,31 @@ func TestAnswersTheCacheCannotStoreAreCounted(t *testing.T) {
 	res = e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Cache = c })
 	if got := res.Stats.Cache.NotStored; got != 0 || bytes.Contains(e.bytesOf(output.StatsFile), []byte("not_stored")) {
 		t.Errorf("a run whose answers were stored reports not_stored %d", got)
+	}
+}
+
+// Accepted records whose response repeats an earlier one's are named in
+// the stats, kept (resumed) records and fresh ones alike: the fake
+// teacher answers every sample of a payload type alike.
+func TestRepeatedResponsesAreNamedInTheStats(t *testing.T) {
+	e := newEnv(t, corpus{n: 8})
+	want := &stats.Duplicates{Records: 4, First: []stats.Duplicate{
+		{ID: sampleID(4), SameAs: sampleID(0)}, {ID: sampleID(5), SameAs: sampleID(1)},
+		{ID: sampleID(6), SameAs: sampleID(2)}, {ID: sampleID(7), SameAs: sampleID(3)},
+	}}
+	res := e.mustRun(nil)
+	if got := res.Stats.DuplicateResponses; !reflect.DeepEqual(got, want) {
+		t.Fatalf("duplicate_responses = %+v, want %+v", got, want)
+	}
+	full := e.bytesOf(output.StatsFile)
+
+	e = newEnv(t, corpus{n: 8})
+	e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Limit = 5 })
+	res = e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Resume = true })
+	if got := res.Stats.DuplicateResponses; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a resume (5 kept, 3 fresh): duplicate_responses = %+v, want %+v", got, want)
+	}
+	if !bytes.Contains(full, []byte(`"same_as": "`+sampleID(0)+`"`)) {
+		t.Errorf("the stats file does not name the repeats:\n%s", full)
 	}
 }

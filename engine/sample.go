@@ -48,11 +48,14 @@ type stages struct {
 // result is one sample after the stages: its record, encoded, and what
 // the tallies need to know about it.
 type result struct {
-	seq     int
-	id      string
-	verdict judge.Verdict
-	line    []byte
-	outcome stats.Outcome
+	seq int
+	ord int32
+	id  string
+	// responseHash is responseHash of the accepted record's response.
+	responseHash uint64
+	verdict      judge.Verdict
+	line         []byte
+	outcome      stats.Outcome
 	// kept: the record is the previous run's (--resume).
 	kept bool
 	// asked: the sample needed a teacher answer.
@@ -137,7 +140,7 @@ func (r *result) release() {
 // process takes one id through join → render → answer → judge → encode.
 func (st *stages) process(ctx context.Context, j job) *result {
 	id := st.set.ID(int(j.ord))
-	r := &result{seq: int(j.seq), id: id}
+	r := &result{seq: int(j.seq), ord: j.ord, id: id}
 	var key string
 	load := st.set.Load
 	if j.keep == 0 && st.keys != nil {
@@ -314,6 +317,9 @@ func (st *stages) keep(r *result, s inputs.Sample, from *output.Prior, i int) *r
 		return r
 	}
 	r.kept, r.line = true, line
+	if a := r.verdict.Accepted; a != nil {
+		r.responseHash = responseHash(a.Response)
+	}
 	r.outcome = st.judge.Outcome(s, r.verdict)
 	// A merged record was processed by its shard, not resumed by the merge.
 	r.outcome.Resumed = !st.merge
@@ -323,6 +329,9 @@ func (st *stages) keep(r *result, s inputs.Sample, from *output.Prior, i int) *r
 func (st *stages) finish(r *result, s inputs.Sample, v judge.Verdict) *result {
 	buf := linePool.Get().(*[]byte)
 	r.verdict, r.line, r.buf = v, v.Encode((*buf)[:0]), buf
+	if a := v.Accepted; a != nil {
+		r.responseHash = responseHash(a.Response)
+	}
 	r.outcome = st.judge.Outcome(s, v)
 	return r
 }

@@ -19,6 +19,7 @@ import (
 // progress. It is owned by the consuming goroutine.
 type tally struct {
 	stats   *stats.Collector
+	dups    dupFinder
 	changes *changes.Tracker
 	health  *healthTally
 	log     zerolog.Logger
@@ -46,13 +47,18 @@ func newTally(rs *rules.Rules, prior *output.Prior, total int, teacher any, log 
 	st.Reserve(total)
 	return &tally{
 		stats: st, changes: newChangeTracker(prior), health: newHealthTally(),
-		log: log, opt: opt, teacher: teacher, total: total, start: now, lastProgress: now,
+		// Reserved whole: growing by doubling would hold twice as much.
+		dups: dupFinder{hashes: make([]uint64, 0, total), ords: make([]int32, 0, total)},
+		log:  log, opt: opt, teacher: teacher, total: total, start: now, lastProgress: now,
 	}
 }
 
 func (t *tally) observe(r *result) {
 	t.stats.Add(r.outcome)
 	t.changes.Observe(r.id, changes.Record{Accepted: r.verdict.Accepted != nil, Reasons: r.verdict.ReasonCodes()})
+	if r.verdict.Accepted != nil {
+		t.dups.add(r.responseHash, r.ord)
+	}
 	if r.kept {
 		if r.keptOffline {
 			t.keptOffline++
@@ -133,8 +139,9 @@ func (t *tally) finishProgress() {
 }
 
 // report builds the stats document.
-func (t *tally) report(w work, problems []inputs.Problem, problemCount int, d Deps) stats.Stats {
+func (t *tally) report(w work, problems []inputs.Problem, problemCount int, d Deps, idOf func(int) string) stats.Stats {
 	st := t.stats.Report()
+	st.DuplicateResponses = t.dups.find(idOf)
 	st.Skipped.InputProblems = problemCount
 	for _, p := range problems[:min(len(problems), 100)] {
 		st.InputProblems = append(st.InputProblems, p)

@@ -107,6 +107,13 @@ func TestReportInABrowser(t *testing.T) {
 		} `json:"summary"`
 		Reasons map[string]int `json:"rejection_reasons"`
 		Warn    map[string]int `json:"warning_reasons"`
+		Dups    struct {
+			Records int `json:"records"`
+			First   []struct {
+				ID     string `json:"id"`
+				SameAs string `json:"same_as"`
+			} `json:"first"`
+		} `json:"duplicate_responses"`
 	}
 	if err := json.Unmarshal(must(os.ReadFile(filepath.Join(out, "dataset_v1_stats.json"))), &stats); err != nil {
 		t.Fatal(err)
@@ -209,6 +216,12 @@ func TestReportInABrowser(t *testing.T) {
 	evalJS(t, ctx, `document.getElementById("summary").innerText`, &summary)
 	if want := fmt.Sprintf("Warning: details that failed to evaluate on %d sample(s), the first ", stats.Warn["overconfident_time_sensitive"]); !strings.Contains(summary, want) || !strings.Contains(summary, "details overconfident_phrases: index out of bounds: 5") {
 		t.Errorf("summary does not warn about the failing details (want %q):\n%s", want, summary)
+	}
+	if stats.Dups.Records == 0 {
+		t.Fatal("the sample run has no repeated responses to show")
+	}
+	if want := fmt.Sprintf("Warning: %d accepted record(s) repeat an earlier one's response, so the dataset holds those examples twice: %s is %s", stats.Dups.Records, stats.Dups.First[0].ID, stats.Dups.First[0].SameAs); !strings.Contains(summary, want) {
+		t.Errorf("summary does not warn about the repeated responses (want %q):\n%s", want, summary)
 	}
 
 	// Usable at 1280×800: nothing wider than the window.

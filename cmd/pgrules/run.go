@@ -527,6 +527,13 @@ func finishLine(res *engine.Result, outDir string) string {
 	} else {
 		b.WriteString("; cost: not reported")
 	}
+	if d := st.DuplicateResponses; d != nil {
+		more := ""
+		if d.Records > 1 {
+			more = ", …"
+		}
+		fmt.Fprintf(&b, "; duplicates: %d accepted record(s) repeat an earlier one's response (%s is %s%s: duplicate_responses in the stats)", d.Records, d.First[0].ID, d.First[0].SameAs, more)
+	}
 	fmt.Fprintf(&b, "; %d answer(s) from the cache", st.Cache.Hits)
 	if st.Cache.NotStored > 0 {
 		fmt.Fprintf(&b, "; %d answer(s) the teacher gave NOT stored in the cache (%s): a rerun pays for them again", st.Cache.NotStored, res.NotStoredWhy)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgrules/pgrules/engine"
 	"github.com/pgrules/pgrules/engine/output"
+	"github.com/pgrules/pgrules/engine/stats"
 )
 
 // A full disk is worded as one, says whether anything was committed and
@@ -44,5 +45,18 @@ func TestFinishLineSaysWhatTheCacheLost(t *testing.T) {
 	res.Stats.Cache.NotStored, res.NotStoredWhy = 3, "response cache c.db: cannot write: database or disk is full (13)"
 	if got := finishLine(res, "out"); !strings.Contains(got, "3 answer(s) the teacher gave NOT stored in the cache (response cache c.db: cannot write: database or disk is full (13)): a rerun pays for them again; committed to out") {
 		t.Errorf("3 lost: %q", got)
+	}
+}
+
+// Repeated responses are on the last line too, with the first pair.
+func TestFinishLineNamesRepeatedResponses(t *testing.T) {
+	res := &engine.Result{Committed: true, Health: engine.Health{Healthy: true}}
+	res.Stats.DuplicateResponses = &stats.Duplicates{Records: 3, First: []stats.Duplicate{{ID: "b", SameAs: "a"}}}
+	if got := finishLine(res, "out"); !strings.Contains(got, "; duplicates: 3 accepted record(s) repeat an earlier one's response (b is a, …: duplicate_responses in the stats)") {
+		t.Errorf("finish line: %q", got)
+	}
+	res.Stats.DuplicateResponses = nil
+	if got := finishLine(res, "out"); strings.Contains(got, "duplicates") {
+		t.Errorf("no repeats: %q", got)
 	}
 }

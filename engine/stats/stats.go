@@ -234,6 +234,21 @@ type Cache struct {
 	NotStored int `json:"not_stored,omitempty"`
 }
 
+// Duplicates are the accepted records whose response repeats an earlier
+// accepted record's, byte for byte as written.
+type Duplicates struct {
+	// Records counts the repeats (an original is not counted).
+	Records int `json:"records"`
+	// First names the first repeats in input order (at most 10).
+	First []Duplicate `json:"first"`
+}
+
+// Duplicate is one repeat: ID's response is SameAs's.
+type Duplicate struct {
+	ID     string `json:"id"`
+	SameAs string `json:"same_as"`
+}
+
 // Skipped counts what did not go through the teacher and gates.
 type Skipped struct {
 	Resume        int `json:"resume"`
@@ -270,6 +285,9 @@ type Stats struct {
 	// server that echoes the key back); 0 is omitted.
 	SecretsRedacted int   `json:"secrets_redacted,omitempty"`
 	InputProblems   []any `json:"input_problems,omitempty"`
+	// DuplicateResponses: accepted records that repeat an earlier one's
+	// response (nil: none).
+	DuplicateResponses *Duplicates `json:"duplicate_responses,omitempty"`
 }
 
 // OrderedRates keeps gate_pass_rates in gates.yaml order.

@@ -154,6 +154,10 @@
   (D.problems || []).forEach((p) => document.getElementById("summary").append(el("p", { class: "bad", text: "Warning: " + p })));
   if (health.detail_errors) document.getElementById("summary").append(el("p", { class: "bad", text:
     `Warning: details that failed to evaluate on ${fmt(health.detail_errors)} sample(s), the first ${health.detail_error_sample}; the records read "error: …" there, and the decisions stand.` }));
+  const dups = S.duplicate_responses;
+  if (dups && dups.records) document.getElementById("summary").append(el("p", { class: "bad", text:
+    `Warning: ${fmt(dups.records)} accepted record(s) repeat an earlier one's response, so the dataset holds those examples twice: ` +
+    dups.first.map((d) => `${d.id} is ${d.same_as}`).join(", ") + (dups.records > dups.first.length ? ", …" : "") + " (duplicate_responses in the stats)." }));
 
   // ---- funnel ----
   hbars("funnel", (D.funnel || []).map((s, i) => ({
