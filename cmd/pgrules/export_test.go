@@ -222,7 +222,8 @@ func TestExportParquetReadByDuckDB(t *testing.T) {
 		} `json:"inputs"`
 	}
 	_ = json.Unmarshal([]byte(man), &m)
-	for _, want := range []string{m.RunID, m.Inputs["prompt_plan"].SHA256, m.Inputs["drafts"].SHA256, "| overconfidence_guard | reject | 74.1% | 20 / 27 |", "`dryrun-v1` (30)"} {
+	for _, want := range []string{m.RunID, m.Inputs["prompt_plan"].SHA256, m.Inputs["drafts"].SHA256, "| overconfidence_guard | reject | 74.1% | 20 / 27 |", "`dryrun-v1` (30)",
+		"**Repeated responses:** 3 record(s) repeat an earlier record's response byte for byte (`v1_itinerary_transport_0009` is `v1_itinerary_accommodation_0004`, "} {
 		if want == "" || !strings.Contains(card, want) {
 			t.Errorf("card lacks %q", want)
 		}

@@ -21,6 +21,13 @@ type stats struct {
 	Models       map[string]int `json:"teacher_models"`
 	PayloadTypes map[string]int `json:"payload_types"`
 	Categories   map[string]int `json:"categories"`
+	Duplicates   *struct {
+		Records int `json:"records"`
+		First   []struct {
+			ID     string `json:"id"`
+			SameAs string `json:"same_as"`
+		} `json:"first"`
+	} `json:"duplicate_responses"`
 }
 
 // sizeCategory is Hugging Face's size_categories bucket.
@@ -199,6 +206,18 @@ func datasetCard(opt Options, man *output.ManifestView, statsDoc []byte, res *Re
 			rs = append(rs, fmt.Sprintf("`%s` %d", r, st.Reasons[r]))
 		}
 		b.WriteString(strings.Join(rs, ", ") + ".\n")
+	}
+	if d := st.Duplicates; d != nil && d.Records > 0 {
+		// A reader of the card trains on the data: a repeat weighs twice.
+		var pairs []string
+		for _, p := range d.First {
+			pairs = append(pairs, fmt.Sprintf("`%s` is `%s`", p.ID, p.SameAs))
+		}
+		more := ""
+		if d.Records > len(d.First) {
+			more = ", …"
+		}
+		fmt.Fprintf(&b, "\n**Repeated responses:** %d record(s) repeat an earlier record's response byte for byte (%s%s; all counted in the run's dataset_v1_stats.json, `duplicate_responses`).\n", d.Records, strings.Join(pairs, ", "), more)
 	}
 	return b.String()
 }
