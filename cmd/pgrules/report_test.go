@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	enginestats "github.com/pgrules/pgrules/engine/stats"
 )
 
 // chromium finds the browser the report test drives: $PGRULES_CHROMIUM, or
@@ -105,15 +107,9 @@ func TestReportInABrowser(t *testing.T) {
 			TotalInputs int `json:"total_inputs"`
 			Accepted    int `json:"accepted"`
 		} `json:"summary"`
-		Reasons map[string]int `json:"rejection_reasons"`
-		Warn    map[string]int `json:"warning_reasons"`
-		Dups    struct {
-			Records int `json:"records"`
-			First   []struct {
-				ID     string `json:"id"`
-				SameAs string `json:"same_as"`
-			} `json:"first"`
-		} `json:"duplicate_responses"`
+		Reasons map[string]int         `json:"rejection_reasons"`
+		Warn    map[string]int         `json:"warning_reasons"`
+		Dups    enginestats.Duplicates `json:"duplicate_responses"`
 	}
 	if err := json.Unmarshal(must(os.ReadFile(filepath.Join(out, "dataset_v1_stats.json"))), &stats); err != nil {
 		t.Fatal(err)

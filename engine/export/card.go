@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pgrules/pgrules/engine/output"
+	enginestats "github.com/pgrules/pgrules/engine/stats"
 )
 
 type stats struct {
@@ -17,17 +18,11 @@ type stats struct {
 		Passed    int     `json:"passed"`
 		PassRate  float64 `json:"pass_rate"`
 	} `json:"gate_pass_rates"`
-	Reasons      map[string]int `json:"rejection_reasons"`
-	Models       map[string]int `json:"teacher_models"`
-	PayloadTypes map[string]int `json:"payload_types"`
-	Categories   map[string]int `json:"categories"`
-	Duplicates   *struct {
-		Records int `json:"records"`
-		First   []struct {
-			ID     string `json:"id"`
-			SameAs string `json:"same_as"`
-		} `json:"first"`
-	} `json:"duplicate_responses"`
+	Reasons      map[string]int          `json:"rejection_reasons"`
+	Models       map[string]int          `json:"teacher_models"`
+	PayloadTypes map[string]int          `json:"payload_types"`
+	Categories   map[string]int          `json:"categories"`
+	Duplicates   *enginestats.Duplicates `json:"duplicate_responses"`
 }
 
 // sizeCategory is Hugging Face's size_categories bucket.
