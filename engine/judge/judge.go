@@ -22,15 +22,13 @@ const (
 	ReasonMissingInputs  = "missing_inputs"
 	ReasonInvalidInput   = "invalid_input"
 	ReasonCritiqueReject = "critique_reject"
-	ReasonTeacherError   = "teacher_error"
-	ReasonNoCachedAnswer = "no_cached_answer"
+	ReasonTeacherError   = output.ReasonTeacherError
+	ReasonNoCachedAnswer = output.ReasonNoCachedAnswer
 )
 
 // TeacherFailure reports whether a reason code means the teacher gave no
 // usable answer: such a sample is not finished, and --resume asks again.
-func TeacherFailure(reason string) bool {
-	return reason == ReasonTeacherError || reason == ReasonNoCachedAnswer
-}
+func TeacherFailure(reason string) bool { return output.TeacherFailure(reason) }
 
 // Judge decides records. It is safe for concurrent use.
 type Judge struct {

@@ -221,7 +221,7 @@ func (p *Prior) readHeads(outDir, name string, seal uint32, f *os.File, fileInde
 		h := heads[b]
 		k := interned{head: p.intern(h)}
 		for _, rc := range h.ReasonCodes {
-			k.failed = k.failed || teacherFailureReasons[rc]
+			k.failed = k.failed || TeacherFailure(rc)
 		}
 		seen[b] = k
 	}

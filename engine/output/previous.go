@@ -209,9 +209,20 @@ func ReadPriors(dirs []string, over *idtab.Table) (*Prior, error) {
 	return all, nil
 }
 
-// teacherFailureReasons mark records whose outcome is a failed teacher
-// call, not a decision about the sample.
-var teacherFailureReasons = map[string]bool{"teacher_error": true, "no_cached_answer": true}
+// The reason codes of records whose outcome is a failed teacher call, not
+// a decision about the sample: such a sample is not finished, and
+// --resume asks again. Defined here, below the judge that writes them, so
+// that reading the previous records knows them too.
+const (
+	ReasonTeacherError   = "teacher_error"
+	ReasonNoCachedAnswer = "no_cached_answer"
+)
+
+// TeacherFailure reports whether reason means the teacher gave no usable
+// answer.
+func TeacherFailure(reason string) bool {
+	return reason == ReasonTeacherError || reason == ReasonNoCachedAnswer
+}
 
 // ReadPrior reads the committed outputs of outDir, if any. A torn or
 // malformed line is reported and dropped; an id present twice keeps its
@@ -371,7 +382,7 @@ func (p *Prior) read(f *os.File, fileIndex uint16, accepted bool) error {
 			default:
 				failed := false
 				for _, rc := range head.ReasonCodes {
-					failed = failed || teacherFailureReasons[rc]
+					failed = failed || TeacherFailure(rc)
 				}
 				p.addRecord(path, lineNo, head.ID, p.intern(head), failed, accepted, fileIndex, start, size)
 			}
