@@ -249,6 +249,10 @@ func Run(rs *rules.Rules, c Case) Result {
 	fail := func(what string, want, got any) {
 		res.Failures = append(res.Failures, fmt.Sprintf("%s:\n    - want: %s\n    + got:  %s", what, show(want), show(got)))
 	}
+	// rawFailure is a failure whose got is worded already.
+	rawFailure := func(what string, want any, got string) {
+		res.Failures = append(res.Failures, fmt.Sprintf("%s:\n    - want: %s\n    + got:  %s", what, show(want), got))
+	}
 	e := c.Expect
 	if e.Overall != "" {
 		got := "reject"
@@ -256,7 +260,12 @@ func Run(rs *rules.Rules, c Case) Result {
 			got = "accept"
 		}
 		if got != e.Overall {
-			fail("overall", e.Overall, got+" "+show(nonNil(d.ReasonCodes)))
+			// A reject says why: the reason codes are what to look at next.
+			why := ""
+			if len(d.ReasonCodes) > 0 {
+				why = " (reason_codes " + show(d.ReasonCodes) + ")"
+			}
+			rawFailure("overall", e.Overall, show(got)+why)
 		}
 	}
 	if e.ReasonCodes != nil && !reflect.DeepEqual(nonNil(*e.ReasonCodes), nonNil(d.ReasonCodes)) {
