@@ -51,3 +51,18 @@ func TestCacheClearAsksOnATerminal(t *testing.T) {
 		t.Errorf("%s entries left after answering y", got)
 	}
 }
+
+// "--plan -" on a terminal is a forgotten pipe: refused at once rather than
+// waiting for an end of file nobody means to type. (A pipe: run_dryrun.txtar.)
+func TestStdinInputOnATerminalIsRefused(t *testing.T) {
+	bin := buildPgrules(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("no script(1) to give pgrules a terminal: install util-linux")
+	}
+	work := t.TempDir()
+	cmd := exec.Command("script", "-qec", bin+" run --provider dryrun --plan - --drafts drafts.jsonl --out-dir "+filepath.Join(work, "out"), "/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--plan - reads the input from standard input, which is a terminal: pipe it in") {
+		t.Errorf("run --plan - on a terminal: err %v\n%s", err, out)
+	}
+}

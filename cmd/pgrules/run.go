@@ -585,6 +585,11 @@ func checkRunConfig(l *loaded) error {
 		if stdin != "" {
 			return fmt.Errorf("%s and %s are both - (standard input): only one input can come from it; name a file, or a pipe such as <(zcat FILE), for the other", stdin, in.flag)
 		}
+		// Spooling a terminal would wait for an end of file nobody means
+		// to type: the pipe was forgotten.
+		if isatty.IsTerminal(os.Stdin.Fd()) {
+			return fmt.Errorf("%s - reads the input from standard input, which is a terminal: pipe it in (zcat plan.jsonl.gz | pgrules run %s - …) or name the file", in.flag, in.flag)
+		}
 		stdin, *in.path = in.flag, os.Stdin.Name()
 	}
 	// Unreadable inputs are found before a plugin starts or a cache opens.
