@@ -90,7 +90,17 @@ func (s *Set) checkShared() error {
 			}
 		}
 		if !shared {
-			return &NoSharedIDsError{Path: in.f.Path, Kind: in.kind, Records: in.f.Records, PlanPath: s.Plan.Path, Example: example}
+			e := &NoSharedIDsError{Path: in.f.Path, Kind: in.kind, Records: in.f.Records, PlanPath: s.Plan.Path, Example: example}
+			for i := int32(0); i < int32(s.ids.Len()) && e.PlanLookalike == ""; i++ {
+				if in.f.has(i) {
+					e.Example = s.ids.ID(int(i))
+					e.PlanLookalike = s.lookalike(e.Example, s.Plan)
+				}
+			}
+			if e.PlanLookalike == "" {
+				e.Example = example
+			}
+			return e
 		}
 	}
 	return nil
@@ -104,9 +114,15 @@ type NoSharedIDsError struct {
 	PlanPath   string
 	// Example is one of the file's ids.
 	Example string
+	// PlanLookalike is the plan's id that differs from Example only by
+	// white space around it ("" when no id of the file has one).
+	PlanLookalike string
 }
 
 func (e *NoSharedIDsError) Error() string {
+	if e.PlanLookalike != "" {
+		return fmt.Sprintf("%s: none of its %d %s has an id of the prompt plan %s, but their ids differ by white space around them: it has %q, the plan %q; strip the spaces in the stage that writes one of them", e.Path, e.Records, e.Kind, e.PlanPath, e.Example, e.PlanLookalike)
+	}
 	return fmt.Sprintf("%s: none of its %d %s has an id of the prompt plan %s (one of its ids: %q): are these the %s of this plan?", e.Path, e.Records, e.Kind, e.PlanPath, e.Example, e.Kind)
 }
 

@@ -655,3 +655,47 @@ func TestUnchangedReportsAFileWrittenWhileTheRunReadsIt(t *testing.T) {
 		t.Errorf("replaced by a rename: %v", err)
 	}
 }
+
+// Ids that differ only by white space around them do not join, and the
+// message of the sample that lacks an input names its lookalike, either
+// way round.
+func TestAMissingInputNamesALookalikeID(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Paths{
+		Plan:   write(t, dir, "plan.jsonl", `{"id":"v1_a ","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"v1_b","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"v1_c","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"v1_e","payload_type":"checklist","prompt":"P"}`+"\n"),
+		Drafts: write(t, dir, "d.jsonl", `{"id":"v1_a","output_text":"d"}`+"\n"+`{"id":" v1_b","output_text":"d"}`+"\n"+`{"id":"v1_d","output_text":"d"}`+"\n"+`{"id":"v1_e","output_text":"d"}`+"\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id, want := range map[string]string{
+		"v1_a ": `draft (` + filepath.Join(dir, "d.jsonl") + ` has no record with this id; it has "v1_a", which differs only by white space around it)`,
+		"v1_a":  `plan (` + filepath.Join(dir, "plan.jsonl") + ` has no record with this id; it has "v1_a ", which differs only by white space around it)`,
+		"v1_b":  `it has " v1_b", which differs only by white space around it`,
+		" v1_b": `it has "v1_b", which differs only by white space around it`,
+		"v1_c":  `draft (` + filepath.Join(dir, "d.jsonl") + ` has no record with this id)`,
+		"v1_d":  `plan (` + filepath.Join(dir, "plan.jsonl") + ` has no record with this id)`,
+	} {
+		smp, _ := loadID(t, s, id)
+		if len(smp.Missing) != 1 || !strings.Contains(smp.Missing[0], want) {
+			t.Errorf("%q: missing %q, want %q", id, smp.Missing, want)
+		}
+	}
+}
+
+// Drafts none of whose ids is the plan's are refused; when they differ
+// only by white space around them, the message says so instead of asking
+// whether they are another plan's.
+func TestDraftsWhoseIDsDifferBySpacesAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Open(context.Background(), Paths{
+		Plan:   write(t, dir, "plan.jsonl", `{"id":"v1_a","payload_type":"checklist","prompt":"P"}`+"\n"+`{"id":"v1_b","payload_type":"checklist","prompt":"P"}`+"\n"),
+		Drafts: write(t, dir, "d.jsonl", `{"id":"v1_x","output_text":"d"}`+"\n"+`{"id":"v1_b\t","output_text":"d"}`+"\n"),
+	})
+	var ns *NoSharedIDsError
+	want := `none of its 2 drafts has an id of the prompt plan ` + filepath.Join(dir, "plan.jsonl") + `, but their ids differ by white space around them: it has "v1_b\t", the plan "v1_b"`
+	if !errors.As(err, &ns) || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}

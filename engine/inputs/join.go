@@ -26,6 +26,44 @@ type Set struct {
 	// ids numbers every id seen in any input: plan order, then ids found
 	// only in drafts, then ids found only in critiques.
 	ids *idtab.Table
+	// spaced maps the trimmed form of each id with white space around it
+	// to those ids (built once, when an input is first found missing).
+	spaced     map[string][]int32
+	spacedOnce sync.Once
+}
+
+// lookalike is the id of f that differs from id only by white space
+// around it ("" when there is none): the usual reason two inputs that
+// look alike do not join.
+func (s *Set) lookalike(id string, f *File) string {
+	trimmed := strings.TrimSpace(id)
+	if trimmed != id {
+		if ord, ok := s.ids.Get(trimmed); ok && f.has(int32(ord)) {
+			return trimmed
+		}
+	}
+	s.spacedOnce.Do(func() {
+		s.spaced = map[string][]int32{}
+		for ord := range s.ids.Len() {
+			if v := s.ids.ID(ord); strings.TrimSpace(v) != v {
+				s.spaced[strings.TrimSpace(v)] = append(s.spaced[strings.TrimSpace(v)], int32(ord))
+			}
+		}
+	})
+	for _, ord := range s.spaced[trimmed] {
+		if v := s.ids.ID(int(ord)); v != id && f.has(ord) {
+			return v
+		}
+	}
+	return ""
+}
+
+// missing words an input f lacks for id, naming a lookalike id it has.
+func (s *Set) missing(what, id string, f *File) string {
+	if near := s.lookalike(id, f); near != "" {
+		return fmt.Sprintf("%s (%s has no record with this id; it has %q, which differs only by white space around it)", what, f.Path, near)
+	}
+	return fmt.Sprintf("%s (%s has no record with this id)", what, f.Path)
 }
 
 // Len is the number of ids in the inputs.
@@ -372,7 +410,7 @@ func (s *Set) safely(ord int, load func() (Sample, error)) (smp Sample, err erro
 func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 	smp := Sample{ID: id}
 	if e := s.Plan.byIndex[i]; !e.present() {
-		smp.Missing = append(smp.Missing, fmt.Sprintf("plan (%s has no record with this id)", s.Plan.Path))
+		smp.Missing = append(smp.Missing, s.missing("plan", id, s.Plan))
 	} else if bad := s.Plan.bad[int32(i)]; bad != "" {
 		smp.Invalid = append(smp.Invalid, bad)
 	} else {
@@ -388,7 +426,7 @@ func (s *Set) load(i int, id string, draft bool) (Sample, error) {
 	}
 
 	if e := s.Drafts.byIndex[i]; !e.present() {
-		smp.Missing = append(smp.Missing, fmt.Sprintf("draft (%s has no record with this id)", s.Drafts.Path))
+		smp.Missing = append(smp.Missing, s.missing("draft", id, s.Drafts))
 	} else if bad := s.Drafts.bad[int32(i)]; bad != "" {
 		smp.Invalid = append(smp.Invalid, bad)
 	} else if draft {
