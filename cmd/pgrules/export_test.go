@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -257,6 +258,55 @@ func TestExportParquetReadByDuckDB(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dest, "data", "train-00000-of-00001.parquet")); err == nil {
 		t.Error("the previous export's Parquet files survived the replacement")
+	}
+
+	// Messages: a conversation a record, in the shape chat fine-tuning
+	// reads — the system turn when asked for, the prompt as the user's
+	// turn, the response's very bytes as the assistant's.
+	pg("export", out, "-o", dest, "--format", "messages", "--system-message", "You are PocketGuide <v1>.", "--split", splits, "--seed", "7")
+	byPrompt := map[string][]string{}
+	for _, l := range orig {
+		var rec struct {
+			Prompt   string          `json:"prompt"`
+			Response json.RawMessage `json:"response"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		byPrompt[rec.Prompt] = append(byPrompt[rec.Prompt], string(rec.Response))
+	}
+	conversations := 0
+	for f := range wantFiles {
+		b := must(os.ReadFile(filepath.Join(dest, "data", strings.TrimSuffix(f, ".parquet")+".jsonl")))
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var c struct {
+				Messages []struct{ Role, Content string } `json:"messages"`
+			}
+			if err := json.Unmarshal([]byte(l), &c); err != nil || len(c.Messages) != 3 {
+				t.Fatalf("%s: not a conversation of 3 turns (%v): %.200s", f, err, l)
+			}
+			m := c.Messages
+			if m[0].Role != "system" || m[0].Content != "You are PocketGuide <v1>." || m[1].Role != "user" || m[2].Role != "assistant" {
+				t.Errorf("%s: turns %s/%q, %s, %s", f, m[0].Role, m[0].Content, m[1].Role, m[2].Role)
+			}
+			if !slices.Contains(byPrompt[m[1].Content], m[2].Content) {
+				t.Errorf("%s: no record has this prompt with this response: %.120q → %.120q", f, m[1].Content, m[2].Content)
+			}
+			if strings.Contains(l, `\u003c`) {
+				t.Errorf("%s: text HTML-escaped: %.200s", f, l)
+			}
+			conversations++
+		}
+	}
+	if conversations != len(orig) {
+		t.Errorf("%d conversations, %d records", conversations, len(orig))
+	}
+	card = string(must(os.ReadFile(filepath.Join(dest, "README.md"))))
+	if !strings.Contains(card, "`messages`, one conversation a line, for chat fine-tuning: a `system` turn") || !strings.Contains(card, "path: data/train-00000-of-00001.jsonl") {
+		t.Errorf("the messages export's card:\n%s", card)
+	}
+	if b, err := exec.Command(bin, "export", out, "-o", filepath.Join(work, "x"), "--system-message", "hi").CombinedOutput(); err == nil || !strings.Contains(string(b), "--system-message opens the conversations of --format messages") {
+		t.Errorf("--system-message with parquet: %v %s", err, b)
 	}
 	other := filepath.Join(work, "mine")
 	if err := os.MkdirAll(other, 0o755); err != nil {

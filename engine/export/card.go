@@ -153,7 +153,15 @@ func datasetCard(opt Options, man *output.ManifestView, statsDoc []byte, res *Re
 	fmt.Fprintf(&b, "\nA record's split is a hash of the seed (%d) and its id: the same id is in the same split in every export with this seed, however the dataset grows.\n\n", opt.Seed)
 
 	b.WriteString("## Fields\n\n")
-	b.WriteString("`id`, `category`, `difficulty`, `region_tags`, `payload_type` (checklist, itinerary, decision_tree, procedure), `template_version`, `template_name`, `prompt` (the generation prompt), `response` (the refined answer: a JSON object, as text), `teacher` (provider, models, request id, latency, token usage, cost, finish reason, fallbacks), `quality` (`overall_ok`, every gate's verdict as JSON text, shadow-gate warnings), `created_at`.\n\n")
+	if opt.Format == "messages" {
+		system := ""
+		if opt.SystemMessage != "" {
+			system = fmt.Sprintf("a `system` turn (%q), then ", opt.SystemMessage)
+		}
+		fmt.Fprintf(&b, "`messages`, one conversation a line, for chat fine-tuning: %sthe `user` turn, the record's `prompt` (the generation prompt), and the `assistant` turn, its `response` (the refined answer: a JSON object, as text). Each record's other fields are in the run's `dataset_v1.jsonl`, whose sha256 is below.\n\n", system)
+	} else {
+		b.WriteString("`id`, `category`, `difficulty`, `region_tags`, `payload_type` (checklist, itinerary, decision_tree, procedure), `template_version`, `template_name`, `prompt` (the generation prompt), `response` (the refined answer: a JSON object, as text), `teacher` (provider, models, request id, latency, token usage, cost, finish reason, fallbacks), `quality` (`overall_ok`, every gate's verdict as JSON text, shadow-gate warnings), `created_at`.\n\n")
+	}
 
 	b.WriteString("## Provenance\n\n| what | sha256 |\n|---|---|\n")
 	keys := make([]string, 0, len(man.Inputs))

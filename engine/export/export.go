@@ -91,10 +91,15 @@ func Assign(id string, seed int64, splits []Split) int {
 type Options struct {
 	OutDir string
 	Dest   string
-	// Format is "parquet" or "jsonl".
+	// Format is "parquet", "jsonl" (the records' lines) or "messages"
+	// (chat fine-tuning lines: the prompt as the user's turn, the
+	// response as the assistant's).
 	Format string
-	Splits []Split
-	Seed   int64
+	// SystemMessage, when set, opens every conversation of the messages
+	// format.
+	SystemMessage string
+	Splits        []Split
+	Seed          int64
 	// License is the card's license id (Hugging Face's list).
 	License string
 	// Name titles the card.
@@ -121,7 +126,7 @@ func (e *NotAnExportError) Error() string {
 type FormatError struct{ Format string }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("format %q: use parquet or jsonl", e.Format)
+	return fmt.Sprintf("format %q: use parquet, jsonl or messages", e.Format)
 }
 
 // NoOutputsError is an out dir with nothing committed to export.
@@ -138,7 +143,7 @@ const marker = "<!-- written by pgrules export -->"
 // Run writes the export: into a temporary sibling of Dest, then swapped in,
 // so a failed or interrupted (ctx) export leaves any previous one whole.
 func Run(ctx context.Context, opt Options) (*Result, error) {
-	if opt.Format != "parquet" && opt.Format != "jsonl" {
+	if opt.Format != "parquet" && opt.Format != "jsonl" && opt.Format != "messages" {
 		return nil, &FormatError{Format: opt.Format}
 	}
 	if len(opt.Splits) == 0 {
@@ -188,7 +193,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	res := &Result{Counts: map[string]int{}}
 	sinks := make([]sink, len(opt.Splits))
 	for i, s := range opt.Splits {
-		name := fmt.Sprintf("data/%s-00000-of-00001.%s", s.Name, opt.Format)
+		name := fmt.Sprintf("data/%s-00000-of-00001.%s", s.Name, fileExt(opt.Format))
 		res.Files = append(res.Files, name)
 		if sinks[i], err = newSink(filepath.Join(tmp, name), opt); err != nil {
 			return nil, err
@@ -388,21 +393,58 @@ func newSink(path string, opt Options) (sink, error) {
 		return nil, err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	if opt.Format == "jsonl" {
+	switch opt.Format {
+	case "jsonl":
 		return &jsonlSink{f: f, w: bw}, nil
+	case "messages":
+		return &jsonlSink{f: f, w: bw, messages: true, system: opt.SystemMessage}, nil
 	}
 	w := parquet.NewGenericWriter[Row](bw, parquet.Compression(&zstd.Codec{}),
 		parquet.CreatedBy("pgrules", opt.Version, ""), parquet.MaxRowsPerRowGroup(10000))
 	return &parquetSink{f: f, bw: bw, w: w}, nil
 }
 
+// fileExt is the data files' extension in format.
+func fileExt(format string) string {
+	if format == "messages" {
+		return "jsonl"
+	}
+	return format
+}
+
 type jsonlSink struct {
 	f *os.File
 	w *bufio.Writer
+	// messages writes conversations, opened by system when it is set.
+	messages bool
+	system   string
 }
 
-// write keeps the record's bytes: a JSONL export is the dataset's lines.
-func (s *jsonlSink) write(_ *output.Accepted, line []byte) error {
+// message is one turn of a conversation, in the shape chat fine-tuning
+// reads ({"messages": [{"role": …, "content": …}]}: OpenAI's fine-tuning
+// files, Hugging Face TRL's conversational datasets).
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// write keeps the record's bytes (a JSONL export is the dataset's lines),
+// or writes its conversation: the prompt the model will be given, and the
+// response it is to learn, as the JSON text the dataset holds.
+func (s *jsonlSink) write(r *output.Accepted, line []byte) error {
+	if s.messages {
+		var turns []message
+		if s.system != "" {
+			turns = append(turns, message{"system", s.system})
+		}
+		turns = append(turns, message{"user", r.Prompt}, message{"assistant", string(r.Response)})
+		// The text as it is: "<" stays "<", not "\u003c".
+		enc := json.NewEncoder(s.w)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(struct {
+			Messages []message `json:"messages"`
+		}{turns})
+	}
 	if _, err := s.w.Write(line); err != nil {
 		return err
 	}
