@@ -13,6 +13,7 @@ import (
 func newExportCmd() *cobra.Command {
 	var dest, format, split, license, name, system string
 	var seed int64
+	var dropRepeats bool
 	cmd := &cobra.Command{
 		Use:   "export [OUT_DIR] -o DIR",
 		Short: "Write the accepted records for training: Parquet, JSONL or chat messages, split by id hash, and a Hugging Face dataset card",
@@ -33,6 +34,10 @@ Hugging Face TRL's conversational datasets): a line a record,
 {"messages": [{"role": "user", "content": PROMPT}, {"role": "assistant",
 "content": RESPONSE}]}, the response as the JSON text the dataset holds,
 opened by --system-message when given.
+
+--drop-repeats leaves out each record whose response repeats an earlier
+one's byte for byte (what the run's stats list as duplicate_responses),
+keeping the first in the dataset's order; the card says how many.
 
 DIR is replaced whole (written beside it, then swapped in) when it is
 empty or an earlier export; anything else is refused. The dataset must
@@ -57,7 +62,7 @@ match the sha256 in its manifest, or the card would not be true of it.`,
 			if err != nil {
 				return usageErr(exportHint(err))
 			}
-			res, err := export.Run(cmd.Context(), export.Options{OutDir: outDir, Dest: dest, Format: format, SystemMessage: system, Splits: splits, Seed: seed, License: license, Name: name, Version: version})
+			res, err := export.Run(cmd.Context(), export.Options{OutDir: outDir, Dest: dest, Format: format, SystemMessage: system, DropRepeats: dropRepeats, Splits: splits, Seed: seed, License: license, Name: name, Version: version})
 			switch {
 			case errors.Is(err, context.Canceled):
 				return &exitError{code: exitInterrupted, err: fmt.Errorf("export interrupted: nothing was written, %s is as it was", dest)}
@@ -69,6 +74,9 @@ match the sha256 in its manifest, or the card would not be true of it.`,
 			for i, s := range splits {
 				fmt.Fprintf(w, "  %-12s %6d  %s\n", s.Name, res.Counts[s.Name], res.Files[i])
 			}
+			if dropRepeats {
+				fmt.Fprintf(w, "  left out %d record(s) whose response repeats an earlier one's (--drop-repeats)\n", res.Dropped)
+			}
 			fmt.Fprintf(w, "  dataset card: %s/README.md\n", dest)
 			return nil
 		},
@@ -77,6 +85,7 @@ match the sha256 in its manifest, or the card would not be true of it.`,
 	f.StringVarP(&dest, "output", "o", "", "directory to write (required)")
 	f.StringVar(&format, "format", "parquet", "parquet, jsonl (the records' lines) or messages (chat fine-tuning: {\"messages\": [user: prompt, assistant: response]})")
 	f.StringVar(&system, "system-message", "", "with --format messages: a system turn to open every conversation")
+	f.BoolVar(&dropRepeats, "drop-repeats", false, "leave out each record whose response repeats an earlier one's byte for byte (the run's duplicate_responses), keeping the first")
 	f.StringVar(&split, "split", "train=1", "splits and their shares, e.g. train=0.9,validation=0.1")
 	f.Int64Var(&seed, "seed", 0, "seed of the split hash")
 	f.StringVar(&license, "license", "unknown", "license id for the dataset card (Hugging Face's list, e.g. cc-by-4.0)")

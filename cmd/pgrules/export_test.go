@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgrules/pgrules/engine/export"
+	enginestats "github.com/pgrules/pgrules/engine/stats"
 )
 
 // nodeModules is the node_modules directory where scripts/test-deps.sh
@@ -307,6 +308,36 @@ func TestExportParquetReadByDuckDB(t *testing.T) {
 	}
 	if b, err := exec.Command(bin, "export", out, "-o", filepath.Join(work, "x"), "--system-message", "hi").CombinedOutput(); err == nil || !strings.Contains(string(b), "--system-message opens the conversations of --format messages") {
 		t.Errorf("--system-message with parquet: %v %s", err, b)
+	}
+
+	// --drop-repeats leaves out exactly the repeats the run's stats name,
+	// and keeps what they repeat.
+	var st struct {
+		Dups enginestats.Duplicates `json:"duplicate_responses"`
+	}
+	if err := json.Unmarshal(must(os.ReadFile(filepath.Join(out, "dataset_v1_stats.json"))), &st); err != nil || st.Dups.Records == 0 {
+		t.Fatalf("the sample run's stats name no repeats (%v)", err)
+	}
+	pg("export", out, "-o", dest, "--format", "jsonl", "--drop-repeats", "--split", splits, "--seed", "7")
+	kept := map[string]bool{}
+	for f := range wantFiles {
+		b := must(os.ReadFile(filepath.Join(dest, "data", strings.TrimSuffix(f, ".parquet")+".jsonl")))
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var rec struct{ ID string }
+			_ = json.Unmarshal([]byte(l), &rec)
+			kept[rec.ID] = true
+		}
+	}
+	if len(kept) != len(orig)-st.Dups.Records {
+		t.Errorf("--drop-repeats kept %d of %d records, the stats name %d repeats", len(kept), len(orig), st.Dups.Records)
+	}
+	for _, d := range st.Dups.First {
+		if kept[d.ID] || !kept[d.SameAs] {
+			t.Errorf("--drop-repeats: %s kept %v (a repeat), %s kept %v (its original)", d.ID, kept[d.ID], d.SameAs, kept[d.SameAs])
+		}
+	}
+	if card := string(must(os.ReadFile(filepath.Join(dest, "README.md")))); !strings.Contains(card, fmt.Sprintf("**Repeated responses:** %d record(s) whose response repeats an earlier record's byte for byte were left out", st.Dups.Records)) {
+		t.Errorf("the card does not say what --drop-repeats left out:\n%s", card)
 	}
 	other := filepath.Join(work, "mine")
 	if err := os.MkdirAll(other, 0o755); err != nil {

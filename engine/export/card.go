@@ -210,7 +210,9 @@ func datasetCard(opt Options, man *output.ManifestView, statsDoc []byte, res *Re
 		}
 		b.WriteString(strings.Join(rs, ", ") + ".\n")
 	}
-	if d := st.Duplicates; d != nil && d.Records > 0 {
+	if opt.DropRepeats {
+		fmt.Fprintf(&b, "\n**Repeated responses:** %d record(s) whose response repeats an earlier record's byte for byte were left out (`pgrules export --drop-repeats`, keeping the first in the dataset's order): every response here is distinct.\n", res.Dropped)
+	} else if d := st.Duplicates; d != nil && d.Records > 0 {
 		// A reader of the card trains on the data: a repeat weighs twice.
 		var pairs []string
 		for _, p := range d.First {

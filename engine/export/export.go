@@ -98,8 +98,12 @@ type Options struct {
 	// SystemMessage, when set, opens every conversation of the messages
 	// format.
 	SystemMessage string
-	Splits        []Split
-	Seed          int64
+	// DropRepeats leaves out each record whose response repeats, byte for
+	// byte, an earlier record's (the run's duplicate_responses): the first
+	// in the dataset's order is kept.
+	DropRepeats bool
+	Splits      []Split
+	Seed        int64
 	// License is the card's license id (Hugging Face's list).
 	License string
 	// Name titles the card.
@@ -113,6 +117,8 @@ type Result struct {
 	Files  []string
 	Counts map[string]int
 	Total  int
+	// Dropped counts the records DropRepeats left out.
+	Dropped int
 }
 
 // NotAnExportError refuses to replace a directory pgrules did not write.
@@ -212,6 +218,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	r := bufio.NewReaderSize(io.TeeReader(data, h), 1<<20)
+	responses := map[[sha256.Size]byte]struct{}{}
 	for lineNo := 1; ; lineNo++ {
 		line, rerr := r.ReadBytes('\n')
 		if rerr != nil && !errors.Is(rerr, io.EOF) {
@@ -227,6 +234,15 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			if err := json.Unmarshal(trimmed, &rec); err != nil || rec.ID == "" {
 				closeAll()
 				return nil, fmt.Errorf("%s:%d: not an accepted pgrules record: %v", data.Name(), lineNo, err)
+			}
+			if opt.DropRepeats {
+				// sha256, not a 64-bit hash: a collision would drop a record.
+				sum := sha256.Sum256(rec.Response)
+				if _, seen := responses[sum]; seen {
+					res.Dropped++
+					continue
+				}
+				responses[sum] = struct{}{}
 			}
 			i := Assign(rec.ID, opt.Seed, opt.Splits)
 			if err := sinks[i].write(&rec, trimmed); err != nil {
