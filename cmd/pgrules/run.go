@@ -57,7 +57,7 @@ func newRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.String("plan", "", "prompt plan JSONL (prompt_plan_v1.jsonl); - for standard input (one input at most)")
 	f.String("drafts", "", "drafts JSONL (drafts_v1.jsonl); - for standard input")
-	f.String("critiques", "", "critiques JSONL (critiques_v1.jsonl); optional: without it every draft counts as verdict pass")
+	f.String("critiques", "", "critiques JSONL (critiques_v1.jsonl), - for standard input; optional: without it every draft counts as verdict pass")
 	f.String("out-dir", "out", "directory for the dataset, rejected, stats and manifest files")
 	f.String("gating-mode", "lenient", "strict: the answer must be exactly one JSON object; lenient: also inside a ```json fence or prose")
 	f.Bool("resume", false, "keep the records already in --out-dir; process only ids not yet written, whose teacher call failed or whose input lines were added since (refused if the rules or inputs changed otherwise)")
