@@ -221,18 +221,26 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	ph.done("samples judged and written")
 	lost := st.settleCache(d, memos)
 
+	// A run that fails from here on says whether every answer it got is in
+	// the cache: "rerun, the answers are cached" would be false otherwise.
+	failed := func(err error) error {
+		if lost.count > 0 {
+			return &LostAnswersError{Err: err, Lost: lost.count, Why: lost.why}
+		}
+		return err
+	}
 	res := &Result{Problems: set.Problems(), ProblemCount: set.ProblemCount(), Changes: t.changes.Finish(), NoCachedAnswer: t.noCachedAnswer, KeptOffline: t.keptOffline, Memo: t.memo}
 	if stopped.ioErr != nil {
-		return nil, stopped.ioErr
+		return nil, failed(stopped.ioErr)
 	}
 	if err := set.Unchanged(); err != nil {
-		return nil, err
+		return nil, failed(err)
 	}
 	res.Interrupted = ctx.Err() != nil && stopped.stop == nil
 	res.Health = t.health.verdict(*opt.MaxTeacherFailureRate, stopped.stop)
 	if res.Interrupted {
 		res.Remaining = work.total - t.done
-		return res, ErrInterrupted
+		return res, failed(ErrInterrupted)
 	}
 	res.Stats = t.report(work, res.Problems, res.ProblemCount, d, set.ID)
 	res.Stats.Cache.NotStored, res.NotStoredWhy = lost.count, lost.why
@@ -241,9 +249,9 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	}
 	if err := conclude(opt, d, set, prev.prior, w, res, createdAt, ph); err != nil {
 		if _, unhealthy := err.(*UnhealthyError); unhealthy {
-			return res, err // res says what the stashed run holds
+			return res, failed(err) // res says what the stashed run holds
 		}
-		return nil, err
+		return nil, failed(err)
 	}
 	return res, nil
 }
@@ -361,6 +369,19 @@ func (st *stages) judgeAll(ctx context.Context, work work, workers int, w *outpu
 	t.finishProgress()
 	return s
 }
+
+// LostAnswersError is a run that failed (or was interrupted, or is
+// unhealthy) after the cache could not store some of the teacher's
+// answers: a rerun pays for those again. It wraps the run's error.
+type LostAnswersError struct {
+	Err  error
+	Lost int
+	Why  string
+}
+
+func (e *LostAnswersError) Error() string { return e.Err.Error() }
+
+func (e *LostAnswersError) Unwrap() error { return e.Err }
 
 // lostAnswers counts the teacher's answers the cache could not store, and
 // says why.

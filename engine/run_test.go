@@ -701,6 +701,17 @@ func TestAnswersTheCacheCannotStoreAreCounted(t *testing.T) {
 	if !bytes.Contains(e.bytesOf(output.StatsFile), []byte(`"not_stored": 12`)) {
 		t.Errorf("the stats file does not hold not_stored: %s", e.bytesOf(output.StatsFile))
 	}
+	// A run that fails says so too: its error is a LostAnswersError
+	// around the cause, so no one is told the answers are cached.
+	zero := 0.0
+	e.teacher.fail = map[string]error{sampleID(0): errors.New("boom")}
+	_, err = e.run(context.Background(), func(o *engine.Options, d *engine.Deps) { d.Cache = c; o.MaxTeacherFailureRate = &zero })
+	var lost *engine.LostAnswersError
+	var ue *engine.UnhealthyError
+	if !errors.As(err, &lost) || lost.Lost != 11 || !errors.As(err, &ue) {
+		t.Errorf("an unhealthy run whose answers were not stored: err = %v (%T), want a LostAnswersError of 11 around an UnhealthyError", err, err)
+	}
+	e.teacher.fail = nil
 	tx.Rollback()
 	res = e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Cache = c })
 	if got := res.Stats.Cache.NotStored; got != 0 || bytes.Contains(e.bytesOf(output.StatsFile), []byte("not_stored")) {

@@ -377,9 +377,37 @@ func untouched(outDir string) string {
 // inputFlags names the flag of each input kind (inputs' kind names).
 var inputFlags = map[string]string{"prompt_plan": "--plan", "drafts": "--drafts", "critiques": "--critiques"}
 
+// cacheState is what a failed run can say of the answers it received.
+type cacheState int
+
+const (
+	cacheOff  cacheState = iota // no cache: a rerun asks again
+	cacheKept                   // every answer received is in the cache
+	cacheLost                   // the cache could not store some of them
+)
+
 // runError words the end of a run that did not commit for the command
-// line: what happened, that the outputs are unchanged, what to do.
+// line: what happened, that the outputs are unchanged, what to do — and
+// when the cache lost answers, that a rerun pays for them again rather
+// than that they are cached.
 func runError(err error, res *engine.Result, outDir string, cached bool) error {
+	state := cacheOff
+	if cached {
+		state = cacheKept
+	}
+	var lost *engine.LostAnswersError
+	if !errors.As(err, &lost) {
+		return wordRunError(err, res, outDir, state)
+	}
+	worded := wordRunError(err, res, outDir, cacheLost)
+	note := fmt.Sprintf("\n  %d answer(s) the teacher gave could not be stored in the cache (%s): a rerun pays for them again", lost.Lost, lost.Why)
+	if ee, ok := worded.(*exitError); ok {
+		return &exitError{code: ee.code, err: errors.New(ee.err.Error() + note)}
+	}
+	return errors.New(worded.Error() + note)
+}
+
+func wordRunError(err error, res *engine.Result, outDir string, cache cacheState) error {
 	var ue *engine.UnhealthyError
 	var nr *inputs.NoRecordsError
 	var wi *inputs.WrongInputError
@@ -402,7 +430,7 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 			fmt.Fprintf(&b, ": nothing was committed, the outputs in %s are unchanged; the run's partial files and pgrules' spares there were removed", outDir)
 		}
 		b.WriteString("\n  free space on it (or pass another --out-dir) and rerun")
-		if cached {
+		if cache == cacheKept {
 			b.WriteString(": answers already received are in the cache")
 		}
 		return errors.New(b.String())
@@ -411,13 +439,13 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 	case errors.Is(err, inputs.ErrChanged):
 		var b strings.Builder
 		fmt.Fprintf(&b, "%v\n  nothing was committed, the outputs in %s are unchanged: rerun once the file is complete", err, outDir)
-		if cached {
+		if cache == cacheKept {
 			b.WriteString(" (answers already received are in the cache)")
 		}
 		return errors.New(b.String())
 	case errors.As(err, &re):
 		rerun := "answers in the cache cost no teacher call"
-		if !cached {
+		if cache == cacheOff {
 			rerun = "with the cache off, every sample is asked again"
 		}
 		return usageErr(fmt.Errorf("cannot resume: %w\n  %s: rerun without --resume to judge every sample from these inputs under these rules (%s), or put back what changed to resume", err, untouched(outDir), rerun))
@@ -429,8 +457,11 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		if res != nil && res.InterruptedReading {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted before any sample was judged (while reading the inputs): nothing was committed, the outputs in %s are unchanged; rerun the same command to start again", outDir)}
 		}
-		if !cached {
+		switch cache {
+		case cacheOff:
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted with %d sample(s) not finished: nothing was committed, the outputs in %s are unchanged (the cache is off, so a rerun asks the teacher again for every sample)", res.Remaining, outDir)}
+		case cacheLost:
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted with %d sample(s) not finished: nothing was committed, the outputs in %s are unchanged; rerun the same command to finish", res.Remaining, outDir)}
 		}
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted with %d sample(s) not finished: nothing was committed, the outputs in %s are unchanged. Every answer received so far is in the response cache: rerun the same command to finish, paying only for what was not answered", res.Remaining, outDir)}
 	case errors.As(err, &ue):
@@ -442,7 +473,11 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 			b.WriteString("  fix the gate (`pgrules explain ID --rules FILE` shows it on one sample) and rerun: a re-gate asks the teacher nothing new\n")
 		}
 		if h.MaxCallsReached {
-			b.WriteString("  if that many calls are expected, rerun with a higher --max-calls (0: no cap): answers already received are cached\n")
+			b.WriteString("  if that many calls are expected, rerun with a higher --max-calls (0: no cap)")
+			if cache == cacheKept {
+				b.WriteString(": answers already received are cached")
+			}
+			b.WriteString("\n")
 			preview := strings.TrimRight(outDir, "/") + "-preview"
 			fmt.Fprintf(&b, "  if not, see what makes the answers new: `pgrules run --offline --out-dir %s` counts the samples without a cached answer, then `pgrules diff %s %s` names what differs (template, system message, provider settings)\n", preview, outDir, preview)
 			b.WriteString("  or pass --allow-unhealthy to commit anyway")
@@ -450,7 +485,7 @@ func runError(err error, res *engine.Result, outDir string, cached bool) error {
 		}
 		if h.Stopped != "" || h.FailureRate > h.MaxFailureRate {
 			b.WriteString("  fix the teacher (key, base URL, model, server) and rerun")
-			if cached {
+			if cache == cacheKept {
 				b.WriteString(": answers already received are cached")
 			}
 			b.WriteString("\n")

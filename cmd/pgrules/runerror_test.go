@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -59,4 +60,43 @@ func TestFinishLineNamesRepeatedResponses(t *testing.T) {
 	if got := finishLine(res, "out"); strings.Contains(got, "duplicates") {
 		t.Errorf("no repeats: %q", got)
 	}
+}
+
+// A run that fails after the cache lost answers never says they are
+// cached: it says how many a rerun pays for again, whatever the failure.
+func TestRunErrorSaysWhatTheCacheLost(t *testing.T) {
+	lost := func(err error) error {
+		return &engine.LostAnswersError{Err: err, Lost: 64, Why: "response cache c.db: cannot write: database or disk is full (13)"}
+	}
+	full := &output.IOError{Op: "write", Path: filepath.Join("out", ".pgrules", "staging", "dataset_v1.jsonl"), Err: &fs.PathError{Op: "write", Err: syscall.ENOSPC}}
+	for name, tc := range map[string]struct {
+		err  error
+		res  *engine.Result
+		want string
+	}{
+		"full disk":   {full, nil, "the disk is full: nothing was committed"},
+		"interrupted": {engine.ErrInterrupted, &engine.Result{Remaining: 5}, "interrupted with 5 sample(s) not finished: nothing was committed, the outputs in out are unchanged; rerun the same command to finish"},
+		"unhealthy":   {&engine.UnhealthyError{Health: engine.Health{Stopped: "stopped", Reasons: []string{"the run stopped early"}}, StashDir: "out/.pgrules/last-failed-run"}, nil, "run NOT committed, it is unhealthy"},
+	} {
+		got := runError(lost(tc.err), tc.res, "out", true)
+		msg := got.Error()
+		if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "64 answer(s) the teacher gave could not be stored in the cache (response cache c.db: cannot write: database or disk is full (13)): a rerun pays for them again") {
+			t.Errorf("%s: %q", name, msg)
+		}
+		if strings.Contains(msg, "in the cache:") || strings.Contains(msg, "are cached") || strings.Contains(msg, "is in the response cache") || strings.Contains(msg, "cache is off") {
+			t.Errorf("%s: still claims the answers are cached (or no cache): %q", name, msg)
+		}
+		if want := runError(tc.err, tc.res, "out", true); codeOf(got) != codeOf(want) {
+			t.Errorf("%s: exit code %d, without the loss %d", name, codeOf(got), codeOf(want))
+		}
+	}
+}
+
+// codeOf is the exit code main gives err.
+func codeOf(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
 }
