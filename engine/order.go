@@ -15,14 +15,17 @@ type stopped struct {
 	stop error
 	// ioErr is a failure to read an input or write an output.
 	ioErr error
+	// drained: drain closed before the last job was handed out.
+	drained bool
 }
 
 // runInOrder takes jobs through process on `workers` goroutines and hands
 // the results to consume one at a time, in job order. A window bounds how
 // far workers run ahead of consume, so memory stays bounded when one
 // sample is slow. It returns when every job is consumed, or early when ctx
-// ends, a result carries the teacher's early stop, or consume fails.
-func runInOrder(ctx context.Context, jobs iter.Seq[job], workers int, process func(context.Context, job) *result, consume func(*result) error) stopped {
+// ends, a result carries the teacher's early stop, or consume fails. When
+// drain closes, no job is handed out any more and those taken finish.
+func runInOrder(ctx context.Context, jobs iter.Seq[job], workers int, drain <-chan struct{}, process func(context.Context, job) *result, consume func(*result) error) stopped {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// feed stops handing out jobs; cancel also ends the calls in flight.
@@ -41,6 +44,18 @@ func runInOrder(ctx context.Context, jobs iter.Seq[job], workers int, process fu
 				cancel()
 			}
 		})
+	}
+
+	drained := make(chan struct{}) // closed once drain stopped the feed
+	if drain != nil {
+		go func() {
+			select {
+			case <-drain:
+				close(drained) // first: whoever sees the feed stop sees why
+				stopFeeding()
+			case <-feed.Done():
+			}
+		}()
 	}
 
 	window := make(chan struct{}, max(64, 8*workers))
@@ -99,6 +114,11 @@ func runInOrder(ctx context.Context, jobs iter.Seq[job], workers int, process fu
 				halt(nil, err)
 			}
 		}
+	}
+	select {
+	case <-drained:
+		st.drained = true
+	default:
 	}
 	return st
 }

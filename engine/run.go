@@ -58,6 +58,12 @@ type Options struct {
 	// OnProgress, when set, is told of every written sample (a terminal
 	// progress bar); otherwise progress is a log line every ProgressEvery.
 	OnProgress func(done, total, accepted int)
+	// Drain, once closed, stops the run gently (a first Ctrl-C): no new
+	// sample is started, and those in flight finish, so the teacher calls
+	// already paid for reach the cache. The run then ends interrupted and
+	// commits nothing. Before the samples start it stops the run as ctx
+	// does. nil: never.
+	Drain <-chan struct{}
 	// Shard runs only the ids of one shard (see ShardOf).
 	Shard Shard
 	// MergeFrom makes the run a merge of these shard out dirs: every id's
@@ -175,11 +181,23 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	if d.Cache != nil {
 		memos = d.Cache
 	}
+	// Until the samples start, a drain is a stop: nothing is paid yet.
+	early, stopEarly := context.WithCancel(ctx)
+	defer stopEarly()
+	if opt.Drain != nil {
+		go func() {
+			select {
+			case <-opt.Drain:
+				stopEarly()
+			case <-early.Done():
+			}
+		}()
+	}
 	// The committed outputs are hashed while the inputs are indexed.
 	pre := output.StartPrehash(opt.OutDir)
-	set, err := readInputs(ctx, opt, memos, d.Log)
+	set, err := readInputs(early, opt, memos, d.Log)
 	if err != nil {
-		if ctx.Err() != nil {
+		if early.Err() != nil {
 			return &Result{Interrupted: true, InterruptedReading: true}, ErrInterrupted
 		}
 		return nil, err
@@ -216,8 +234,12 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 		fitMemoryLimit(opt.RoomAboveLiveHeap, d.Log)
 	}
 	ph.done("memos read")
+	if early.Err() != nil {
+		return &Result{Interrupted: true, Remaining: work.total}, ErrInterrupted
+	}
+	stopEarly()
 
-	stopped := st.judgeAll(ctx, work, opt.Concurrency, w, t)
+	stopped := st.judgeAll(ctx, work, opt.Concurrency, opt.Drain, w, t)
 	ph.done("samples judged and written")
 	lost := st.settleCache(d, memos)
 
@@ -236,7 +258,8 @@ func Run(ctx context.Context, opt Options, d Deps) (_ *Result, err error) {
 	if err := set.Unchanged(); err != nil {
 		return nil, failed(err)
 	}
-	res.Interrupted = ctx.Err() != nil && stopped.stop == nil
+	// Drained with every sample done, the run is whole: it commits.
+	res.Interrupted = (ctx.Err() != nil || stopped.drained && t.done < work.total) && stopped.stop == nil
 	res.Health = t.health.verdict(*opt.MaxTeacherFailureRate, stopped.stop)
 	if res.Interrupted {
 		res.Remaining = work.total - t.done
@@ -356,8 +379,8 @@ func newStages(opt Options, d Deps, set *inputs.Set, prev previous, prov *proven
 
 // judgeAll takes every job through the stages on workers and hands the
 // records to the writer, and to the tally, in input order.
-func (st *stages) judgeAll(ctx context.Context, work work, workers int, w *output.Writer, t *tally) stopped {
-	s := runInOrder(ctx, st.readAhead(work.jobs), workers, st.process, func(r *result) error {
+func (st *stages) judgeAll(ctx context.Context, work work, workers int, drain <-chan struct{}, w *output.Writer, t *tally) stopped {
+	s := runInOrder(ctx, st.readAhead(work.jobs), workers, drain, st.process, func(r *result) error {
 		err := w.Write(r.verdict.Sink, r.line)
 		r.release()
 		if err != nil {

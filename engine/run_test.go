@@ -424,6 +424,64 @@ func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 	}
 }
 
+// A drain (the first Ctrl-C) starts no new sample and lets the calls in
+// flight finish, so every call paid for reaches the cache: the rerun asks
+// for no prompt twice. The run still commits nothing.
+func TestADrainedRunFinishesTheCallsInFlightAndCommitsNothing(t *testing.T) {
+	e := newEnv(t, corpus{n: 30})
+	e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Limit = 5 })
+	before := e.snapshot()
+	e.teacher.block = make(chan struct{})
+	e.teacher.after = 15
+	drain := make(chan struct{})
+	go func() {
+		for e.teacher.calls.Load() < 17 { // 15 answered, 2 in flight
+			time.Sleep(time.Millisecond)
+		}
+		close(drain)
+		time.Sleep(50 * time.Millisecond) // the answers arrive after the drain
+		close(e.teacher.block)
+	}()
+	res, err := e.run(context.Background(), func(o *engine.Options, _ *engine.Deps) { o.Concurrency = 2; o.Drain = drain })
+	if !errors.Is(err, engine.ErrInterrupted) {
+		t.Fatalf("run error = %v, want ErrInterrupted", err)
+	}
+	if res.Committed || res.Remaining == 0 {
+		t.Errorf("drained run: committed=%v remaining=%d", res.Committed, res.Remaining)
+	}
+	if got := e.teacher.calls.Load(); got != 17 {
+		t.Errorf("%d calls, want the 17 made before the drain and no more", got)
+	}
+	e.assertUnchanged(before, "a drained run")
+
+	e.teacher.block = nil
+	e.mustRun(nil)
+	e.teacher.mu.Lock()
+	defer e.teacher.mu.Unlock()
+	for p, n := range e.teacher.prompts {
+		if n > 1 {
+			t.Errorf("asked %d times (the calls in flight at the drain were not cached): %.60q", n, p)
+		}
+	}
+	if len(e.teacher.prompts) != 30 {
+		t.Errorf("%d distinct prompts, want 30", len(e.teacher.prompts))
+	}
+}
+
+// A drain before any sample starts stops the run at once, as a cancel does.
+func TestADrainBeforeTheSamplesStopsTheRun(t *testing.T) {
+	e := newEnv(t, corpus{n: 10})
+	drain := make(chan struct{})
+	close(drain)
+	res, err := e.run(context.Background(), func(o *engine.Options, _ *engine.Deps) { o.Drain = drain })
+	if !errors.Is(err, engine.ErrInterrupted) || res == nil || res.Committed {
+		t.Fatalf("err = %v, res = %+v: want an interrupted run", err, res)
+	}
+	if got := e.teacher.calls.Load(); got != 0 {
+		t.Errorf("%d teacher calls after a drain before the samples", got)
+	}
+}
+
 // snapshot is the four committed files' bytes.
 func (e *env) snapshot() map[string][]byte {
 	out := map[string][]byte{}

@@ -202,7 +202,7 @@ func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 	if !ok || ee.ExitCode() != exitInterrupted {
 		t.Fatalf("exit = %v, want %d\n%s", err, exitInterrupted, stderr.String())
 	}
-	for _, frag := range []string{"nothing was committed", "unchanged", "rerun the same command"} {
+	for _, frag := range []string{"stopping: no new sample starts, and the teacher calls in flight finish", "nothing was committed", "unchanged", "rerun the same command"} {
 		if !strings.Contains(stderr.String(), frag) {
 			t.Errorf("interrupt message does not say %q:\n%s", frag, stderr.String())
 		}
@@ -211,8 +211,9 @@ func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 		t.Errorf("an interrupted rerun changed the committed outputs:\nbefore %v\nafter  %v", before, after)
 	}
 
-	// A plain rerun pays only for what was not answered: every prompt was
-	// paid once, except at most the one in flight at the interrupt.
+	// A plain rerun pays only for what was not answered: the call in
+	// flight at the Ctrl-C finished and was cached, so no prompt is paid
+	// twice.
 	answeredBefore, _ := srv.counts()
 	if b, err := localRun(t, bin, work, out, srv).CombinedOutput(); err != nil {
 		t.Fatalf("rerun: %v\n%s", err, b)
@@ -221,11 +222,45 @@ func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 	srv.mu.Lock()
 	distinct := len(srv.seen)
 	srv.mu.Unlock()
-	if calls > distinct+1 || maxPer > 2 {
-		t.Errorf("%d calls for %d prompts (max %d per prompt): answers received before the interrupt were paid again", calls, distinct, maxPer)
+	if calls != distinct || maxPer != 1 {
+		t.Errorf("%d calls for %d prompts (max %d per prompt): a call paid before the interrupt was paid again", calls, distinct, maxPer)
 	}
 	if calls <= answeredBefore {
 		t.Errorf("the rerun made no call, but the interrupted run left samples unanswered")
+	}
+}
+
+// A second Ctrl-C abandons the calls in flight: the run ends at once, not
+// when a slow teacher answers.
+func TestASecondInterruptAbandonsTheCallsInFlight(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 20*time.Second)
+	work := t.TempDir()
+	cmd := localRun(t, bin, work, filepath.Join(work, "out"), srv, "--concurrency", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if calls, _ := srv.counts(); calls >= 1 {
+			break
+		}
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !strings.Contains(stderr.String(), "Press Ctrl-C again"); time.Sleep(20 * time.Millisecond) {
+	}
+	start := time.Now()
+	_ = cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit = %v, want %d\n%s", err, exitInterrupted, stderr.String())
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the second Ctrl-C took %s to end the run: the call in flight was waited for", took)
+	}
+	if !strings.Contains(stderr.String(), "nothing was committed") {
+		t.Errorf("stderr:\n%s", stderr.String())
 	}
 }
 

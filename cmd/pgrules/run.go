@@ -224,7 +224,14 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 	start := time.Now()
 	memory := engine.SampleMemory(100 * time.Millisecond)
 	onProgress, finishBar := progressBar(cmd, cfg)
+	var drain <-chan struct{}
+	if in := interruptOf(ctx); in != nil {
+		drain = in.drain
+		in.drainable.Store(true)
+		defer in.drainable.Store(false)
+	}
 	res, err := engine.Run(ctx, engine.Options{
+		Drain:       drain,
 		Inputs:      inputs.Paths{Plan: cfg.Plan, Drafts: cfg.Drafts, Critiques: cfg.Critiques},
 		OutDir:      cfg.OutDir,
 		Mode:        mode,
