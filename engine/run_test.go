@@ -468,6 +468,26 @@ func TestADrainedRunFinishesTheCallsInFlightAndCommitsNothing(t *testing.T) {
 	}
 }
 
+// A drain when the samples in flight are the last ones leaves the run
+// whole: it commits.
+func TestADrainAfterTheLastSampleStartedCommits(t *testing.T) {
+	e := newEnv(t, corpus{n: 3})
+	e.teacher.block = make(chan struct{})
+	drain := make(chan struct{})
+	go func() {
+		for e.teacher.calls.Load() < 3 { // every sample is in flight
+			time.Sleep(time.Millisecond)
+		}
+		close(drain)
+		time.Sleep(20 * time.Millisecond)
+		close(e.teacher.block)
+	}()
+	res, err := e.run(context.Background(), func(o *engine.Options, _ *engine.Deps) { o.Concurrency = 4; o.Drain = drain })
+	if err != nil || !res.Committed || res.Stats.Summary.TotalInputs != 3 {
+		t.Fatalf("err = %v, committed = %v: a drain with nothing left to start must let the run commit", err, res != nil && res.Committed)
+	}
+}
+
 // A drain before any sample starts stops the run at once, as a cancel does.
 func TestADrainBeforeTheSamplesStopsTheRun(t *testing.T) {
 	e := newEnv(t, corpus{n: 10})
