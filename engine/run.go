@@ -380,7 +380,16 @@ func newStages(opt Options, d Deps, set *inputs.Set, prev previous, prov *proven
 // judgeAll takes every job through the stages on workers and hands the
 // records to the writer, and to the tally, in input order.
 func (st *stages) judgeAll(ctx context.Context, work work, workers int, drain <-chan struct{}, w *output.Writer, t *tally) stopped {
-	s := runInOrder(ctx, st.readAhead(work.jobs), workers, drain, st.process, func(r *result) error {
+	// The response is hashed on the workers, for the repeats the tally
+	// finds in order, whether the record is fresh or kept.
+	process := func(ctx context.Context, j job) *result {
+		r := st.process(ctx, j)
+		if a := r.verdict.Accepted; a != nil {
+			r.responseHash = responseHash(a.Response)
+		}
+		return r
+	}
+	s := runInOrder(ctx, st.readAhead(work.jobs), workers, drain, process, func(r *result) error {
 		err := w.Write(r.verdict.Sink, r.line)
 		r.release()
 		if err != nil {

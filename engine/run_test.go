@@ -385,12 +385,32 @@ func TestResumeFinishesWithoutRepeatingCalls(t *testing.T) {
 	}
 }
 
-func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
-	e := newEnv(t, corpus{n: 30})
+// committedThenBlocked commits a run of 5 of the 30 samples, and makes the
+// teacher of the next run hold every call after its 15th until
+// e.teacher.block closes; it returns the committed files.
+func (e *env) committedThenBlocked() map[string][]byte {
 	e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Limit = 5 })
-	before := e.snapshot()
 	e.teacher.block = make(chan struct{})
 	e.teacher.after = 15
+	return e.snapshot()
+}
+
+// askedTwice counts the prompts the teacher was asked more than once, and
+// returns how many distinct prompts it was asked.
+func (e *env) askedTwice() (twice, distinct int) {
+	e.teacher.mu.Lock()
+	defer e.teacher.mu.Unlock()
+	for _, n := range e.teacher.prompts {
+		if n > 1 {
+			twice++
+		}
+	}
+	return twice, len(e.teacher.prompts)
+}
+
+func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
+	e := newEnv(t, corpus{n: 30})
+	before := e.committedThenBlocked()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		for e.teacher.calls.Load() <= 15 {
@@ -411,16 +431,8 @@ func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 	// the 2 blocked in flight were asked twice.
 	e.teacher.block = nil
 	e.mustRun(nil)
-	e.teacher.mu.Lock()
-	defer e.teacher.mu.Unlock()
-	twice := 0
-	for _, n := range e.teacher.prompts {
-		if n > 1 {
-			twice++
-		}
-	}
-	if twice > 2 || len(e.teacher.prompts) != 30 {
-		t.Errorf("%d prompts asked twice (want ≤ 2 in flight at the interrupt); %d distinct prompts, want 30", twice, len(e.teacher.prompts))
+	if twice, distinct := e.askedTwice(); twice > 2 || distinct != 30 {
+		t.Errorf("%d prompts asked twice (want ≤ 2 in flight at the interrupt); %d distinct prompts, want 30", twice, distinct)
 	}
 }
 
@@ -429,10 +441,7 @@ func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 // for no prompt twice. The run still commits nothing.
 func TestADrainedRunFinishesTheCallsInFlightAndCommitsNothing(t *testing.T) {
 	e := newEnv(t, corpus{n: 30})
-	e.mustRun(func(o *engine.Options, _ *engine.Deps) { o.Limit = 5 })
-	before := e.snapshot()
-	e.teacher.block = make(chan struct{})
-	e.teacher.after = 15
+	before := e.committedThenBlocked()
 	drain := make(chan struct{})
 	go func() {
 		for e.teacher.calls.Load() < 17 { // 15 answered, 2 in flight
@@ -456,15 +465,8 @@ func TestADrainedRunFinishesTheCallsInFlightAndCommitsNothing(t *testing.T) {
 
 	e.teacher.block = nil
 	e.mustRun(nil)
-	e.teacher.mu.Lock()
-	defer e.teacher.mu.Unlock()
-	for p, n := range e.teacher.prompts {
-		if n > 1 {
-			t.Errorf("asked %d times (the calls in flight at the drain were not cached): %.60q", n, p)
-		}
-	}
-	if len(e.teacher.prompts) != 30 {
-		t.Errorf("%d distinct prompts, want 30", len(e.teacher.prompts))
+	if twice, distinct := e.askedTwice(); twice != 0 || distinct != 30 {
+		t.Errorf("%d prompts asked twice (the calls in flight at the drain were not cached); %d distinct prompts, want 30", twice, distinct)
 	}
 }
 

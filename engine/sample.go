@@ -51,7 +51,8 @@ type result struct {
 	seq int
 	ord int32
 	id  string
-	// responseHash is responseHash of the accepted record's response.
+	// responseHash is responseHash of the accepted record's response,
+	// fresh or kept (set by judgeAll).
 	responseHash uint64
 	verdict      judge.Verdict
 	line         []byte
@@ -317,9 +318,6 @@ func (st *stages) keep(r *result, s inputs.Sample, from *output.Prior, i int) *r
 		return r
 	}
 	r.kept, r.line = true, line
-	if a := r.verdict.Accepted; a != nil {
-		r.responseHash = responseHash(a.Response)
-	}
 	r.outcome = st.judge.Outcome(s, r.verdict)
 	// A merged record was processed by its shard, not resumed by the merge.
 	r.outcome.Resumed = !st.merge
@@ -329,9 +327,6 @@ func (st *stages) keep(r *result, s inputs.Sample, from *output.Prior, i int) *r
 func (st *stages) finish(r *result, s inputs.Sample, v judge.Verdict) *result {
 	buf := linePool.Get().(*[]byte)
 	r.verdict, r.line, r.buf = v, v.Encode((*buf)[:0]), buf
-	if a := v.Accepted; a != nil {
-		r.responseHash = responseHash(a.Response)
-	}
 	r.outcome = st.judge.Outcome(s, v)
 	return r
 }

@@ -202,7 +202,7 @@ func TestInterruptCommitsNothingAndRerunPaysOnlyForTheRest(t *testing.T) {
 	if !ok || ee.ExitCode() != exitInterrupted {
 		t.Fatalf("exit = %v, want %d\n%s", err, exitInterrupted, stderr.String())
 	}
-	for _, frag := range []string{"stopping: no new sample starts, and the teacher calls in flight finish", "nothing was committed", "unchanged", "rerun the same command"} {
+	for _, frag := range []string{"stopping: no new sample starts, and the teacher calls in flight, if any, finish", "nothing was committed", "unchanged", "rerun the same command"} {
 		if !strings.Contains(stderr.String(), frag) {
 			t.Errorf("interrupt message does not say %q:\n%s", frag, stderr.String())
 		}

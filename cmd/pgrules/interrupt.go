@@ -45,7 +45,7 @@ func notifyInterrupt(stderr io.Writer) (context.Context, func()) {
 				if sig == os.Interrupt && !draining && in.drainable.Load() {
 					draining = true
 					close(in.drain)
-					fmt.Fprintln(stderr, "\npgrules: stopping: no new sample starts, and the teacher calls in flight finish so that their answers, already paid for, reach the cache; nothing is committed. Press Ctrl-C again to abandon them")
+					fmt.Fprintln(stderr, "\npgrules: stopping: no new sample starts, and the teacher calls in flight, if any, finish so that their answers, already paid for, reach the cache; nothing is committed. Press Ctrl-C again to abandon them")
 					continue
 				}
 				cancel()

@@ -614,13 +614,14 @@ func checkRunConfig(l *loaded) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %v: name the input files with flags, PGRULES_PLAN / PGRULES_DRAFTS, or in pgrules.yaml", missing)
 	}
+	ins := []struct {
+		key, flag string
+		path      *string
+	}{{"plan", "--plan", &cfg.Plan}, {"drafts", "--drafts", &cfg.Drafts}, {"critiques", "--critiques", &cfg.Critiques}}
 	// "-" is standard input, as for most tools (one input at most: a
 	// pipe can be read once).
 	stdin := ""
-	for _, in := range []struct {
-		flag string
-		path *string
-	}{{"--plan", &cfg.Plan}, {"--drafts", &cfg.Drafts}, {"--critiques", &cfg.Critiques}} {
+	for _, in := range ins {
 		if *in.path != "-" {
 			continue
 		}
@@ -635,8 +636,9 @@ func checkRunConfig(l *loaded) error {
 		stdin, *in.path = in.flag, os.Stdin.Name()
 	}
 	// Unreadable inputs are found before a plugin starts or a cache opens.
-	for _, in := range []struct{ key, flag, path string }{{"plan", "--plan", cfg.Plan}, {"drafts", "--drafts", cfg.Drafts}, {"critiques", "--critiques", cfg.Critiques}} {
-		if in.path == "" {
+	for _, in := range ins {
+		path := *in.path
+		if path == "" {
 			continue
 		}
 		// Where the path was set: a config file's line, a variable, or
@@ -648,10 +650,10 @@ func checkRunConfig(l *loaded) error {
 		case o != "default" && !strings.HasPrefix(o, "flag "):
 			where = in.key + " at " + o
 		}
-		if st, err := os.Stat(in.path); err != nil {
-			return fmt.Errorf("cannot read input %s (%s): %w", in.path, where, errors.Unwrap(err))
+		if st, err := os.Stat(path); err != nil {
+			return fmt.Errorf("cannot read input %s (%s): %w", path, where, errors.Unwrap(err))
 		} else if st.IsDir() {
-			return fmt.Errorf("cannot read input %s (%s): it is a directory, expected a JSONL file", in.path, where)
+			return fmt.Errorf("cannot read input %s (%s): it is a directory, expected a JSONL file", path, where)
 		}
 	}
 	if cfg.Provider == "" {

@@ -988,22 +988,25 @@ func (c *Cache) Clear() (int, error) {
 	return c.deleteWhere(`DELETE FROM answers`, `DELETE FROM memos`)
 }
 
-// Prune removes the answers (and memos) stored before t and returns how
-// many answers.
-// StoredBefore counts the answers stored before t (in t's second
-// included): what Prune(t) would remove.
+// storedBefore selects the rows stored before ?1 (a Unix time). Times are
+// whole seconds: a row stored in that very second counts as before it,
+// so --older-than 0d removes an answer stored a moment ago.
+const storedBefore = `stored_at <= ?1`
+
+// StoredBefore counts the answers stored before t: what Prune(t) would
+// remove.
 func (c *Cache) StoredBefore(t time.Time) (int, error) {
 	var n int
-	if err := c.db.QueryRow(`SELECT count(*) FROM answers WHERE stored_at <= ?`, t.Unix()).Scan(&n); err != nil {
+	if err := c.db.QueryRow(`SELECT count(*) FROM answers WHERE `+storedBefore, t.Unix()).Scan(&n); err != nil {
 		return 0, &Error{Op: "read", Path: c.path, Err: err}
 	}
 	return n, nil
 }
 
+// Prune removes the answers (and memos) stored before t and returns how
+// many answers.
 func (c *Cache) Prune(t time.Time) (int, error) {
-	// Times are whole seconds: an answer stored in t's second counts as
-	// before it, so --older-than 0d removes an answer stored a moment ago.
-	return c.deleteWhere(`DELETE FROM answers WHERE stored_at <= ?1`, `DELETE FROM memos WHERE stored_at <= ?1`, t.Unix())
+	return c.deleteWhere(`DELETE FROM answers WHERE `+storedBefore, `DELETE FROM memos WHERE `+storedBefore, t.Unix())
 }
 
 func (c *Cache) deleteWhere(answers, memos string, args ...any) (int, error) {

@@ -91,14 +91,15 @@ func (s *Set) checkShared() error {
 		}
 		if !shared {
 			e := &NoSharedIDsError{Path: in.f.Path, Kind: in.kind, Records: in.f.Records, PlanPath: s.Plan.Path, Example: example}
-			for i := int32(0); i < int32(s.ids.Len()) && e.PlanLookalike == ""; i++ {
-				if in.f.has(i) {
-					e.Example = s.ids.ID(int(i))
-					e.PlanLookalike = s.lookalike(e.Example, s.Plan)
+			// Ids that differ only by white space are the likelier cause.
+			for i := int32(0); i < int32(s.ids.Len()); i++ {
+				if !in.f.has(i) {
+					continue
 				}
-			}
-			if e.PlanLookalike == "" {
-				e.Example = example
+				if near := s.lookalike(s.ids.ID(int(i)), s.Plan); near != "" {
+					e.Example, e.PlanLookalike = s.ids.ID(int(i)), near
+					break
+				}
 			}
 			return e
 		}

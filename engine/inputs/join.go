@@ -45,8 +45,9 @@ func (s *Set) lookalike(id string, f *File) string {
 	s.spacedOnce.Do(func() {
 		s.spaced = map[string][]int32{}
 		for ord := range s.ids.Len() {
-			if v := s.ids.ID(ord); strings.TrimSpace(v) != v {
-				s.spaced[strings.TrimSpace(v)] = append(s.spaced[strings.TrimSpace(v)], int32(ord))
+			v := s.ids.ID(ord)
+			if t := strings.TrimSpace(v); t != v {
+				s.spaced[t] = append(s.spaced[t], int32(ord))
 			}
 		}
 	})

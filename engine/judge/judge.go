@@ -26,10 +26,6 @@ const (
 	ReasonNoCachedAnswer = output.ReasonNoCachedAnswer
 )
 
-// TeacherFailure reports whether a reason code means the teacher gave no
-// usable answer: such a sample is not finished, and --resume asks again.
-func TeacherFailure(reason string) bool { return output.TeacherFailure(reason) }
-
 // Judge decides records. It is safe for concurrent use.
 type Judge struct {
 	Rules *rules.Rules
