@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/pgrules/pgrules"
 	"github.com/pgrules/pgrules/engine"
 	"github.com/pgrules/pgrules/engine/cache"
+	"github.com/pgrules/pgrules/engine/cache/cachetest"
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/engine/output"
 	"github.com/pgrules/pgrules/engine/prompt"
@@ -758,16 +758,7 @@ func TestAnswersTheCacheCannotStoreAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
+	release := cachetest.HoldWrites(t, path)
 	res := e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Cache = c })
 	if !res.Committed {
 		t.Fatal("the run was not committed")
@@ -792,7 +783,7 @@ func TestAnswersTheCacheCannotStoreAreCounted(t *testing.T) {
 		t.Errorf("an unhealthy run whose answers were not stored: err = %v (%T), want a LostAnswersError of 11 around an UnhealthyError", err, err)
 	}
 	e.teacher.fail = nil
-	tx.Rollback()
+	release()
 	res = e.mustRun(func(_ *engine.Options, d *engine.Deps) { d.Cache = c })
 	if got := res.Stats.Cache.NotStored; got != 0 || bytes.Contains(e.bytesOf(output.StatsFile), []byte("not_stored")) {
 		t.Errorf("a run whose answers were stored reports not_stored %d", got)

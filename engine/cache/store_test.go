@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrules/pgrules/engine/cache/cachetest"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -95,15 +95,7 @@ func TestSyncReportsAnswersNotStored(t *testing.T) {
 	c := open(t, path) // writes wait 200 ms for another writer
 	defer c.Close()
 	// Another process's write transaction that outlasts the wait.
-	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	release := cachetest.HoldWrites(t, path)
 	keys := []string{}
 	for i := range 3 {
 		k := Key(KeyParts{Provider: "p", Prompt: fmt.Sprint(i)})
@@ -112,8 +104,8 @@ func TestSyncReportsAnswersNotStored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = c.Sync()
-	tx.Rollback()
+	err := c.Sync()
+	release()
 	var se *StoreError
 	if !errors.As(err, &se) || se.Lost != 3 || !strings.Contains(err.Error(), "3 answer(s) not stored") || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Sync = %v, want 3 answers not stored, naming %s", err, path)
