@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"unsafe"
 
@@ -57,6 +58,11 @@ type fastParser struct {
 	// whose word-list hits are known (see answer.full).
 	lean    bool
 	nleaves int
+	// keys holds the keys of the objects being read, innermost last: an
+	// object's own start where it began (see object). keyBuf holds them
+	// unless objects nest deep with many keys.
+	keys   []string
+	keyBuf [32]string
 }
 
 // maxDepth bounds nesting so a hostile answer cannot exhaust the stack.
@@ -66,11 +72,28 @@ type errFast struct{}
 
 func (errFast) Error() string { return "invalid JSON" }
 
+// DuplicateKeyError is an answer object with a key twice in one object.
+// encoding/json and Python keep the last value, other readers the first
+// or both: the record's text would mean different things to different
+// readers, and the value not kept was never checked by a schema or gate.
+// RFC 7493 (I-JSON) forbids it; the original pipeline let Python drop
+// the first value silently.
+type DuplicateKeyError struct {
+	Key string
+	// Path is the object's JSON path: $ for the answer itself.
+	Path string
+}
+
+func (e *DuplicateKeyError) Error() string {
+	return fmt.Sprintf("the key %s appears twice in the object at %s: JSON readers disagree on which value counts (the first, the last, or both), so the answer is ambiguous", strconv.Quote(e.Key), e.Path)
+}
+
 // parseFast decodes one JSON object with nothing but whitespace around
-// it. ok is false for anything else. want names the top-level members
-// whose values doc holds (nil: all).
-func parseFast(data []byte, want map[string]bool, lean bool) (*answer, bool) {
+// it: err is errFast for anything else, or a *DuplicateKeyError. want
+// names the top-level members whose values doc holds (nil: all).
+func parseFast(data []byte, want map[string]bool, lean bool) (*answer, error) {
 	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), want: want, lean: lean}
+	p.keys = p.keyBuf[:0]
 	if lean {
 		p.strs = make([]byte, 0, 512)
 	} else {
@@ -81,17 +104,17 @@ func parseFast(data []byte, want map[string]bool, lean bool) (*answer, bool) {
 	}
 	p.skipSpace()
 	if p.i >= len(data) || data[p.i] != '{' {
-		return nil, false
+		return nil, errFast{}
 	}
 	v, err := p.value(-1, true)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	p.skipSpace()
 	if p.i != len(data) {
-		return nil, false
+		return nil, errFast{}
 	}
-	return &answer{py: p.py, doc: v.(map[string]any), leaves: p.leaves, nodes: p.nodes, nleaves: p.nleaves, lean: lean}, true
+	return &answer{py: p.py, doc: v.(map[string]any), leaves: p.leaves, nodes: p.nodes, nleaves: p.nleaves, lean: lean}, nil
 }
 
 func (p *fastParser) skipSpace() {
@@ -199,9 +222,11 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 	if p.depth++; p.depth > maxDepth {
 		return nil, errFast{}
 	}
-	defer func() { p.depth-- }()
+	base := len(p.keys)
+	defer func() { p.depth--; p.keys = p.keys[:base] }()
 	top := p.depth == 1
-	p.i++ // {
+	var seen map[string]bool // when the object has many keys
+	p.i++                    // {
 	p.py = append(p.py, '{')
 	var m map[string]any
 	if build {
@@ -218,8 +243,12 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 		if p.i >= len(p.data) || p.data[p.i] != '"' {
 			return nil, errFast{}
 		}
+		kstart := p.i
 		k, err := p.str(build || !p.lean)
 		if err != nil {
+			return nil, err
+		}
+		if err := p.uniqueKey(k, kstart, base, &seen, node); err != nil {
 			return nil, err
 		}
 		p.skipSpace()
@@ -244,6 +273,54 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 			return m, err
 		}
 	}
+}
+
+// uniqueKey checks that the key just read (its literal starts at start,
+// k is its value when str was asked for it) is not one of the object's
+// earlier keys, which are p.keys[base:]; it adds it to them.
+func (p *fastParser) uniqueKey(k string, start, base int, seen *map[string]bool, node int32) error {
+	body := p.data[start+1 : p.i-1]
+	if k == "" && len(body) > 0 {
+		if bytes.IndexByte(body, '\\') < 0 {
+			k = unsafe.String(&body[0], len(body)) // the data is only read
+		} else {
+			u, _ := jsonstr.AppendUnescaped(nil, body) // str checked it
+			k = string(u)
+		}
+	}
+	own := p.keys[base:]
+	dup := false
+	switch {
+	case *seen != nil:
+		dup = (*seen)[k]
+	case len(own) < 16:
+		// A linear scan beats a map for the few keys an answer's
+		// objects have; a map keeps a hostile answer's big objects linear.
+		for _, o := range own {
+			if o == k {
+				dup = true
+				break
+			}
+		}
+	default:
+		*seen = make(map[string]bool, 2*len(own))
+		for _, o := range own {
+			(*seen)[o] = true
+		}
+		dup = (*seen)[k]
+	}
+	if dup {
+		e := &DuplicateKeyError{Key: k}
+		if !p.lean {
+			e.Path = pathOf(p.nodes, node)
+		}
+		return e
+	}
+	if *seen != nil {
+		(*seen)[k] = true
+	}
+	p.keys = append(p.keys, k)
+	return nil
 }
 
 // next reads what follows a member or an item: a comma, or the closing

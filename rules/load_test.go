@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,13 +142,65 @@ func TestKeywordMatching(t *testing.T) {
 }
 
 func TestWalkStringsSkipsKeysAndGivesPaths(t *testing.T) {
-	got := walkStrings([]byte(`{"cost_estimate": {"currency": "EUR"}, "a b": ["x", {"y": "z"}], "n": 1}`))
+	got, dup := walkStrings([]byte(`{"cost_estimate": {"currency": "EUR"}, "a b": ["x", {"y": "z"}], "n": 1}`))
+	if dup != nil {
+		t.Fatal(dup)
+	}
 	var paths []string
 	for _, s := range got {
 		paths = append(paths, s.path+"="+s.value)
 	}
 	if want := `$.cost_estimate.currency=EUR|$["a b"][0]=x|$["a b"][1].y=z`; strings.Join(paths, "|") != want {
 		t.Errorf("got %v, want %s", paths, want)
+	}
+}
+
+// An answer with a key twice in one object is refused wherever the object
+// stands (alone, in a fence, in prose), at whatever depth, however the key
+// is spelled, and by every parse (lean or whole): the dataset would hold
+// text that readers take in different ways, with a value no gate saw.
+func TestAKeyTwiceInAnObjectIsRefused(t *testing.T) {
+	many := `{`
+	for i := range 40 {
+		many += fmt.Sprintf(`"k%d": %d, `, i, i)
+	}
+	for _, tc := range []struct {
+		name, raw, key, path string
+	}{
+		{"top level", `{"summary": 42, "payload": {}, "summary": "ok"}`, "summary", "$"},
+		{"nested in an array", `{"payload": {"groups": [{"name": "a"}, {"name": "b", "items": [], "name": "c"}]}}`, "name", "$.payload.groups[1]"},
+		{"spelled with an escape", `{"a\u0062c": 1, "abc": 2}`, "abc", "$"},
+		{"an escaped key twice", `{"\n": 1, "\u000a": 2}`, "\n", "$"},
+		{"among many keys", many + `"k17": 0}`, "k17", "$"},
+		{"in a fence", "Here:\n```json\n{\"a\": {\"b\": 1, \"b\": 1}}\n```", "b", "$.a"},
+		{"in prose", `Sure: {"x y": {"q": [1], "q": [1]}} hope that helps`, "q", `$["x y"]`},
+	} {
+		for _, lean := range []bool{false, true} {
+			want := map[string]bool(nil)
+			if lean {
+				want = map[string]bool{}
+			}
+			a, _, strictOK, err := parseAnswer(tc.raw, ModeLenient, want, lean)
+			var d *DuplicateKeyError
+			if a != nil || strictOK || !errors.As(err, &d) {
+				t.Errorf("%s (lean %v): answer %v, strict %v, error %v; want a DuplicateKeyError", tc.name, lean, a != nil, strictOK, err)
+				continue
+			}
+			if d.Key != tc.key || d.Path != tc.path {
+				t.Errorf("%s (lean %v): key %q at %s, want %q at %s", tc.name, lean, d.Key, d.Path, tc.key, tc.path)
+			}
+		}
+	}
+	// The same key in sibling objects, or in an object and its parent,
+	// is no repeat.
+	for _, raw := range []string{
+		`{"items": [{"text": "a"}, {"text": "b"}]}`,
+		`{"a": {"a": {"a": 1}}, "b": {"a": 2}}`,
+		many + `"k40": 0}`,
+	} {
+		if _, _, _, err := parseAnswer(raw, ModeStrict, nil, false); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
 	}
 }
 

@@ -100,7 +100,7 @@ func (a *answer) full() {
 	if !a.lean {
 		return
 	}
-	if f, ok := parseFast(unsafe.Slice(unsafe.StringData(a.src), len(a.src)), map[string]bool{}, false); ok {
+	if f, err := parseFast(unsafe.Slice(unsafe.StringData(a.src), len(a.src)), map[string]bool{}, false); err == nil {
 		a.leaves, a.nodes = f.leaves, f.nodes
 	}
 	a.lean = false
@@ -128,63 +128,92 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 		}
 		return nil, "", false, fmt.Errorf("the answer is not valid UTF-8 (byte 0x%02x at offset %d)", raw[i], i)
 	}
-	if a := parseObject(raw, want, lean); a != nil {
-		return a, string(ModeStrict), true, nil
+	// An object found with a key twice is the answer, and ambiguous: it
+	// is refused in every mode, never passed over for another object.
+	if a, err := parseObject(raw, want, lean); a != nil || isDuplicateKey(err) {
+		return found(a, err, ModeStrict)
 	}
 	// Not one clean object: encoding/json says why, in the words users
 	// have always seen (and decides, should the fast parser ever disagree).
 	obj, strictErr := strictObject(raw)
 	if strictErr == nil {
-		return slowAnswer(obj), string(ModeStrict), true, nil
+		a, err := slowAnswer(obj)
+		return found(a, err, ModeStrict)
 	}
 	if mode != ModeLenient {
 		return nil, "", false, strictErr
 	}
 	for _, body := range fences(raw) {
-		if a := parseObject(body, want, lean); a != nil {
-			return a, string(ModeLenient), false, nil
+		if a, err := parseObject(body, want, lean); a != nil || isDuplicateKey(err) {
+			return found(a, err, ModeLenient)
 		}
 		if o, ferr := strictObject(body); ferr == nil {
-			return slowAnswer(o), string(ModeLenient), false, nil
+			a, err := slowAnswer(o)
+			return found(a, err, ModeLenient)
 		}
 	}
 	if o := firstEmbeddedObject(raw); o != nil {
-		if a := parseObject(string(o), want, lean); a != nil {
-			return a, string(ModeLenient), false, nil
+		a, err := parseObject(string(o), want, lean)
+		if a == nil && !isDuplicateKey(err) {
+			a, err = slowAnswer(o)
 		}
-		return slowAnswer(o), string(ModeLenient), false, nil
+		return found(a, err, ModeLenient)
 	}
 	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
 }
 
-// parseObject is the fast path: exactly one JSON object, or nil.
-func parseObject(s string, want map[string]bool, lean bool) *answer {
+// found is parseAnswer's result for an object found in mode m.
+func found(a *answer, err error, m Mode) (*answer, string, bool, error) {
+	if err != nil {
+		return nil, "", false, err
+	}
+	return a, string(m), m == ModeStrict, nil
+}
+
+func isDuplicateKey(err error) bool {
+	_, ok := err.(*DuplicateKeyError)
+	return ok
+}
+
+// parseObject is the fast path: exactly one JSON object, or nil and
+// why (errFast, or a *DuplicateKeyError).
+func parseObject(s string, want map[string]bool, lean bool) (*answer, error) {
 	// What strictObject trims (any Unicode space, \f included) is not
 	// JSON whitespace, which is all the parser skips.
 	s = strings.TrimSpace(s)
 	// The parser only reads: no copy of the answer is needed.
-	a, ok := parseFast(unsafe.Slice(unsafe.StringData(s), len(s)), want, lean)
-	if !ok {
-		return nil
+	data := unsafe.Slice(unsafe.StringData(s), len(s))
+	a, err := parseFast(data, want, lean)
+	if d, ok := err.(*DuplicateKeyError); ok && d.Path == "" {
+		// A lean parse keeps no paths: the rare answer that needs one
+		// is read again.
+		_, err = parseFast(data, want, false)
+	}
+	if err != nil {
+		return nil, err
 	}
 	a.src = s
-	return a
+	return a, nil
 }
 
 // slowAnswer builds an answer with encoding/json from compact bytes that
 // it accepted; only reached if the fast parser refused what encoding/json
-// takes.
-func slowAnswer(compact []byte) *answer {
+// takes. It refuses a key twice in an object as the fast parser does.
+func slowAnswer(compact []byte) (*answer, error) {
+	strs, err := walkStrings(compact)
+	if err != nil {
+		return nil, err
+	}
 	a := &answer{py: pyjson.Restyle(nil, compact)}
 	if v, err := jsonschema.UnmarshalJSON(bytes.NewReader(compact)); err == nil {
 		a.doc, _ = v.(map[string]any)
 	}
-	for _, sv := range walkStrings(compact) {
+	for _, sv := range strs {
 		a.nodes = append(a.nodes, pathNode{parent: -1, key: sv.path, index: -2})
 		a.leaves = append(a.leaves, leaf{value: sv.value, node: int32(len(a.nodes) - 1)})
 	}
 	a.nleaves = len(a.leaves)
-	return a
+	return a, nil
 }
 
 // strictObject accepts one JSON object with nothing but whitespace around.
@@ -286,9 +315,10 @@ type stringValue struct {
 // walkStrings lists every string value of obj, in document order, with
 // JSON paths like $.payload.groups[0].items[1].text. Keys are not values:
 // the key "cost_estimate" is never matched against "cost".
-func walkStrings(obj []byte) []stringValue {
+func walkStrings(obj []byte) ([]stringValue, *DuplicateKeyError) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	var out []stringValue
+	var dup *DuplicateKeyError
 	var walk func(path string) error
 	walk = func(path string) error {
 		tok, err := dec.Token()
@@ -301,12 +331,19 @@ func walkStrings(obj []byte) []stringValue {
 		case json.Delim:
 			switch t {
 			case '{':
+				seen := map[string]bool{}
 				for dec.More() {
 					k, err := dec.Token()
 					if err != nil {
 						return err
 					}
-					if err := walk(path + fieldPath(k.(string))); err != nil {
+					key := k.(string)
+					if seen[key] {
+						dup = &DuplicateKeyError{Key: key, Path: path}
+						return dup
+					}
+					seen[key] = true
+					if err := walk(path + fieldPath(key)); err != nil {
 						return err
 					}
 				}
@@ -325,7 +362,7 @@ func walkStrings(obj []byte) []stringValue {
 		return nil
 	}
 	_ = walk("$")
-	return out
+	return out, dup
 }
 
 func fieldPath(k string) string {
