@@ -88,6 +88,27 @@ func (e *DuplicateKeyError) Error() string {
 	return fmt.Sprintf("the key %s appears twice in the object at %s: JSON readers disagree on which value counts (the first, the last, or both), so the answer is ambiguous", strconv.Quote(e.Key), e.Path)
 }
 
+// LoneSurrogateError is a string of the answer with a \u escape of half a
+// UTF-16 surrogate pair and not the other half: it encodes no character.
+// Decoders put U+FFFD (�) in its place, Python keeps it as a string a
+// UTF-8 file cannot hold; either way the record would not hold what the
+// teacher wrote, which is why invalid UTF-8 is refused too.
+type LoneSurrogateError struct {
+	Escape string // as written, e.g. \ud800
+	// Path is where the string is; Key: the string is a key of the
+	// object at Path.
+	Path string
+	Key  bool
+}
+
+func (e *LoneSurrogateError) Error() string {
+	where := "the string at " + e.Path
+	if e.Key {
+		where = "a key of the object at " + e.Path
+	}
+	return fmt.Sprintf("%s holds the escape %s, half of a UTF-16 surrogate pair without its other half: it encodes no character (decoding would put U+FFFD in its place)", where, e.Escape)
+}
+
 // parseFast decodes one JSON object with nothing but whitespace around
 // it: err is errFast for anything else, or a *DuplicateKeyError. want
 // names the top-level members whose values doc holds (nil: all).
@@ -142,7 +163,7 @@ func (p *fastParser) value(node int32, build bool) (any, error) {
 	case c == '"':
 		s, err := p.str(build || !p.lean)
 		if err != nil {
-			return nil, err
+			return nil, p.at(err, node, false)
 		}
 		p.nleaves++
 		if !p.lean {
@@ -246,7 +267,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 		kstart := p.i
 		k, err := p.str(build || !p.lean)
 		if err != nil {
-			return nil, err
+			return nil, p.at(err, node, true)
 		}
 		if err := p.uniqueKey(k, kstart, base, &seen, node); err != nil {
 			return nil, err
@@ -273,6 +294,15 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 			return m, err
 		}
 	}
+}
+
+// at says where a lone surrogate is: at node, or in a key of the object
+// at node. A lean parse keeps no nodes (see parseObject).
+func (p *fastParser) at(err error, node int32, key bool) error {
+	if e, ok := err.(*LoneSurrogateError); ok && !p.lean {
+		e.Path, e.Key = pathOf(p.nodes, node), key
+	}
+	return err
 }
 
 // uniqueKey checks that the key just read (its literal starts at start,
@@ -415,8 +445,12 @@ func (p *fastParser) str(need bool) (string, error) {
 			p.strs = append(p.strs, body...)
 		} else {
 			var ok bool
-			if p.strs, ok = jsonstr.AppendUnescaped(p.strs, body); !ok {
+			var lone int
+			if p.strs, lone, ok = jsonstr.AppendUnescapedLone(p.strs, body); !ok {
 				return "", errFast{}
+			}
+			if lone >= 0 {
+				return "", &LoneSurrogateError{Escape: string(body[lone : lone+6])}
 			}
 			p.py = pyjson.AppendString(p.py, unsafe.String(unsafe.SliceData(p.strs[from:]), len(p.strs)-from))
 			if !need {

@@ -155,11 +155,12 @@ func TestWalkStringsSkipsKeysAndGivesPaths(t *testing.T) {
 	}
 }
 
-// An answer with a key twice in one object is refused wherever the object
-// stands (alone, in a fence, in prose), at whatever depth, however the key
-// is spelled, and by every parse (lean or whole): the dataset would hold
-// text that readers take in different ways, with a value no gate saw.
-func TestAKeyTwiceInAnObjectIsRefused(t *testing.T) {
+// An answer with a key twice in one object, or a lone surrogate escape, is
+// refused wherever the object stands (alone, in a fence, in prose), at
+// whatever depth, however the key is spelled, and by every parse (lean or
+// whole): the dataset would hold text that readers take in different
+// ways, with a value no gate saw, or U+FFFD where the teacher wrote none.
+func TestAnUnclearAnswerIsRefused(t *testing.T) {
 	many := `{`
 	for i := range 40 {
 		many += fmt.Sprintf(`"k%d": %d, `, i, i)
@@ -174,6 +175,11 @@ func TestAKeyTwiceInAnObjectIsRefused(t *testing.T) {
 		{"among many keys", many + `"k17": 0}`, "k17", "$"},
 		{"in a fence", "Here:\n```json\n{\"a\": {\"b\": 1, \"b\": 1}}\n```", "b", "$.a"},
 		{"in prose", `Sure: {"x y": {"q": [1], "q": [1]}} hope that helps`, "q", `$["x y"]`},
+		// key: the escape, whether a key holds it
+		{"a lone high surrogate", `{"summary": "caf\u00e9 \ud800!"}`, `\ud800`, "$.summary false"},
+		{"a lone low surrogate in an array", `{"a": ["ok \ud83d\ude00", "x\uDC00"]}`, `\uDC00`, "$.a[1] false"},
+		{"a high surrogate before another escape", `{"a": {"b": "\ud83d\n"}}`, `\ud83d`, "$.a.b false"},
+		{"in a key", `{"payload": {"k\udfff": 1}}`, `\udfff`, "$.payload true"},
 	} {
 		for _, lean := range []bool{false, true} {
 			want := map[string]bool(nil)
@@ -182,12 +188,20 @@ func TestAKeyTwiceInAnObjectIsRefused(t *testing.T) {
 			}
 			a, _, strictOK, err := parseAnswer(tc.raw, ModeLenient, want, lean)
 			var d *DuplicateKeyError
-			if a != nil || strictOK || !errors.As(err, &d) {
-				t.Errorf("%s (lean %v): answer %v, strict %v, error %v; want a DuplicateKeyError", tc.name, lean, a != nil, strictOK, err)
-				continue
-			}
-			if d.Key != tc.key || d.Path != tc.path {
-				t.Errorf("%s (lean %v): key %q at %s, want %q at %s", tc.name, lean, d.Key, d.Path, tc.key, tc.path)
+			var l *LoneSurrogateError
+			switch {
+			case a != nil || strictOK:
+				t.Errorf("%s (lean %v): accepted", tc.name, lean)
+			case errors.As(err, &d):
+				if d.Key != tc.key || d.Path != tc.path {
+					t.Errorf("%s (lean %v): key %q at %s, want %q at %s", tc.name, lean, d.Key, d.Path, tc.key, tc.path)
+				}
+			case errors.As(err, &l):
+				if got := fmt.Sprintf("%s %s %v", l.Escape, l.Path, l.Key); got != tc.key+" "+tc.path {
+					t.Errorf("%s (lean %v): %s, want %s %s", tc.name, lean, got, tc.key, tc.path)
+				}
+			default:
+				t.Errorf("%s (lean %v): error %v", tc.name, lean, err)
 			}
 		}
 	}
@@ -197,6 +211,7 @@ func TestAKeyTwiceInAnObjectIsRefused(t *testing.T) {
 		`{"items": [{"text": "a"}, {"text": "b"}]}`,
 		`{"a": {"a": {"a": 1}}, "b": {"a": 2}}`,
 		many + `"k40": 0}`,
+		`{"a": "\ud83d\ude00 and \\ud800, which is text"}`,
 	} {
 		if _, _, _, err := parseAnswer(raw, ModeStrict, nil, false); err != nil {
 			t.Errorf("%s: %v", raw, err)

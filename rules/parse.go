@@ -14,6 +14,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/pgrules/pgrules/internal/jsonstr"
 	"github.com/pgrules/pgrules/internal/pyjson"
 )
 
@@ -128,9 +129,10 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 		}
 		return nil, "", false, fmt.Errorf("the answer is not valid UTF-8 (byte 0x%02x at offset %d)", raw[i], i)
 	}
-	// An object found with a key twice is the answer, and ambiguous: it
-	// is refused in every mode, never passed over for another object.
-	if a, err := parseObject(raw, want, lean); a != nil || isDuplicateKey(err) {
+	// An object found with a key twice or a lone surrogate is the answer,
+	// and unclear: it is refused in every mode, never passed over for
+	// another object.
+	if a, err := parseObject(raw, want, lean); a != nil || isUnclear(err) {
 		return found(a, err, ModeStrict)
 	}
 	// Not one clean object: encoding/json says why, in the words users
@@ -144,7 +146,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 		return nil, "", false, strictErr
 	}
 	for _, body := range fences(raw) {
-		if a, err := parseObject(body, want, lean); a != nil || isDuplicateKey(err) {
+		if a, err := parseObject(body, want, lean); a != nil || isUnclear(err) {
 			return found(a, err, ModeLenient)
 		}
 		if o, ferr := strictObject(body); ferr == nil {
@@ -154,7 +156,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 	}
 	if o := firstEmbeddedObject(raw); o != nil {
 		a, err := parseObject(string(o), want, lean)
-		if a == nil && !isDuplicateKey(err) {
+		if a == nil && !isUnclear(err) {
 			a, err = slowAnswer(o)
 		}
 		return found(a, err, ModeLenient)
@@ -170,13 +172,18 @@ func found(a *answer, err error, m Mode) (*answer, string, bool, error) {
 	return a, string(m), m == ModeStrict, nil
 }
 
-func isDuplicateKey(err error) bool {
-	_, ok := err.(*DuplicateKeyError)
-	return ok
+// isUnclear reports an object whose meaning JSON readers disagree on: a
+// key twice in an object, or a lone surrogate escape.
+func isUnclear(err error) bool {
+	switch err.(type) {
+	case *DuplicateKeyError, *LoneSurrogateError:
+		return true
+	}
+	return false
 }
 
 // parseObject is the fast path: exactly one JSON object, or nil and
-// why (errFast, or a *DuplicateKeyError).
+// why (errFast, a *DuplicateKeyError or a *LoneSurrogateError).
 func parseObject(s string, want map[string]bool, lean bool) (*answer, error) {
 	// What strictObject trims (any Unicode space, \f included) is not
 	// JSON whitespace, which is all the parser skips.
@@ -184,7 +191,7 @@ func parseObject(s string, want map[string]bool, lean bool) (*answer, error) {
 	// The parser only reads: no copy of the answer is needed.
 	data := unsafe.Slice(unsafe.StringData(s), len(s))
 	a, err := parseFast(data, want, lean)
-	if d, ok := err.(*DuplicateKeyError); ok && d.Path == "" {
+	if lean && isUnclear(err) {
 		// A lean parse keeps no paths: the rare answer that needs one
 		// is read again.
 		_, err = parseFast(data, want, false)
@@ -314,11 +321,23 @@ type stringValue struct {
 
 // walkStrings lists every string value of obj, in document order, with
 // JSON paths like $.payload.groups[0].items[1].text. Keys are not values:
-// the key "cost_estimate" is never matched against "cost".
-func walkStrings(obj []byte) ([]stringValue, *DuplicateKeyError) {
+// the key "cost_estimate" is never matched against "cost". It stops at
+// what makes an answer unclear, as the fast parser does: a key twice in
+// an object (*DuplicateKeyError), a lone surrogate (*LoneSurrogateError).
+func walkStrings(obj []byte) ([]stringValue, error) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	var out []stringValue
-	var dup *DuplicateKeyError
+	var unclear error
+	// lone checks the string token just read, whose literal ends where the
+	// decoder is.
+	lone := func(path string, key bool) bool {
+		body := literalBefore(obj, int(dec.InputOffset()))
+		if _, at, _ := jsonstr.AppendUnescapedLone(nil, body); at >= 0 {
+			unclear = &LoneSurrogateError{Escape: string(body[at : at+6]), Path: path, Key: key}
+			return true
+		}
+		return false
+	}
 	var walk func(path string) error
 	walk = func(path string) error {
 		tok, err := dec.Token()
@@ -327,6 +346,9 @@ func walkStrings(obj []byte) ([]stringValue, *DuplicateKeyError) {
 		}
 		switch t := tok.(type) {
 		case string:
+			if lone(path, false) {
+				return unclear
+			}
 			out = append(out, stringValue{path, t})
 		case json.Delim:
 			switch t {
@@ -337,10 +359,13 @@ func walkStrings(obj []byte) ([]stringValue, *DuplicateKeyError) {
 					if err != nil {
 						return err
 					}
+					if lone(path, true) {
+						return unclear
+					}
 					key := k.(string)
 					if seen[key] {
-						dup = &DuplicateKeyError{Key: key, Path: path}
-						return dup
+						unclear = &DuplicateKeyError{Key: key, Path: path}
+						return unclear
 					}
 					seen[key] = true
 					if err := walk(path + fieldPath(key)); err != nil {
@@ -362,7 +387,26 @@ func walkStrings(obj []byte) ([]stringValue, *DuplicateKeyError) {
 		return nil
 	}
 	_ = walk("$")
-	return out, dup
+	return out, unclear
+}
+
+// literalBefore returns the body of the string literal whose closing
+// quote is b[end-1]: back to the first quote not escaped by an odd run of
+// backslashes.
+func literalBefore(b []byte, end int) []byte {
+	for j := end - 2; j >= 0; j-- {
+		if b[j] != '"' {
+			continue
+		}
+		k := j
+		for k > 0 && b[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
+			return b[j+1 : end-1]
+		}
+	}
+	return nil
 }
 
 func fieldPath(k string) string {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -110,6 +111,52 @@ func TestExplainFindsIDsWithQuotesTabsAndNewlines(t *testing.T) {
 	b, err := exec.Command(bin, "explain", id, "--out-dir", out).CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "gates:") {
 		t.Errorf("explain of an id with a quote, a tab and a newline: %v\n%s", err, b)
+	}
+}
+
+// Answers that JSON readers would take in different ways go through the
+// real plugin and are rejected parse_failed, never repaired or half-read
+// into the dataset: a lone surrogate in the API's own JSON (the provider
+// keeps it as invalid UTF-8 instead of U+FFFD), one in the answer's JSON,
+// and a key twice in one object.
+func TestUnclearAnswersAreRejected(t *testing.T) {
+	bin := buildPgrules(t)
+	srv := newTeacherServer(t, 0)
+	var n atomic.Int32
+	srv.failWith(func(prompt string) (int, map[string]string, string) {
+		content := envelopeFor("checklist", 1)
+		var lit []byte
+		switch n.Add(1) % 3 {
+		case 0:
+			lit, _ = json.Marshal(content)
+			lit = bytes.Replace(lit, []byte("Visa and"), []byte(`Visa \ud800and`), 1)
+		case 1:
+			lit, _ = json.Marshal(strings.Replace(content, "Visa and", `Visa \ud800and`, 1))
+		case 2:
+			lit, _ = json.Marshal(`{"summary": 42, ` + content[1:])
+		}
+		body := `{"id": "g", "model": "test-model", "choices": [{"finish_reason": "stop", "message": {"content": ` + string(lit) + `}}]}`
+		return 200, map[string]string{"Content-Type": "application/json"}, body
+	})
+	work := t.TempDir()
+	out := filepath.Join(work, "out")
+	b, err := localRun(t, bin, work, out, srv, "--allow-unhealthy").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	acc := string(must(os.ReadFile(filepath.Join(out, "dataset_v1.jsonl"))))
+	rej := string(must(os.ReadFile(filepath.Join(out, "dataset_v1_rejected.jsonl"))))
+	if strings.Contains(acc, "\ufffd") || strings.Contains(acc, `"summary": 42`) || strings.Contains(acc, `\\ud800`) {
+		t.Errorf("an unclear answer reached the dataset:\n%.2000s", acc)
+	}
+	for _, want := range []string{
+		`the answer is not valid UTF-8 (byte 0xed at offset`,
+		`the string at $.summary holds the escape \\ud800, half of a UTF-16 surrogate pair without its other half`,
+		`the key \"summary\" appears twice in the object at $`,
+	} {
+		if !strings.Contains(rej, want) {
+			t.Errorf("no rejection says %s:\n%.3000s", want, rej)
+		}
 	}
 }
 

@@ -29,6 +29,32 @@ func Unescape(b []byte) (s string, ok bool) {
 
 // AppendUnescaped is Unescape appending to out.
 func AppendUnescaped(out, b []byte) ([]byte, bool) {
+	out, _, ok := appendUnescaped(out, b, false)
+	return out, ok
+}
+
+// AppendUnescapedLone is AppendUnescaped that also gives the offset in b of
+// the first lone surrogate escape (half of a UTF-16 pair without its
+// other half: no character, decoded as U+FFFD), or -1.
+func AppendUnescapedLone(out, b []byte) (_ []byte, lone int, ok bool) {
+	return appendUnescaped(out, b, false)
+}
+
+// UnescapeKeeping is Unescape but for a lone surrogate, which it writes as
+// the three bytes that would encode it were it a character (WTF-8):
+// invalid UTF-8, so a caller that refuses invalid UTF-8 refuses it too,
+// where U+FFFD would have slipped through as a character the text never
+// held.
+func UnescapeKeeping(b []byte) (string, bool) {
+	out, _, ok := appendUnescaped(make([]byte, 0, len(b)), b, true)
+	if !ok {
+		return "", false
+	}
+	return unsafe.String(unsafe.SliceData(out), len(out)), true
+}
+
+func appendUnescaped(out, b []byte, keepLone bool) (_ []byte, lone int, ok bool) {
+	lone = -1
 	for i := 0; i < len(b); {
 		j := bytes.IndexByte(b[i:], '\\')
 		if j < 0 {
@@ -38,7 +64,7 @@ func AppendUnescaped(out, b []byte) ([]byte, bool) {
 		out = append(out, b[i:i+j]...)
 		i += j + 1
 		if i >= len(b) {
-			return out, false
+			return out, lone, false
 		}
 		switch b[i] {
 		case '"', '\\', '/':
@@ -56,7 +82,7 @@ func AppendUnescaped(out, b []byte) ([]byte, bool) {
 		case 'u':
 			r, ok := hex4(b, i+1)
 			if !ok {
-				return out, false
+				return out, lone, false
 			}
 			i += 4
 			if utf16.IsSurrogate(r) {
@@ -69,15 +95,24 @@ func AppendUnescaped(out, b []byte) ([]byte, bool) {
 						}
 					}
 				}
+				if lone < 0 {
+					lone = i - 5
+				}
+				if keepLone {
+					// utf8.AppendRune refuses surrogates: their bytes by hand.
+					out = append(out, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
+					i++
+					continue
+				}
 				r = utf8.RuneError
 			}
 			out = utf8.AppendRune(out, r)
 		default:
-			return out, false
+			return out, lone, false
 		}
 		i++
 	}
-	return out, true
+	return out, lone, true
 }
 
 func hex4(b []byte, i int) (rune, bool) {

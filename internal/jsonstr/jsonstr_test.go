@@ -36,6 +36,54 @@ func FuzzUnescape(f *testing.F) {
 	})
 }
 
+// A lone surrogate escape is found where it stands; UnescapeKeeping
+// writes it as invalid UTF-8 (never U+FFFD, which the text did not hold)
+// and decodes everything else as Unescape does.
+func FuzzLoneSurrogates(f *testing.F) {
+	for _, s := range []string{`\ud83d\ude00`, `a\ud800b`, `\ude00\ud83d`, `\\ud800`, `\ud83d\u0041`, `x\uDBFF\uDFFFy\uDC00`, `\ufffd`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		dec, ok := Unescape(body)
+		_, lone, lok := AppendUnescapedLone(nil, body)
+		kept, kok := UnescapeKeeping(body)
+		if ok != lok || ok != kok {
+			t.Fatalf("%q: ok %v, %v, %v", body, ok, lok, kok)
+		}
+		if !ok || !utf8.Valid(body) {
+			return
+		}
+		if lone < 0 {
+			if kept != dec {
+				t.Fatalf("%q: kept %q, decoded %q", body, kept, dec)
+			}
+			return
+		}
+		if body[lone] != '\\' || body[lone+1] != 'u' || utf8.ValidString(kept) {
+			t.Fatalf("%q: lone at %d, kept %q", body, lone, kept)
+		}
+	})
+}
+
+func TestLoneSurrogates(t *testing.T) {
+	for body, want := range map[string]struct {
+		lone int
+		kept string
+	}{
+		`\ud83d\ude00`:       {-1, "😀"},
+		`ab\ud800c`:          {2, "ab\xed\xa0\x80c"},
+		`\\ud800`:            {-1, `\ud800`}, // an escaped backslash, then text
+		`\ude00\ud83d\ude00`: {0, "\xed\xb8\x80😀"},
+		`\ud83d\u0041`:       {0, "\xed\xa0\xbdA"},
+	} {
+		_, lone, _ := AppendUnescapedLone(nil, []byte(body))
+		kept, _ := UnescapeKeeping([]byte(body))
+		if lone != want.lone || kept != want.kept {
+			t.Errorf("%s: lone at %d, kept %q; want %d, %q", body, lone, kept, want.lone, want.kept)
+		}
+	}
+}
+
 func TestUnescapeKeepsInvalidUTF8(t *testing.T) {
 	if got, ok := Unescape([]byte("a\xffb\\n")); !ok || got != "a\xffb\n" {
 		t.Errorf("Unescape = %q, %v", got, ok)

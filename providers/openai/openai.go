@@ -320,10 +320,10 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "empty_content", StatusCode: 200, Message: "the answer is empty"}
 	}
 	text := *ch.Message.Content
-	if !utf8.Valid(data) {
-		// encoding/json turned the invalid bytes into U+FFFD; take the
-		// answer's own bytes so the host rejects it instead of a repaired
-		// copy slipping into the dataset.
+	if strings.ContainsRune(text, utf8.RuneError) {
+		// encoding/json turned invalid bytes, or a lone surrogate escape,
+		// into U+FFFD; take the answer's own bytes so the host rejects it
+		// instead of a repaired copy slipping into the dataset.
 		if raw, ok := rawContent(data); ok {
 			text = raw
 		}
@@ -552,10 +552,12 @@ func rawContent(body []byte) (string, bool) {
 }
 
 // unquoteKeepingBytes decodes a JSON string literal, copying bytes that are
-// not valid UTF-8 as they are.
+// not valid UTF-8 as they are, and writing a lone surrogate escape as
+// invalid UTF-8 too: the answer's UTF-8 check then refuses what U+FFFD
+// would have repaired.
 func unquoteKeepingBytes(lit []byte) (string, bool) {
 	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
 		return "", false
 	}
-	return jsonstr.Unescape(lit[1 : len(lit)-1])
+	return jsonstr.UnescapeKeeping(lit[1 : len(lit)-1])
 }

@@ -246,6 +246,7 @@ func TestUnquoteKeepingBytes(t *testing.T) {
 		`"a\"b\\c\/d\n\t"`:     "a\"b\\c/d\n\t",
 		`"\u00e9\ud83d\ude00"`: "é😀",
 		"\"x\xffy\"":           "x\xffy",
+		`"a\ud800b"`:           "a\xed\xa0\x80b", // a lone surrogate: invalid UTF-8, not U+FFFD
 	} {
 		got, ok := unquoteKeepingBytes([]byte(lit))
 		if !ok || got != want {
