@@ -189,7 +189,7 @@ type Client struct {
 	config Configured
 
 	mu       sync.Mutex
-	pc       *plugin.Client
+	pc       *process
 	p        Provider
 	gen      int
 	restarts int
@@ -266,7 +266,7 @@ func orEmpty(b []byte) []byte {
 // launch starts a plugin process and connects to it. The handshake waits
 // at most until ctx ends (or StartTimeout): a plugin that never answers
 // cannot hold up a Ctrl-C.
-func launch(ctx context.Context, path string, log zerolog.Logger, pin string) (*plugin.Client, Provider, error) {
+func launch(ctx context.Context, path string, log zerolog.Logger, pin string) (*process, Provider, error) {
 	var secure *plugin.SecureConfig
 	if pin != "" {
 		want, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(pin), "sha256:"))
@@ -280,9 +280,17 @@ func launch(ctx context.Context, path string, log zerolog.Logger, pin string) (*
 		}
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
+	sockets, err := socketDir()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot start plugin %s: %w", path, err)
+	}
 	cmd := exec.Command(path)
+	if sockets != "" {
+		cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sockets)
+	}
 	setDeathSignal(cmd)
-	pc := plugin.NewClient(&plugin.ClientConfig{
+	pc := &process{dir: sockets}
+	pc.Client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil),
 		Cmd:              cmd,
@@ -299,7 +307,7 @@ func launch(ctx context.Context, path string, log zerolog.Logger, pin string) (*
 	}
 	ch := make(chan started, 1)
 	go func() {
-		rpc, err := pc.Client()
+		rpc, err := pc.Client.Client()
 		ch <- started{rpc, err}
 	}()
 	var rpc plugin.ClientProtocol

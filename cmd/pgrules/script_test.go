@@ -13,6 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	var cache string
 	// No test may touch the user's real shared cache.
 	if os.Getenv("PGRULES_TEST_ISOLATED") == "" {
 		// The go command's build cache also lives in the user cache dir:
@@ -26,12 +27,33 @@ func TestMain(m *testing.M) {
 		if err == nil {
 			os.Setenv("XDG_CACHE_HOME", dir)
 			os.Setenv("PGRULES_TEST_ISOLATED", "1") // children keep what they are given
+			cache = dir
 		}
 	}
 	// The test binary doubles as the pgrules command inside scripts.
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleaningM{m, func() {
+		if cache != "" {
+			os.RemoveAll(cache)
+		}
+		plugintest.Cleanup()
+	}}, map[string]func(){
 		"pgrules": func() { os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
+}
+
+// cleaningM cleans up after the tests have run. testscript.Main exits
+// when they end, and runs them only in the test binary's own process, not
+// when a script runs it as pgrules: only the process that made the
+// temporary directories removes them.
+type cleaningM struct {
+	m       *testing.M
+	cleanup func()
+}
+
+func (c cleaningM) Run() int {
+	code := c.m.Run()
+	c.cleanup()
+	return code
 }
 
 // TestScripts runs the CLI end to end: real plugin subprocesses, real files.

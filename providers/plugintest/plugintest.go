@@ -54,6 +54,26 @@ func Build(tb testing.TB, names ...string) string {
 	return dir
 }
 
+// Main runs the tests of a package whose tests call Build, then removes
+// what Build wrote (a package's plugins weigh over 100 MB, and test runs
+// are many): func TestMain(m *testing.M) { os.Exit(plugintest.Main(m)) }.
+func Main(m *testing.M) int {
+	code := m.Run()
+	Cleanup()
+	return code
+}
+
+// Cleanup removes the directory Build wrote the plugins in; for a
+// TestMain that cannot use Main.
+func Cleanup() {
+	mu.Lock()
+	defer mu.Unlock()
+	if dir != "" {
+		os.RemoveAll(dir)
+		dir, built = "", map[string]error{}
+	}
+}
+
 func moduleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
