@@ -59,7 +59,10 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 				t.Fatalf("draft %q: fast %+v, want %+v", line, d, want)
 			}
 		}
-		if c, ok := fastCritique(b); ok {
+		// The fast decoder leaves a verdict that is none of pass, revise,
+		// reject to the index (critiqueKind), which hands such a line to
+		// decodeCritique to say what is wrong.
+		if c, ok := fastCritique(b); ok && c.Verdict() != "unknown" {
 			want, err := decodeCritique(b)
 			if err != nil {
 				t.Fatalf("critique %q: fast sure, decodeCritique: %v", line, err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgrules/pgrules/engine/memo"
 	"github.com/pgrules/pgrules/internal/idtab"
+	"github.com/pgrules/pgrules/internal/jsonstr"
 )
 
 // Problem is a bad input line. It never stops a run: the line is skipped,
@@ -252,6 +253,14 @@ func (k kind) scanLine(line []byte, off, lineNo int) scanned {
 	}
 	if id, ok := k.fast(trimmed); ok && strings.TrimSpace(id) != "" {
 		sc.id, sc.ok = id, true
+		return sc
+	}
+	// The fast walk refuses a lone surrogate escape, which encoding/json
+	// would decode as U+FFFD: named like invalid UTF-8, never repaired.
+	if _, at, ok := jsonstr.AppendUnescapedLone(nil, trimmed); ok && at >= 0 {
+		sc.col = lead + at + 1
+		sc.why = fmt.Sprintf("a lone surrogate escape (%s: half of a UTF-16 pair, no character)", trimmed[at:at+6])
+		sc.id, _ = salvageID(trimmed)
 		return sc
 	}
 	id, derr := k.slow(trimmed)

@@ -129,9 +129,10 @@ func TestHostileInputs(t *testing.T) {
 	plan := "\xEF\xBB\xBF" + `{"id":"bom","payload_type":"checklist","prompt":"P"}` + "\n" +
 		`{"id":"utf8","payload_type":"checklist","prompt":"caf` + "\xff" + `"}` + "\n" +
 		`{"id":"nul","payload_type":"checklist","prompt":"a` + "\x00" + `b"}` + "\n" +
-		`{"id":"quote\"tab\tnl\n","payload_type":"checklist","prompt":"P"}` + "\n"
+		`{"id":"quote\"tab\tnl\n","payload_type":"checklist","prompt":"P"}` + "\n" +
+		`{"id":"lone","payload_type":"checklist","prompt":"caf\u00e9 \ud83d\ude00 \ud800"}` + "\n"
 	drafts := ""
-	for _, id := range []string{"bom", "utf8", "nul", `quote\"tab\tnl\n`} {
+	for _, id := range []string{"bom", "utf8", "nul", `quote\"tab\tnl\n`, "lone"} {
 		drafts += `{"id":"` + id + `","output_text":"d"}` + "\n"
 	}
 	s, err := Open(context.Background(), Paths{Plan: write(t, dir, "plan.jsonl", plan), Drafts: write(t, dir, "drafts.jsonl", drafts)})
@@ -139,7 +140,7 @@ func TestHostileInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if want := []string{"bom", "utf8", "nul", "quote\"tab\tnl\n"}; !reflect.DeepEqual(idsOf(s), want) {
+	if want := []string{"bom", "utf8", "nul", "quote\"tab\tnl\n", "lone"}; !reflect.DeepEqual(idsOf(s), want) {
 		t.Fatalf("IDs = %q, want %q", idsOf(s), want)
 	}
 	if smp, _ := loadID(t, s, "bom"); smp.Plan == nil || len(smp.Invalid)+len(smp.Missing) != 0 {
@@ -148,6 +149,12 @@ func TestHostileInputs(t *testing.T) {
 	utf, _ := loadID(t, s, "utf8")
 	if len(utf.Invalid) != 1 || !strings.Contains(utf.Invalid[0], "plan.jsonl:2:54: invalid UTF-8 (byte 0xff)") {
 		t.Errorf("invalid UTF-8: %v", utf.Invalid)
+	}
+	// A lone surrogate escape decodes to no character: named like invalid
+	// UTF-8, never turned into U+FFFD in the record's prompt.
+	lone, _ := loadID(t, s, "lone")
+	if len(lone.Invalid) != 1 || !strings.Contains(lone.Invalid[0], `plan.jsonl:5:74: a lone surrogate escape (\ud800: half of a UTF-16 pair, no character)`) || lone.Plan != nil {
+		t.Errorf("a lone surrogate: invalid %v, plan %+v", lone.Invalid, lone.Plan)
 	}
 	nul, _ := loadID(t, s, "nul")
 	if len(nul.Invalid) != 1 || !strings.Contains(nul.Invalid[0], "plan.jsonl:3:") || !strings.Contains(nul.Invalid[0], `invalid character '\x00' in string literal`) || len(nul.Missing) != 0 {
