@@ -25,6 +25,23 @@ const (
 	ReasonGateError    = "gate_error"
 )
 
+// Reserved names the reason codes pgrules writes itself, with what each
+// means: a gate may not give one. Stats, the health check and --resume
+// read these codes as what they say (a record rejected teacher_error is
+// asked again and counts as a failed call; one with gate_error makes the
+// run unhealthy), so a gate's rejection under one of them would be
+// miscounted. engine/judge's codes are checked to be here by its tests.
+var Reserved = map[string]string{
+	ReasonOK:           "a gate that passed",
+	ReasonNotEvaluated: "a gate skipped because a gate it requires failed",
+	ReasonGateError:    "a gate that failed to evaluate",
+	"missing_inputs":   "a sample whose plan or draft is missing",
+	"invalid_input":    "a sample whose input line is broken",
+	"critique_reject":  "a draft its critique rejected",
+	"teacher_error":    "a teacher call that failed",
+	"no_cached_answer": "an --offline run without a cached answer",
+}
+
 // Decision is the verdict of the rules on one answer.
 type Decision struct {
 	OverallOK   bool
@@ -454,6 +471,9 @@ func (r *Rules) evalGate(g *Gate, act interpreter.Activation, passed map[string]
 				// A reason is a code records are grouped and counted by,
 				// as a literal reason must be: not text from the answer.
 				return failAt(g.reasonExpr.pos, fmt.Errorf("reasonExpression gave %q, not a lower_snake_case reason code", clipReason(code)))
+			}
+			if what, ok := Reserved[code]; ok {
+				return failAt(g.reasonExpr.pos, fmt.Errorf("reasonExpression gave %q, which pgrules writes for %s: give a code of the gate's own", code, what))
 			}
 			res.ReasonCode = code
 		}

@@ -160,7 +160,7 @@ type gateDoc struct {
 	Name             string    `yaml:"name"`
 	Expression       yaml.Node `yaml:"expression"`
 	When             yaml.Node `yaml:"when"`
-	Reason           string    `yaml:"reason"`
+	Reason           yaml.Node `yaml:"reason"`
 	ReasonExpression yaml.Node `yaml:"reasonExpression"`
 	Details          yaml.Node `yaml:"details"`
 	DetailsOnFail    yaml.Node `yaml:"detailsOnFail"`
@@ -300,7 +300,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 			}
 		}
 		seenGate[g.Name] = true
-		gate := &Gate{Name: g.Name, Action: g.Action, Requires: g.Requires, Reason: g.Reason, Pos: p}
+		gate := &Gate{Name: g.Name, Action: g.Action, Requires: g.Requires, Reason: g.Reason.Value, Pos: p}
 		switch gate.Action {
 		case "":
 			gate.Action = ActionReject
@@ -319,10 +319,13 @@ func load(data []byte, file string, src source) (*Rules, error) {
 		switch {
 		case g.ReasonExpression.Kind != 0:
 			gate.reasonExpr = r.compile(file, &g.ReasonExpression, cel.StringType, el)
-		case g.Reason == "":
+		case g.Reason.Kind == 0 || g.Reason.Value == "" && g.Reason.Kind == yaml.ScalarNode:
 			el.add(p, "gate %q needs a reason (the reason code written on rejected records) or a reasonExpression", g.Name)
-		case !nameRE.MatchString(g.Reason):
-			el.add(p, "gate %q: reason %q must be a lower_snake_case code", g.Name, g.Reason)
+		case g.Reason.Kind != yaml.ScalarNode || !nameRE.MatchString(g.Reason.Value):
+			el.add(nodePos(file, &g.Reason), "gate %q: reason %q must be a lower_snake_case code", g.Name, g.Reason.Value)
+		case Reserved[g.Reason.Value] != "":
+			code := g.Reason.Value
+			el.add(nodePos(file, &g.Reason), "gate %q: reason %q is pgrules' own code, for %s: the stats, the health check and --resume would count this gate's rejections as that; give the gate a code of its own", g.Name, code, Reserved[code])
 		}
 		gate.details = r.compileMap(file, &g.Details, el)
 		gate.failDetails = r.compileMap(file, &g.DetailsOnFail, el)

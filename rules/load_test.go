@@ -36,6 +36,8 @@ func TestLoadErrorsPointIntoTheGatesFile(t *testing.T) {
 		{"non-bool expression", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: sample.id\n", "gates.yaml:7:17: expression must be a bool"},
 		{"missing reason", listsHeader + "gates:\n  - name: g\n    expression: true\n", `gate "g" needs a reason`},
 		{"misspelled key", listsHeader + "gates:\n  - name: g\n    reason: r\n    expresion: true\n", `gates.yaml:7:5: unknown gate key "expresion"`},
+		{"a reason pgrules writes itself", listsHeader + "gates:\n  - name: g\n    reason: teacher_error\n    expression: true\n", `gates.yaml:6:13: gate "g": reason "teacher_error" is pgrules' own code, for a teacher call that failed`},
+		{"the reason of a passed gate", listsHeader + "gates:\n  - name: g\n    reason: ok\n    expression: true\n", `reason "ok" is pgrules' own code, for a gate that passed`},
 		{"bad action", listsHeader + "gates:\n  - name: g\n    reason: r\n    action: block\n    expression: true\n", `action "block": use reject, warn or audit`},
 		{"requires an unknown gate", listsHeader + "gates:\n  - name: g\n    reason: r\n    requires: [h]\n    expression: true\n", `requires "h", which is not a gate defined above it`},
 		{"missing word list", "lists:\n  x: {file: keywords/nope.txt}\ngates:\n  - name: g\n    reason: r\n    expression: true\n", "keywords/nope.txt"},
@@ -277,5 +279,16 @@ func TestAReasonExpressionMustGiveACode(t *testing.T) {
 	msg := d.Gates[0].Details[0].Value.(string)
 	if !strings.Contains(msg, "gates.yaml:7:23: reasonExpression gave \"summary too long: Visa rules change often; check them.\", not a lower_snake_case reason code") {
 		t.Errorf("error detail %q", msg)
+	}
+	// Nor may it give a code pgrules writes itself: a rejection under
+	// teacher_error would be asked again by --resume and counted as a
+	// failed call.
+	body = strings.Replace(body, `"summary_long"`, `"teacher_error"`, 1)
+	if r, err = Load(writeGates(t, body), Options{Fallback: pgrules.Defaults}); err != nil {
+		t.Fatal(err)
+	}
+	d = r.Evaluate(Sample{PayloadType: "procedure"}, ans("Visa rules."), ModeStrict)
+	if strings.Join(d.ReasonCodes, ",") != ReasonGateError || !strings.Contains(d.Gates[0].Details[0].Value.(string), `reasonExpression gave "teacher_error", which pgrules writes for a teacher call that failed`) {
+		t.Errorf("a reserved code: reasons %v, details %v", d.ReasonCodes, d.Gates[0].Details)
 	}
 }
