@@ -24,6 +24,19 @@ type Contract struct {
 	Errors       []string `json:"errors,omitempty"`
 }
 
+// Reason is the reason code of a broken contract, as the shipped
+// contract_ok gate gives it: parse_failed, envelope_invalid or
+// payload_invalid.
+func (c *Contract) Reason() string {
+	switch {
+	case c.ParseMode == "":
+		return "parse_failed"
+	case !c.EnvelopeOK:
+		return "envelope_invalid"
+	}
+	return "payload_invalid"
+}
+
 // schemaSet holds the envelope schema and one payload schema per payload
 // type. A new payload type is a new <type>.payload.schema.json file.
 type schemaSet struct {

@@ -383,6 +383,14 @@ func (r *Rules) judge(d *Decision, act *activation) {
 		}
 	}
 	d.OverallOK = len(d.ReasonCodes) == 0
+	if d.OverallOK && !d.Contract.OverallOK {
+		// The contract is not the gates' to waive: an answer that breaks
+		// it has no response the dataset's schemas take (none at all when
+		// it did not parse). The shipped contract_ok gate says so first;
+		// without it (deleted, or turned into a warn gate) an accepted
+		// record held "response": null.
+		d.ReasonCodes, d.OverallOK = []string{d.Contract.Reason()}, false
+	}
 	for i, v := range r.variables {
 		d.Variables = append(d.Variables, KV{v.Name, native(act.variable(i))})
 	}

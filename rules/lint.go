@@ -20,11 +20,12 @@ type Finding struct {
 
 // LintRules describes each check a Finding can come from.
 var LintRules = map[string]string{
-	"unused-variable": "a variable no gate or variable uses",
-	"unused-list":     "a word list no gate or variable uses",
-	"duplicate-entry": "a word-list entry given twice",
-	"cancelled-entry": "a word-list entry an exception of the same list cancels: it can never hit",
-	"shadowed-entry":  "a phrase that only hits where a shorter entry of the list already hits",
+	"unused-variable":  "a variable no gate or variable uses",
+	"unused-list":      "a word list no gate or variable uses",
+	"duplicate-entry":  "a word-list entry given twice",
+	"cancelled-entry":  "a word-list entry an exception of the same list cancels: it can never hit",
+	"shadowed-entry":   "a phrase that only hits where a shorter entry of the list already hits",
+	"no-contract-gate": "no reject gate reads contract: answers that break it are still rejected, but no gate says why",
 }
 
 func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Pos, f.Severity, f.Msg) }
@@ -56,6 +57,14 @@ func (r *Rules) Lint() ([]Finding, []GateCost) {
 			out = append(out, Finding{Pos: Pos{File: r.path, Line: 1, Col: 1}, Severity: "warning", Rule: "unused-list", Msg: fmt.Sprintf("list %q is never used by a gate or variable", l.Name)})
 		}
 		out = append(out, lintList(l)...)
+	}
+	contractGate := false
+	for _, g := range r.gates {
+		contractGate = contractGate || g.Action == ActionReject && g.expr != nil && strings.Contains(g.expr.src, "contract.")
+	}
+	if !contractGate {
+		out = append(out, Finding{Pos: Pos{File: r.path, Line: 1, Col: 1}, Severity: "warning", Rule: "no-contract-gate",
+			Msg: "no reject gate reads contract: an answer that does not parse or breaks the schemas is still rejected (parse_failed, envelope_invalid or payload_invalid), but no gate's details say why; the shipped contract_ok gate does"})
 	}
 	var costs []GateCost
 	for _, g := range r.gates {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -250,6 +251,59 @@ func TestWordListsMustBeUTF8(t *testing.T) {
 	if err != nil || len(terms) != 2 || terms[0].Text != "now" || terms[1].Text != "visa" {
 		t.Errorf("a UTF-8 byte order mark, tabs and CRLF: %+v, %v", terms, err)
 	}
+}
+
+// The contract is not the gates' to waive: with no gate on it, or with
+// contract_ok turned into a warn gate, an answer that does not parse or
+// breaks a schema is still rejected, under the code contract_ok would give
+// (an accepted record used to hold "response": null). Lint says so.
+func TestTheContractHoldsWithoutItsGate(t *testing.T) {
+	valid := `{"summary": "Visa rules.", "assumptions": [], "uncertainty_notes": "x", "next_steps": [], "verification_steps": ["a"], "payload_type": "procedure", "payload": {"title": "t", "steps": [{"step": 1, "instruction": "go"}]}}`
+	for name, body := range map[string]string{
+		"no contract gate": listsHeader + `gates:
+  - name: short
+    expression: "!has(response.summary) || size(response.summary) < 100"
+    reason: long_summary
+`,
+		"a warn contract gate": listsHeader + `gates:
+  - name: contract_ok
+    action: warn
+    expression: contract.overall_ok
+    reason: contract_broken
+`,
+	} {
+		r, err := Load(writeGates(t, body), Options{Fallback: pgrules.Defaults})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ans, want := range map[string]string{
+			valid:                      "",
+			`Sure! Here is your plan.`: "parse_failed",
+			strings.Replace(valid, `"summary": "Visa rules.", `, "", 1):     "envelope_invalid",
+			strings.Replace(valid, `"instruction": "go"`, `"how": "go"`, 1): "payload_invalid",
+		} {
+			d := r.Evaluate(Sample{PayloadType: "procedure"}, ans, ModeStrict)
+			if got := strings.Join(d.ReasonCodes, ","); got != want || d.OverallOK != (want == "") {
+				t.Errorf("%s: %.40s: accepted %v, reasons %q; want %q", name, ans, d.OverallOK, got, want)
+			}
+		}
+		findings, _ := r.Lint()
+		var lint []string
+		for _, f := range findings {
+			lint = append(lint, f.Rule)
+		}
+		if !slices.Contains(lint, "no-contract-gate") {
+			t.Errorf("%s: lint says %v", name, lint)
+		}
+	}
+	if r := shipped(t); slices.ContainsFunc(mustLint(r), func(f Finding) bool { return f.Rule == "no-contract-gate" }) {
+		t.Error("lint finds no contract gate in the shipped gates")
+	}
+}
+
+func mustLint(r *Rules) []Finding {
+	f, _ := r.Lint()
+	return f
 }
 
 // A reasonExpression must give a reason code, as a literal reason must be
