@@ -131,7 +131,16 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 			if s.Memos > 0 {
 				fmt.Fprintf(out, "memos:    %d (%.1f MB: input indexes and prompt keys that speed up reruns)\n", s.Memos, float64(s.MemoBytes)/1e6)
 			}
-			fmt.Fprintf(out, "a rerun from this cache saves %d tokens, $%.4f and %.0fs of teacher time\n", s.Tokens, s.CostUSD, s.LatencyTotal)
+			// "$0.0000" for answers whose cost no one reported would read
+			// as free; the run's own line says "not reported" too.
+			switch {
+			case s.CostReported == 0:
+				fmt.Fprintf(out, "a rerun from this cache saves %d tokens and %.0fs of teacher time; their cost was not reported\n", s.Tokens, s.LatencyTotal)
+			case s.CostReported < s.Entries:
+				fmt.Fprintf(out, "a rerun from this cache saves %d tokens, $%.4f (the cost of the %d of %d answers that report one) and %.0fs of teacher time\n", s.Tokens, s.CostUSD, s.CostReported, s.Entries, s.LatencyTotal)
+			default:
+				fmt.Fprintf(out, "a rerun from this cache saves %d tokens, $%.4f and %.0fs of teacher time\n", s.Tokens, s.CostUSD, s.LatencyTotal)
+			}
 			return nil
 		},
 	}

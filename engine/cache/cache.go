@@ -912,16 +912,19 @@ func (c *Cache) LookupIdentity(provider, pluginSHA, configSHA string) (Identity,
 
 // Stats describes what the cache holds: what a re-gate saves.
 type Stats struct {
-	Path         string         `json:"path"`
-	Entries      int            `json:"entries"`
-	Bytes        int64          `json:"bytes"`
-	ByProvider   map[string]int `json:"by_provider"`
-	ByModel      map[string]int `json:"by_model"`
-	Oldest       *time.Time     `json:"oldest,omitempty"`
-	Newest       *time.Time     `json:"newest,omitempty"`
-	Tokens       int64          `json:"tokens"`
-	CostUSD      float64        `json:"cost_usd"`
-	LatencyTotal float64        `json:"latency_s_total"`
+	Path       string         `json:"path"`
+	Entries    int            `json:"entries"`
+	Bytes      int64          `json:"bytes"`
+	ByProvider map[string]int `json:"by_provider"`
+	ByModel    map[string]int `json:"by_model"`
+	Oldest     *time.Time     `json:"oldest,omitempty"`
+	Newest     *time.Time     `json:"newest,omitempty"`
+	Tokens     int64          `json:"tokens"`
+	CostUSD    float64        `json:"cost_usd"`
+	// CostReported counts the answers whose cost the provider reported
+	// (CostUSD sums theirs; a local server or dryrun reports none).
+	CostReported int     `json:"cost_reported"`
+	LatencyTotal float64 `json:"latency_s_total"`
 	// Memos count the derived facts kept to make reruns faster (input
 	// indexes, prompt keys); they are not answers.
 	Memos     int   `json:"memos"`
@@ -961,6 +964,7 @@ func (c *Cache) Stats() (Stats, error) {
 		s.LatencyTotal += t.LatencySeconds
 		if t.CostUSD != nil {
 			s.CostUSD += *t.CostUSD
+			s.CostReported++
 		}
 		at := time.Unix(stored, 0).UTC()
 		if s.Oldest == nil || at.Before(*s.Oldest) {

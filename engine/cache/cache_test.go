@@ -51,7 +51,7 @@ func TestRoundTripStatsClear(t *testing.T) {
 		t.Error("a different prompt found an answer")
 	}
 	s, err := c.Stats()
-	if err != nil || s.Entries != 1 || s.ByProvider["openrouter"] != 1 || s.Tokens != 10 || s.CostUSD != 0.5 {
+	if err != nil || s.Entries != 1 || s.ByProvider["openrouter"] != 1 || s.Tokens != 10 || s.CostUSD != 0.5 || s.CostReported != 1 {
 		t.Errorf("stats %+v %v", s, err)
 	}
 	if n, err := c.Clear(); n != 1 || err != nil {
