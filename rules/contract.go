@@ -138,6 +138,17 @@ func (s *schemaSet) check(doc map[string]any, want string, c *Contract) {
 		c.Errors = append(c.Errors, "answer: not a JSON object")
 		return
 	}
+	stage := "envelope"
+	defer func() {
+		// One answer the validator cannot take must not end the run (and
+		// every rerun, its answer being cached): it is rejected, never
+		// trusted.
+		if r := recover(); r != nil {
+			c.EnvelopeOK = c.EnvelopeOK && stage == "payload"
+			c.PayloadOK = false
+			c.Errors = append(c.Errors, fmt.Sprintf("%s: the JSON Schema validator failed on this answer (%v); it is rejected, not trusted", stage, r))
+		}
+	}()
 	if err := s.envelope.Validate(doc); err != nil {
 		c.Errors = append(c.Errors, schemaErrors("envelope", err)...)
 	} else {
@@ -152,6 +163,7 @@ func (s *schemaSet) check(doc map[string]any, want string, c *Contract) {
 	case want != "" && pt != want:
 		c.Errors = append(c.Errors, fmt.Sprintf("payload: payload_type is %q but the prompt plan asked for %q", pt, want))
 	default:
+		stage = "payload"
 		if err := sch.Validate(doc["payload"]); err != nil {
 			c.Errors = append(c.Errors, schemaErrors("payload", err)...)
 		} else {

@@ -135,7 +135,7 @@ func FuzzNormalizeFastPath(f *testing.F) {
 // only some top-level members, it gives the same but for the others'
 // values.
 func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
-	for _, s := range []string{`{"a": 1}`, `{"a": [1, {"b": "}"}], "c": "\u00e9\ud83d\ude00\n"}`, ` {"x": -0.5e+3, "y": true, "z": null} `, `{"a": "\ud800"}`, `{"k": {"k": "dup", "k": "last"}}`, `{"a": 1, "\u0061": 2}`, `{"a": "\ud800"}`, `{"a\udc00": 1}`, `{"a": "\\ud800"}`, `{"a": {"b": 1, "b": 2}, "a": 3}`, `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k3":3}`, `{"weird key.x": ["q"]}`, `{"a":}`, `{"a": 01}`, `{}`, `{"a": {"b": [1, "x"]}, "b": [], "c": {}, "d": "s", "e": 2}`, `{"b": 1, "a": {"a": "nested a"}, "b": {"x": null}}`} {
+	for _, s := range []string{`{"a": 1}`, `{"a": [1, {"b": "}"}], "c": "\u00e9\ud83d\ude00\n"}`, ` {"x": -0.5e+3, "y": true, "z": null} `, `{"a": "\ud800"}`, `{"k": {"k": "dup", "k": "last"}}`, `{"a": 1, "\u0061": 2}`, `{"a": "\ud800"}`, `{"a\udc00": 1}`, `{"a": "\\ud800"}`, `{"a": [1, 1e400]}`, `{"b": {"c": -2E-999999999}}`, `{"n": 1e308}`, `{"a": {"b": 1, "b": 2}, "a": 3}`, `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k3":3}`, `{"weird key.x": ["q"]}`, `{"a":}`, `{"a": 01}`, `{}`, `{"a": {"b": [1, "x"]}, "b": [], "c": {}, "d": "s", "e": 2}`, `{"b": 1, "a": {"a": "nested a"}, "b": {"x": null}}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/pgrules/pgrules/internal/jsonstr"
@@ -182,7 +183,7 @@ func (p *fastParser) value(node int32, build bool) (any, error) {
 	case c == '-' || c >= '0' && c <= '9':
 		n, err := p.number()
 		if err != nil || !build {
-			return nil, err
+			return nil, p.at(err, node, false)
 		}
 		return n, nil
 	}
@@ -201,6 +202,7 @@ func (p *fastParser) literal(word string, v any) (any, error) {
 func (p *fastParser) number() (json.Number, error) {
 	start := p.i
 	d := p.data
+	exp := false
 	if d[p.i] == '-' {
 		p.i++
 	}
@@ -224,6 +226,7 @@ func (p *fastParser) number() (json.Number, error) {
 		}
 	}
 	if p.i < len(d) && (d[p.i] == 'e' || d[p.i] == 'E') {
+		exp = true
 		p.i++
 		if p.i < len(d) && (d[p.i] == '+' || d[p.i] == '-') {
 			p.i++
@@ -235,8 +238,69 @@ func (p *fastParser) number() (json.Number, error) {
 			p.i++
 		}
 	}
+	// Without an exponent only a number of over 308 digits can be out of
+	// range: the common number is not looked at again.
+	if exp || p.i-start > 300 {
+		if why := numberProblem(string(d[start:p.i])); why != "" {
+			return "", &NumberError{Number: string(d[start:p.i]), Why: why}
+		}
+	}
 	p.py = append(p.py, d[start:p.i]...)
 	return json.Number(d[start:p.i]), nil
+}
+
+// Numbers longer or with a larger exponent than these are refused: no
+// travel answer needs them, and the schema check computes a number
+// exactly (big.Rat), which fails beyond an exponent of a million (the
+// JSON Schema library then crashed the run) and slows down well before.
+const (
+	maxNumberDigits   = 1000
+	maxNumberExponent = 1000
+)
+
+// NumberError is a number of the answer that no double holds, or too
+// long to read.
+type NumberError struct {
+	Number string
+	Why    string
+	Path   string
+}
+
+func (e *NumberError) Error() string {
+	n := e.Number
+	if len(n) > 40 {
+		n = n[:20] + "…" + n[len(n)-10:]
+	}
+	return fmt.Sprintf("the number at %s (%s) %s", e.Path, n, e.Why)
+}
+
+// numberProblem says what is wrong with the JSON number s, or "".
+func numberProblem(s string) string {
+	mant, exp := s, ""
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant, exp = s[:i], s[i+1:]
+	}
+	digits := 0
+	for i := 0; i < len(mant); i++ {
+		if mant[i] >= '0' && mant[i] <= '9' {
+			digits++
+		}
+	}
+	if digits > maxNumberDigits {
+		return fmt.Sprintf("has %d digits, more than the %d pgrules reads", digits, maxNumberDigits)
+	}
+	if e := strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0"); len(e) > 4 || e != "" && mustAtoi(e) > maxNumberExponent {
+		return fmt.Sprintf("has an exponent beyond ±%d, more than pgrules reads", maxNumberExponent)
+	}
+	if _, err := strconv.ParseFloat(s, 64); err != nil {
+		return "is beyond the range of a double (±1.8e308): JSON readers disagree on it (Python reads infinity, and writes back Infinity, which is not JSON)"
+	}
+	return ""
+}
+
+func mustAtoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 func (p *fastParser) object(node int32, build bool) (any, error) {
@@ -296,11 +360,17 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 	}
 }
 
-// at says where a lone surrogate is: at node, or in a key of the object
-// at node. A lean parse keeps no nodes (see parseObject).
+// at says where a lone surrogate or a bad number is: at node, or in a key
+// of the object at node. A lean parse keeps no nodes (see parseObject).
 func (p *fastParser) at(err error, node int32, key bool) error {
-	if e, ok := err.(*LoneSurrogateError); ok && !p.lean {
+	if p.lean {
+		return err
+	}
+	switch e := err.(type) {
+	case *LoneSurrogateError:
 		e.Path, e.Key = pathOf(p.nodes, node), key
+	case *NumberError:
+		e.Path = pathOf(p.nodes, node)
 	}
 	return err
 }

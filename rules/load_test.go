@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -183,6 +185,11 @@ func TestAnUnclearAnswerIsRefused(t *testing.T) {
 		{"a lone low surrogate in an array", `{"a": ["ok \ud83d\ude00", "x\uDC00"]}`, `\uDC00`, "$.a[1] false"},
 		{"a high surrogate before another escape", `{"a": {"b": "\ud83d\n"}}`, `\ud83d`, "$.a.b false"},
 		{"in a key", `{"payload": {"k\udfff": 1}}`, `\udfff`, "$.payload true"},
+		// key: the number, and what is wrong with it
+		{"a number beyond a double", `{"a": {"b": [1, 1e400]}}`, "1e400 is beyond the range of a double", "$.a.b[1]"},
+		{"an exponent beyond reading", `{"amount": -2.5E+999999999}`, "-2.5E+999999999 has an exponent beyond ±1000", "$.amount"},
+		{"a tiny exponent beyond reading", `{"amount": 1e-999999999}`, "1e-999999999 has an exponent beyond ±1000", "$.amount"},
+		{"too many digits", `{"n": 1` + strings.Repeat("0", 1000) + `}`, "1" + strings.Repeat("0", 1000) + " has 1001 digits", "$.n"},
 	} {
 		for _, lean := range []bool{false, true} {
 			want := map[string]bool(nil)
@@ -192,6 +199,7 @@ func TestAnUnclearAnswerIsRefused(t *testing.T) {
 			a, _, strictOK, err := parseAnswer(tc.raw, ModeLenient, want, lean)
 			var d *DuplicateKeyError
 			var l *LoneSurrogateError
+			var n *NumberError
 			switch {
 			case a != nil || strictOK:
 				t.Errorf("%s (lean %v): accepted", tc.name, lean)
@@ -202,6 +210,10 @@ func TestAnUnclearAnswerIsRefused(t *testing.T) {
 			case errors.As(err, &l):
 				if got := fmt.Sprintf("%s %s %v", l.Escape, l.Path, l.Key); got != tc.key+" "+tc.path {
 					t.Errorf("%s (lean %v): %s, want %s %s", tc.name, lean, got, tc.key, tc.path)
+				}
+			case errors.As(err, &n):
+				if got := n.Number + " " + n.Why; !strings.HasPrefix(got, tc.key) || n.Path != tc.path {
+					t.Errorf("%s (lean %v): %s at %s, want %s at %s", tc.name, lean, got, n.Path, tc.key, tc.path)
 				}
 			default:
 				t.Errorf("%s (lean %v): error %v", tc.name, lean, err)
@@ -215,6 +227,8 @@ func TestAnUnclearAnswerIsRefused(t *testing.T) {
 		`{"a": {"a": {"a": 1}}, "b": {"a": 2}}`,
 		many + `"k40": 0}`,
 		`{"a": "\ud83d\ude00 and \\ud800, which is text"}`,
+		// the largest double, one that reads as 0, a long integer
+		`{"a": [1e308, -1e-400, 0e1000, 1` + strings.Repeat("0", 299) + `]}`,
 	} {
 		if _, _, _, err := parseAnswer(raw, ModeStrict, nil, false); err != nil {
 			t.Errorf("%s: %v", raw, err)
@@ -345,4 +359,71 @@ func TestAReasonExpressionMustGiveACode(t *testing.T) {
 	if strings.Join(d.ReasonCodes, ",") != ReasonGateError || !strings.Contains(d.Gates[0].Details[0].Value.(string), `reasonExpression gave "teacher_error", which pgrules writes for a teacher call that failed`) {
 		t.Errorf("a reserved code: reasons %v, details %v", d.ReasonCodes, d.Gates[0].Details)
 	}
+}
+
+// A teacher answer with a number the JSON Schema library cannot read
+// (1e999999999 where the schema has a minimum) crashed the run, and every
+// rerun after it, the answer being cached. The parser refuses the number;
+// and were the validator to fail on another answer, that answer is
+// rejected and the run goes on.
+func TestAHostileNumberDoesNotCrashTheRun(t *testing.T) {
+	r := shipped(t)
+	var answer string
+	for _, line := range strings.Split(string(mustRead(t, "../testdata/golden/dataset_v1.jsonl")), "\n") {
+		var rec struct {
+			PayloadType string          `json:"payload_type"`
+			Response    json.RawMessage `json:"response"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.PayloadType == "itinerary" && strings.Contains(string(rec.Response), `"amount": `) {
+			answer = string(rec.Response)
+			break
+		}
+	}
+	if answer == "" {
+		t.Fatal("no itinerary with a cost in the golden dataset")
+	}
+	hostile := regexp.MustCompile(`"amount": [0-9.]+`).ReplaceAllString(answer, `"amount": 1e999999999`)
+	d := r.Evaluate(Sample{PayloadType: "itinerary"}, hostile, ModeStrict)
+	if d.OverallOK || strings.Join(d.ReasonCodes, ",") != "parse_failed" || !strings.Contains(strings.Join(d.Contract.Errors, "\n"), "(1e999999999) has an exponent beyond ±1000") {
+		t.Errorf("accepted %v, reasons %v, errors %v", d.OverallOK, d.ReasonCodes, d.Contract.Errors)
+	}
+
+	// The same number put past the parser, straight into the schema check.
+	a, err := parseFast([]byte(answer), nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setAmounts(a.doc, json.Number("1e999999999"))
+	c := Contract{ParseMode: string(ModeStrict)}
+	r.schemas.check(a.doc, "itinerary", &c)
+	if c.PayloadOK || !c.EnvelopeOK || !strings.Contains(strings.Join(c.Errors, "\n"), "payload: the JSON Schema validator failed on this answer") || c.Reason() != "payload_invalid" {
+		t.Errorf("a validator that fails: %+v", c)
+	}
+}
+
+// setAmounts sets every "amount" in v to n.
+func setAmounts(v any, n json.Number) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if k == "amount" {
+				x[k] = n
+			} else {
+				setAmounts(e, n)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			setAmounts(e, n)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

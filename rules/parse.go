@@ -173,17 +173,18 @@ func found(a *answer, err error, m Mode) (*answer, string, bool, error) {
 }
 
 // isUnclear reports an object whose meaning JSON readers disagree on: a
-// key twice in an object, or a lone surrogate escape.
+// key twice in an object, a lone surrogate escape, a number beyond a
+// double (or too long to read).
 func isUnclear(err error) bool {
 	switch err.(type) {
-	case *DuplicateKeyError, *LoneSurrogateError:
+	case *DuplicateKeyError, *LoneSurrogateError, *NumberError:
 		return true
 	}
 	return false
 }
 
 // parseObject is the fast path: exactly one JSON object, or nil and
-// why (errFast, a *DuplicateKeyError or a *LoneSurrogateError).
+// why (errFast, or what isUnclear names).
 func parseObject(s string, want map[string]bool, lean bool) (*answer, error) {
 	// What strictObject trims (any Unicode space, \f included) is not
 	// JSON whitespace, which is all the parser skips.
@@ -323,9 +324,11 @@ type stringValue struct {
 // JSON paths like $.payload.groups[0].items[1].text. Keys are not values:
 // the key "cost_estimate" is never matched against "cost". It stops at
 // what makes an answer unclear, as the fast parser does: a key twice in
-// an object (*DuplicateKeyError), a lone surrogate (*LoneSurrogateError).
+// an object (*DuplicateKeyError), a lone surrogate (*LoneSurrogateError),
+// a number out of range (*NumberError).
 func walkStrings(obj []byte) ([]stringValue, error) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.UseNumber()
 	var out []stringValue
 	var unclear error
 	// lone checks the string token just read, whose literal ends where the
@@ -345,6 +348,11 @@ func walkStrings(obj []byte) ([]stringValue, error) {
 			return err
 		}
 		switch t := tok.(type) {
+		case json.Number:
+			if why := numberProblem(string(t)); why != "" {
+				unclear = &NumberError{Number: string(t), Why: why, Path: path}
+				return unclear
+			}
 		case string:
 			if lone(path, false) {
 				return unclear

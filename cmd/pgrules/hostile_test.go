@@ -118,7 +118,7 @@ func TestExplainFindsIDsWithQuotesTabsAndNewlines(t *testing.T) {
 // real plugin and are rejected parse_failed, never repaired or half-read
 // into the dataset: a lone surrogate in the API's own JSON (the provider
 // keeps it as invalid UTF-8 instead of U+FFFD), one in the answer's JSON,
-// and a key twice in one object.
+// a key twice in one object, and a number no double holds.
 func TestUnclearAnswersAreRejected(t *testing.T) {
 	bin := buildPgrules(t)
 	srv := newTeacherServer(t, 0)
@@ -126,7 +126,7 @@ func TestUnclearAnswersAreRejected(t *testing.T) {
 	srv.failWith(func(prompt string) (int, map[string]string, string) {
 		content := envelopeFor("checklist", 1)
 		var lit []byte
-		switch n.Add(1) % 3 {
+		switch n.Add(1) % 4 {
 		case 0:
 			lit, _ = json.Marshal(content)
 			lit = bytes.Replace(lit, []byte("Visa and"), []byte(`Visa \ud800and`), 1)
@@ -134,6 +134,10 @@ func TestUnclearAnswersAreRejected(t *testing.T) {
 			lit, _ = json.Marshal(strings.Replace(content, "Visa and", `Visa \ud800and`, 1))
 		case 2:
 			lit, _ = json.Marshal(`{"summary": 42, ` + content[1:])
+		case 3:
+			// The JSON Schema library crashed on such a number where the
+			// schema has a minimum, and with it the run.
+			lit, _ = json.Marshal(`{"metadata": {"budget": 1e999999999}, ` + content[1:])
 		}
 		body := `{"id": "g", "model": "test-model", "choices": [{"finish_reason": "stop", "message": {"content": ` + string(lit) + `}}]}`
 		return 200, map[string]string{"Content-Type": "application/json"}, body
@@ -153,6 +157,7 @@ func TestUnclearAnswersAreRejected(t *testing.T) {
 		`the answer is not valid UTF-8 (byte 0xed at offset`,
 		`the string at $.summary holds the escape \\ud800, half of a UTF-16 surrogate pair without its other half`,
 		`the key \"summary\" appears twice in the object at $`,
+		`the number at $.metadata.budget (1e999999999) has an exponent beyond ±1000`,
 	} {
 		if !strings.Contains(rej, want) {
 			t.Errorf("no rejection says %s:\n%.3000s", want, rej)
