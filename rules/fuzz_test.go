@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -292,6 +293,40 @@ func FuzzFences(f *testing.F) {
 		}
 		if got := fences(s); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
 			t.Fatalf("fences(%q) = %q, fenceRE finds %q", s, got, want)
+		}
+	})
+}
+
+// FuzzEvaluateNeverPanics: whatever a teacher answers, the shipped rules
+// give a decision, never a crash (a number once crashed the JSON Schema
+// library, and with it the run and every rerun), and an accepted answer
+// always has a response. Seeded with the reference answers.
+func FuzzEvaluateNeverPanics(f *testing.F) {
+	r, err := Load("../gates.yaml", Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := os.ReadFile("../testdata/reference/sample_accepted_v1.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			PayloadType string          `json:"payload_type"`
+			Response    json.RawMessage `json:"response"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			f.Add(string(rec.Response), rec.PayloadType, true)
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw, payloadType string, strict bool) {
+		mode := ModeLenient
+		if strict {
+			mode = ModeStrict
+		}
+		d := r.Evaluate(Sample{ID: "x", PayloadType: payloadType}, raw, mode)
+		if d.OverallOK && (d.Response == nil || !d.Contract.OverallOK) {
+			t.Fatalf("accepted without a valid response: %+v", d.Contract)
 		}
 	})
 }

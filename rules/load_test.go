@@ -427,3 +427,30 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// A lenient answer with two different objects does not say which is the
+// answer ("the draft: {…} the refined answer: {…}"): taking the first, as
+// pgrules did, could put the unrefined draft in the dataset. The same
+// object twice, or one object next to code that is not one, is clear.
+func TestALenientAnswerWithTwoObjectsIsAmbiguous(t *testing.T) {
+	a, b := `{"summary": "draft"}`, `{"summary": "refined"}`
+	for _, tc := range []struct {
+		name, raw, err string
+	}{
+		{"two fences", "Draft:\n```json\n" + a + "\n```\nRefined:\n```json\n" + b + "\n```", `the answer holds 2 different JSON objects in code fences (the first starts "{\"summary\": \"draft\"}", the second "{\"summary\": \"refined\"}"): which one is the answer is ambiguous`},
+		{"two in prose", "The draft was " + a + " and the refined answer is " + b + ".", `2 different JSON objects in its text`},
+		{"three in prose", a + " " + b + ` {"x": 1}`, `3 different JSON objects in its text`},
+		{"the same one twice", "Answer: " + b + " (again: " + b + ")", ""},
+		{"the same one, spaced otherwise", "```json\n" + b + "\n```\n```\n{\"summary\":\"refined\"}\n```", ""},
+		{"a fence of code beside it", "```bash\ncurl -s x\n```\n```json\n" + b + "\n```", ""},
+		{"a fence wins over prose", "See " + a + " below:\n```json\n" + b + "\n```", ""},
+	} {
+		ans, mode, _, err := parseAnswer(tc.raw, ModeLenient, nil, false)
+		switch {
+		case tc.err == "" && (err != nil || mode != string(ModeLenient) || !strings.Contains(string(ans.py), "refined")):
+			t.Errorf("%s: %v, mode %q", tc.name, err, mode)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || ans != nil):
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.err)
+		}
+	}
+}

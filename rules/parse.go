@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -145,21 +146,49 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 	if mode != ModeLenient {
 		return nil, "", false, strictErr
 	}
-	for _, body := range fences(raw) {
-		if a, err := parseObject(body, want, lean); a != nil || isUnclear(err) {
-			return found(a, err, ModeLenient)
+	// Every object a code fence holds, else every object standing in the
+	// prose: more than one, and different, is an answer that does not say
+	// which it is ("the draft: {…} the refined answer: {…}"), where taking
+	// the first could put the unrefined draft in the dataset.
+	var objs []*answer
+	where := "in code fences"
+	add := func(text string, compact []byte) error {
+		a, err := parseObject(text, want, lean)
+		if a == nil && !isUnclear(err) {
+			if compact == nil {
+				var serr error
+				if compact, serr = strictObject(text); serr != nil {
+					return nil // not an object: prose or code
+				}
+			}
+			a, err = slowAnswer(compact)
 		}
-		if o, ferr := strictObject(body); ferr == nil {
-			a, err := slowAnswer(o)
-			return found(a, err, ModeLenient)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(objs, func(o *answer) bool { return bytes.Equal(o.py, a.py) }) {
+			objs = append(objs, a)
+		}
+		return nil
+	}
+	for _, body := range fences(raw) {
+		if err := add(body, nil); err != nil {
+			return found(nil, err, ModeLenient)
 		}
 	}
-	if o := firstEmbeddedObject(raw); o != nil {
-		a, err := parseObject(string(o), want, lean)
-		if a == nil && !isUnclear(err) {
-			a, err = slowAnswer(o)
+	if len(objs) == 0 {
+		where = "in its text"
+		for _, o := range embeddedObjects(raw) {
+			if err := add(string(o), o); err != nil {
+				return found(nil, err, ModeLenient)
+			}
 		}
-		return found(a, err, ModeLenient)
+	}
+	switch {
+	case len(objs) == 1:
+		return found(objs[0], nil, ModeLenient)
+	case len(objs) > 1:
+		return found(nil, &AmbiguousAnswerError{Objects: len(objs), Where: where, First: head(string(objs[0].py), 40), Second: head(string(objs[1].py), 40)}, ModeLenient)
 	}
 	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
 }
@@ -249,11 +278,12 @@ func strictObject(s string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// firstEmbeddedObject returns the first complete JSON object that stands
-// at the top level of prose, or nil. Only braces outside any other brace
-// are candidates: a truncated answer must not be "rescued" by one of the
+// embeddedObjects returns the complete JSON objects that stand at the top
+// level of prose, compacted. Only braces outside any other brace are
+// candidates: a truncated answer must not be "rescued" by one of the
 // objects nested inside it.
-func firstEmbeddedObject(s string) []byte {
+func embeddedObjects(s string) [][]byte {
+	var out [][]byte
 	depth, inString, escaped := 0, false, false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -280,7 +310,9 @@ func firstEmbeddedObject(s string) []byte {
 				if err := dec.Decode(&raw); err == nil {
 					var buf bytes.Buffer
 					if json.Compact(&buf, raw) == nil {
-						return buf.Bytes()
+						out = append(out, buf.Bytes())
+						i += int(dec.InputOffset()) - 1 // on past it, at the top level
+						continue
 					}
 				}
 			}
@@ -291,7 +323,19 @@ func firstEmbeddedObject(s string) []byte {
 			}
 		}
 	}
-	return nil
+	return out
+}
+
+// AmbiguousAnswerError is a lenient answer with more than one different
+// JSON object in it, none of which says it is the answer.
+type AmbiguousAnswerError struct {
+	Objects       int
+	Where         string // "in code fences", "in its text"
+	First, Second string // the heads of the first two
+}
+
+func (e *AmbiguousAnswerError) Error() string {
+	return fmt.Sprintf("the answer holds %d different JSON objects %s (the first starts %s, the second %s): which one is the answer is ambiguous", e.Objects, e.Where, strconv.Quote(e.First), strconv.Quote(e.Second))
 }
 
 func describeSyntax(err error, s string) string {
