@@ -74,6 +74,13 @@ func (p *provenance) why() string {
 	return "lines for them were added to the inputs"
 }
 
+func pgrulesVersion(d Deps) string {
+	if d.Manifest == nil {
+		return ""
+	}
+	return d.Manifest.PgrulesVersion
+}
+
 // compareProvenance compares the committed run's provenance with this
 // run's (see above).
 func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps) (*provenance, error) {
@@ -103,6 +110,12 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 			continue
 		}
 		change.Changed = append(change.Changed, c)
+	}
+	// A new pgrules is not a reason to refuse (see above), but the kept
+	// records were decided by the old one, which a new release may decide
+	// otherwise (an answer it now refuses): the user is told, once.
+	if was, now := before.PgrulesVersion, pgrulesVersion(d); (opt.Resume || opt.Offline) && was != "" && now != "" && was != now {
+		d.Log.Warn().Str("was", was).Str("now", now).Msgf("the records this run keeps were decided by pgrules %s; this is pgrules %s, which may decide some of them otherwise: rerun without --resume (or --offline) to have it judge every sample, from the cache", was, now)
 	}
 	// A record file changed by hand holds records no run decided.
 	change.Edited = prior.Edited

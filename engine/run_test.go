@@ -815,3 +815,29 @@ func TestRepeatedResponsesAreNamedInTheStats(t *testing.T) {
 		t.Errorf("the stats file does not name the repeats:\n%s", full)
 	}
 }
+
+// --resume after an upgrade keeps the records the old pgrules decided (a
+// rerun without --resume judges them anew, from the cache): it is allowed,
+// and said. The same version says nothing.
+func TestResumeAfterAnUpgradeSaysWhoDecidedTheKeptRecords(t *testing.T) {
+	e := newEnv(t, corpus{n: 10})
+	e.mustRun(func(o *engine.Options, d *engine.Deps) {
+		o.Limit = 4
+		d.Manifest = &engine.Manifest{PgrulesVersion: "v1.0.0"}
+	})
+	resume := func(version string) string {
+		var logs bytes.Buffer
+		e.mustRun(func(o *engine.Options, d *engine.Deps) {
+			o.Resume = true
+			d.Manifest = &engine.Manifest{PgrulesVersion: version}
+			d.Log = zerolog.New(&logs)
+		})
+		return logs.String()
+	}
+	if got := resume("v1.0.0"); strings.Contains(got, "were decided by pgrules") {
+		t.Errorf("the same version warned: %s", got)
+	}
+	if got := resume("v1.1.0"); !strings.Contains(got, "the records this run keeps were decided by pgrules v1.0.0; this is pgrules v1.1.0") {
+		t.Errorf("no word of the upgrade: %s", got)
+	}
+}
