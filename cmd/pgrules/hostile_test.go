@@ -118,7 +118,7 @@ func TestExplainFindsIDsWithQuotesTabsAndNewlines(t *testing.T) {
 // real plugin and are rejected parse_failed, never repaired or half-read
 // into the dataset: a lone surrogate in the API's own JSON (the provider
 // keeps it as invalid UTF-8 instead of U+FFFD), one in the answer's JSON,
-// a key twice in one object, and a number no double holds.
+// a key twice in one object, a number no double holds, and invalid UTF-8.
 func TestUnclearAnswersAreRejected(t *testing.T) {
 	bin := buildPgrules(t)
 	srv := newTeacherServer(t, 0)
@@ -126,7 +126,7 @@ func TestUnclearAnswersAreRejected(t *testing.T) {
 	srv.failWith(func(prompt string) (int, map[string]string, string) {
 		content := envelopeFor("checklist", 1)
 		var lit []byte
-		switch n.Add(1) % 4 {
+		switch n.Add(1) % 5 {
 		case 0:
 			lit, _ = json.Marshal(content)
 			lit = bytes.Replace(lit, []byte("Visa and"), []byte(`Visa \ud800and`), 1)
@@ -138,6 +138,10 @@ func TestUnclearAnswersAreRejected(t *testing.T) {
 			// The JSON Schema library crashed on such a number where the
 			// schema has a minimum, and with it the run.
 			lit, _ = json.Marshal(`{"metadata": {"budget": 1e999999999}, ` + content[1:])
+		case 4:
+			// json.Marshal writes no invalid byte: put one in by hand.
+			lit, _ = json.Marshal(strings.Replace(content, "Entry checklist", "Entry checklist caf\ufffd", 1))
+			lit = bytes.Replace(lit, []byte("caf\ufffd"), []byte("caf\xff"), 1)
 		}
 		body := `{"id": "g", "model": "test-model", "choices": [{"finish_reason": "stop", "message": {"content": ` + string(lit) + `}}]}`
 		return 200, map[string]string{"Content-Type": "application/json"}, body
@@ -150,11 +154,12 @@ func TestUnclearAnswersAreRejected(t *testing.T) {
 	}
 	acc := string(must(os.ReadFile(filepath.Join(out, "dataset_v1.jsonl"))))
 	rej := string(must(os.ReadFile(filepath.Join(out, "dataset_v1_rejected.jsonl"))))
-	if strings.Contains(acc, "\ufffd") || strings.Contains(acc, `"summary": 42`) || strings.Contains(acc, `\\ud800`) {
+	if strings.Contains(acc, "\ufffd") || strings.Contains(acc, `"summary": 42`) || strings.Contains(acc, `\\ud800`) || strings.Contains(acc, "checklist caf") {
 		t.Errorf("an unclear answer reached the dataset:\n%.2000s", acc)
 	}
 	for _, want := range []string{
 		`the answer is not valid UTF-8 (byte 0xed at offset`,
+		`the answer is not valid UTF-8 (byte 0xff at offset`,
 		`the string at $.summary holds the escape \\ud800, half of a UTF-16 surrogate pair without its other half`,
 		`the key \"summary\" appears twice in the object at $`,
 		`the number at $.metadata.budget (1e999999999) has an exponent beyond ±1000`,
@@ -162,29 +167,5 @@ func TestUnclearAnswersAreRejected(t *testing.T) {
 		if !strings.Contains(rej, want) {
 			t.Errorf("no rejection says %s:\n%.3000s", want, rej)
 		}
-	}
-}
-
-// An answer with invalid UTF-8 goes through the real plugin and is
-// rejected parse_failed, never repaired into the dataset.
-func TestInvalidUTF8AnswerIsRejected(t *testing.T) {
-	bin := buildPgrules(t)
-	srv := newTeacherServer(t, 0)
-	srv.failWith(func(prompt string) (int, map[string]string, string) {
-		content := strings.ReplaceAll(envelopeFor("checklist", 1), "Entry checklist", "Entry checklist caf\xff")
-		lit, _ := json.Marshal(content) // json.Marshal keeps no invalid byte: put it back by hand
-		body := `{"id": "g", "model": "test-model", "choices": [{"finish_reason": "stop", "message": {"content": ` + strings.Replace(string(lit), `caf\ufffd`, "caf\xff", 1) + `}}]}`
-		return 200, map[string]string{"Content-Type": "application/json"}, body
-	})
-	work := t.TempDir()
-	out := filepath.Join(work, "out")
-	b, err := localRun(t, bin, work, out, srv, "--allow-unhealthy").CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	acc := must(os.ReadFile(filepath.Join(out, "dataset_v1.jsonl")))
-	rej := string(must(os.ReadFile(filepath.Join(out, "dataset_v1_rejected.jsonl"))))
-	if bytes.Contains(acc, []byte("caf")) || !strings.Contains(rej, "the answer is not valid UTF-8 (byte 0xff at offset") || !strings.Contains(rej, `"reason_codes": ["parse_failed"]`) {
-		t.Errorf("invalid UTF-8 answers were not rejected parse_failed:\n%.2000s", rej)
 	}
 }
