@@ -330,3 +330,41 @@ func FuzzEvaluateNeverPanics(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAnswerValuesNeverPanic puts any JSON value where the schemas check
+// values closely (a cost's amount, a day's number, a step's number, the
+// summary) in an otherwise valid answer: the shipped rules decide, never
+// crash. Byte mutations of whole answers rarely stay JSON; this reaches
+// the validator with what a model could write (an amount of 1e999999999
+// once crashed the run).
+func FuzzAnswerValuesNeverPanic(f *testing.F) {
+	r, err := Load("../gates.yaml", Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	const itinerary = `{"summary": "Two days; fees may change.", "assumptions": ["a"], "uncertainty_notes": "Check fees.", "next_steps": ["b"], "verification_steps": ["c"], "payload_type": "itinerary", "payload": {"title": "t", "trip_days": [{"day": DAY, "summary": "s", "items": [{"time_block": "morning", "activity": "walk", "cost_estimate": {"currency": "EUR", "amount": AMOUNT}}]}]}}`
+	const procedure = `{"summary": SUMMARY, "assumptions": [], "uncertainty_notes": "x", "next_steps": [], "verification_steps": ["a"], "payload_type": "procedure", "payload": {"title": "t", "steps": [{"step": STEP, "instruction": "go"}]}}`
+	for _, v := range []string{`1`, `-0`, `1.5`, `1e999999999`, `1e400`, `-1e-400`, `12345678901234567890`, `"x"`, `null`, `[1]`, `{}`, `true`} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if !json.Valid([]byte(v)) {
+			return
+		}
+		for _, ans := range []string{
+			strings.NewReplacer("DAY", v, "AMOUNT", "1").Replace(itinerary),
+			strings.NewReplacer("DAY", "1", "AMOUNT", v).Replace(itinerary),
+			strings.NewReplacer("SUMMARY", `"s"`, "STEP", v).Replace(procedure),
+			strings.NewReplacer("SUMMARY", v, "STEP", "1").Replace(procedure),
+		} {
+			pt := "itinerary"
+			if strings.Contains(ans, `"procedure"`) {
+				pt = "procedure"
+			}
+			d := r.Evaluate(Sample{ID: "x", PayloadType: pt}, ans, ModeStrict)
+			if d.OverallOK && !d.Contract.OverallOK {
+				t.Fatalf("accepted a broken contract: %s", ans)
+			}
+		}
+	})
+}
