@@ -196,16 +196,74 @@ type chatResponse struct {
 	Choices []struct {
 		FinishReason string `json:"finish_reason"`
 		Message      struct {
-			Content *string `json:"content"`
+			Content content `json:"content"`
 		} `json:"message"`
 	} `json:"choices"`
 	Usage *struct {
-		PromptTokens     int64    `json:"prompt_tokens"`
-		CompletionTokens int64    `json:"completion_tokens"`
-		TotalTokens      int64    `json:"total_tokens"`
+		// Counts as numbers of any form: some servers write 12.0.
+		PromptTokens     tokens   `json:"prompt_tokens"`
+		CompletionTokens tokens   `json:"completion_tokens"`
+		TotalTokens      tokens   `json:"total_tokens"`
 		Cost             *float64 `json:"cost"`
 	} `json:"usage"`
 	Error json.RawMessage `json:"error"`
+}
+
+// content is a message's content: a string, or (from some
+// OpenAI-compatible servers) a list of parts whose text parts make it up.
+// Null leaves it nil.
+type content struct{ text *string }
+
+func (c *content) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		c.text = &s
+		return nil
+	}
+	var parts []struct {
+		Type string  `json:"type"`
+		Text *string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return fmt.Errorf("message.content is neither text nor a list of parts: %s", head(string(b), 60))
+	}
+	var sb strings.Builder
+	for _, p := range parts {
+		if p.Type == "text" && p.Text != nil {
+			sb.WriteString(*p.Text)
+		}
+	}
+	s := sb.String()
+	c.text = &s
+	return nil
+}
+
+// tokens is a token count written as any JSON number.
+type tokens int64
+
+func (t *tokens) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("a token count is not a number: %s", head(string(b), 30))
+	}
+	*t = tokens(f)
+	return nil
+}
+
+func head(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // Generate implements providers.Provider: one attempt per model, in order.
@@ -299,7 +357,14 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 	}
 	var cr chatResponse
 	if err := json.Unmarshal(data, &cr); err != nil {
-		return providers.Response{}, &providers.Error{Kind: providers.KindRetryable, Code: "bad_response", StatusCode: 200, Message: "response is not JSON: " + c.head(string(data))}
+		if !json.Valid(data) {
+			// Cut short on the way, most likely: another try may do.
+			return providers.Response{}, &providers.Error{Kind: providers.KindRetryable, Code: "bad_response", StatusCode: 200, Message: "response is not JSON: " + c.head(string(data))}
+		}
+		// Whole JSON of another shape is what this server sends: asking
+		// again pays for another answer that cannot be read either.
+		return providers.Response{}, &providers.Error{Kind: providers.KindFatal, Code: "bad_response", StatusCode: 200,
+			Message: fmt.Sprintf("the response is JSON but not a chat completion pgrules can read (%v; is base_url %s an OpenAI-compatible API?): %s", err, c.cfg.BaseURL, c.head(string(data)))}
 	}
 	if (len(cr.Error) > 0 && string(cr.Error) != "null") || cr.Object == "error" {
 		return providers.Response{}, c.errorIn200(data)
@@ -316,10 +381,10 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 	case "error":
 		return providers.Response{}, &providers.Error{Kind: providers.KindRetryable, Code: "finish_error", StatusCode: 200, Message: "the model stopped with finish_reason error"}
 	}
-	if ch.Message.Content == nil || strings.TrimSpace(*ch.Message.Content) == "" {
+	if ch.Message.Content.text == nil || strings.TrimSpace(*ch.Message.Content.text) == "" {
 		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "empty_content", StatusCode: 200, Message: "the answer is empty"}
 	}
-	text := *ch.Message.Content
+	text := *ch.Message.Content.text
 	if strings.ContainsRune(text, utf8.RuneError) {
 		// encoding/json turned invalid bytes, or a lone surrogate escape,
 		// into U+FFFD; take the answer's own bytes so the host rejects it
@@ -337,7 +402,7 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 		out.RequestID = hresp.Header.Get("X-Request-Id")
 	}
 	if u := cr.Usage; u != nil {
-		out.Usage = &providers.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		out.Usage = &providers.Usage{PromptTokens: int64(u.PromptTokens), CompletionTokens: int64(u.CompletionTokens), TotalTokens: int64(u.TotalTokens)}
 		out.CostUSD = u.Cost
 	}
 	return out, nil
@@ -534,8 +599,9 @@ func (c *Client) head(s string) string {
 	return s[:cut] + "…"
 }
 
-// rawContent returns choices[0].message.content with its bytes as sent,
-// invalid UTF-8 included (encoding/json would replace those).
+// rawContent returns choices[0].message.content (a string, or its text
+// parts) with its bytes as sent, invalid UTF-8 included (encoding/json
+// would replace those).
 func rawContent(body []byte) (string, bool) {
 	var top struct {
 		Choices []struct {
@@ -548,7 +614,29 @@ func rawContent(body []byte) (string, bool) {
 	if json.Unmarshal(body, &top) != nil || len(top.Choices) == 0 {
 		return "", false
 	}
-	return unquoteKeepingBytes(top.Choices[0].Message.Content)
+	raw := top.Choices[0].Message.Content
+	if len(raw) == 0 || raw[0] != '[' {
+		return unquoteKeepingBytes(raw)
+	}
+	var parts []struct {
+		Type string          `json:"type"`
+		Text json.RawMessage `json:"text"`
+	}
+	if json.Unmarshal(raw, &parts) != nil {
+		return "", false
+	}
+	var sb strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" || len(p.Text) == 0 || string(p.Text) == "null" {
+			continue
+		}
+		t, ok := unquoteKeepingBytes(p.Text)
+		if !ok {
+			return "", false
+		}
+		sb.WriteString(t)
+	}
+	return sb.String(), true
 }
 
 // unquoteKeepingBytes decodes a JSON string literal, copying bytes that are

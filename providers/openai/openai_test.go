@@ -148,6 +148,11 @@ func TestFailureTaxonomy(t *testing.T) {
 		{"finish_reason error", 200, nil, `{"choices": [{"finish_reason": "error", "message": {"content": ""}}]}`, providers.KindRetryable, "finish_error", 0},
 		{"empty content", 200, nil, `{"choices": [{"finish_reason": "stop", "message": {"content": "  "}}]}`, providers.KindFailed, "empty_content", 0},
 		{"no choices", 200, nil, `{"choices": []}`, providers.KindFailed, "empty_content", 0},
+		// JSON of another shape is what this server sends: a retry would
+		// pay for another answer that cannot be read either.
+		{"content of another shape", 200, nil, `{"choices": [{"finish_reason": "stop", "message": {"content": {"text": "x"}}}]}`, providers.KindFatal, "bad_response", 0},
+		{"choices of another shape", 200, nil, `{"choices": {"0": {}}}`, providers.KindFatal, "bad_response", 0},
+		{"JSON cut short", 200, nil, `{"choices": [{"finish_reason": "stop", "message": {"content": "{\"sum`, providers.KindRetryable, "bad_response", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t, func(string, int) (int, map[string]string, string) { return tc.status, tc.hdr, tc.body })
@@ -222,6 +227,30 @@ func TestIdentityCoversWhatChangesAnswers(t *testing.T) {
 		if id(cfg) == base {
 			t.Errorf("%s did not change the cache identity", cfg)
 		}
+	}
+}
+
+// Some OpenAI-compatible servers send the content as a list of parts, and
+// token counts as 12.0: the answer is their text parts, in order, and
+// the counts are read. Such a response used to read as "not JSON" and was
+// asked again, paid again.
+func TestContentAsPartsAndFloatCounts(t *testing.T) {
+	s := newServer(t, func(string, int) (int, map[string]string, string) {
+		return 200, nil, `{"id": "g", "model": "m", "choices": [{"finish_reason": "stop", "message": {"content": [{"type": "text", "text": "{\"summary\": "}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "\"caf\u00e9\"}"}]}}], "usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "total_tokens": 15.0}}`
+	})
+	resp, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Text != `{"summary": "café"}` || resp.Usage == nil || resp.Usage.TotalTokens != 15 || resp.Usage.PromptTokens != 10 {
+		t.Errorf("text %q, usage %+v", resp.Text, resp.Usage)
+	}
+	// Invalid UTF-8 in a part is kept, as in a string content.
+	s = newServer(t, func(string, int) (int, map[string]string, string) {
+		return 200, nil, `{"id": "g", "model": "m", "choices": [{"finish_reason": "stop", "message": {"content": [{"type": "text", "text": "caf` + "\xff" + `"}]}}]}`
+	})
+	if resp, err = client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req); err != nil || resp.Text != "caf\xff" {
+		t.Errorf("text %q, %v; want the part's own bytes", resp.Text, err)
 	}
 }
 
