@@ -201,10 +201,10 @@ type chatResponse struct {
 	} `json:"choices"`
 	Usage *struct {
 		// Counts as numbers of any form: some servers write 12.0.
-		PromptTokens     tokens   `json:"prompt_tokens"`
-		CompletionTokens tokens   `json:"completion_tokens"`
-		TotalTokens      tokens   `json:"total_tokens"`
-		Cost             *float64 `json:"cost"`
+		PromptTokens     tokens `json:"prompt_tokens"`
+		CompletionTokens tokens `json:"completion_tokens"`
+		TotalTokens      tokens `json:"total_tokens"`
+		Cost             *cost  `json:"cost"`
 	} `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
@@ -256,6 +256,20 @@ func (t *tokens) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("a token count is not a number: %s", head(string(b), 30))
 	}
 	*t = tokens(f)
+	return nil
+}
+
+// cost is a cost in USD written as a JSON number or as a number in a
+// string ("0.0012"), as some gateways write it.
+type cost float64
+
+func (c *cost) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("usage.cost is not a number: %s", head(string(b), 30))
+	}
+	*c = cost(f)
 	return nil
 }
 
@@ -403,7 +417,10 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 	}
 	if u := cr.Usage; u != nil {
 		out.Usage = &providers.Usage{PromptTokens: int64(u.PromptTokens), CompletionTokens: int64(u.CompletionTokens), TotalTokens: int64(u.TotalTokens)}
-		out.CostUSD = u.Cost
+		if u.Cost != nil {
+			c := float64(*u.Cost)
+			out.CostUSD = &c
+		}
 	}
 	return out, nil
 }

@@ -236,13 +236,13 @@ func TestIdentityCoversWhatChangesAnswers(t *testing.T) {
 // asked again, paid again.
 func TestContentAsPartsAndFloatCounts(t *testing.T) {
 	s := newServer(t, func(string, int) (int, map[string]string, string) {
-		return 200, nil, `{"id": "g", "model": "m", "choices": [{"finish_reason": "stop", "message": {"content": [{"type": "text", "text": "{\"summary\": "}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "\"caf\u00e9\"}"}]}}], "usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "total_tokens": 15.0}}`
+		return 200, nil, `{"id": "g", "model": "m", "choices": [{"finish_reason": "stop", "message": {"content": [{"type": "text", "text": "{\"summary\": "}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "\"caf\u00e9\"}"}]}}], "usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "total_tokens": 15.0, "cost": "0.0012"}}`
 	})
 	resp, err := client(t, s, `{"models": ["m"]}`).Generate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Text != `{"summary": "café"}` || resp.Usage == nil || resp.Usage.TotalTokens != 15 || resp.Usage.PromptTokens != 10 {
+	if resp.Text != `{"summary": "café"}` || resp.Usage == nil || resp.Usage.TotalTokens != 15 || resp.Usage.PromptTokens != 10 || resp.CostUSD == nil || *resp.CostUSD != 0.0012 {
 		t.Errorf("text %q, usage %+v", resp.Text, resp.Usage)
 	}
 	// Invalid UTF-8 in a part is kept, as in a string content.
