@@ -197,6 +197,9 @@ type chatResponse struct {
 		FinishReason string `json:"finish_reason"`
 		Message      struct {
 			Content content `json:"content"`
+			// Refusal is why the model declined (OpenAI's structured
+			// outputs), when it did.
+			Refusal string `json:"refusal"`
 		} `json:"message"`
 	} `json:"choices"`
 	Usage *struct {
@@ -396,6 +399,9 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 		return providers.Response{}, &providers.Error{Kind: providers.KindRetryable, Code: "finish_error", StatusCode: 200, Message: "the model stopped with finish_reason error"}
 	}
 	if ch.Message.Content.text == nil || strings.TrimSpace(*ch.Message.Content.text) == "" {
+		if r := strings.TrimSpace(ch.Message.Refusal); r != "" {
+			return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "refusal", StatusCode: 200, Message: "the model declined to answer: " + c.head(r)}
+		}
 		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "empty_content", StatusCode: 200, Message: "the answer is empty"}
 	}
 	text := *ch.Message.Content.text

@@ -148,6 +148,7 @@ func TestFailureTaxonomy(t *testing.T) {
 		{"finish_reason error", 200, nil, `{"choices": [{"finish_reason": "error", "message": {"content": ""}}]}`, providers.KindRetryable, "finish_error", 0},
 		{"empty content", 200, nil, `{"choices": [{"finish_reason": "stop", "message": {"content": "  "}}]}`, providers.KindFailed, "empty_content", 0},
 		{"no choices", 200, nil, `{"choices": []}`, providers.KindFailed, "empty_content", 0},
+		{"a refusal", 200, nil, `{"choices": [{"finish_reason": "stop", "message": {"content": null, "refusal": "I can't help with that."}}]}`, providers.KindFailed, "refusal", 0},
 		// JSON of another shape is what this server sends: a retry would
 		// pay for another answer that cannot be read either.
 		{"content of another shape", 200, nil, `{"choices": [{"finish_reason": "stop", "message": {"content": {"text": "x"}}}]}`, providers.KindFatal, "bad_response", 0},
