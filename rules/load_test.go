@@ -437,9 +437,9 @@ func TestALenientAnswerWithTwoObjectsIsAmbiguous(t *testing.T) {
 	for _, tc := range []struct {
 		name, raw, err string
 	}{
-		{"two fences", "Draft:\n```json\n" + a + "\n```\nRefined:\n```json\n" + b + "\n```", `the answer holds 2 different JSON objects in code fences (the first starts "{\"summary\": \"draft\"}", the second "{\"summary\": \"refined\"}"): which one is the answer is ambiguous`},
-		{"two in prose", "The draft was " + a + " and the refined answer is " + b + ".", `2 different JSON objects in its text`},
-		{"three in prose", a + " " + b + ` {"x": 1}`, `3 different JSON objects in its text`},
+		{"two fences", "Draft:\n```json\n" + a + "\n```\nRefined:\n```json\n" + b + "\n```", `the answer holds different JSON objects in code fences (the first starts "{\"summary\": \"draft\"}", another "{\"summary\": \"refined\"}"): which one is the answer is ambiguous`},
+		{"two in prose", "The draft was " + a + " and the refined answer is " + b + ".", `different JSON objects in its text`},
+		{"the same one twice, then another", b + " " + b + ` {"x": 1}`, `different JSON objects in its text (the first starts "{\"summary\": \"refined\"}", another "{\"x\": 1}")`},
 		{"the same one twice", "Answer: " + b + " (again: " + b + ")", ""},
 		{"the same one, spaced otherwise", "```json\n" + b + "\n```\n```\n{\"summary\":\"refined\"}\n```", ""},
 		{"a fence of code beside it", "```bash\ncurl -s x\n```\n```json\n" + b + "\n```", ""},

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -150,6 +150,8 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 	// prose: more than one, and different, is an answer that does not say
 	// which it is ("the draft: {…} the refined answer: {…}"), where taking
 	// the first could put the unrefined draft in the dataset.
+	// The second different object settles it: no need to read on (a
+	// hostile answer may hold 100,000).
 	var objs []*answer
 	where := "in code fences"
 	add := func(text string, compact []byte) error {
@@ -166,7 +168,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(objs, func(o *answer) bool { return bytes.Equal(o.py, a.py) }) {
+		if len(objs) == 0 || !bytes.Equal(objs[0].py, a.py) {
 			objs = append(objs, a)
 		}
 		return nil
@@ -175,12 +177,18 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 		if err := add(body, nil); err != nil {
 			return found(nil, err, ModeLenient)
 		}
+		if len(objs) > 1 {
+			break
+		}
 	}
 	if len(objs) == 0 {
 		where = "in its text"
-		for _, o := range embeddedObjects(raw) {
+		for o := range embeddedObjects(raw) {
 			if err := add(string(o), o); err != nil {
 				return found(nil, err, ModeLenient)
+			}
+			if len(objs) > 1 {
+				break
 			}
 		}
 	}
@@ -188,7 +196,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 	case len(objs) == 1:
 		return found(objs[0], nil, ModeLenient)
 	case len(objs) > 1:
-		return found(nil, &AmbiguousAnswerError{Objects: len(objs), Where: where, First: head(string(objs[0].py), 40), Second: head(string(objs[1].py), 40)}, ModeLenient)
+		return found(nil, &AmbiguousAnswerError{Where: where, First: head(string(objs[0].py), 40), Second: head(string(objs[1].py), 40)}, ModeLenient)
 	}
 	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
 }
@@ -278,64 +286,65 @@ func strictObject(s string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// embeddedObjects returns the complete JSON objects that stand at the top
-// level of prose, compacted. Only braces outside any other brace are
-// candidates: a truncated answer must not be "rescued" by one of the
-// objects nested inside it.
-func embeddedObjects(s string) [][]byte {
-	var out [][]byte
-	depth, inString, escaped := 0, false, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
+// embeddedObjects yields the complete JSON objects that stand at the top
+// level of prose, compacted, as it finds them. Only braces outside any
+// other brace are candidates: a truncated answer must not be "rescued" by
+// one of the objects nested inside it.
+func embeddedObjects(s string) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		depth, inString, escaped := 0, false, false
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if inString {
+				switch {
+				case escaped:
+					escaped = false
+				case c == '\\':
+					escaped = true
+				case c == '"':
+					inString = false
+				}
+				continue
 			}
-			continue
-		}
-		switch c {
-		case '"':
-			if depth > 0 {
-				inString = true
-			}
-		case '{':
-			if depth == 0 {
-				dec := json.NewDecoder(strings.NewReader(s[i:]))
-				var raw json.RawMessage
-				if err := dec.Decode(&raw); err == nil {
-					var buf bytes.Buffer
-					if json.Compact(&buf, raw) == nil {
-						out = append(out, buf.Bytes())
-						i += int(dec.InputOffset()) - 1 // on past it, at the top level
-						continue
+			switch c {
+			case '"':
+				if depth > 0 {
+					inString = true
+				}
+			case '{':
+				if depth == 0 {
+					dec := json.NewDecoder(strings.NewReader(s[i:]))
+					var raw json.RawMessage
+					if err := dec.Decode(&raw); err == nil {
+						var buf bytes.Buffer
+						if json.Compact(&buf, raw) == nil {
+							if !yield(buf.Bytes()) {
+								return
+							}
+							i += int(dec.InputOffset()) - 1 // on past it, at the top level
+							continue
+						}
 					}
 				}
-			}
-			depth++
-		case '}':
-			if depth > 0 {
-				depth--
+				depth++
+			case '}':
+				if depth > 0 {
+					depth--
+				}
 			}
 		}
 	}
-	return out
 }
 
 // AmbiguousAnswerError is a lenient answer with more than one different
 // JSON object in it, none of which says it is the answer.
 type AmbiguousAnswerError struct {
-	Objects       int
 	Where         string // "in code fences", "in its text"
 	First, Second string // the heads of the first two
 }
 
 func (e *AmbiguousAnswerError) Error() string {
-	return fmt.Sprintf("the answer holds %d different JSON objects %s (the first starts %s, the second %s): which one is the answer is ambiguous", e.Objects, e.Where, strconv.Quote(e.First), strconv.Quote(e.Second))
+	return fmt.Sprintf("the answer holds different JSON objects %s (the first starts %s, another %s): which one is the answer is ambiguous", e.Where, strconv.Quote(e.First), strconv.Quote(e.Second))
 }
 
 func describeSyntax(err error, s string) string {
