@@ -57,6 +57,9 @@ type Decision struct {
 	// HitsKnown: the word-list hits are the ones Known gave, not found
 	// again.
 	HitsKnown bool
+	// ByContract: no reject gate failed, and the answer is rejected
+	// because the contract does not hold (see judge).
+	ByContract bool
 	// Variables are the evaluated variables, for explain.
 	Variables []KV
 	answer    *answer
@@ -389,7 +392,7 @@ func (r *Rules) judge(d *Decision, act *activation) {
 		// it did not parse). The shipped contract_ok gate says so first;
 		// without it (deleted, or turned into a warn gate) an accepted
 		// record held "response": null.
-		d.ReasonCodes, d.OverallOK = []string{d.Contract.Reason()}, false
+		d.ReasonCodes, d.OverallOK, d.ByContract = []string{d.Contract.Reason()}, false, true
 	}
 	for i, v := range r.variables {
 		d.Variables = append(d.Variables, KV{v.Name, native(act.variable(i))})

@@ -297,7 +297,7 @@ func TestTheContractHoldsWithoutItsGate(t *testing.T) {
 			strings.Replace(valid, `"instruction": "go"`, `"how": "go"`, 1): "payload_invalid",
 		} {
 			d := r.Evaluate(Sample{PayloadType: "procedure"}, ans, ModeStrict)
-			if got := strings.Join(d.ReasonCodes, ","); got != want || d.OverallOK != (want == "") {
+			if got := strings.Join(d.ReasonCodes, ","); got != want || d.OverallOK != (want == "") || d.ByContract != (want != "") {
 				t.Errorf("%s: %.40s: accepted %v, reasons %q; want %q", name, ans, d.OverallOK, got, want)
 			}
 		}

@@ -74,6 +74,9 @@ raw_refined_text), or from a file with --raw.`,
 				b, _ := json.Marshal(g.Details)
 				fmt.Fprintf(out, "  %s %-28s %-8s reason=%s\n       details: %s\n", state, g.Name, g.Action, g.ReasonCode, b)
 			}
+			if d.ByContract {
+				fmt.Fprintf(out, "  (no reject gate failed: the answer is rejected %s because the contract does not hold, which pgrules never accepts, whatever the gates say)\n", d.ReasonCodes[0])
+			}
 			fmt.Fprintln(out, "\nterm hits:")
 			if len(d.Hits()) == 0 {
 				fmt.Fprintln(out, "  (none)")
@@ -181,7 +184,7 @@ func writeExplainJSON(w io.Writer, id, where string, d *rules.Decision) error {
 	return enc.Encode(map[string]any{
 		"id": id, "source": where, "overall_ok": d.OverallOK, "reason_codes": d.ReasonCodes,
 		"warnings": d.Warnings, "contract": d.Contract, "variables": vars,
-		"gates": json.RawMessage(d.GatesJSON()), "hits": d.Hits(),
+		"gates": json.RawMessage(d.GatesJSON()), "hits": d.Hits(), "rejected_by_contract": d.ByContract,
 	})
 }
 
