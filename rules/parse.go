@@ -146,12 +146,19 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 	if mode != ModeLenient {
 		return nil, "", false, strictErr
 	}
-	// Every object a code fence holds, else every object standing in the
-	// prose: more than one, and different, is an answer that does not say
-	// which it is ("the draft: {…} the refined answer: {…}"), where taking
-	// the first could put the unrefined draft in the dataset.
-	// The second different object settles it: no need to read on (a
-	// hostile answer may hold 100,000).
+	if a, err := lenientObject(raw, want, lean); a != nil || err != nil {
+		return found(a, err, ModeLenient)
+	}
+	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
+}
+
+// lenientObject finds the answer object in a code fence, else standing in
+// the prose: nil and no error when there is none. More than one, and
+// different, is an answer that does not say which it is ("the draft: {…}
+// the refined answer: {…}"), where taking the first could put the
+// unrefined draft in the dataset. The second different object settles
+// it: no need to read on (a hostile answer may hold 100,000).
+func lenientObject(raw string, want map[string]bool, lean bool) (*answer, error) {
 	var objs []*answer
 	where := "in code fences"
 	add := func(text string, compact []byte) error {
@@ -174,31 +181,30 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 		return nil
 	}
 	for _, body := range fences(raw) {
-		if err := add(body, nil); err != nil {
-			return found(nil, err, ModeLenient)
-		}
-		if len(objs) > 1 {
-			break
+		if err := add(body, nil); err != nil || len(objs) > 1 {
+			return nil, ambiguous(objs, where, err)
 		}
 	}
 	if len(objs) == 0 {
 		where = "in its text"
 		for o := range embeddedObjects(raw) {
-			if err := add(string(o), o); err != nil {
-				return found(nil, err, ModeLenient)
-			}
-			if len(objs) > 1 {
-				break
+			if err := add(string(o), o); err != nil || len(objs) > 1 {
+				return nil, ambiguous(objs, where, err)
 			}
 		}
 	}
-	switch {
-	case len(objs) == 1:
-		return found(objs[0], nil, ModeLenient)
-	case len(objs) > 1:
-		return found(nil, &AmbiguousAnswerError{Where: where, First: head(string(objs[0].py), 40), Second: head(string(objs[1].py), 40)}, ModeLenient)
+	if len(objs) == 1 {
+		return objs[0], nil
 	}
-	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
+	return nil, nil
+}
+
+// ambiguous is err, else the error of two different objects.
+func ambiguous(objs []*answer, where string, err error) error {
+	if err != nil {
+		return err
+	}
+	return &AmbiguousAnswerError{Where: where, First: head(string(objs[0].py), 40), Second: head(string(objs[1].py), 40)}
 }
 
 // found is parseAnswer's result for an object found in mode m.
