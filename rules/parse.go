@@ -394,7 +394,7 @@ func walkStrings(obj []byte) ([]stringValue, error) {
 	// decoder is.
 	lone := func(path string, key bool) bool {
 		body := literalBefore(obj, int(dec.InputOffset()))
-		if _, at, _ := jsonstr.AppendUnescapedLone(nil, body); at >= 0 {
+		if at := jsonstr.LoneSurrogate(body); at >= 0 {
 			unclear = &LoneSurrogateError{Escape: string(body[at : at+6]), Path: path, Key: key}
 			return true
 		}

@@ -257,7 +257,7 @@ func (k kind) scanLine(line []byte, off, lineNo int) scanned {
 	}
 	// The fast walk refuses a lone surrogate escape, which encoding/json
 	// would decode as U+FFFD: named like invalid UTF-8, never repaired.
-	if _, at, ok := jsonstr.AppendUnescapedLone(nil, trimmed); ok && at >= 0 {
+	if at := jsonstr.LoneSurrogate(trimmed); at >= 0 {
 		sc.col = lead + at + 1
 		sc.why = fmt.Sprintf("a lone surrogate escape (%s: half of a UTF-16 pair, no character)", trimmed[at:at+6])
 		sc.id, _ = salvageID(trimmed)

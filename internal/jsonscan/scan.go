@@ -249,29 +249,13 @@ func validBody(seg []byte) bool {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			p += 2
 		case 'u':
-			if p+6 > len(seg) {
+			// A lone surrogate decodes to no character: refused here, and
+			// named by the caller (jsonstr.LoneSurrogate).
+			_, next, lone, ok := jsonstr.UEscape(seg, p+1)
+			if !ok || lone {
 				return false
 			}
-			for _, h := range seg[p+2 : p+6] {
-				if !isHex(h) {
-					return false
-				}
-			}
-			if isSurrogate(seg[p+2:]) {
-				// Only a high half followed by a low half is a character;
-				// decoders put U+FFFD for anything else (the caller
-				// names it; see jsonstr.AppendUnescapedLone).
-				if !isHighSurrogate(seg[p+2:]) || p+12 > len(seg) || seg[p+6] != '\\' || seg[p+7] != 'u' || !isLowSurrogate(seg[p+8:]) {
-					return false
-				}
-				for _, h := range seg[p+8 : p+12] {
-					if !isHex(h) {
-						return false
-					}
-				}
-				p += 6
-			}
-			p += 6
+			p = next
 		default:
 			return false
 		}
@@ -285,24 +269,6 @@ func validBody(seg []byte) bool {
 		p += next
 	}
 	return true
-}
-
-// isSurrogate and the two below read the four hex digits of a \u escape:
-// D800–DFFF, D800–DBFF (the high half, first) and DC00–DFFF.
-func isSurrogate(h []byte) bool {
-	return (h[0] == 'd' || h[0] == 'D') && (h[1] >= '8' && h[1] <= '9' || h[1] >= 'a' && h[1] <= 'f' || h[1] >= 'A' && h[1] <= 'F')
-}
-
-func isHighSurrogate(h []byte) bool {
-	return isSurrogate(h) && (h[1] <= '9' || h[1] == 'a' || h[1] == 'b' || h[1] == 'A' || h[1] == 'B')
-}
-
-func isLowSurrogate(h []byte) bool {
-	return isSurrogate(h) && !isHighSurrogate(h)
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // StringOf decodes a string value; ok is false for anything else but

@@ -25,7 +25,7 @@ func FuzzMembersAgreesWithEncodingJSON(f *testing.F) {
 				t.Fatalf("Members(%q): value %q of %q is not one JSON value", b, val, key)
 			}
 		})
-		if _, lone, _ := jsonstr.AppendUnescapedLone(nil, b); isObject && lone >= 0 {
+		if isObject && jsonstr.LoneSurrogate(b) >= 0 {
 			isObject = false
 		}
 		if ok != isObject {

@@ -7,7 +7,6 @@ package jsonstr
 import (
 	"bytes"
 	"encoding/binary"
-	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -34,8 +33,7 @@ func AppendUnescaped(out, b []byte) ([]byte, bool) {
 }
 
 // AppendUnescapedLone is AppendUnescaped that also gives the offset in b of
-// the first lone surrogate escape (half of a UTF-16 pair without its
-// other half: no character, decoded as U+FFFD), or -1.
+// the first lone surrogate escape (see UEscape), or -1.
 func AppendUnescapedLone(out, b []byte) (_ []byte, lone int, ok bool) {
 	return appendUnescaped(out, b, false)
 }
@@ -80,33 +78,24 @@ func appendUnescaped(out, b []byte, keepLone bool) (_ []byte, lone int, ok bool)
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			r, ok := hex4(b, i+1)
+			r, next, isLone, ok := UEscape(b, i)
 			if !ok {
 				return out, lone, false
 			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
-					if r2, ok := hex4(b, i+3); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
-							i += 7
-							continue
-						}
-					}
-				}
-				if lone < 0 {
-					lone = i - 5
-				}
-				if keepLone {
-					// utf8.AppendRune refuses surrogates: their bytes by hand.
-					out = append(out, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
-					i++
-					continue
-				}
-				r = utf8.RuneError
+			switch {
+			case !isLone:
+				out = utf8.AppendRune(out, r)
+			case keepLone:
+				// utf8.AppendRune refuses surrogates: their bytes by hand.
+				out = append(out, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
+			default:
+				out = utf8.AppendRune(out, utf8.RuneError)
 			}
-			out = utf8.AppendRune(out, r)
+			if isLone && lone < 0 {
+				lone = i - 1
+			}
+			i = next
+			continue
 		default:
 			return out, lone, false
 		}
@@ -115,12 +104,76 @@ func appendUnescaped(out, b []byte, keepLone bool) (_ []byte, lone int, ok bool)
 	return out, lone, true
 }
 
+// UEscape decodes the \u escape whose u is b[i] and, after the high half
+// of a surrogate pair, the escape of its low half: the rune, the index
+// just past what it read, and lone when the escape is half a pair without
+// its other half (r is then that half: no character; decoders put U+FFFD
+// in its place). ok is false for a malformed escape. It is the one place
+// that pairs surrogates, for every JSON reader of pgrules.
+func UEscape(b []byte, i int) (r rune, next int, lone, ok bool) {
+	if r, ok = hex4(b, i+1); !ok {
+		return 0, i, false, false
+	}
+	next = i + 5
+	if !utf16.IsSurrogate(r) {
+		return r, next, false, true
+	}
+	if next+6 <= len(b) && b[next] == '\\' && b[next+1] == 'u' {
+		if r2, ok := hex4(b, next+2); ok {
+			if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+				return dec, next + 6, false, true
+			}
+		}
+	}
+	return r, next, true, true
+}
+
+// LoneSurrogate returns the offset in b of the first lone surrogate
+// escape (see UEscape), or -1. b is a string literal's body or a whole
+// JSON text: a backslash escapes the byte after it in both.
+func LoneSurrogate(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 || i+j+1 >= len(b) {
+			return -1
+		}
+		i += j + 1
+		if b[i] != 'u' {
+			i++
+			continue
+		}
+		_, next, lone, ok := UEscape(b, i)
+		switch {
+		case lone:
+			return i - 1
+		case ok:
+			i = next
+		default:
+			i++ // malformed: the caller's parser says so
+		}
+	}
+}
+
+// hex4 reads the four hex digits at b[i:] (without strconv, whose error
+// would make a copy of them escape to the heap).
 func hex4(b []byte, i int) (rune, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
-	return rune(n), err == nil
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // HasControl reports a byte below 0x20 (which a string literal may not

@@ -36,7 +36,8 @@ func FuzzUnescape(f *testing.F) {
 	})
 }
 
-// A lone surrogate escape is found where it stands; UnescapeKeeping
+// A lone surrogate escape is found where it stands, by the decoder and by
+// LoneSurrogate alike; UnescapeKeeping
 // writes it as invalid UTF-8 (never U+FFFD, which the text did not hold)
 // and decodes everything else as Unescape does.
 func FuzzLoneSurrogates(f *testing.F) {
@@ -49,6 +50,9 @@ func FuzzLoneSurrogates(f *testing.F) {
 		kept, kok := UnescapeKeeping(body)
 		if ok != lok || ok != kok {
 			t.Fatalf("%q: ok %v, %v, %v", body, ok, lok, kok)
+		}
+		if ok && LoneSurrogate(body) != lone {
+			t.Fatalf("%q: LoneSurrogate %d, the decoder found %d", body, LoneSurrogate(body), lone)
 		}
 		if !ok || !utf8.Valid(body) {
 			return
@@ -78,7 +82,7 @@ func TestLoneSurrogates(t *testing.T) {
 	} {
 		_, lone, _ := AppendUnescapedLone(nil, []byte(body))
 		kept, _ := UnescapeKeeping([]byte(body))
-		if lone != want.lone || kept != want.kept {
+		if lone != want.lone || kept != want.kept || LoneSurrogate([]byte(body)) != want.lone {
 			t.Errorf("%s: lone at %d, kept %q; want %d, %q", body, lone, kept, want.lone, want.kept)
 		}
 	}
