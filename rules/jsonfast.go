@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -111,7 +112,7 @@ func (e *LoneSurrogateError) Error() string {
 }
 
 // parseFast decodes one JSON object with nothing but whitespace around
-// it: err is errFast for anything else, or a *DuplicateKeyError. want
+// it: err is errFast for anything else, or what isUnclear names. want
 // names the top-level members whose values doc holds (nil: all).
 func parseFast(data []byte, want map[string]bool, lean bool) (*answer, error) {
 	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), want: want, lean: lean}
@@ -289,18 +290,14 @@ func numberProblem(s string) string {
 	if digits > maxNumberDigits {
 		return fmt.Sprintf("has %d digits, more than the %d pgrules reads", digits, maxNumberDigits)
 	}
-	if e := strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0"); len(e) > 4 || e != "" && mustAtoi(e) > maxNumberExponent {
+	e := strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0")
+	if n, _ := strconv.Atoi(e); len(e) > 4 || n > maxNumberExponent {
 		return fmt.Sprintf("has an exponent beyond ±%d, more than pgrules reads", maxNumberExponent)
 	}
 	if _, err := strconv.ParseFloat(s, 64); err != nil {
 		return "is beyond the range of a double (±1.8e308): JSON readers disagree on it (Python reads infinity, and writes back Infinity, which is not JSON)"
 	}
 	return ""
-}
-
-func mustAtoi(s string) int {
-	n, _ := strconv.Atoi(s)
-	return n
 }
 
 func (p *fastParser) object(node int32, build bool) (any, error) {
@@ -333,8 +330,24 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 		if err != nil {
 			return nil, p.at(err, node, true)
 		}
-		if err := p.uniqueKey(k, kstart, base, &seen, node); err != nil {
-			return nil, err
+		// Every key is compared, built or not.
+		key := p.keyText(k, kstart)
+		own := p.keys[base:]
+		if seen == nil && len(own) >= 16 {
+			// A linear scan beats a map for the few keys an answer's
+			// objects have; a map keeps a hostile answer's big ones linear.
+			seen = make(map[string]bool, 2*len(own))
+			for _, o := range own {
+				seen[o] = true
+			}
+		}
+		if seen != nil && seen[key] || seen == nil && slices.Contains(own, key) {
+			return nil, p.at(&DuplicateKeyError{Key: key}, node, false)
+		}
+		if seen != nil {
+			seen[key] = true
+		} else {
+			p.keys = append(p.keys, key)
 		}
 		p.skipSpace()
 		if p.i >= len(p.data) || p.data[p.i] != ':' {
@@ -352,7 +365,7 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 			return nil, err
 		}
 		if buildChild {
-			m[k] = v // the last of duplicate keys wins, as with encoding/json
+			m[k] = v
 		}
 		if done, err := p.next('}'); err != nil || done {
 			return m, err
@@ -360,8 +373,9 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 	}
 }
 
-// at says where a lone surrogate or a bad number is: at node, or in a key
-// of the object at node. A lean parse keeps no nodes (see parseObject).
+// at says where what isUnclear names is: at node, or in a key of the
+// object at node (a repeated key: in the object at node). A lean parse
+// keeps no nodes (see parseObject).
 func (p *fastParser) at(err error, node int32, key bool) error {
 	if p.lean {
 		return err
@@ -371,56 +385,24 @@ func (p *fastParser) at(err error, node int32, key bool) error {
 		e.Path, e.Key = pathOf(p.nodes, node), key
 	case *NumberError:
 		e.Path = pathOf(p.nodes, node)
+	case *DuplicateKeyError:
+		e.Path = pathOf(p.nodes, node)
 	}
 	return err
 }
 
-// uniqueKey checks that the key just read (its literal starts at start,
-// k is its value when str was asked for it) is not one of the object's
-// earlier keys, which are p.keys[base:]; it adds it to them.
-func (p *fastParser) uniqueKey(k string, start, base int, seen *map[string]bool, node int32) error {
+// keyText is the key whose literal starts at start: k when str gave it
+// (asked to), else read from the data, which is never written.
+func (p *fastParser) keyText(k string, start int) string {
 	body := p.data[start+1 : p.i-1]
-	if k == "" && len(body) > 0 {
-		if bytes.IndexByte(body, '\\') < 0 {
-			k = unsafe.String(&body[0], len(body)) // the data is only read
-		} else {
-			u, _ := jsonstr.AppendUnescaped(nil, body) // str checked it
-			k = string(u)
-		}
+	if k != "" || len(body) == 0 {
+		return k
 	}
-	own := p.keys[base:]
-	dup := false
-	switch {
-	case *seen != nil:
-		dup = (*seen)[k]
-	case len(own) < 16:
-		// A linear scan beats a map for the few keys an answer's
-		// objects have; a map keeps a hostile answer's big objects linear.
-		for _, o := range own {
-			if o == k {
-				dup = true
-				break
-			}
-		}
-	default:
-		*seen = make(map[string]bool, 2*len(own))
-		for _, o := range own {
-			(*seen)[o] = true
-		}
-		dup = (*seen)[k]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return unsafe.String(&body[0], len(body))
 	}
-	if dup {
-		e := &DuplicateKeyError{Key: k}
-		if !p.lean {
-			e.Path = pathOf(p.nodes, node)
-		}
-		return e
-	}
-	if *seen != nil {
-		(*seen)[k] = true
-	}
-	p.keys = append(p.keys, k)
-	return nil
+	u, _ := jsonstr.AppendUnescaped(nil, body) // str checked it
+	return string(u)
 }
 
 // next reads what follows a member or an item: a comma, or the closing
