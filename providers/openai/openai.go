@@ -214,7 +214,9 @@ type chatResponse struct {
 
 // content is a message's content: a string, or (from some
 // OpenAI-compatible servers) a list of parts whose text parts make it up.
-// Null leaves it nil.
+// Null leaves it nil. Its bytes are kept as sent, invalid UTF-8 and lone
+// surrogates included, where encoding/json would write U+FFFD: the
+// answer's UTF-8 check then refuses what would have been repaired.
 type content struct{ text *string }
 
 func (c *content) UnmarshalJSON(b []byte) error {
@@ -222,25 +224,30 @@ func (c *content) UnmarshalJSON(b []byte) error {
 	case string(b) == "null":
 		return nil
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+		s, ok := unquoteKeepingBytes(b)
+		if !ok {
+			return errors.New("message.content is not a JSON string")
 		}
 		c.text = &s
 		return nil
 	}
 	var parts []struct {
-		Type string  `json:"type"`
-		Text *string `json:"text"`
+		Type string          `json:"type"`
+		Text json.RawMessage `json:"text"`
 	}
 	if err := json.Unmarshal(b, &parts); err != nil {
-		return fmt.Errorf("message.content is neither text nor a list of parts: %s", head(string(b), 60))
+		return errors.New("message.content is neither text nor a list of parts")
 	}
 	var sb strings.Builder
 	for _, p := range parts {
-		if p.Type == "text" && p.Text != nil {
-			sb.WriteString(*p.Text)
+		if p.Type != "text" || len(p.Text) == 0 || string(p.Text) == "null" {
+			continue
 		}
+		t, ok := unquoteKeepingBytes(p.Text)
+		if !ok {
+			return errors.New("a text part of message.content is not a JSON string")
+		}
+		sb.WriteString(t)
 	}
 	s := sb.String()
 	c.text = &s
@@ -256,7 +263,7 @@ func (t *tokens) UnmarshalJSON(b []byte) error {
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil {
-		return fmt.Errorf("a token count is not a number: %s", head(string(b), 30))
+		return errors.New("a usage token count is not a number")
 	}
 	*t = tokens(f)
 	return nil
@@ -267,20 +274,12 @@ func (t *tokens) UnmarshalJSON(b []byte) error {
 type cost float64
 
 func (c *cost) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	f, err := strconv.ParseFloat(s, 64)
+	f, err := strconv.ParseFloat(strings.Trim(string(b), `"`), 64)
 	if err != nil {
-		return fmt.Errorf("usage.cost is not a number: %s", head(string(b), 30))
+		return errors.New("usage.cost is not a number")
 	}
 	*c = cost(f)
 	return nil
-}
-
-func head(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // Generate implements providers.Provider: one attempt per model, in order.
@@ -404,16 +403,7 @@ func (c *Client) call(ctx context.Context, model string, req providers.Request) 
 		}
 		return providers.Response{}, &providers.Error{Kind: providers.KindFailed, Code: "empty_content", StatusCode: 200, Message: "the answer is empty"}
 	}
-	text := *ch.Message.Content.text
-	if strings.ContainsRune(text, utf8.RuneError) {
-		// encoding/json turned invalid bytes, or a lone surrogate escape,
-		// into U+FFFD; take the answer's own bytes so the host rejects it
-		// instead of a repaired copy slipping into the dataset.
-		if raw, ok := rawContent(data); ok {
-			text = raw
-		}
-	}
-	text, redacted := c.scrubCount(text)
+	text, redacted := c.scrubCount(*ch.Message.Content.text)
 	out := providers.Response{Text: text, ChosenModel: model, RequestID: cr.ID, FinishReason: ch.FinishReason, SecretsRedacted: redacted}
 	if cr.Model != "" {
 		out.ChosenModel = cr.Model
@@ -620,46 +610,6 @@ func (c *Client) head(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-// rawContent returns choices[0].message.content (a string, or its text
-// parts) with its bytes as sent, invalid UTF-8 included (encoding/json
-// would replace those).
-func rawContent(body []byte) (string, bool) {
-	var top struct {
-		Choices []struct {
-			Message struct {
-				Content json.RawMessage `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	// RawMessage keeps the bytes of the value as they were.
-	if json.Unmarshal(body, &top) != nil || len(top.Choices) == 0 {
-		return "", false
-	}
-	raw := top.Choices[0].Message.Content
-	if len(raw) == 0 || raw[0] != '[' {
-		return unquoteKeepingBytes(raw)
-	}
-	var parts []struct {
-		Type string          `json:"type"`
-		Text json.RawMessage `json:"text"`
-	}
-	if json.Unmarshal(raw, &parts) != nil {
-		return "", false
-	}
-	var sb strings.Builder
-	for _, p := range parts {
-		if p.Type != "text" || len(p.Text) == 0 || string(p.Text) == "null" {
-			continue
-		}
-		t, ok := unquoteKeepingBytes(p.Text)
-		if !ok {
-			return "", false
-		}
-		sb.WriteString(t)
-	}
-	return sb.String(), true
 }
 
 // unquoteKeepingBytes decodes a JSON string literal, copying bytes that are
