@@ -74,13 +74,6 @@ func (p *provenance) why() string {
 	return "lines for them were added to the inputs"
 }
 
-func pgrulesVersion(d Deps) string {
-	if d.Manifest == nil {
-		return ""
-	}
-	return d.Manifest.PgrulesVersion
-}
-
 // compareProvenance compares the committed run's provenance with this
 // run's (see above).
 func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps) (*provenance, error) {
@@ -92,7 +85,7 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 	before := prior.View
 	var now Manifest
 	if d.Manifest != nil {
-		now.Provider = d.Manifest.Provider
+		now.Provider, now.PgrulesVersion = d.Manifest.Provider, d.Manifest.PgrulesVersion
 	}
 	now.provenance(opt, set, d)
 	draft, err := json.Marshal(&now)
@@ -101,21 +94,20 @@ func compareProvenance(opt Options, set *inputs.Set, prior *output.Prior, d Deps
 	}
 	change := &ProvenanceChange{}
 	for _, c := range changes.CompareFiles(prior.Manifest, draft) {
-		// A rebuilt plugin with the same answer-changing settings gives
-		// the same answers (provider_settings says when it does not); a
-		// new pgrules would refuse every resume after an upgrade, when
-		// a rerun without --resume is what shows its effect; inputs are
-		// looked at one id at a time below.
-		if c.Kind == "plugin" || c.Kind == "input" || c.Kind == "pgrules" {
-			continue
+		switch c.Kind {
+		case "pgrules":
+			// Refusing every resume after an upgrade would cost, without
+			// the cache, every answer again; but the kept records were
+			// decided by the old pgrules, which a release may decide
+			// otherwise (an answer it now refuses): the user is told.
+			d.Log.Warn().Str("was", c.Before).Str("now", c.After).Msgf("the records this run keeps were decided by pgrules %s; this is pgrules %s, which may decide some of them otherwise: rerun without --resume (or --offline) to have it judge every sample, from the cache", c.Before, c.After)
+		case "plugin", "input":
+			// A rebuilt plugin with the same answer-changing settings
+			// gives the same answers (provider_settings says when it does
+			// not); inputs are looked at one id at a time below.
+		default:
+			change.Changed = append(change.Changed, c)
 		}
-		change.Changed = append(change.Changed, c)
-	}
-	// A new pgrules is not a reason to refuse (see above), but the kept
-	// records were decided by the old one, which a new release may decide
-	// otherwise (an answer it now refuses): the user is told, once.
-	if was, now := before.PgrulesVersion, pgrulesVersion(d); (opt.Resume || opt.Offline) && was != "" && now != "" && was != now {
-		d.Log.Warn().Str("was", was).Str("now", now).Msgf("the records this run keeps were decided by pgrules %s; this is pgrules %s, which may decide some of them otherwise: rerun without --resume (or --offline) to have it judge every sample, from the cache", was, now)
 	}
 	// A record file changed by hand holds records no run decided.
 	change.Edited = prior.Edited
