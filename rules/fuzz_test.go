@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -306,18 +305,9 @@ func FuzzEvaluateNeverPanics(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	b, err := os.ReadFile("../testdata/reference/sample_accepted_v1.jsonl")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var rec struct {
-			PayloadType string          `json:"payload_type"`
-			Response    json.RawMessage `json:"response"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil {
-			f.Add(string(rec.Response), rec.PayloadType, true)
-		}
+	samples, texts := referenceAnswers(f)
+	for i, s := range samples {
+		f.Add(texts[i], s.PayloadType, true)
 	}
 	f.Fuzz(func(t *testing.T, raw, payloadType string, strict bool) {
 		mode := ModeLenient
@@ -331,6 +321,12 @@ func FuzzEvaluateNeverPanics(f *testing.F) {
 	})
 }
 
+// Valid answers with slots for the values the schemas check closely.
+const (
+	itinerarySlots = `{"summary": "Two days; fees may change.", "assumptions": ["a"], "uncertainty_notes": "Check fees.", "next_steps": ["b"], "verification_steps": ["c"], "payload_type": "itinerary", "payload": {"title": "t", "trip_days": [{"day": DAY, "summary": "s", "items": [{"time_block": "morning", "activity": "walk", "cost_estimate": {"currency": "EUR", "amount": AMOUNT}}]}]}}`
+	procedureSlots = `{"summary": SUMMARY, "assumptions": [], "uncertainty_notes": "x", "next_steps": [], "verification_steps": ["a"], "payload_type": "procedure", "payload": {"title": "t", "steps": [{"step": STEP, "instruction": "go"}]}}`
+)
+
 // FuzzAnswerValuesNeverPanic puts any JSON value where the schemas check
 // values closely (a cost's amount, a day's number, a step's number, the
 // summary) in an otherwise valid answer: the shipped rules decide, never
@@ -342,8 +338,6 @@ func FuzzAnswerValuesNeverPanic(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	const itinerary = `{"summary": "Two days; fees may change.", "assumptions": ["a"], "uncertainty_notes": "Check fees.", "next_steps": ["b"], "verification_steps": ["c"], "payload_type": "itinerary", "payload": {"title": "t", "trip_days": [{"day": DAY, "summary": "s", "items": [{"time_block": "morning", "activity": "walk", "cost_estimate": {"currency": "EUR", "amount": AMOUNT}}]}]}}`
-	const procedure = `{"summary": SUMMARY, "assumptions": [], "uncertainty_notes": "x", "next_steps": [], "verification_steps": ["a"], "payload_type": "procedure", "payload": {"title": "t", "steps": [{"step": STEP, "instruction": "go"}]}}`
 	for _, v := range []string{`1`, `-0`, `1.5`, `1e999999999`, `1e400`, `-1e-400`, `12345678901234567890`, `"x"`, `null`, `[1]`, `{}`, `true`} {
 		f.Add(v)
 	}
@@ -352,10 +346,10 @@ func FuzzAnswerValuesNeverPanic(f *testing.F) {
 			return
 		}
 		for _, ans := range []string{
-			strings.NewReplacer("DAY", v, "AMOUNT", "1").Replace(itinerary),
-			strings.NewReplacer("DAY", "1", "AMOUNT", v).Replace(itinerary),
-			strings.NewReplacer("SUMMARY", `"s"`, "STEP", v).Replace(procedure),
-			strings.NewReplacer("SUMMARY", v, "STEP", "1").Replace(procedure),
+			strings.NewReplacer("DAY", v, "AMOUNT", "1").Replace(itinerarySlots),
+			strings.NewReplacer("DAY", "1", "AMOUNT", v).Replace(itinerarySlots),
+			strings.NewReplacer("SUMMARY", `"s"`, "STEP", v).Replace(procedureSlots),
+			strings.NewReplacer("SUMMARY", v, "STEP", "1").Replace(procedureSlots),
 		} {
 			pt := "itinerary"
 			if strings.Contains(ans, `"procedure"`) {

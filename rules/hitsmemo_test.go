@@ -14,7 +14,7 @@ import (
 
 // referenceAnswers are the 20 reference records' responses, and one with
 // text to normalise (curly quotes, a decomposed é) where lists hit.
-func referenceAnswers(t *testing.T) (samples []Sample, texts []string) {
+func referenceAnswers(t testing.TB) (samples []Sample, texts []string) {
 	t.Helper()
 	eachReferenceRecord(t, func(line []byte) {
 		var rec struct {

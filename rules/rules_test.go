@@ -28,7 +28,7 @@ func TestShippedGatesLoad(t *testing.T) {
 
 // eachReferenceRecord calls fn with each of the original pipeline's 20
 // accepted records.
-func eachReferenceRecord(t *testing.T, fn func(line []byte)) {
+func eachReferenceRecord(t testing.TB, fn func(line []byte)) {
 	t.Helper()
 	f, err := os.Open("../testdata/reference/sample_accepted_v1.jsonl")
 	if err != nil {
