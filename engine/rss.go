@@ -21,8 +21,10 @@ func peakRSS() float64 {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	// Linux reports ru_maxrss in KiB.
-	return float64(ru.Maxrss) / 1024
+	if runtime.GOOS == "darwin" {
+		return float64(ru.Maxrss) / (1 << 20) // bytes on macOS
+	}
+	return float64(ru.Maxrss) / 1024 // KiB on Linux and the BSDs
 }
 
 // MemorySampler records the peaks of the process's anonymous and

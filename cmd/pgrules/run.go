@@ -516,16 +516,21 @@ func printRunEnd(cmd *cobra.Command, log zerolog.Logger, cfg *Config, res *engin
 	}
 	s := res.Stats.Summary
 	rate := float64(s.Processed) / max(took.Seconds(), 1e-9)
-	log.Info().Int("accepted", s.Accepted).Int("rejected", s.Rejected).Int("resumed", s.Resumed).
+	ev := log.Info()
+	if anonMB > 0 {
+		// Most of a big run's RSS is mapped file pages, shared and
+		// reclaimable; the anonymous part is the process's own. Only
+		// Linux tells them apart (/proc): elsewhere neither is logged,
+		// rather than a 0 that reads as a measurement.
+		ev.Str("peak_rss_anon", fmt.Sprintf("%.0f MB", anonMB)).Str("peak_rss_file", fmt.Sprintf("%.0f MB", fileMB))
+	}
+	ev.Int("accepted", s.Accepted).Int("rejected", s.Rejected).Int("resumed", s.Resumed).
 		Int("input_problems", res.ProblemCount).Int("cache_hits", res.Stats.Cache.Hits).Int("cache_misses", res.Stats.Cache.Misses).
 		Int("teacher_failures", res.Health.TeacherFailures).Int("gate_errors", res.Health.GateErrors).
 		Int("prompts_remembered", res.Memo.PromptKeys).Int("schema_verdicts_remembered", res.Memo.SchemaVerdicts).Int("word_list_hits_remembered", res.Memo.WordListHits).
 		Bool("committed", res.Committed).
 		Str("took", took.Round(time.Millisecond).String()).Str("rate", fmt.Sprintf("%.0f samples/s", rate)).
 		Str("peak_rss", fmt.Sprintf("%.0f MB", engine.PeakRSSMB())).
-		// Most of a big run's RSS is mapped file pages, shared and
-		// reclaimable; the anonymous part is the process's own.
-		Str("peak_rss_anon", fmt.Sprintf("%.0f MB", anonMB)).Str("peak_rss_file", fmt.Sprintf("%.0f MB", fileMB)).
 		Str("out_dir", cfg.OutDir).Msg("run finished")
 	fmt.Fprintln(out, finishLine(res, cfg.OutDir))
 	// Shadow gates: what a warn gate would have rejected, were it enforced.

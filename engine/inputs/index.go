@@ -518,8 +518,8 @@ type fileState struct {
 
 func stateOf(fi fs.FileInfo) fileState {
 	st := fileState{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.ctime, st.nlink = time.Unix(sys.Ctim.Unix()).UnixNano(), uint64(sys.Nlink)
+	if in, ok := inode(fi); ok {
+		st.ctime, st.nlink = in.ctime.UnixNano(), in.nlink
 	}
 	return st
 }
@@ -617,4 +617,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// inodeStat is a file's stat beyond fs.FileInfo (see inode, per
+// platform): ctime is when its inode last changed.
+type inodeStat struct {
+	ctime           time.Time
+	nlink, dev, ino uint64
 }

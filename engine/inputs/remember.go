@@ -8,7 +8,6 @@ import (
 	"math"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/pgrules/pgrules/engine/memo"
@@ -37,11 +36,11 @@ var now = time.Now
 
 // fileIdentity is "" when fi is not a file whose times can be trusted yet.
 func fileIdentity(path string, fi fs.FileInfo, now time.Time) string {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	st, ok := inode(fi)
 	if !ok {
 		return ""
 	}
-	mtime, ctime := fi.ModTime(), time.Unix(st.Ctim.Unix())
+	mtime, ctime := fi.ModTime(), st.ctime
 	if now.Sub(mtime) < settle || now.Sub(ctime) < settle {
 		return ""
 	}
@@ -49,7 +48,7 @@ func fileIdentity(path string, fi fs.FileInfo, now time.Time) string {
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%s\x00%d:%d:%d:%d:%d", abs, st.Dev, st.Ino, fi.Size(), mtime.UnixNano(), ctime.UnixNano())
+	return fmt.Sprintf("%s\x00%d:%d:%d:%d:%d", abs, st.dev, st.ino, fi.Size(), mtime.UnixNano(), ctime.UnixNano())
 }
 
 func (ix *File) sumDigest() []byte {
