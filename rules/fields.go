@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"cel.dev/cel-go/common/ast"
+
+	"github.com/pgrules/pgrules/internal/suggest"
 )
 
 // shape is what the JSON Schemas say an answer's value may hold, for
@@ -119,7 +121,7 @@ func checkFields(root *shape, e ast.Expr) []fieldProblem {
 				known = append(known, k)
 			}
 			sort.Strings(known)
-			out = append(out, fieldProblem{id: id, path: p, name: name, known: known, suggest: closest(name, known)})
+			out = append(out, fieldProblem{id: id, path: p, name: name, known: known, suggest: suggest.Closest(name, known)})
 		}
 		return nil, ""
 	}

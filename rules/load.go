@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,8 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pgrules/pgrules/internal/suggest"
 )
 
 // CostLimit bounds the work one gate may do on one answer. Static
@@ -493,30 +496,65 @@ func yamlErr(err error) string {
 	return strings.TrimPrefix(s, "yaml: ")
 }
 
-var knownTop = map[string]bool{"version": true, "schemas": true, "lists": true, "variables": true, "gates": true}
-var knownGate = map[string]bool{"name": true, "expression": true, "when": true, "reason": true, "reasonExpression": true, "details": true, "detailsOnFail": true, "action": true, "requires": true, "description": true}
+// The keys each mapping of a gates file may hold, in the order the
+// README lists them.
+var (
+	topKeys      = []string{"version", "schemas", "lists", "variables", "gates"}
+	schemaKeys   = []string{"envelope", "payloads"}
+	listKeys     = []string{"file", "exceptions"}
+	variableKeys = []string{"name", "expression"}
+	gateKeys     = []string{"name", "expression", "when", "reason", "reasonExpression", "details", "detailsOnFail", "action", "requires", "description"}
+)
 
-// checkKeys rejects misspelled keys ("expresion:") that YAML decoding
-// would silently ignore.
+// checkKeys rejects misspelled keys that YAML decoding would silently
+// ignore, at every level: "expresion:" leaves a gate without its test,
+// and "exception:" leaves a word list without its exceptions, which
+// compiles and rejects what the exceptions were there to let through.
 func checkKeys(root *yaml.Node, file string) error {
 	el := &errList{}
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return fmt.Errorf("%s: a gates file is a YAML mapping with `gates:`", file)
 	}
-	top := root.Content[0]
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		k := top.Content[i]
-		if !knownTop[k.Value] {
-			el.add(nodePos(file, k), "unknown key %q (known: version, schemas, lists, variables, gates)", k.Value)
+	unknown := func(m *yaml.Node, what string, known []string) {
+		if m.Kind != yaml.MappingNode {
+			return // the decoder says what is wrong with its shape
 		}
-		if k.Value == "gates" && top.Content[i+1].Kind == yaml.SequenceNode {
-			for _, g := range top.Content[i+1].Content {
-				for j := 0; j+1 < len(g.Content); j += 2 {
-					if gk := g.Content[j]; !knownGate[gk.Value] {
-						el.add(nodePos(file, gk), "unknown gate key %q (known: name, expression, when, reason, reasonExpression, details, detailsOnFail, action, requires, description)", gk.Value)
-					}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k := m.Content[i]
+			if slices.Contains(known, k.Value) {
+				continue
+			}
+			msg := fmt.Sprintf("unknown %s %q", what, k.Value)
+			if s := suggest.Closest(k.Value, known); s != "" {
+				msg += "; did you mean " + s + "?"
+			}
+			el.add(nodePos(file, k), "%s (known: %s)", msg, strings.Join(known, ", "))
+		}
+	}
+	each := func(seq *yaml.Node, what string, known []string) {
+		if seq.Kind == yaml.SequenceNode {
+			for _, item := range seq.Content {
+				unknown(item, what, known)
+			}
+		}
+	}
+	top := root.Content[0]
+	unknown(top, "key", topKeys)
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		v := top.Content[i+1]
+		switch top.Content[i].Value {
+		case "schemas":
+			unknown(v, "schemas key", schemaKeys)
+		case "lists":
+			if v.Kind == yaml.MappingNode {
+				for j := 1; j < len(v.Content); j += 2 {
+					unknown(v.Content[j], "list key", listKeys)
 				}
 			}
+		case "variables":
+			each(v, "variable key", variableKeys)
+		case "gates":
+			each(v, "gate key", gateKeys)
 		}
 	}
 	return el.err()

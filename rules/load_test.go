@@ -37,7 +37,12 @@ func TestLoadErrorsPointIntoTheGatesFile(t *testing.T) {
 		{"error inside a block scalar", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: |\n      contract.overall_ok &&\n        sample.nope == \"x\"\n", "gates.yaml:9:9: undeclared reference to 'sample'"},
 		{"non-bool expression", listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: sample.id\n", "gates.yaml:7:17: expression must be a bool"},
 		{"missing reason", listsHeader + "gates:\n  - name: g\n    expression: true\n", `gate "g" needs a reason`},
-		{"misspelled key", listsHeader + "gates:\n  - name: g\n    reason: r\n    expresion: true\n", `gates.yaml:7:5: unknown gate key "expresion"`},
+		{"misspelled key", listsHeader + "gates:\n  - name: g\n    reason: r\n    expresion: true\n", `gates.yaml:7:5: unknown gate key "expresion"; did you mean expression? (known: name, expression,`},
+		// Each of these compiled before, and the key was ignored.
+		{"misspelled exceptions of a list", "lists:\n  overconfidence: {file: keywords/overconfidence.txt, exception: keywords/overconfidence_exceptions.txt}\ngates:\n  - name: g\n    reason: r\n    expression: true\n", `gates.yaml:2:55: unknown list key "exception"; did you mean exceptions? (known: file, exceptions)`},
+		{"misspelled schemas key", "schemas:\n  payload: schemas/v1\n" + listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: true\n", `gates.yaml:2:3: unknown schemas key "payload"; did you mean payloads?`},
+		{"misspelled variable key", listsHeader + "variables:\n  - nam: v\n    expression: true\ngates:\n  - name: g\n    reason: r\n    expression: true\n", `gates.yaml:5:5: unknown variable key "nam"; did you mean name?`},
+		{"unknown top-level key", "gate:\n  - name: g\n", `gates.yaml:1:1: unknown key "gate"; did you mean gates?`},
 		{"a reason pgrules writes itself", listsHeader + "gates:\n  - name: g\n    reason: teacher_error\n    expression: true\n", `gates.yaml:6:13: gate "g": reason "teacher_error" is pgrules' own code, for a teacher call that failed`},
 		{"the reason of a passed gate", listsHeader + "gates:\n  - name: g\n    reason: ok\n    expression: true\n", `reason "ok" is pgrules' own code, for a gate that passed`},
 		{"bad action", listsHeader + "gates:\n  - name: g\n    reason: r\n    action: block\n    expression: true\n", `action "block": use reject, warn or audit`},

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgrules/pgrules/engine"
+	"github.com/pgrules/pgrules/internal/suggest"
 	"github.com/pgrules/pgrules/providers"
 )
 
@@ -576,7 +577,7 @@ func (s schema) suggest(key string) string {
 		}
 	}
 	walk(s.root, "")
-	return providers.Suggest(key, all)
+	return suggest.Closest(key, all)
 }
 
 // decode checks raw against the schema and fills cfg. It reports every
@@ -596,7 +597,7 @@ func decode(l *loaded, raw map[string]any, cfg *Config) configErrors {
 			if !ok {
 				known := sortedKeys(f.fields)
 				msg := "unknown setting"
-				if s := providers.Suggest(name, known); s != "" {
+				if s := suggest.Closest(name, known); s != "" {
 					msg += fmt.Sprintf("; did you mean %s?", s)
 				}
 				where := "at the top level"
@@ -635,7 +636,7 @@ func decode(l *loaded, raw map[string]any, cfg *Config) configErrors {
 				for _, name := range sortedKeys(m) {
 					if !contains(known, name) {
 						msg := "unknown provider"
-						if s := providers.Suggest(name, known); s != "" {
+						if s := suggest.Closest(name, known); s != "" {
 							msg += fmt.Sprintf("; did you mean %s?", s)
 						}
 						bad(join(key, name), "%s (known: %s; a plugin pgrules-provider-<name> on the search path counts too)", msg, strings.Join(known, ", "))

@@ -12,9 +12,10 @@ func newLintCmd() *cobra.Command {
 	var strict bool
 	var format string
 	cmd := &cobra.Command{
-		Use:   "lint",
+		Use:   "lint [GATES_FILE]",
 		Short: "Compile and type-check every gate; warn on unknown fields, unused and shadowed entries; show CEL costs",
-		Long: `Compiles gates.yaml (every error at file:line:col) and reports what compiles
+		Long: `Compiles gates.yaml, or GATES_FILE (the same as --rules), with every error
+at file:line:col, and reports what compiles
 but is likely a mistake: unused variables and lists, duplicate entries,
 entries an exception cancels, phrases a shorter entry shadows. Exit 0 when
 it compiles (1 with --strict and a warning), 2 when it does not.
@@ -24,16 +25,23 @@ reports, sarif for code scanning, github for workflow annotations
 (::error file=gates.yaml,line=12,col=5::...). Compile errors come out in the
 same format.`,
 		Example: `  pgrules lint --strict
+  pgrules lint experiments/gates.yaml
   pgrules lint --format github          # in a GitHub Actions step
   pgrules lint --format sarif > lint.sarif`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
 				return usageErr(err)
+			}
+			if len(args) == 1 && cmd.Flags().Changed("rules") {
+				return usageErr(fmt.Errorf("the gates file is given twice (%s and --rules): give one", args[0]))
 			}
 			l, err := loadFor(cmd)
 			if err != nil {
 				return usageErr(err)
+			}
+			if len(args) == 1 {
+				l.cfg.Rules = args[0]
 			}
 			out := cmd.OutOrStdout()
 			rs, err := loadRules(l.cfg.Rules)

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/pgrules/pgrules/providers"
+	"github.com/pgrules/pgrules/internal/suggest"
 )
 
 // version is set at build time with -ldflags "-X main.version=..." (make
@@ -181,7 +181,7 @@ func flagError(cmd *cobra.Command, err error) error {
 		var names []string
 		cmd.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 		cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
-		if s := providers.Suggest(name, names); s != "" {
+		if s := suggest.Closest(name, names); s != "" {
 			return usageErr(fmt.Errorf("%s; did you mean --%s? (see pgrules %s --help)", msg, s, cmd.Name()))
 		}
 	}
