@@ -10,11 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pgrules/pgrules/internal/suggest"
 	"github.com/pgrules/pgrules/rules"
 )
 
@@ -48,13 +51,12 @@ type GateEx struct {
 }
 
 type caseDoc struct {
-	Name     string         `yaml:"name"`
-	Sample   rules.Sample   `yaml:"sample"`
-	Mode     string         `yaml:"mode"`
-	Raw      *string        `yaml:"raw"`
-	Response yaml.Node      `yaml:"response"`
-	Expect   expectDoc      `yaml:"expect"`
-	Extra    map[string]any `yaml:",inline"`
+	Name     string       `yaml:"name"`
+	Sample   rules.Sample `yaml:"sample"`
+	Mode     string       `yaml:"mode"`
+	Raw      *string      `yaml:"raw"`
+	Response yaml.Node    `yaml:"response"`
+	Expect   expectDoc    `yaml:"expect"`
 }
 
 type expectDoc struct {
@@ -64,7 +66,6 @@ type expectDoc struct {
 	Gates       map[string]GateEx   `yaml:"gates"`
 	Hits        map[string][]string `yaml:"hits"`
 	NoHits      map[string][]string `yaml:"no_hits"`
-	Extra       map[string]any      `yaml:",inline"`
 }
 
 // LoadFile reads one case file. Errors carry file:line:col.
@@ -101,11 +102,8 @@ func LoadFile(path string) ([]Case, error) {
 			return nil, fmt.Errorf("%s:%d:%d: %s", path, n.Line, n.Column, strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		where := fmt.Sprintf("%s:%d:%d", path, n.Line, n.Column)
-		for k := range d.Extra {
-			return nil, fmt.Errorf("%s: case %q: unknown key %q (known: name, sample, mode, raw, response, expect)", keyPos(path, n, k), d.Name, k)
-		}
-		for k := range d.Expect.Extra {
-			return nil, fmt.Errorf("%s: case %q: unknown expect key %q (known: overall, reason_codes, warnings, gates, hits, no_hits)", keyPos(path, child(n, "expect"), k), d.Name, k)
+		if err := checkCaseKeys(path, n, d.Name); err != nil {
+			return nil, err
 		}
 		if d.Name == "" {
 			return nil, fmt.Errorf("%s: a case needs a name", where)
@@ -151,32 +149,65 @@ func LoadFile(path string) ([]Case, error) {
 }
 
 // keyPos is file:line:col of key in mapping n.
-func keyPos(path string, n *yaml.Node, key string) string {
-	if k := keyNode(n, key); k != nil {
-		return fmt.Sprintf("%s:%d:%d", path, k.Line, k.Column)
-	}
-	return fmt.Sprintf("%s:%d:%d", path, n.Line, n.Column)
-}
+// The keys each mapping of a case may hold.
+var (
+	caseKeys   = []string{"name", "sample", "mode", "raw", "response", "expect"}
+	sampleKeys = []string{"id", "category", "difficulty", "payload_type", "region_tags"}
+	expectKeys = []string{"overall", "reason_codes", "warnings", "gates", "hits", "no_hits"}
+	gateExKeys = []string{"passed", "reason_code", "details"}
+)
 
-func keyNode(n *yaml.Node, key string) *yaml.Node {
-	if n == nil {
+// checkCaseKeys refuses a misspelled key anywhere in a case, which YAML
+// decoding would ignore: a case whose "passd: false" is dropped asserts
+// less than its author wrote, and passes.
+func checkCaseKeys(path string, n *yaml.Node, name string) error {
+	unknown := func(m *yaml.Node, what string, known []string) error {
+		if m == nil || m.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k := m.Content[i]
+			if slices.Contains(known, k.Value) {
+				continue
+			}
+			msg := fmt.Sprintf("%s:%d:%d: case %q: unknown %s %q", path, k.Line, k.Column, name, what, k.Value)
+			if s := suggest.Closest(k.Value, known); s != "" {
+				msg += "; did you mean " + s + "?"
+			}
+			return fmt.Errorf("%s (known: %s)", msg, strings.Join(known, ", "))
+		}
 		return nil
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i]
+	expect := valueOf(n, "expect")
+	errs := []error{
+		unknown(n, "key", caseKeys),
+		unknown(valueOf(n, "sample"), "sample key", sampleKeys),
+		unknown(expect, "expect key", expectKeys),
+	}
+	if gates := valueOf(expect, "gates"); gates != nil && gates.Kind == yaml.MappingNode {
+		for i := 1; i < len(gates.Content); i += 2 {
+			errs = append(errs, unknown(gates.Content[i], "key of gate "+strconv.Quote(gates.Content[i-1].Value), gateExKeys))
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func child(n *yaml.Node, key string) *yaml.Node {
+// valueOf is the value under key in the mapping n; nil when there is none.
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
 			return n.Content[i+1]
 		}
 	}
-	return n
+	return nil
 }
 
 // jsonable turns YAML maps into JSON-marshalable ones. yaml.v3 decodes
