@@ -7,6 +7,8 @@ package jsonscan
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 
 	"github.com/pgrules/pgrules/internal/jsonstr"
 )
@@ -211,64 +213,63 @@ func (s *scanner) str() bool {
 	if s.i >= len(b) || b[s.i] != '"' {
 		return false
 	}
-	start := s.i + 1
-	i := start
+	// One pass finds the closing quote and checks the escapes and control
+	// characters on the way, eight bytes at a time between the bytes that
+	// matter. Drafts hold a JSON document inside a string, an escaped
+	// quote every few bytes: three passes (quotes, controls, escapes) each
+	// stopped at every one of them.
+	i := s.i + 1
 	for {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
+		for i+8 <= len(b) {
+			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
 			return false
 		}
-		end := i + j
-		k := end
-		for k > start && b[k-1] == '\\' {
-			k--
-		}
-		if (end-k)%2 == 1 { // an escaped quote: keep looking
-			i = end + 1
-			continue
-		}
-		if !validBody(b[start:end]) {
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			return true
+		case c == '\\':
+			if i+1 >= len(b) {
+				return false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				// A lone surrogate decodes to no character: refused here,
+				// and named by the caller (jsonstr.LoneSurrogate).
+				_, next, lone, ok := jsonstr.UEscape(b, i+1)
+				if !ok || lone {
+					return false
+				}
+				i = next
+			default:
+				return false
+			}
+		case c < 0x20:
 			return false
+		default:
+			// Fewer than eight bytes were left, or special flagged a byte
+			// above the first that matters: look at the next.
+			i++
 		}
-		s.i = end + 1
-		return true
 	}
 }
 
-// validBody checks a string literal's body: valid escapes, no raw
-// control characters.
-func validBody(seg []byte) bool {
-	if jsonstr.HasControl(seg) {
-		return false
-	}
-	for p := bytes.IndexByte(seg, '\\'); p >= 0; {
-		if p+1 >= len(seg) {
-			return false
-		}
-		switch seg[p+1] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			p += 2
-		case 'u':
-			// A lone surrogate decodes to no character: refused here, and
-			// named by the caller (jsonstr.LoneSurrogate).
-			_, next, lone, ok := jsonstr.UEscape(seg, p+1)
-			if !ok || lone {
-				return false
-			}
-			p = next
-		default:
-			return false
-		}
-		if p >= len(seg) {
-			break
-		}
-		next := bytes.IndexByte(seg[p:], '\\')
-		if next < 0 {
-			break
-		}
-		p += next
-	}
-	return true
+// special has a high bit set in the byte of x's first quote, backslash or
+// control character (little-endian: the lowest set bit is exact; bytes
+// above it may be flagged falsely, which only costs a look).
+func special(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return ((q-ones)&^q | (bs-ones)&^bs | (x-ones*0x20)&^x) & highs
 }
 
 // StringOf decodes a string value; ok is false for anything else but

@@ -1,7 +1,12 @@
 package jsonscan
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pgrules/pgrules/internal/jsonstr"
@@ -35,4 +40,75 @@ func FuzzMembersAgreesWithEncodingJSON(f *testing.F) {
 			t.Fatalf("Members(%q) saw %d members, encoding/json %d", b, n, len(want))
 		}
 	})
+}
+
+// BenchmarkMembers scans the lines of the sample inputs: drafts hold a
+// JSON document inside a string, an escape every few bytes, which is
+// where a first run's input scanning spends its time. BENCH_INPUTS names
+// another directory of the three files, such as a corpus of
+// scripts/gencorpus (its first 2,000 lines are read).
+func BenchmarkMembers(b *testing.B) {
+	dir := os.Getenv("BENCH_INPUTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "testdata", "sample")
+	}
+	for _, name := range []string{"prompt_plan_v1", "drafts_v1", "critiques_v1"} {
+		data, err := readHead(filepath.Join(dir, name+".jsonl"), 2000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The sample holds broken lines on purpose: the valid ones.
+		var lines [][]byte
+		size := 0
+		for _, l := range bytes.Split(data, []byte("\n")) {
+			if json.Valid(l) && l[0] == '{' {
+				lines, size = append(lines, l), size+len(l)
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				for _, l := range lines {
+					if !Members(l, func(key, val []byte) {}) {
+						b.Fatalf("line does not scan: %.80s", l)
+					}
+				}
+			}
+		})
+	}
+}
+
+// readHead reads the first n lines of a file.
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 64<<20)
+	for i := 0; i < n && sc.Scan(); i++ {
+		out = append(append(out, sc.Bytes()...), '\n')
+	}
+	return out, sc.Err()
+}
+
+// str reads eight bytes at a time: every kind of byte that matters, at
+// every offset in and around a word, with neighbours that differ from it
+// by one bit or one value (which a word-at-a-time test could confuse),
+// must be judged as encoding/json judges it.
+func TestStringsAtEveryAlignment(t *testing.T) {
+	for _, mid := range []string{``, `\"`, `\\`, `\/`, `\n`, `\u00e9`, `\ud83d\ude00`, `\ud800`, `\x`, `\`, "\x01", "\x1f", " ", "!", "#", "[", "]", "\x7f", "\xc3\xa9", "\xff", `"`} {
+		for pre := range 18 {
+			for post := range 10 {
+				body := strings.Repeat("a", pre) + mid + strings.Repeat("]!#", post)[:post]
+				line := []byte(`{"k": "` + body + `", "n": 1}`)
+				want := json.Valid(line) && jsonstr.LoneSurrogate(line) < 0
+				if got := Members(line, func(_, _ []byte) {}); got != want {
+					t.Errorf("Members(%q) = %v, want %v", line, got, want)
+				}
+			}
+		}
+	}
 }
