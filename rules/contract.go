@@ -62,18 +62,21 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 	c := jsonschema.NewCompiler()
 	var payloadShapes *shape
 	digest := sha256.New()
-	add := func(p string) (string, error) {
+	sources := map[string]schemaSource{}
+	add := func(p string) (schemaSource, error) {
 		data, where, builtin, err := src.read(p)
 		if err != nil {
-			return "", err
+			return schemaSource{}, err
 		}
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 		if err != nil {
-			return "", fmt.Errorf("%s: not valid JSON: %w", where, err)
+			return schemaSource{}, schemaJSONError(where, data, err)
 		}
 		url := "file:///pgrules/" + strings.TrimPrefix(path.Clean(p), "/")
+		ss := schemaSource{url: url, where: where, data: data}
+		sources[url] = ss
 		if err := c.AddResource(url, doc); err != nil {
-			return "", fmt.Errorf("%s: %w", where, err)
+			return schemaSource{}, fmt.Errorf("%s: %w", where, err)
 		}
 		sum := sha256.Sum256(data)
 		fmt.Fprintf(digest, "%s\x00%x\n", path.Base(p), sum)
@@ -90,14 +93,14 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 				}
 			}
 		}
-		return url, nil
+		return ss, nil
 	}
-	envURL, err := add(envelopePath)
+	env, err := add(envelopePath)
 	if err != nil {
 		return nil, err
 	}
-	if s.envelope, err = c.Compile(envURL); err != nil {
-		return nil, fmt.Errorf("%s: %w", envelopePath, err)
+	if s.envelope, err = c.Compile(env.url); err != nil {
+		return nil, schemaCompileError(env, sources, err)
 	}
 	s.versions["envelope"] = path.Base(path.Dir(envelopePath))
 	names, err := src.list(payloadDir, payloadSuffix)
@@ -109,13 +112,13 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 	}
 	for _, n := range names {
 		p := path.Join(payloadDir, n)
-		u, err := add(p)
+		ps, err := add(p)
 		if err != nil {
 			return nil, err
 		}
-		sch, err := c.Compile(u)
+		sch, err := c.Compile(ps.url)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return nil, schemaCompileError(ps, sources, err)
 		}
 		s.payloads[strings.TrimSuffix(n, payloadSuffix)] = sch
 	}

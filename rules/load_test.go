@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -437,5 +438,50 @@ func TestALenientAnswerWithTwoObjectsIsAmbiguous(t *testing.T) {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || ans != nil):
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.err)
 		}
+	}
+}
+
+// A mistake in a schema file is reported at the file:line:col of the value
+// it is about, in the author's words, not as the validator's internal URL
+// and its tree of the metaschema's combinators.
+func TestSchemaFileErrorsPointIntoTheFile(t *testing.T) {
+	orig, err := fs.ReadFile(pgrules.Defaults, "schemas/v1/checklist.payload.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"a keyword of the wrong value", `"type": "object"`, `"type": "objet"`,
+			`/checklist.payload.schema.json:6:11: /type: not a valid JSON Schema: value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'`},
+		{"a syntax error", `"type": "object"`, `"type": "object",`,
+			`/checklist.payload.schema.json:6:20: not valid JSON: invalid character ',' looking for beginning of object key string`},
+		{"a bad pattern", `"type": "string"`, `"type": "string", "pattern": "[a-"`,
+			`/checklist.payload.schema.json:13:36: /properties/title/pattern: not a valid JSON Schema: '[a-' is not valid regex`},
+		{"an item of a list", "\"title\",\n    \"groups\"", "\"title\",\n    5",
+			`/checklist.payload.schema.json:9:5: /required/1: not a valid JSON Schema: got number, want string`},
+		{"the file cut short", "", "",
+			`/checklist.payload.schema.json:9:4: not valid JSON: the file ends inside a value`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mine := filepath.Join(dir, "myschemas")
+			if err := os.MkdirAll(mine, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			body := strings.Replace(string(orig), tc.old, tc.new, 1)
+			if tc.old == "" {
+				body = string(orig[:300])
+			}
+			if err := os.WriteFile(filepath.Join(mine, "checklist.payload.schema.json"), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			gates := filepath.Join(dir, "gates.yaml")
+			if err := os.WriteFile(gates, []byte("schemas:\n  payloads: myschemas\n"+listsHeader+"gates:\n  - name: g\n    reason: r\n    expression: true\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(gates, Options{Fallback: pgrules.Defaults})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "file:///") {
+				t.Fatalf("err = %v\nwant it to contain %q, and no internal URL", err, tc.want)
+			}
+		})
 	}
 }
