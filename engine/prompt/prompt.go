@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/pgrules/pgrules/engine/inputs"
+	"github.com/pgrules/pgrules/internal/suggest"
 )
 
 // Placeholders are the names a template may use, each as {name}.
@@ -77,7 +78,11 @@ func Parse(path, text string) (*Template, error) {
 		name := text[m[2]:m[3]]
 		if !known[name] {
 			line, col := position(text, m[0])
-			errs = append(errs, fmt.Sprintf("%s:%d:%d: unknown placeholder {%s}; known placeholders are {%s}", path, line, col, name, strings.Join(Placeholders, "}, {")))
+			hint := ""
+			if s := suggest.Closest(name, Placeholders); s != "" {
+				hint = "; did you mean {" + s + "}?"
+			}
+			errs = append(errs, fmt.Sprintf("%s:%d:%d: unknown placeholder {%s}%s (known: {%s})", path, line, col, name, hint, strings.Join(Placeholders, "}, {")))
 			continue
 		}
 		used[name] = true

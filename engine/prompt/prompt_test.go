@@ -31,7 +31,11 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("JSON braces are not placeholders: %v", err)
 	}
 	_, err := Parse("t.txt", all+"\nline two {draft}")
-	if err == nil || !strings.Contains(err.Error(), "t.txt:2:10: unknown placeholder {draft}") {
+	if err == nil || !strings.Contains(err.Error(), "t.txt:2:10: unknown placeholder {draft} (known: {prompt}, {draft_output},") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = Parse("t.txt", all+"\n{draft_ouput}")
+	if err == nil || !strings.Contains(err.Error(), "t.txt:2:1: unknown placeholder {draft_ouput}; did you mean {draft_output}?") {
 		t.Errorf("err = %v", err)
 	}
 	_, err = Parse("t.txt", "{prompt}")
