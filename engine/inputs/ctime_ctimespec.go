@@ -2,19 +2,7 @@
 
 package inputs
 
-import (
-	"io/fs"
-	"syscall"
-	"time"
-)
+import "syscall"
 
-// inode is what the stat of fi says beyond fs.FileInfo; false when fi
-// holds no stat.
-// The BSDs and macOS name the field Ctimespec.
-func inode(fi fs.FileInfo) (inodeStat, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return inodeStat{}, false
-	}
-	return inodeStat{ctime: time.Unix(st.Ctimespec.Unix()), nlink: uint64(st.Nlink), dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
-}
+// macOS and these BSDs name the field Ctimespec.
+func ctimeOf(st *syscall.Stat_t) syscall.Timespec { return st.Ctimespec }

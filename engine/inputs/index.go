@@ -619,9 +619,20 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// inodeStat is a file's stat beyond fs.FileInfo (see inode, per
-// platform): ctime is when its inode last changed.
+// inodeStat is a file's stat beyond fs.FileInfo: ctime is when its inode
+// last changed.
 type inodeStat struct {
 	ctime           time.Time
 	nlink, dev, ino uint64
+}
+
+// inode is what the stat of fi says beyond fs.FileInfo; false when fi
+// holds no stat.
+func inode(fi fs.FileInfo) (inodeStat, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return inodeStat{}, false
+	}
+	ctime := ctimeOf(st)
+	return inodeStat{ctime: time.Unix(ctime.Unix()), nlink: uint64(st.Nlink), dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
 }
