@@ -115,6 +115,9 @@ func findAnswer(id, outDir, rawPath string) (string, string, rules.Sample, error
 		return "", "", s, err
 	}
 	defer snap.Close()
+	if snap.Files[output.DatasetFile] == nil && snap.Files[output.RejectedFile] == nil {
+		return "", "", s, fmt.Errorf("%s holds no committed pgrules outputs: name the out dir of a run with --out-dir, or pass the answer with --raw FILE", outDir)
+	}
 	for _, name := range []string{output.DatasetFile, output.RejectedFile} {
 		path := filepath.Join(outDir, name)
 		f := snap.Files[name]
