@@ -247,12 +247,15 @@ that a later unsharded re-gate is free.`,
 			defer c.Close()
 			total := 0
 			for _, src := range srcs {
-				n, err := c.Merge(cmd.Context(), src)
+				m, err := c.Merge(cmd.Context(), src)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d new answer(s)\n", src, n)
-				total += n
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d new answer(s)\n", src, m.Added)
+				if m.Damaged > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d answer(s) left out: their bytes do not match their checksum (the file is damaged there); a run asks the teacher for them again\n", src, m.Damaged)
+				}
+				total += m.Added
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "merged %d answer(s) into %s\n", total, dst)
 			return nil

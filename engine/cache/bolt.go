@@ -35,10 +35,10 @@ func isBolt(path string) bool {
 	return binary.LittleEndian.Uint32(head[16:]) == boltMagic
 }
 
-func (c *Cache) mergeBolt(ctx context.Context, path string) (int, error) {
+func (c *Cache) mergeBolt(ctx context.Context, path string) (Merged, error) {
 	db, err := bolt.Open(path, 0o444, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
-		return 0, &Error{Op: "open", Path: path, Err: err}
+		return Merged{}, &Error{Op: "open", Path: path, Err: err}
 	}
 	defer db.Close()
 	return c.importRows(ctx, path, func(put putRow) error {

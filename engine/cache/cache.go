@@ -70,6 +70,9 @@ type Cache struct {
 	// getMany reads GetManyBatch keys in one statement.
 	getMany *sql.Stmt
 	put     *sql.Stmt
+	// getMemo is the query of a memo (its checksum NULL in a cache made
+	// before checksums and open read-only).
+	getMemo string
 	// putMemo stores a memo, mark records facts about an answer (see
 	// Mark); both are nil on a read-only cache.
 	putMemo *sql.Stmt
@@ -194,19 +197,28 @@ func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 		return fmt.Errorf("%w: schema version %s, this pgrules reads %s", ErrNotCache, v, schemaVersion)
 	}
 	var err error
-	// A cache made before the passed or hits column gets it; a read-only
-	// one without it is read without it.
-	marks := []string{"passed", "hits"}
-	for i, col := range marks {
+	// A cache made before a column gets it; a read-only one without it is
+	// read without it (NULL: no marks, no checksums).
+	later := []string{"passed", "hits", "sum", "passed_sum", "hits_sum"}
+	for i, col := range later {
 		if !readOnly {
-			if err := c.addColumn(col); err != nil {
+			if err := c.addColumn("answers", col); err != nil {
 				return err
 			}
-		} else if !c.hasColumn(col) {
-			marks[i] = "NULL"
+		} else if !c.hasColumn("answers", col) {
+			later[i] = "NULL"
 		}
 	}
-	cols := `teacher, text, stored_at, ` + strings.Join(marks, ", ")
+	cols := `teacher, text, stored_at, ` + strings.Join(later, ", ")
+	memoSum := "sum"
+	if !readOnly {
+		if err := c.addColumn("memos", "sum"); err != nil && !strings.Contains(err.Error(), "no such table") {
+			return err
+		}
+	} else if !c.hasColumn("memos", "sum") {
+		memoSum = "NULL"
+	}
+	c.getMemo = `SELECT value, ` + memoSum + ` FROM memos WHERE digest = ?`
 	if c.getConn, err = c.db.Conn(context.Background()); err != nil {
 		return err
 	}
@@ -221,20 +233,26 @@ func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 		// is the very same text (--refresh, same answer).
 		// The marks stored with it (NULL: none known) join those the
 		// row has for that text.
-		if c.put, err = c.db.Prepare(`INSERT INTO answers (key, provider, model, teacher, text, stored_at, passed, hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		// Each mark keeps its checksum with it.
+		if c.put, err = c.db.Prepare(`INSERT INTO answers (key, provider, model, teacher, text, stored_at, passed, hits, sum, passed_sum, hits_sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET provider = excluded.provider, model = excluded.model, teacher = excluded.teacher,
-				text = excluded.text, stored_at = excluded.stored_at,
+				text = excluded.text, stored_at = excluded.stored_at, sum = excluded.sum,
+				passed_sum = CASE WHEN answers.text = excluded.text AND excluded.passed IS NULL THEN answers.passed_sum ELSE excluded.passed_sum END,
 				passed = CASE WHEN answers.text = excluded.text THEN coalesce(excluded.passed, answers.passed) ELSE excluded.passed END,
+				hits_sum = CASE WHEN answers.text = excluded.text AND excluded.hits IS NULL THEN answers.hits_sum ELSE excluded.hits_sum END,
 				hits = CASE WHEN answers.text = excluded.text THEN coalesce(excluded.hits, answers.hits) ELSE excluded.hits END`); err != nil {
 			return err
 		}
-		if c.putMemo, err = c.db.Prepare(`INSERT OR REPLACE INTO memos (digest, kind, value, stored_at) VALUES (?, ?, ?, ?)`); err != nil {
+		if c.putMemo, err = c.db.Prepare(`INSERT OR REPLACE INTO memos (digest, kind, value, stored_at, sum) VALUES (?, ?, ?, ?, ?)`); err != nil {
 			return err
 		}
 		// Only the very text that was checked is marked: an answer
 		// replaced meanwhile (--refresh in another process) is not. A
 		// mark not given keeps what the row has.
-		if c.mark, err = c.db.Prepare(`UPDATE answers SET passed = coalesce(?, passed), hits = coalesce(?, hits) WHERE key = ? AND text = ?`); err != nil {
+		if c.mark, err = c.db.Prepare(`UPDATE answers SET
+				passed_sum = CASE WHEN ?1 IS NULL THEN passed_sum ELSE ?2 END, passed = coalesce(?1, passed),
+				hits_sum = CASE WHEN ?3 IS NULL THEN hits_sum ELSE ?4 END, hits = coalesce(?3, hits)
+			WHERE key = ?5 AND text = ?6`); err != nil {
 			return err
 		}
 		c.writes, c.written = make(chan *putReq, 256), make(chan struct{})
@@ -260,7 +278,13 @@ const schemaSQL = `
 		passed    BLOB,
 		-- The word-list hits of this very text (a memo digest, then the
 		-- hits; see Mark); replacing the answer clears them.
-		hits      BLOB
+		hits      BLOB,
+		-- CRC-32C of the key with teacher and text, of the key with
+		-- passed, of the key with hits (see sum.go); NULL in rows of a
+		-- pgrules before them.
+		sum        INTEGER,
+		passed_sum INTEGER,
+		hits_sum   INTEGER
 	);
 	CREATE INDEX IF NOT EXISTS answers_stored_at ON answers(stored_at);
 	CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -285,7 +309,8 @@ const schemaSQL = `
 		digest    BLOB PRIMARY KEY,
 		kind      TEXT NOT NULL,
 		value     BLOB NOT NULL,
-		stored_at INTEGER NOT NULL
+		stored_at INTEGER NOT NULL,
+		sum       INTEGER -- CRC-32C of digest and value
 	);
 	INSERT OR IGNORE INTO meta VALUES ('schema', '` + schemaVersion + `');`
 
@@ -462,7 +487,7 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 		}
 		return Entry{}, false, nil
 	}
-	_, e, err := c.scanEntry(rows, key)
+	_, e, err := c.scanEntry(rows, key, k)
 	if err != nil {
 		return Entry{}, false, err
 	}
@@ -471,12 +496,12 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 
 // scanEntry reads the entry at rows; key "" means the row's key is its
 // first column (GetMany's). It returns the key, hex.
-func (c *Cache) scanEntry(rows *sql.Rows, key string) (string, Entry, error) {
-	var k []byte
+func (c *Cache) scanEntry(rows *sql.Rows, key string, k []byte) (string, Entry, error) {
 	var teacher, text sql.RawBytes
 	var passed, hits []byte
 	var stored int64
-	dest := []any{&teacher, &text, &stored, &passed, &hits}
+	var sum, passedSum, hitsSum *int64
+	dest := []any{&teacher, &text, &stored, &passed, &hits, &sum, &passedSum, &hitsSum}
 	if key == "" {
 		dest = append([]any{&k}, dest...)
 	}
@@ -486,7 +511,10 @@ func (c *Cache) scanEntry(rows *sql.Rows, key string) (string, Entry, error) {
 	if key == "" {
 		key = hex.EncodeToString(k)
 	}
-	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: passed, Hits: hits}
+	if sum != nil && checksum(k, teacher, text) != *sum {
+		return key, Entry{}, &Error{Op: "read the answer under " + key[:min(12, len(key))], Path: c.path, Err: ErrChecksum}
+	}
+	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: verified(k, passed, passedSum), Hits: verified(k, hits, hitsSum)}
 	if err := decodeTeacher(teacher, &e.Teacher); err != nil {
 		return key, Entry{}, &Error{Op: "read entry " + key[:min(12, len(key))], Path: c.path, Err: err}
 	}
@@ -544,7 +572,7 @@ func (c *Cache) getBatch(args []any, out map[string]Entry) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		if key, e, err := c.scanEntry(rows, ""); err == nil {
+		if key, e, err := c.scanEntry(rows, "", nil); err == nil {
 			out[key] = e
 		}
 	}
@@ -567,26 +595,26 @@ func (c *Cache) Mark(key, text string, passed, hits []byte) error {
 	if err != nil {
 		return err
 	}
-	c.writes <- &putReq{stmt: c.mark, args: []any{passed, hits, k, blob(text)}, delay: lazyDelay}
+	c.writes <- &putReq{stmt: c.mark, args: []any{passed, optSum(k, passed), hits, optSum(k, hits), k, blob(text)}, delay: lazyDelay}
 	return nil
 }
 
-// addColumn adds a marks column to a cache made before it. Two processes
-// may race to: the loser's "duplicate column" is success.
-func (c *Cache) addColumn(name string) error {
-	if c.hasColumn(name) {
+// addColumn adds a column to a table of a cache made before it. Two
+// processes may race to: the loser's "duplicate column" is success.
+func (c *Cache) addColumn(table, name string) error {
+	if c.hasColumn(table, name) {
 		return nil
 	}
-	_, err := c.db.Exec(`ALTER TABLE answers ADD COLUMN ` + name + ` BLOB`)
+	_, err := c.db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + name + ` BLOB`)
 	if err != nil && strings.Contains(err.Error(), "duplicate column") {
 		return nil
 	}
 	return err
 }
 
-func (c *Cache) hasColumn(name string) bool {
+func (c *Cache) hasColumn(table, name string) bool {
 	var n int
-	err := c.db.QueryRow(`SELECT count(*) FROM pragma_table_info('answers') WHERE name = ?`, name).Scan(&n)
+	err := c.db.QueryRow(`SELECT count(*) FROM pragma_table_info('`+table+`') WHERE name = ?`, name).Scan(&n)
 	return err == nil && n > 0
 }
 
@@ -595,12 +623,15 @@ func (c *Cache) hasColumn(name string) bool {
 // stored in pieces (see memo.Keep).
 func (c *Cache) Memo(digest []byte) ([]byte, bool, error) {
 	var v []byte
-	err := c.db.QueryRow(`SELECT value FROM memos WHERE digest = ?`, digest).Scan(&v)
+	var sum *int64
+	err := c.db.QueryRow(c.getMemo, digest).Scan(&v, &sum)
 	switch {
 	case errors.Is(err, sql.ErrNoRows), err != nil && strings.Contains(err.Error(), "no such table"):
 		return nil, false, nil
 	case err != nil:
 		return nil, false, &Error{Op: "read", Path: c.path, Err: err}
+	case sum != nil && checksum(digest, v) != *sum:
+		return nil, false, nil // damaged: as good as absent
 	}
 	return v, true, nil
 }
@@ -612,7 +643,7 @@ func (c *Cache) PutMemo(kind string, digest, value []byte, wait bool) error {
 	if c.putMemo == nil {
 		return &Error{Op: "write", Path: c.path, Err: errors.New("the cache is open read-only")}
 	}
-	req := &putReq{stmt: c.putMemo, args: []any{digest, kind, value, time.Now().Unix()}}
+	req := &putReq{stmt: c.putMemo, args: []any{digest, kind, value, time.Now().Unix(), checksum(digest, value)}}
 	if !wait {
 		req.delay = lazyDelay
 		c.writes <- req
@@ -683,7 +714,8 @@ func (c *Cache) Store(key string, e Entry) error {
 		e.StoredAt = time.Now()
 	}
 	req := &putReq{key: key, entry: e, delay: storeDelay,
-		args: []any{k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, blob(e.Text), e.StoredAt.Unix(), e.Passed, e.Hits}}
+		args: []any{k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, blob(e.Text), e.StoredAt.Unix(), e.Passed, e.Hits,
+			checksum(k, teacher, blob(e.Text)), optSum(k, e.Passed), optSum(k, e.Hits)}}
 	c.mu.Lock()
 	if c.unstored == nil {
 		c.unstored = map[string]*putReq{}
@@ -1038,24 +1070,28 @@ func (c *Cache) deleteWhere(answers, memos string, args ...any) (int, error) {
 // Merge copies every answer of src that c does not have, and returns how
 // many it copied. A source may also be a cache file of an older pgrules
 // (bbolt), which is how old caches are carried forward.
-func (c *Cache) Merge(ctx context.Context, srcPath string) (int, error) {
+func (c *Cache) Merge(ctx context.Context, srcPath string) (Merged, error) {
 	if isBolt(srcPath) {
 		return c.mergeBolt(ctx, srcPath)
 	}
 	src, err := Open(srcPath, Options{ReadOnly: true})
 	if err != nil {
-		return 0, err
+		return Merged{}, err
 	}
 	defer src.Close()
+	sum := "NULL"
+	if src.hasColumn("answers", "sum") {
+		sum = "sum"
+	}
 	return c.importRows(ctx, srcPath, func(put putRow) error {
-		rows, err := src.db.QueryContext(ctx, `SELECT key, provider, model, teacher, text, stored_at FROM answers`)
+		rows, err := src.db.QueryContext(ctx, `SELECT key, provider, model, teacher, text, stored_at, `+sum+` FROM answers`)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.key, &r.provider, &r.model, &r.teacher, &r.text, &r.stored); err != nil {
+			if err := rows.Scan(&r.key, &r.provider, &r.model, &r.teacher, &r.text, &r.stored, &r.sum); err != nil {
 				return err
 			}
 			if err := put(r); err != nil {
@@ -1066,12 +1102,20 @@ func (c *Cache) Merge(ctx context.Context, srcPath string) (int, error) {
 	})
 }
 
+// Merged is what a Merge added, and the source's answers it left out
+// because they fail their checksum.
+type Merged struct {
+	Added, Damaged int
+}
+
 // row is one answer as the answers table holds it.
 type row struct {
 	key             []byte
 	provider, model string
 	teacher, text   []byte
 	stored          int64
+	// sum is the checksum the source stored (nil: none).
+	sum *int64
 }
 
 type putRow func(row) error
@@ -1081,37 +1125,43 @@ type putRow func(row) error
 type errWrite struct{ error }
 
 // importRows adds the answers read yields, in one transaction, keeping an
-// answer already here over the source's; it counts those added.
-func (c *Cache) importRows(ctx context.Context, srcPath string, read func(putRow) error) (int, error) {
+// answer already here over the source's; it counts those added, and
+// leaves out (and counts) those that fail the checksum the source kept.
+func (c *Cache) importRows(ctx context.Context, srcPath string, read func(putRow) error) (Merged, error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, &Error{Op: "write", Path: c.path, Err: err}
+		return Merged{}, &Error{Op: "write", Path: c.path, Err: err}
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO answers (key, provider, model, teacher, text, stored_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO answers (key, provider, model, teacher, text, stored_at, sum) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return 0, &Error{Op: "write", Path: c.path, Err: err}
+		return Merged{}, &Error{Op: "write", Path: c.path, Err: err}
 	}
-	n := 0
+	var m Merged
 	err = read(func(r row) error {
-		res, err := ins.ExecContext(ctx, r.key, r.provider, r.model, r.teacher, r.text, r.stored)
+		sum := checksum(r.key, r.teacher, r.text)
+		if r.sum != nil && *r.sum != sum {
+			m.Damaged++
+			return nil
+		}
+		res, err := ins.ExecContext(ctx, r.key, r.provider, r.model, r.teacher, r.text, r.stored, sum)
 		if err != nil {
 			return errWrite{err}
 		}
 		if k, _ := res.RowsAffected(); k > 0 {
-			n++
+			m.Added++
 		}
 		return nil
 	})
 	var we errWrite
 	switch {
 	case errors.As(err, &we):
-		return 0, &Error{Op: "write", Path: c.path, Err: we.error}
+		return Merged{}, &Error{Op: "write", Path: c.path, Err: we.error}
 	case err != nil:
-		return 0, &Error{Op: "read", Path: srcPath, Err: err}
+		return Merged{}, &Error{Op: "read", Path: srcPath, Err: err}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, &Error{Op: "write", Path: c.path, Err: err}
+		return Merged{}, &Error{Op: "write", Path: c.path, Err: err}
 	}
-	return n, nil
+	return m, nil
 }

@@ -245,8 +245,8 @@ func TestMergeFromCachesOldAndNew(t *testing.T) {
 		t.Errorf("opening a bbolt cache: %v, want ErrNotCache", err)
 	}
 	for path, want := range map[string]int{filepath.Join(dir, "src.db"): 0, old: 1} {
-		if n, err := dst.Merge(context.Background(), path); n != want || err != nil {
-			t.Errorf("Merge(%s) = %d, %v; want %d", filepath.Base(path), n, err, want)
+		if m, err := dst.Merge(context.Background(), path); m.Added != want || m.Damaged != 0 || err != nil {
+			t.Errorf("Merge(%s) = %+v, %v; want %d added", filepath.Base(path), m, err, want)
 		}
 	}
 	if e, _, _ := dst.Get(Key(KeyParts{Prompt: "s1"})); e.Text != "already here" {

@@ -1,0 +1,56 @@
+package cache
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+)
+
+// SQLite checks its own structure, not the bytes of a row: a damaged page
+// (a bad sector, a copy taken mid-write, a file system that lost a block)
+// can change the text of an answer, or point a key's index entry at
+// another row, and the answer read back is not what the teacher said. Fed
+// to the gates, it decides a sample: a flipped byte in a string is a
+// record the dataset holds and the teacher never wrote, committed with
+// exit 0. So every answer, every mark and every memo is stored with a
+// CRC-32C of its bytes and of the key it is stored under, and checked when
+// it is read. An answer that fails the check is not used: the teacher is
+// asked again and the row replaced. A mark or memo that fails is as good
+// as absent: the work is done again. Rows written before the checksums
+// (NULL) are read as before.
+
+// ErrChecksum is an answer whose bytes no longer match the checksum
+// stored with them.
+var ErrChecksum = fmt.Errorf("%w there: the stored answer does not match its checksum, so it is not used", ErrDamaged)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checksum is the CRC-32C of parts, each length-prefixed so that bytes
+// cannot move from one part to the next unseen.
+func checksum(parts ...[]byte) int64 {
+	var h uint32
+	var n [8]byte
+	for _, p := range parts {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(p)))
+		h = crc32.Update(h, castagnoli, n[:])
+		h = crc32.Update(h, castagnoli, p)
+	}
+	return int64(h)
+}
+
+// optSum is the checksum of a mark stored under key, nil (NULL) for no
+// mark.
+func optSum(key, mark []byte) any {
+	if mark == nil {
+		return nil
+	}
+	return checksum(key, mark)
+}
+
+// verified is a mark as read with its checksum: nil when it fails it.
+func verified(key, mark []byte, sum *int64) []byte {
+	if mark == nil || sum == nil || checksum(key, mark) == *sum {
+		return mark
+	}
+	return nil
+}
