@@ -261,7 +261,47 @@ that a later unsharded re-gate is free.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(stats, clear, prune, merge)
+	var verifyJSON bool
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every cached answer against its checksum, and the file's structure",
+		Long: `Reads every answer and checks it against the CRC-32C stored with it,
+and has SQLite check the file's structure (PRAGMA quick_check). A run never
+uses an answer that fails its checksum: it asks the teacher again (and
+pays) and stores the new answer over it. verify tells beforehand how many
+that would be. Exit 0 when nothing is damaged, 1 otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := openFor(cmd, cache.Options{ReadOnly: true})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			v, err := c.Verify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if verifyJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(out, "%s: %d answer(s) read, %d damaged, %d without a checksum (stored by a pgrules before them); structure: %s\n", c.Path(), v.Answers, len(v.Damaged), v.Unchecked, v.Integrity)
+				for _, k := range v.Damaged {
+					fmt.Fprintf(out, "damaged: %s (a run asks the teacher for it again)\n", k)
+				}
+			}
+			if len(v.Damaged) > 0 || v.Integrity != "ok" {
+				return &exitError{code: exitFailed, err: errQuiet}
+			}
+			return nil
+		},
+	}
+	verify.Flags().BoolVar(&verifyJSON, "json", false, "print JSON")
+	cmd.AddCommand(stats, clear, prune, merge, verify)
 	return cmd
 }
 

@@ -51,6 +51,11 @@ func TestADamagedCachedAnswerIsAskedAgain(t *testing.T) {
 	if err := os.WriteFile(cachePath, db, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// cache verify names what a run would ask again for, and fails.
+	out, err := exec.Command(bin, "cache", "verify", "--cache-path", cachePath).CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "damaged: ") || strings.Contains(string(out), " 0 damaged") {
+		t.Errorf("cache verify after the damage: exit %d\n%s", code, out)
+	}
 
 	second := filepath.Join(work, "second")
 	cmd := exec.Command(bin, sampleArgs(t, second)...)
@@ -65,6 +70,10 @@ func TestADamagedCachedAnswerIsAskedAgain(t *testing.T) {
 	damaged := strings.Count(stderr.String(), "does not match its checksum")
 	if damaged == 0 || !strings.Contains(stderr.String(), fmt.Sprintf(`"cache_misses":%d`, damaged+1)) {
 		t.Errorf("the rerun does not say it asked again for the damaged answers:\n%s", stderr.String())
+	}
+	// The damaged answers were stored anew.
+	if out, err := exec.Command(bin, "cache", "verify", "--cache-path", cachePath).CombinedOutput(); err != nil || !strings.Contains(string(out), " 0 damaged, 0 without a checksum") {
+		t.Errorf("cache verify after the rerun: %v\n%s", err, out)
 	}
 	for _, name := range []string{"dataset_v1.jsonl", "dataset_v1_rejected.jsonl"} {
 		a := must(os.ReadFile(filepath.Join(first, name)))

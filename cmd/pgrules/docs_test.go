@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
@@ -82,5 +84,30 @@ func TestEveryRunFlagIsDocumented(t *testing.T) {
 	})
 	if n < 20 {
 		t.Fatalf("only %d flags seen: the run command changed under this test", n)
+	}
+}
+
+// Every command and subcommand is named in the README: a command added
+// without a word for users fails here.
+func TestEveryCommandIsDocumented(t *testing.T) {
+	readme := string(must(os.ReadFile("../../README.md")))
+	n := 0
+	var walk func(c *cobra.Command, path string)
+	walk = func(c *cobra.Command, path string) {
+		for _, sub := range c.Commands() {
+			if sub.Hidden || sub.Name() == "help" || sub.Name() == "completion" {
+				continue
+			}
+			p := path + " " + sub.Name()
+			n++
+			if !strings.Contains(readme, p) {
+				t.Errorf("%q is not in README.md", p)
+			}
+			walk(sub, p)
+		}
+	}
+	walk(newRootCmd(io.Discard, io.Discard), "pgrules")
+	if n < 15 {
+		t.Fatalf("only %d commands seen: the command tree changed under this test", n)
 	}
 }

@@ -1,9 +1,13 @@
 package cache
 
 import (
+	"context"
+	"database/sql"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"hash/crc32"
+	"strings"
 )
 
 // SQLite checks its own structure, not the bytes of a row: a damaged page
@@ -53,4 +57,66 @@ func verified(key, mark []byte, sum *int64) []byte {
 		return mark
 	}
 	return nil
+}
+
+// Verified is what Verify found.
+type Verified struct {
+	// Answers counts the answers read; Unchecked those stored without a
+	// checksum (by a pgrules before them).
+	Answers   int `json:"answers"`
+	Unchecked int `json:"unchecked"`
+	// Damaged are the keys (hex) of the answers that fail their
+	// checksum: a run asks the teacher for them again.
+	Damaged []string `json:"damaged"`
+	// Integrity is SQLite's own check of the file's structure: "ok", or
+	// what it found.
+	Integrity string `json:"integrity"`
+}
+
+// Verify reads every answer of the cache and checks it against its
+// checksum, and has SQLite check the file's structure.
+func (c *Cache) Verify(ctx context.Context) (Verified, error) {
+	v := Verified{Damaged: []string{}}
+	var problems []string
+	rows, err := c.db.QueryContext(ctx, `PRAGMA quick_check`)
+	if err != nil {
+		return v, &Error{Op: "check", Path: c.path, Err: err}
+	}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return v, &Error{Op: "check", Path: c.path, Err: err}
+		}
+		problems = append(problems, p)
+	}
+	rows.Close()
+	v.Integrity = strings.Join(problems, "; ")
+	sum := "sum"
+	if !c.hasColumn("answers", "sum") {
+		sum = "NULL"
+	}
+	rows, err = c.db.QueryContext(ctx, `SELECT key, teacher, text, `+sum+` FROM answers`)
+	if err != nil {
+		return v, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, teacher, text sql.RawBytes
+		var s *int64
+		if err := rows.Scan(&key, &teacher, &text, &s); err != nil {
+			return v, &Error{Op: "read", Path: c.path, Err: err}
+		}
+		v.Answers++
+		switch {
+		case s == nil:
+			v.Unchecked++
+		case checksum(key, teacher, text) != *s:
+			v.Damaged = append(v.Damaged, hex.EncodeToString(key))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return v, &Error{Op: "read", Path: c.path, Err: err}
+	}
+	return v, nil
 }
