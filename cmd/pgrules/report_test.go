@@ -98,6 +98,22 @@ func TestReportInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	run("--critiques", crit, "--rules", rulesPath, "--report")
+	// And a cache that could not store some answers (a full disk): the
+	// stats count them, and the page must say a rerun pays for them. A
+	// run that fails to store waits out a 30 s busy timeout, so the count
+	// is written into the committed stats and the page made again.
+	statsPath := filepath.Join(out, "dataset_v1_stats.json")
+	statsDoc := string(must(os.ReadFile(statsPath)))
+	lost := strings.Replace(statsDoc, "\"cache\": {\n", "\"cache\": {\n    \"not_stored\": 3,\n", 1)
+	if lost == statsDoc {
+		t.Fatal("the stats have no cache section")
+	}
+	if err := os.WriteFile(statsPath, []byte(lost), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(bin, "report", out).CombinedOutput(); err != nil {
+		t.Fatalf("pgrules report: %v\n%s", err, b)
+	}
 	page := filepath.Join(out, ReportFile)
 	info, err := os.Stat(page)
 	if err != nil {
@@ -215,6 +231,9 @@ func TestReportInABrowser(t *testing.T) {
 	evalJS(t, ctx, `document.getElementById("summary").innerText`, &summary)
 	if want := fmt.Sprintf("Warning: details that failed to evaluate on %d sample(s), the first ", stats.Warn["overconfident_time_sensitive"]); !strings.Contains(summary, want) || !strings.Contains(summary, "details overconfident_phrases: index out of bounds: 5") {
 		t.Errorf("summary does not warn about the failing details (want %q):\n%s", want, summary)
+	}
+	if want := "Warning: 3 answer(s) the teacher gave this run could not be stored in the response cache: a rerun pays for them again"; !strings.Contains(summary, want) {
+		t.Errorf("summary does not warn about the answers the cache lost (want %q):\n%s", want, summary)
 	}
 	if stats.Dups.Records == 0 {
 		t.Fatal("the sample run has no repeated responses to show")

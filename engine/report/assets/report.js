@@ -154,6 +154,9 @@
   (D.problems || []).forEach((p) => document.getElementById("summary").append(el("p", { class: "bad", text: "Warning: " + p })));
   if (health.detail_errors) document.getElementById("summary").append(el("p", { class: "bad", text:
     `Warning: details that failed to evaluate on ${fmt(health.detail_errors)} sample(s), the first ${health.detail_error_sample}; the records read "error: …" there, and the decisions stand.` }));
+  const notStored = (S.cache || {}).not_stored;
+  if (notStored) document.getElementById("summary").append(el("p", { class: "bad", text:
+    `Warning: ${fmt(notStored)} answer(s) the teacher gave this run could not be stored in the response cache: a rerun pays for them again (cache.not_stored in the stats).` }));
   const dups = S.duplicate_responses;
   if (dups && dups.records) document.getElementById("summary").append(el("p", { class: "bad", text:
     `Warning: ${fmt(dups.records)} accepted record(s) repeat an earlier one's response, so the dataset holds those examples twice: ` +
