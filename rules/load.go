@@ -524,11 +524,7 @@ func checkKeys(root *yaml.Node, file string) error {
 			if slices.Contains(known, k.Value) {
 				continue
 			}
-			msg := fmt.Sprintf("unknown %s %q", what, k.Value)
-			if s := suggest.Closest(k.Value, known); s != "" {
-				msg += "; did you mean " + s + "?"
-			}
-			el.add(nodePos(file, k), "%s (known: %s)", msg, strings.Join(known, ", "))
+			el.add(nodePos(file, k), "%s", suggest.Unknown(what, k.Value, known))
 		}
 	}
 	each := func(seq *yaml.Node, what string, known []string) {

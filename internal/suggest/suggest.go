@@ -3,7 +3,10 @@
 // provider or a field.
 package suggest
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Closest returns the candidate nearest to s when it is near enough to be
 // a typo (a few edits, relative to the length; case does not count), else
@@ -49,4 +52,15 @@ func distance(a, b string) int {
 		}
 	}
 	return d[len(ra)][len(rb)]
+}
+
+// Unknown says that name is not one of known, the way every "unknown
+// key" error of pgrules says it: `unknown <what> "<name>"; did you mean
+// <closest>? (known: <known...>)`.
+func Unknown(what, name string, known []string) string {
+	msg := fmt.Sprintf("unknown %s %q", what, name)
+	if s := Closest(name, known); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	return msg + " (known: " + strings.Join(known, ", ") + ")"
 }

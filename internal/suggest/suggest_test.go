@@ -24,3 +24,13 @@ func TestClosest(t *testing.T) {
 		t.Errorf("tie: %q and %q, want aa both times", a, b)
 	}
 }
+
+func TestUnknown(t *testing.T) {
+	known := []string{"file", "exceptions"}
+	if got, want := Unknown("list key", "exception", known), `unknown list key "exception"; did you mean exceptions? (known: file, exceptions)`; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	if got, want := Unknown("list key", "words", known), `unknown list key "words" (known: file, exceptions)`; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}

@@ -170,11 +170,7 @@ func checkCaseKeys(path string, n *yaml.Node, name string) error {
 			if slices.Contains(known, k.Value) {
 				continue
 			}
-			msg := fmt.Sprintf("%s:%d:%d: case %q: unknown %s %q", path, k.Line, k.Column, name, what, k.Value)
-			if s := suggest.Closest(k.Value, known); s != "" {
-				msg += "; did you mean " + s + "?"
-			}
-			return fmt.Errorf("%s (known: %s)", msg, strings.Join(known, ", "))
+			return fmt.Errorf("%s:%d:%d: case %q: %s", path, k.Line, k.Column, name, suggest.Unknown(what, k.Value, known))
 		}
 		return nil
 	}
