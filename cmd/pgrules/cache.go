@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -112,9 +111,7 @@ cache.path / --cache-path / PGRULES_CACHE__PATH.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(s)
+				return writeJSON(out, s)
 			}
 			fmt.Fprintf(out, "cache:    %s (%.1f MB)\nentries:  %d\n", s.Path, float64(s.Bytes)/1e6, s.Entries)
 			for _, k := range sortedKeys(s.ByProvider) {
@@ -283,9 +280,7 @@ that would be. Exit 0 when nothing is damaged, 1 otherwise.`,
 			}
 			out := cmd.OutOrStdout()
 			if verifyJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(v); err != nil {
+				if err := writeJSON(out, v); err != nil {
 					return err
 				}
 			} else {

@@ -87,10 +87,7 @@ func writeDiagnostics(w io.Writer, format, tool string, diags []diagnostic, rule
 		if diags == nil {
 			diags = []diagnostic{}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(map[string]any{"tool": "pgrules " + tool, "version": version, "diagnostics": diags, "summary": summary})
+		return writeJSON(w, map[string]any{"tool": "pgrules " + tool, "version": version, "diagnostics": diags, "summary": summary})
 	case "github":
 		for _, d := range diags {
 			if d.Passed {
@@ -204,10 +201,17 @@ func writeSARIF(w io.Writer, tool string, diags []diagnostic, ruleDocs map[strin
 			"results": results,
 		}},
 	}
+	return writeJSON(w, doc)
+}
+
+// writeJSON prints v as the JSON of every --json and --format json:
+// indented, and with <, > and & as they are (the reader is a script or a
+// person, never an HTML page).
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(doc)
+	return enc.Encode(v)
 }
 
 type junitSuite struct {

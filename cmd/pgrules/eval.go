@@ -61,10 +61,7 @@ caret (exit 2); an evaluation error exits 1.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				return enc.Encode(map[string]any{"expression": expr, "source": where, "value": v.Value, "type": v.Type, "runtime_type": v.RuntimeType})
+				return writeJSON(out, map[string]any{"expression": expr, "source": where, "value": v.Value, "type": v.Type, "runtime_type": v.RuntimeType})
 			}
 			b, err := json.Marshal(v.Value)
 			if err != nil {

@@ -182,9 +182,7 @@ func writeExplainJSON(w io.Writer, id, where string, d *rules.Decision) error {
 	for _, v := range d.Variables {
 		vars[v.Key] = v.Value
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{
+	return writeJSON(w, map[string]any{
 		"id": id, "source": where, "overall_ok": d.OverallOK, "reason_codes": d.ReasonCodes,
 		"warnings": d.Warnings, "contract": d.Contract, "variables": vars,
 		"gates": json.RawMessage(d.GatesJSON()), "hits": d.Hits(), "rejected_by_contract": d.ByContract,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -42,9 +41,7 @@ describe itself; pin one in pgrules.yaml with plugins.<name>.sha256.`,
 					}
 					rows = append(rows, r)
 				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			if len(found) == 0 {
 				return fmt.Errorf("no pgrules-provider-* plugin found in %v: build them with `make plugins` or pass --plugin-dir", providers.SearchDirs(l.cfg.PluginDir))
