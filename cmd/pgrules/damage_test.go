@@ -57,6 +57,13 @@ func TestADamagedCachedAnswerIsAskedAgain(t *testing.T) {
 		t.Errorf("cache verify after the damage: exit %d\n%s", code, out)
 	}
 
+	// Offline, a damaged answer is no answer: the sample is rejected
+	// no_cached_answer, never judged on the damaged text.
+	offline := exec.Command(bin, sampleArgs(t, filepath.Join(work, "offline"), "--offline")...)
+	if b, err := offline.CombinedOutput(); err != nil || !strings.Contains(string(b), "cache read failed; offline, so this sample has no answer") || !strings.Contains(string(b), "no_cached_answer") {
+		t.Errorf("offline run on the damaged cache: %v\n%s", err, b)
+	}
+
 	second := filepath.Join(work, "second")
 	cmd := exec.Command(bin, sampleArgs(t, second)...)
 	var stderr bytes.Buffer

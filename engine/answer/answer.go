@@ -86,7 +86,11 @@ func (s *Source) Cached(id, key string) (Answer, bool) {
 	}
 	e, ok, err := s.Cache.Get(key)
 	if err != nil {
-		s.Log.Warn().Err(err).Str("id", id).Msg("cache read failed; asking the teacher")
+		msg := "cache read failed; asking the teacher"
+		if s.Teacher == nil {
+			msg = "cache read failed; offline, so this sample has no answer"
+		}
+		s.Log.Warn().Err(err).Str("id", id).Msg(msg)
 		return Answer{}, false
 	}
 	if !ok {
