@@ -57,6 +57,14 @@ func TestADamagedCachedAnswerIsAskedAgain(t *testing.T) {
 		t.Errorf("cache verify after the damage: exit %d\n%s", code, out)
 	}
 
+	// cache merge leaves the damaged answers out, and says so.
+	merged := exec.Command(bin, "cache", "merge", cachePath, filepath.Join(work, "merged.db"))
+	var mergeErr bytes.Buffer
+	merged.Stderr = &mergeErr
+	if err := merged.Run(); err != nil || !strings.Contains(mergeErr.String(), "answer(s) left out: their bytes do not match their checksum") {
+		t.Errorf("cache merge of the damaged cache: %v\n%s", err, mergeErr.String())
+	}
+
 	// Offline, a damaged answer is no answer: the sample is rejected
 	// no_cached_answer, never judged on the damaged text.
 	offline := exec.Command(bin, sampleArgs(t, filepath.Join(work, "offline"), "--offline")...)
