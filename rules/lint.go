@@ -26,6 +26,7 @@ var LintRules = map[string]string{
 	"cancelled-entry":  "a word-list entry an exception of the same list cancels: it can never hit",
 	"shadowed-entry":   "a phrase that only hits where a shorter entry of the list already hits",
 	"no-contract-gate": "no reject gate reads contract: answers that break it are still rejected, but no gate says why",
+	"shared-reason":    "two gates give the same literal reason: the stats and reason_codes count them as one",
 }
 
 func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Pos, f.Severity, f.Msg) }
@@ -65,6 +66,22 @@ func (r *Rules) Lint() ([]Finding, []GateCost) {
 	if !contractGate {
 		out = append(out, Finding{Pos: Pos{File: r.path, Line: 1, Col: 1}, Severity: "warning", Rule: "no-contract-gate",
 			Msg: "no reject gate reads contract: an answer that does not parse or breaks the schemas is still rejected (parse_failed, envelope_invalid or payload_invalid), but no gate's details say why; the shipped contract_ok gate does"})
+	}
+	// A gate copied and its reason left as it was: the stats and the
+	// records count both gates under one code, and which one rejected a
+	// sample is only in its details. Two gates may mean the same thing,
+	// so it is said, not refused.
+	byReason := map[string]*Gate{}
+	for _, g := range r.gates {
+		if g.Reason == "" || g.reasonExpr != nil {
+			continue
+		}
+		if first, ok := byReason[g.Reason]; ok {
+			out = append(out, Finding{Pos: g.reasonPos, Severity: "info", Rule: "shared-reason",
+				Msg: fmt.Sprintf("gate %q gives reason %q, as gate %q does: the stats and reason_codes count both as one; give each its own reason unless they mean the same", g.Name, g.Reason, first.Name)})
+			continue
+		}
+		byReason[g.Reason] = g
 	}
 	var costs []GateCost
 	for _, g := range r.gates {

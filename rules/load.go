@@ -87,6 +87,8 @@ type Gate struct {
 	Requires []string
 	Reason   string
 	Pos      Pos
+	// reasonPos is where the literal reason is written.
+	reasonPos Pos
 
 	when, expr, reasonExpr *compiled
 	details, failDetails   []namedExpr
@@ -303,7 +305,7 @@ func load(data []byte, file string, src source) (*Rules, error) {
 			}
 		}
 		seenGate[g.Name] = true
-		gate := &Gate{Name: g.Name, Action: g.Action, Requires: g.Requires, Reason: g.Reason.Value, Pos: p}
+		gate := &Gate{Name: g.Name, Action: g.Action, Requires: g.Requires, Reason: g.Reason.Value, Pos: p, reasonPos: nodePos(file, &g.Reason)}
 		switch gate.Action {
 		case "":
 			gate.Action = ActionReject

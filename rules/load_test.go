@@ -485,3 +485,37 @@ func TestSchemaFileErrorsPointIntoTheFile(t *testing.T) {
 		})
 	}
 }
+
+// Two gates with one literal reason are counted as one in the stats:
+// lint says so (info: they may mean the same), naming both; the shipped
+// gates give each its own.
+func TestLintSaysWhenGatesShareAReason(t *testing.T) {
+	body := listsHeader + `gates:
+  - name: short_summary
+    reason: low_quality
+    expression: size(response.summary) > 5
+  - name: no_steps
+    reason: low_quality
+    expression: size(response.next_steps) > 0
+  - name: own_reason
+    reason: other
+    expression: true
+`
+	r, err := Load(writeGates(t, body), Options{Fallback: pgrules.Defaults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shared []Finding
+	for _, f := range mustLint(r) {
+		if f.Rule == "shared-reason" {
+			shared = append(shared, f)
+		}
+	}
+	if len(shared) != 1 || shared[0].Severity != "info" || shared[0].Pos.Line != 9 ||
+		!strings.Contains(shared[0].Msg, `gate "no_steps" gives reason "low_quality", as gate "short_summary" does`) {
+		t.Errorf("shared-reason findings: %+v", shared)
+	}
+	if slices.ContainsFunc(mustLint(shipped(t)), func(f Finding) bool { return f.Rule == "shared-reason" }) {
+		t.Error("the shipped gates share a reason")
+	}
+}

@@ -111,3 +111,13 @@ func TestEveryCommandIsDocumented(t *testing.T) {
 		t.Fatalf("only %d commands seen: the command tree changed under this test", n)
 	}
 }
+
+// Every lint rule id a finding can carry is named in the README.
+func TestEveryLintRuleIsDocumented(t *testing.T) {
+	readme := string(must(os.ReadFile("../../README.md")))
+	for id := range rules.LintRules {
+		if !strings.Contains(readme, "`"+id+"`") {
+			t.Errorf("lint rule %q is not in README.md", id)
+		}
+	}
+}
