@@ -218,12 +218,15 @@ func load(data []byte, file string, src source) (*Rules, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, yamlFileErr(file, err)
 	}
+	// The shape first: the decoder's own errors name Go types
+	// ("cannot unmarshal !!map into []struct { Name string ... }") and no
+	// column.
+	if err := checkKeys(&root, file); err != nil {
+		return nil, err
+	}
 	var doc gatesDoc
 	if err := root.Decode(&doc); err != nil {
 		return nil, yamlFileErr(file, err)
-	}
-	if err := checkKeys(&root, file); err != nil {
-		return nil, err
 	}
 	sum := sha256.Sum256(data)
 	r := &Rules{path: file, listByKey: map[string]*WordList{}, listIndex: map[string]int{}, varIndex: map[string]int{}, srcLines: strings.Split(string(data), "\n")}
@@ -508,18 +511,28 @@ var (
 	gateKeys     = []string{"name", "expression", "when", "reason", "reasonExpression", "details", "detailsOnFail", "action", "requires", "description"}
 )
 
-// checkKeys rejects misspelled keys that YAML decoding would silently
-// ignore, at every level: "expresion:" leaves a gate without its test,
-// and "exception:" leaves a word list without its exceptions, which
-// compiles and rejects what the exceptions were there to let through.
+// checkKeys checks the shape of a gates file before it is decoded, and
+// rejects misspelled keys that decoding would silently ignore, at every
+// level: "expresion:" leaves a gate without its test, and "exception:"
+// leaves a word list without its exceptions, which compiles and rejects
+// what the exceptions were there to let through.
 func checkKeys(root *yaml.Node, file string) error {
 	el := &errList{}
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return fmt.Errorf("%s: a gates file is a YAML mapping with `gates:`", file)
 	}
+	// must says what n should have been when it is not of kind; an
+	// absent or null value is left to the checks that need it.
+	must := func(n *yaml.Node, kind yaml.Kind, what string) bool {
+		if n.Kind == kind || n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return n.Kind == kind
+		}
+		el.add(nodePos(file, n), "%s", what)
+		return false
+	}
 	unknown := func(m *yaml.Node, what string, known []string) {
 		if m.Kind != yaml.MappingNode {
-			return // the decoder says what is wrong with its shape
+			return
 		}
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			k := m.Content[i]
@@ -529,20 +542,34 @@ func checkKeys(root *yaml.Node, file string) error {
 			el.add(nodePos(file, k), "%s", suggest.Unknown(what, k.Value, known))
 		}
 	}
-	each := func(seq *yaml.Node, what string, known []string) {
-		if seq.Kind == yaml.SequenceNode {
-			for _, item := range seq.Content {
+	each := func(seq *yaml.Node, what, shape string, known []string) {
+		if !must(seq, yaml.SequenceNode, shape) {
+			return
+		}
+		for _, item := range seq.Content {
+			if must(item, yaml.MappingNode, shape) {
 				unknown(item, what, known)
 			}
 		}
 	}
+	// Fields that hold one word, and those that hold a list of them.
+	scalars := map[string]string{"name": "one word, such as contract_ok", "action": "one of reject, warn or audit", "description": "text"}
 	top := root.Content[0]
 	unknown(top, "key", topKeys)
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		v := top.Content[i+1]
 		switch top.Content[i].Value {
+		case "version":
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
+				el.add(nodePos(file, v), "version must be a number: version: 1")
+			}
 		case "schemas":
-			unknown(v, "schemas key", schemaKeys)
+			if must(v, yaml.MappingNode, "schemas must be a mapping: {envelope: FILE, payloads: DIR}") {
+				unknown(v, "schemas key", schemaKeys)
+				for j := 1; j < len(v.Content); j += 2 {
+					must(v.Content[j], yaml.ScalarNode, "schemas."+v.Content[j-1].Value+" must be a path")
+				}
+			}
 		case "lists":
 			if v.Kind == yaml.MappingNode {
 				for j := 1; j < len(v.Content); j += 2 {
@@ -550,9 +577,25 @@ func checkKeys(root *yaml.Node, file string) error {
 				}
 			}
 		case "variables":
-			each(v, "variable key", variableKeys)
+			each(v, "variable key", "variables must be a list of {name, expression}", variableKeys)
 		case "gates":
-			each(v, "gate key", gateKeys)
+			each(v, "gate key", "gates must be a list of gates, each a mapping: - name: …, expression: …, reason: …", gateKeys)
+			if v.Kind != yaml.SequenceNode {
+				continue
+			}
+			for _, g := range v.Content {
+				for j := 0; j+1 < len(g.Content); j += 2 {
+					k, val := g.Content[j].Value, g.Content[j+1]
+					if want, ok := scalars[k]; ok {
+						must(val, yaml.ScalarNode, "a gate's "+k+" must be "+want)
+					}
+					if k == "requires" && must(val, yaml.SequenceNode, "requires must be a list of gate names: requires: [contract_ok]") {
+						for _, r := range val.Content {
+							must(r, yaml.ScalarNode, "requires must be a list of gate names: requires: [contract_ok]")
+						}
+					}
+				}
+			}
 		}
 	}
 	return el.err()
