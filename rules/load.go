@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgrules/pgrules/internal/suggest"
+	"github.com/pgrules/pgrules/internal/yamlmsg"
 )
 
 // CostLimit bounds the work one gate may do on one answer. Static
@@ -226,6 +227,13 @@ func load(data []byte, file string, src source) (*Rules, error) {
 	}
 	var doc gatesDoc
 	if err := root.Decode(&doc); err != nil {
+		if ps, ok := yamlmsg.Explain(&root, err); ok {
+			el := &errList{}
+			for _, p := range ps {
+				el.add(Pos{File: file, Line: p.Line, Col: p.Col}, "%s", p.Msg)
+			}
+			return nil, el.err()
+		}
 		return nil, yamlFileErr(file, err)
 	}
 	sum := sha256.Sum256(data)

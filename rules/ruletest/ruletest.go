@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgrules/pgrules/internal/suggest"
+	"github.com/pgrules/pgrules/internal/yamlmsg"
 	"github.com/pgrules/pgrules/rules"
 )
 
@@ -99,6 +100,9 @@ func LoadFile(path string) ([]Case, error) {
 	for _, n := range list.Content {
 		var d caseDoc
 		if err := n.Decode(&d); err != nil {
+			if ps, ok := yamlmsg.Explain(n, err); ok {
+				return nil, fmt.Errorf("%s:%d:%d: %s", path, ps[0].Line, ps[0].Col, ps[0].Msg)
+			}
 			return nil, fmt.Errorf("%s:%d:%d: %s", path, n.Line, n.Column, strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		where := fmt.Sprintf("%s:%d:%d", path, n.Line, n.Column)
