@@ -581,7 +581,14 @@ func checkKeys(root *yaml.Node, file string) error {
 		case "lists":
 			if v.Kind == yaml.MappingNode {
 				for j := 1; j < len(v.Content); j += 2 {
-					unknown(v.Content[j], "list key", listKeys)
+					l := v.Content[j]
+					if !must(l, yaml.MappingNode, "a word list is a mapping: "+v.Content[j-1].Value+": {file: FILE, exceptions: FILE}") {
+						continue
+					}
+					unknown(l, "list key", listKeys)
+					for k := 1; k < len(l.Content); k += 2 {
+						must(l.Content[k], yaml.ScalarNode, "a word list's "+l.Content[k-1].Value+" must be a path")
+					}
 				}
 			}
 		case "variables":

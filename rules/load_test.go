@@ -53,6 +53,8 @@ func TestLoadErrorsPointIntoTheGatesFile(t *testing.T) {
 		{"variables as a mapping", "variables: {v: true}\n" + listsHeader + "gates: []\n", "gates.yaml:1:12: variables must be a list of {name, expression}"},
 		{"schemas as a list", "schemas: [schemas/v1]\n" + listsHeader + "gates: []\n", "gates.yaml:1:10: schemas must be a mapping"},
 		{"version as a word", "version: one\n" + listsHeader + "gates: []\n", "gates.yaml:1:10: version must be a number"},
+		{"a word list as a path", "lists:\n  a: keywords/time_sensitive.txt\ngates: []\n", "gates.yaml:2:6: a word list is a mapping: a: {file: FILE, exceptions: FILE}"},
+		{"a word list's file as a list", "lists:\n  a: {file: [x]}\ngates: []\n", "gates.yaml:2:13: a word list's file must be a path"},
 		{"a gate's name as a list", listsHeader + "gates:\n  - name: [g]\n    reason: r\n    expression: true\n", "gates.yaml:5:11: a gate's name must be one word, such as contract_ok"},
 		{"a reason pgrules writes itself", listsHeader + "gates:\n  - name: g\n    reason: teacher_error\n    expression: true\n", `gates.yaml:6:13: gate "g": reason "teacher_error" is pgrules' own code, for a teacher call that failed`},
 		{"the reason of a passed gate", listsHeader + "gates:\n  - name: g\n    reason: ok\n    expression: true\n", `reason "ok" is pgrules' own code, for a gate that passed`},
