@@ -219,19 +219,12 @@ func load(data []byte, file string, src source) (*Rules, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, yamlFileErr(file, err)
 	}
-	// The shape first: the decoder's own errors name Go types
-	// ("cannot unmarshal !!map into []struct { Name string ... }") and no
-	// column.
 	if err := checkKeys(&root, file); err != nil {
 		return nil, err
 	}
 	var doc gatesDoc
 	if err := root.Decode(&doc); err != nil {
-		if ps, ok := yamlmsg.Explain(&root, err); ok {
-			el := &errList{}
-			for _, p := range ps {
-				el.add(Pos{File: file, Line: p.Line, Col: p.Col}, "%s", p.Msg)
-			}
+		if el := (&errList{}); el.explain(&root, "", file, err) {
 			return nil, el.err()
 		}
 		return nil, yamlFileErr(file, err)
@@ -369,7 +362,9 @@ func (r *Rules) loadLists(n *yaml.Node, file string, src source, el *errList) er
 		name, body := n.Content[i].Value, n.Content[i+1]
 		var ld listDoc
 		if err := body.Decode(&ld); err != nil {
-			el.add(nodePos(file, body), "list %q: %s", name, yamlErr(err))
+			if !el.explain(body, "lists."+name, file, err) {
+				el.add(nodePos(file, body), "list %q: %s", name, yamlErr(err))
+			}
 			continue
 		}
 		if !nameRE.MatchString(name) {
@@ -519,99 +514,64 @@ var (
 	gateKeys     = []string{"name", "expression", "when", "reason", "reasonExpression", "details", "detailsOnFail", "action", "requires", "description"}
 )
 
-// checkKeys checks the shape of a gates file before it is decoded, and
-// rejects misspelled keys that decoding would silently ignore, at every
-// level: "expresion:" leaves a gate without its test, and "exception:"
-// leaves a word list without its exceptions, which compiles and rejects
-// what the exceptions were there to let through.
+// checkKeys rejects misspelled keys that YAML decoding would silently
+// ignore, at every level: "expresion:" leaves a gate without its test,
+// and "exception:" leaves a word list without its exceptions, which
+// compiles and rejects what the exceptions were there to let through. A
+// value of the wrong shape is the decoder's to find (see yamlErrors).
 func checkKeys(root *yaml.Node, file string) error {
 	el := &errList{}
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return fmt.Errorf("%s: a gates file is a YAML mapping with `gates:`", file)
-	}
-	// must says what n should have been when it is not of kind; an
-	// absent or null value is left to the checks that need it.
-	must := func(n *yaml.Node, kind yaml.Kind, what string) bool {
-		if n.Kind == kind || n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-			return n.Kind == kind
-		}
-		el.add(nodePos(file, n), "%s", what)
-		return false
 	}
 	unknown := func(m *yaml.Node, what string, known []string) {
 		if m.Kind != yaml.MappingNode {
 			return
 		}
 		for i := 0; i+1 < len(m.Content); i += 2 {
-			k := m.Content[i]
-			if slices.Contains(known, k.Value) {
-				continue
-			}
-			el.add(nodePos(file, k), "%s", suggest.Unknown(what, k.Value, known))
-		}
-	}
-	each := func(seq *yaml.Node, what, shape string, known []string) {
-		if !must(seq, yaml.SequenceNode, shape) {
-			return
-		}
-		for _, item := range seq.Content {
-			if must(item, yaml.MappingNode, shape) {
-				unknown(item, what, known)
+			if k := m.Content[i]; !slices.Contains(known, k.Value) {
+				el.add(nodePos(file, k), "%s", suggest.Unknown(what, k.Value, known))
 			}
 		}
 	}
-	// Fields that hold one word, and those that hold a list of them.
-	scalars := map[string]string{"name": "one word, such as contract_ok", "action": "one of reject, warn or audit", "description": "text"}
 	top := root.Content[0]
 	unknown(top, "key", topKeys)
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		v := top.Content[i+1]
+		var items []*yaml.Node
 		switch top.Content[i].Value {
-		case "version":
-			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
-				el.add(nodePos(file, v), "version must be a number: version: 1")
-			}
 		case "schemas":
-			if must(v, yaml.MappingNode, "schemas must be a mapping: {envelope: FILE, payloads: DIR}") {
-				unknown(v, "schemas key", schemaKeys)
-				for j := 1; j < len(v.Content); j += 2 {
-					must(v.Content[j], yaml.ScalarNode, "schemas."+v.Content[j-1].Value+" must be a path")
-				}
-			}
+			unknown(v, "schemas key", schemaKeys)
 		case "lists":
 			if v.Kind == yaml.MappingNode {
 				for j := 1; j < len(v.Content); j += 2 {
-					l := v.Content[j]
-					if !must(l, yaml.MappingNode, "a word list is a mapping: "+v.Content[j-1].Value+": {file: FILE, exceptions: FILE}") {
-						continue
-					}
-					unknown(l, "list key", listKeys)
-					for k := 1; k < len(l.Content); k += 2 {
-						must(l.Content[k], yaml.ScalarNode, "a word list's "+l.Content[k-1].Value+" must be a path")
-					}
+					unknown(v.Content[j], "list key", listKeys)
 				}
 			}
-		case "variables":
-			each(v, "variable key", "variables must be a list of {name, expression}", variableKeys)
-		case "gates":
-			each(v, "gate key", "gates must be a list of gates, each a mapping: - name: …, expression: …, reason: …", gateKeys)
-			if v.Kind != yaml.SequenceNode {
-				continue
+		case "variables", "gates":
+			if v.Kind == yaml.SequenceNode {
+				items = v.Content
 			}
-			for _, g := range v.Content {
-				for j := 0; j+1 < len(g.Content); j += 2 {
-					k, val := g.Content[j].Value, g.Content[j+1]
-					if want, ok := scalars[k]; ok {
-						must(val, yaml.ScalarNode, "a gate's "+k+" must be "+want)
-					}
-					if k == "requires" && must(val, yaml.SequenceNode, "requires must be a list of gate names: requires: [contract_ok]") {
-						for _, r := range val.Content {
-							must(r, yaml.ScalarNode, "requires must be a list of gate names: requires: [contract_ok]")
-						}
-					}
-				}
-			}
+		}
+		what, known := "variable key", variableKeys
+		if top.Content[i].Value == "gates" {
+			what, known = "gate key", gateKeys
+		}
+		for _, item := range items {
+			unknown(item, what, known)
 		}
 	}
 	return el.err()
+}
+
+// explain adds a decoding error of the node at prefix in our words, at
+// the line and column of the value of the wrong kind, and reports whether
+// it could: the decoder's own message names Go types ("cannot unmarshal
+// !!map into []rules.gateDoc") and no column.
+func (e *errList) explain(n *yaml.Node, prefix, file string, err error) bool {
+	ps, ok := yamlmsg.Explain(n, prefix, err)
+	for _, p := range ps {
+		e.add(Pos{File: file, Line: p.Line, Col: p.Col}, "%s", p.Msg)
+	}
+	return ok
 }

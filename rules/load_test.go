@@ -44,18 +44,18 @@ func TestLoadErrorsPointIntoTheGatesFile(t *testing.T) {
 		{"misspelled schemas key", "schemas:\n  payload: schemas/v1\n" + listsHeader + "gates:\n  - name: g\n    reason: r\n    expression: true\n", `gates.yaml:2:3: unknown schemas key "payload"; did you mean payloads?`},
 		{"misspelled variable key", listsHeader + "variables:\n  - nam: v\n    expression: true\ngates:\n  - name: g\n    reason: r\n    expression: true\n", `gates.yaml:5:5: unknown variable key "nam"; did you mean name?`},
 		{"unknown top-level key", "gate:\n  - name: g\n", `gates.yaml:1:1: unknown key "gate"; did you mean gates?`},
-		// Shapes are checked before decoding, whose errors named Go types
+		// A value of the wrong shape: the decoder's errors named Go types
 		// ("cannot unmarshal !!map into []struct { Name string ...") and
-		// no column.
-		{"gates as a mapping", listsHeader + "gates: {g: 1}\n", "gates.yaml:4:8: gates must be a list of gates, each a mapping"},
-		{"a gate as a string", listsHeader + "gates: [contract_ok]\n", "gates.yaml:4:9: gates must be a list of gates, each a mapping"},
-		{"requires as a string", listsHeader + "gates:\n  - name: g\n    reason: r\n    requires: contract_ok\n    expression: true\n", "gates.yaml:7:15: requires must be a list of gate names: requires: [contract_ok]"},
-		{"variables as a mapping", "variables: {v: true}\n" + listsHeader + "gates: []\n", "gates.yaml:1:12: variables must be a list of {name, expression}"},
-		{"schemas as a list", "schemas: [schemas/v1]\n" + listsHeader + "gates: []\n", "gates.yaml:1:10: schemas must be a mapping"},
-		{"version as a word", "version: one\n" + listsHeader + "gates: []\n", "gates.yaml:1:10: version must be a number"},
-		{"a word list as a path", "lists:\n  a: keywords/time_sensitive.txt\ngates: []\n", "gates.yaml:2:6: a word list is a mapping: a: {file: FILE, exceptions: FILE}"},
-		{"a word list's file as a list", "lists:\n  a: {file: [x]}\ngates: []\n", "gates.yaml:2:13: a word list's file must be a path"},
-		{"a gate's name as a list", listsHeader + "gates:\n  - name: [g]\n    reason: r\n    expression: true\n", "gates.yaml:5:11: a gate's name must be one word, such as contract_ok"},
+		// no column; internal/yamlmsg says them at the value, by its path.
+		{"gates as a mapping", listsHeader + "gates: {g: 1}\n", `gates.yaml:4:8: gates: expected a list ([a, b] or one "- item" a line), got a mapping`},
+		{"a gate as a string", listsHeader + "gates: [contract_ok]\n", `gates.yaml:4:9: gates[0]: expected a mapping (key: value), got the text "contract_ok"`},
+		{"requires as a string", listsHeader + "gates:\n  - name: g\n    reason: r\n    requires: contract_ok\n    expression: true\n", `gates.yaml:7:15: gates[0].requires: expected a list ([a, b] or one "- item" a line), got the text "contract_ok"`},
+		{"variables as a mapping", "variables: {v: true}\n" + listsHeader + "gates: []\n", `gates.yaml:1:12: variables: expected a list ([a, b] or one "- item" a line), got a mapping`},
+		{"schemas as a list", "schemas: [schemas/v1]\n" + listsHeader + "gates: []\n", `gates.yaml:1:10: schemas: expected a mapping (key: value), got a list`},
+		{"version as a word", "version: one\n" + listsHeader + "gates: []\n", `gates.yaml:1:10: version: expected a whole number, got the text "one"`},
+		{"a word list as a path", "lists:\n  a: keywords/time_sensitive.txt\ngates: []\n", `gates.yaml:2:6: lists.a: expected a mapping (key: value), got the text "keywords/time_sensitive.txt"`},
+		{"a word list's file as a list", "lists:\n  a: {file: [x]}\ngates: []\n", "gates.yaml:2:13: lists.a.file: expected text, got a list"},
+		{"a gate's name as a list", listsHeader + "gates:\n  - name: [g]\n    reason: r\n    expression: true\n", "gates.yaml:5:11: gates[0].name: expected text, got a list"},
 		{"a reason pgrules writes itself", listsHeader + "gates:\n  - name: g\n    reason: teacher_error\n    expression: true\n", `gates.yaml:6:13: gate "g": reason "teacher_error" is pgrules' own code, for a teacher call that failed`},
 		{"the reason of a passed gate", listsHeader + "gates:\n  - name: g\n    reason: ok\n    expression: true\n", `reason "ok" is pgrules' own code, for a gate that passed`},
 		{"bad action", listsHeader + "gates:\n  - name: g\n    reason: r\n    action: block\n    expression: true\n", `action "block": use reject, warn or audit`},

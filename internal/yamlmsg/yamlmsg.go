@@ -23,8 +23,10 @@ type Problem struct {
 var typeErrRE = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `([^`]*)`)? into (.+)$")
 
 // Explain turns the "cannot unmarshal" errors of decoding root into
-// problems; ok is false when err is not such an error.
-func Explain(root *yaml.Node, err error) (out []Problem, ok bool) {
+// problems, each naming the value by its path from root (prefix first:
+// where root is in the file, "" at the top); ok is false when err is not
+// such an error.
+func Explain(root *yaml.Node, prefix string, err error) (out []Problem, ok bool) {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return nil, false
@@ -36,40 +38,44 @@ func Explain(root *yaml.Node, err error) (out []Problem, ok bool) {
 		}
 		line, _ := strconv.Atoi(m[1])
 		p := Problem{Line: line, Col: 1}
-		value := m[3]
-		key := ""
-		if n, k := find(root, line, "!!"+m[2], ""); n != nil {
-			p.Col, value, key = n.Column, n.Value, k // the decoder cuts values short
+		value, path := m[3], prefix
+		if n, at := find(root, line, "!!"+m[2], prefix); n != nil {
+			p.Col, value, path = n.Column, n.Value, at // the decoder cuts values short
 		}
 		p.Msg = fmt.Sprintf("expected %s, got %s", wanted(m[4]), got(m[2], value))
-		if key != "" {
-			p.Msg = key + ": " + p.Msg
+		if path = strings.TrimPrefix(path, "."); path != "" {
+			p.Msg = path + ": " + p.Msg
 		}
 		out = append(out, p)
 	}
 	return out, len(out) > 0
 }
 
-// find is the first node on line with tag, and the key it is the value
-// of ("" for an item of a list).
-func find(n *yaml.Node, line int, tag, key string) (*yaml.Node, string) {
+// find is the deepest value on line with tag (a block list starts on the
+// line of its first item, whose values are what a decoder complains
+// about), and its path: keys joined by dots, list items by their index
+// (gates[0].requires).
+func find(n *yaml.Node, line int, tag, path string) (*yaml.Node, string) {
 	if n == nil {
 		return nil, ""
 	}
-	if n.Line == line && n.Tag == tag && n.Kind != yaml.DocumentNode {
-		return n, key
-	}
 	for i, c := range n.Content {
-		k := ""
-		if n.Kind == yaml.MappingNode {
+		at := path
+		switch n.Kind {
+		case yaml.MappingNode:
 			if i%2 == 0 {
 				continue // a key: never the value of the wrong kind
 			}
-			k = n.Content[i-1].Value
+			at = path + "." + n.Content[i-1].Value
+		case yaml.SequenceNode:
+			at = fmt.Sprintf("%s[%d]", path, i)
 		}
-		if f, fk := find(c, line, tag, k); f != nil {
-			return f, fk
+		if f, fp := find(c, line, tag, at); f != nil {
+			return f, fp
 		}
+	}
+	if n.Line == line && n.Tag == tag && n.Kind != yaml.DocumentNode {
+		return n, path
 	}
 	return nil, ""
 }

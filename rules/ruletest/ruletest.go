@@ -100,8 +100,12 @@ func LoadFile(path string) ([]Case, error) {
 	for _, n := range list.Content {
 		var d caseDoc
 		if err := n.Decode(&d); err != nil {
-			if ps, ok := yamlmsg.Explain(n, err); ok {
-				return nil, fmt.Errorf("%s:%d:%d: %s", path, ps[0].Line, ps[0].Col, ps[0].Msg)
+			if ps, ok := yamlmsg.Explain(n, "", err); ok {
+				name := ""
+				if v := valueOf(n, "name"); v != nil {
+					name = v.Value
+				}
+				return nil, fmt.Errorf("%s:%d:%d: case %q: %s", path, ps[0].Line, ps[0].Col, name, ps[0].Msg)
 			}
 			return nil, fmt.Errorf("%s:%d:%d: %s", path, n.Line, n.Column, strings.TrimPrefix(err.Error(), "yaml: "))
 		}
