@@ -470,6 +470,8 @@ func TestSchemaFileErrorsPointIntoTheFile(t *testing.T) {
 			`/checklist.payload.schema.json:13:36: /properties/title/pattern: not a valid JSON Schema: '[a-' is not valid regex`},
 		{"an item of a list", "\"title\",\n    \"groups\"", "\"title\",\n    5",
 			`/checklist.payload.schema.json:9:5: /required/1: not a valid JSON Schema: got number, want string`},
+		{"a $ref to nothing", `"type": "string"`, `"$ref": "#/$defs/nope"`,
+			`/checklist.payload.schema.json: json-pointer in "`},
 		{"the file cut short", "", "",
 			`/checklist.payload.schema.json:9:4: not valid JSON: the file ends inside a value`},
 	} {

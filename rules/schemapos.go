@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/pgrules/pgrules/internal/jsonscan"
+	"github.com/pgrules/pgrules/internal/textpos"
 )
 
 // A mistake in a schema file is the author's to fix, so it is reported
@@ -31,18 +31,14 @@ func schemaJSONError(where string, data []byte, err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
-		line, col := lineCol(data, int(se.Offset)-1)
+		line, col := textpos.LineCol(data, int(se.Offset)-1)
 		return fmt.Errorf("%s:%d:%d: not valid JSON: %v", where, line, col, se)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		line, col := lineCol(data, len(data))
+		line, col := textpos.LineCol(data, len(data))
 		return fmt.Errorf("%s:%d:%d: not valid JSON: the file ends inside a value", where, line, col)
 	}
 	return fmt.Errorf("%s: not valid JSON: %w", where, err)
 }
-
-// fragmentRE finds the place a compile error names: the JSON pointer
-// after the schema's URL.
-var fragmentRE = regexp.MustCompile(`(file:///pgrules/[^#"' ]*)#(/[^"' ]*)`)
 
 // schemaSource is a schema file as the compiler knows it: its URL, and
 // where and what it is for the author.
@@ -85,22 +81,13 @@ func schemaCompileError(src schemaSource, others map[string]schemaSource, err er
 			return fmt.Errorf("%s: %s: not a valid JSON Schema: %s", placeOf(src.where, src.data, at), pointer(at), strings.Join(what, "; or "))
 		}
 	}
+	// Other compile errors (a $ref to nothing) name no place that holds
+	// the mistake: the file, and the internal URLs as the author's paths.
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	place := src.where
-	if m := fragmentRE.FindStringSubmatch(msg); m != nil {
-		if o, ok := others[m[1]]; ok {
-			src = o
-		}
-		tokens := strings.Split(strings.TrimPrefix(m[2], "/"), "/")
-		for i, t := range tokens {
-			tokens[i] = strings.NewReplacer("~1", "/", "~0", "~").Replace(t)
-		}
-		place = placeOf(src.where, src.data, tokens)
-	}
 	for _, o := range others {
 		msg = strings.ReplaceAll(msg, o.url, o.where)
 	}
-	return fmt.Errorf("%s: %s", place, msg)
+	return fmt.Errorf("%s: %s", src.where, msg)
 }
 
 // pointer writes tokens as a JSON pointer ("/" for the whole document).
@@ -123,7 +110,7 @@ func placeOf(where string, data []byte, tokens []string) string {
 	if !ok {
 		return where
 	}
-	line, col := lineCol(data, off)
+	line, col := textpos.LineCol(data, off)
 	return fmt.Sprintf("%s:%d:%d", where, line, col)
 }
 
@@ -166,11 +153,4 @@ func valueOffset(data []byte, tokens []string) (int, bool) {
 	cur = bytes.TrimLeft(cur, " \t\r\n")
 	// cur is data from some offset on: the capacities tell which.
 	return cap(data) - cap(cur), true
-}
-
-// lineCol is the 1-based line and byte column of offset off in data.
-func lineCol(data []byte, off int) (int, int) {
-	off = max(0, min(off, len(data)))
-	line := 1 + bytes.Count(data[:off], []byte("\n"))
-	return line, off - bytes.LastIndexByte(data[:off], '\n')
 }

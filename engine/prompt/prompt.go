@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgrules/pgrules/engine/inputs"
 	"github.com/pgrules/pgrules/internal/suggest"
+	"github.com/pgrules/pgrules/internal/textpos"
 )
 
 // Placeholders are the names a template may use, each as {name}.
@@ -77,7 +78,7 @@ func Parse(path, text string) (*Template, error) {
 	for _, m := range placeholderRE.FindAllStringSubmatchIndex(text, -1) {
 		name := text[m[2]:m[3]]
 		if !known[name] {
-			line, col := position(text, m[0])
+			line, col := textpos.LineCol(text, m[0])
 			hint := ""
 			if s := suggest.Closest(name, Placeholders); s != "" {
 				hint = "; did you mean {" + s + "}?"
@@ -99,12 +100,6 @@ func Parse(path, text string) (*Template, error) {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
 	return t, nil
-}
-
-func position(text string, off int) (line, col int) {
-	line = 1 + strings.Count(text[:off], "\n")
-	col = off - strings.LastIndex(text[:off], "\n")
-	return line, col
 }
 
 // Render fills the template for one sample.
