@@ -70,9 +70,10 @@ type Cache struct {
 	// getMany reads GetManyBatch keys in one statement.
 	getMany *sql.Stmt
 	put     *sql.Stmt
-	// getMemo is the query of a memo (its checksum NULL in a cache made
-	// before checksums and open read-only).
-	getMemo string
+	// getMemo is the query of a memo; answerSum what a query selects for
+	// an answer's checksum ("NULL" in a cache made before checksums and
+	// open read-only).
+	getMemo, answerSum string
 	// putMemo stores a memo, mark records facts about an answer (see
 	// Mark); both are nil on a read-only cache.
 	putMemo *sql.Stmt
@@ -197,26 +198,17 @@ func (c *Cache) init(readOnly bool, timeout time.Duration) error {
 		return fmt.Errorf("%w: schema version %s, this pgrules reads %s", ErrNotCache, v, schemaVersion)
 	}
 	var err error
-	// A cache made before a column gets it; a read-only one without it is
-	// read without it (NULL: no marks, no checksums).
 	later := []string{"passed", "hits", "sum", "passed_sum", "hits_sum"}
 	for i, col := range later {
-		if !readOnly {
-			if err := c.addColumn("answers", col); err != nil {
-				return err
-			}
-		} else if !c.hasColumn("answers", col) {
-			later[i] = "NULL"
-		}
-	}
-	cols := `teacher, text, stored_at, ` + strings.Join(later, ", ")
-	memoSum := "sum"
-	if !readOnly {
-		if err := c.addColumn("memos", "sum"); err != nil && !strings.Contains(err.Error(), "no such table") {
+		if later[i], err = c.column(readOnly, "answers", col); err != nil {
 			return err
 		}
-	} else if !c.hasColumn("memos", "sum") {
-		memoSum = "NULL"
+	}
+	c.answerSum = later[2]
+	cols := `teacher, text, stored_at, ` + strings.Join(later, ", ")
+	memoSum, err := c.column(readOnly, "memos", "sum")
+	if err != nil {
+		return err
 	}
 	c.getMemo = `SELECT value, ` + memoSum + ` FROM memos WHERE digest = ?`
 	if c.getConn, err = c.db.Conn(context.Background()); err != nil {
@@ -511,7 +503,7 @@ func (c *Cache) scanEntry(rows *sql.Rows, key string, k []byte) (string, Entry, 
 	if key == "" {
 		key = hex.EncodeToString(k)
 	}
-	if sum != nil && checksum(k, teacher, text) != *sum {
+	if !intact(sum, answerSum(k, teacher, text)) {
 		return key, Entry{}, &Error{Op: "read the answer under " + key[:min(12, len(key))], Path: c.path, Err: ErrChecksum}
 	}
 	e := Entry{Text: string(text), StoredAt: time.Unix(stored, 0).UTC(), Passed: verified(k, passed, passedSum), Hits: verified(k, hits, hitsSum)}
@@ -599,23 +591,23 @@ func (c *Cache) Mark(key, text string, passed, hits []byte) error {
 	return nil
 }
 
-// addColumn adds a column to a table of a cache made before it. Two
-// processes may race to: the loser's "duplicate column" is success.
-func (c *Cache) addColumn(table, name string) error {
-	if c.hasColumn(table, name) {
-		return nil
+// column gives a cache made before column name of table that column, and
+// returns what a query selects for it: the column, or NULL in a
+// read-only cache without it (no marks, no checksums). Two processes may
+// race to add it: the loser's "duplicate column" is success.
+func (c *Cache) column(readOnly bool, table, name string) (string, error) {
+	var n int
+	if err := c.db.QueryRow(`SELECT count(*) FROM pragma_table_info('`+table+`') WHERE name = ?`, name).Scan(&n); err == nil && n > 0 {
+		return name, nil
+	}
+	if readOnly {
+		return "NULL", nil
 	}
 	_, err := c.db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + name + ` BLOB`)
-	if err != nil && strings.Contains(err.Error(), "duplicate column") {
-		return nil
+	if err != nil && !strings.Contains(err.Error(), "duplicate column") {
+		return "", err
 	}
-	return err
-}
-
-func (c *Cache) hasColumn(table, name string) bool {
-	var n int
-	err := c.db.QueryRow(`SELECT count(*) FROM pragma_table_info('`+table+`') WHERE name = ?`, name).Scan(&n)
-	return err == nil && n > 0
+	return name, nil
 }
 
 // Memo returns the value remembered under digest, in a slice of the
@@ -630,7 +622,7 @@ func (c *Cache) Memo(digest []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	case err != nil:
 		return nil, false, &Error{Op: "read", Path: c.path, Err: err}
-	case sum != nil && checksum(digest, v) != *sum:
+	case !intact(sum, checksum(digest, v)):
 		return nil, false, nil // damaged: as good as absent
 	}
 	return v, true, nil
@@ -715,7 +707,7 @@ func (c *Cache) Store(key string, e Entry) error {
 	}
 	req := &putReq{key: key, entry: e, delay: storeDelay,
 		args: []any{k, e.Teacher.Provider, e.Teacher.ChosenModel, teacher, blob(e.Text), e.StoredAt.Unix(), e.Passed, e.Hits,
-			checksum(k, teacher, blob(e.Text)), optSum(k, e.Passed), optSum(k, e.Hits)}}
+			answerSum(k, teacher, blob(e.Text)), optSum(k, e.Passed), optSum(k, e.Hits)}}
 	c.mu.Lock()
 	if c.unstored == nil {
 		c.unstored = map[string]*putReq{}
@@ -1079,12 +1071,8 @@ func (c *Cache) Merge(ctx context.Context, srcPath string) (Merged, error) {
 		return Merged{}, err
 	}
 	defer src.Close()
-	sum := "NULL"
-	if src.hasColumn("answers", "sum") {
-		sum = "sum"
-	}
 	return c.importRows(ctx, srcPath, func(put putRow) error {
-		rows, err := src.db.QueryContext(ctx, `SELECT key, provider, model, teacher, text, stored_at, `+sum+` FROM answers`)
+		rows, err := src.db.QueryContext(ctx, `SELECT key, provider, model, teacher, text, stored_at, `+src.answerSum+` FROM answers`)
 		if err != nil {
 			return err
 		}
@@ -1139,8 +1127,8 @@ func (c *Cache) importRows(ctx context.Context, srcPath string, read func(putRow
 	}
 	var m Merged
 	err = read(func(r row) error {
-		sum := checksum(r.key, r.teacher, r.text)
-		if r.sum != nil && *r.sum != sum {
+		sum := answerSum(r.key, r.teacher, r.text)
+		if !intact(r.sum, sum) {
 			m.Damaged++
 			return nil
 		}
