@@ -366,3 +366,35 @@ func BenchmarkSchemaCheck(b *testing.B) {
 		})
 	}
 }
+
+// FuzzFastSchema holds fastSchema to the validator's verdict on any
+// answer, against the shipped schemas, and on random schemas from the
+// fuzzer's seeds.
+func FuzzFastSchema(f *testing.F) {
+	_, texts := referenceAnswers(f)
+	for i, text := range texts {
+		f.Add(text, uint64(i))
+	}
+	r := shipped(f)
+	f.Fuzz(func(t *testing.T, text string, seed uint64) {
+		s := r.schemas
+		var fv fastVerdicts
+		if a, _, _, err := parseAnswer(text, ModeStrict, nil, false); err == nil && a.doc != nil {
+			fv.compare(t, "envelope", s.envelope, s.fastEnvelope, a.doc)
+			for pt, sch := range s.payloads {
+				fv.compare(t, pt+" payload", sch, s.fastPayloads[pt], a.doc["payload"])
+			}
+		}
+		rng := rand.New(rand.NewPCG(seed, seed>>32))
+		doc := randomSchema(rng)
+		sch := compileSchemaDoc(t, doc)
+		fs, _ := compileFast(sch)
+		for range 10 {
+			inst, err := jsonschema.UnmarshalJSON(strings.NewReader(randomValue(rng, 3)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fv.compare(t, "schema "+doc, sch, fs, inst)
+		}
+	})
+}
