@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -91,6 +92,11 @@ type Cache struct {
 	unstored map[string]*putReq
 	storeErr error
 	lost     int
+
+	// known tells most keys that are not in the file without reading it
+	// (see absent.go); lookups counts Gets that read the file.
+	known   known
+	lookups atomic.Int64
 }
 
 // DefaultPath is the cache every run of this user shares unless told
@@ -468,6 +474,10 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 	// copied again by Scan before the text becomes a string.
 	c.getMu.Lock()
 	defer c.getMu.Unlock()
+	if c.absent(k) {
+		return Entry{}, false, nil
+	}
+	c.lookups.Add(1)
 	rows, err := c.get.Query(k)
 	if err != nil {
 		return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
@@ -477,6 +487,8 @@ func (c *Cache) Get(key string) (Entry, bool, error) {
 		if err := rows.Err(); err != nil {
 			return Entry{}, false, &Error{Op: "read", Path: c.path, Err: err}
 		}
+		rows.Close()
+		c.missed()
 		return Entry{}, false, nil
 	}
 	_, e, err := c.scanEntry(rows, key, k)
@@ -714,6 +726,7 @@ func (c *Cache) Store(key string, e Entry) error {
 	}
 	c.unstored[key] = req
 	c.mu.Unlock()
+	c.stored(k)
 	c.writes <- req
 	return nil
 }

@@ -57,9 +57,13 @@ func BenchmarkGetMany(b *testing.B) {
 	keys := make([]string, 20000)
 	for i := range keys {
 		keys[i] = Key(KeyParts{Provider: "bench", Prompt: fmt.Sprint(i)})
-		c.writes <- &putReq{stmt: c.put, args: []any{mustKey(keys[i]), "bench", "m", []byte(`{"provider":"bench"}`), []byte(text), 0, nil, nil}, delay: lazyDelay}
+		if err := c.Store(keys[i], Entry{Text: text, Teacher: providers.Response{Provider: "bench"}}); err != nil {
+			b.Fatal(err)
+		}
 	}
-	c.Sync()
+	if err := c.Sync(); err != nil {
+		b.Fatal(err)
+	}
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 	b.Run("one", func(b *testing.B) {
 		for i := range b.N {
@@ -75,6 +79,38 @@ func BenchmarkGetMany(b *testing.B) {
 				b.Fatal(ok, err)
 			}
 		}
+	})
+	// What each of those misses cost before known (absent.go): the
+	// statement alone.
+	b.Run("miss-file", func(b *testing.B) {
+		for i := range b.N {
+			rows, err := c.get.Query(mustKey(Key(KeyParts{Provider: "bench", Prompt: fmt.Sprint("absent ", i)})))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if rows.Next() {
+				b.Fatal("found")
+			}
+			rows.Close()
+		}
+	})
+	// What known pays, a row, to read every key: worth it once the
+	// misses reach a twentieth of the rows if this is a twentieth of
+	// miss-file.
+	b.Run("read-keys", func(b *testing.B) {
+		for b.Loop() {
+			c.getMu.Lock()
+			c.known.mu.Lock()
+			c.known.fps, c.known.maxID = map[uint32]struct{}{}, 0
+			err := c.readNewKeys()
+			n := len(c.known.fps)
+			c.known.mu.Unlock()
+			c.getMu.Unlock()
+			if err != nil || n < len(keys)*99/100 {
+				b.Fatal(n, err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/row")
 	})
 	b.Run("many", func(b *testing.B) {
 		for i := 0; i < b.N; i += GetManyBatch {

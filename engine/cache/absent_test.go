@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func storeAll(t *testing.T, c *Cache, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if err := c.Store(k, Entry{Text: "answer to " + k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func keyN(prefix string, i int) string { return Key(KeyParts{Prompt: fmt.Sprint(prefix, i)}) }
+
+func mustGet(t *testing.T, c *Cache, key string, want bool) {
+	t.Helper()
+	if _, ok, err := c.Get(key); err != nil || ok != want {
+		t.Fatalf("Get(%.12s) = %v, %v; want %v", key, ok, err, want)
+	}
+}
+
+// A first run looks up every prompt and finds nothing: after the first
+// miss, keys the cache knows are absent are not looked up in the file,
+// and keys stored since are.
+func TestAbsentKeysAreNotLookedUp(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "c.db"))
+	defer c.Close()
+	for i := range 200 {
+		mustGet(t, c, keyN("absent", i), false)
+	}
+	if n := c.lookups.Load(); n > 1 {
+		t.Fatalf("200 absent keys in a new cache took %d lookups in the file; want 1", n)
+	}
+	storeAll(t, c, keyN("stored", 1))
+	before := c.lookups.Load()
+	mustGet(t, c, keyN("stored", 1), true)
+	if c.lookups.Load() != before+1 {
+		t.Fatal("a stored key was not looked up in the file")
+	}
+}
+
+// An answer another process stores is found once rereadAfter has passed.
+func TestAnAnswerAnotherProcessStoresIsFound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	mustGet(t, a, keyN("absent", 0), false) // a now knows the keys
+	if a.known.fps == nil {
+		t.Fatal("a miss in a new cache did not make the fingerprints")
+	}
+	storeAll(t, b, keyN("b", 1))
+	time.Sleep(rereadAfter + 10*time.Millisecond)
+	mustGet(t, a, keyN("b", 1), true)
+}
+
+// After the rows at the top are deleted (cache clear) and other rows get
+// their ids, every key is read again: those rows are found.
+func TestKeysAreReadAgainWhenTheTopRowsWereDeleted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	storeAll(t, a, keyN("a", 1), keyN("a", 2), keyN("a", 3), keyN("a", 4), keyN("a", 5))
+	mustGet(t, a, keyN("absent", 0), false)
+	if _, err := b.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	storeAll(t, b, keyN("b", 1), keyN("b", 2))
+	var top int64
+	if err := b.db.QueryRow(`SELECT max(id) FROM answers`).Scan(&top); err != nil || top > 5 {
+		t.Fatalf("the new rows did not reuse ids (top %d, %v): the test tests nothing", top, err)
+	}
+	time.Sleep(rereadAfter + 10*time.Millisecond)
+	mustGet(t, a, keyN("b", 2), true)
+	mustGet(t, a, keyN("a", 1), false)
+}
+
+// Reading every key costs about a twentieth of a lookup a row: it is done
+// only once the misses have cost that much, and never by a run whose
+// lookups find their answers (a re-gate).
+func TestEveryKeyIsReadOnlyOnceMissesPayForIt(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "c.db"))
+	defer c.Close()
+	var keys []string
+	for i := range 100 {
+		keys = append(keys, keyN("k", i))
+	}
+	storeAll(t, c, keys...)
+	for _, k := range keys {
+		mustGet(t, c, k, true)
+	}
+	if c.known.fps != nil {
+		t.Fatal("a run that found every answer read every key")
+	}
+	for i := range 4 {
+		mustGet(t, c, keyN("absent", i), false)
+	}
+	if c.known.fps != nil {
+		t.Fatal("4 misses in 100 rows read every key")
+	}
+	mustGet(t, c, keyN("absent", 4), false)
+	if len(c.known.fps) != 100 {
+		t.Fatalf("after 5 misses in 100 rows, %d keys known; want 100", len(c.known.fps))
+	}
+	for _, k := range keys {
+		mustGet(t, c, k, true)
+	}
+}
