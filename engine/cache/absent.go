@@ -14,18 +14,27 @@ import (
 // finds nothing. known answers most of those lookups from memory: it
 // holds a fingerprint of every key in the file, so a key whose
 // fingerprint it lacks is not there, unless another process stored it
-// since known last read the file's new rows (at most rereadAfter ago):
-// that answer is then asked for again and stored over, as it would be if
-// both processes had asked at once, which they can anyway. A key it has
-// may still be absent (a collision, a row deleted): the file decides.
+// since known last caught up (at most rereadAfter ago): that answer is
+// then asked for again and stored over, as it would be if both
+// processes had asked at once, which they can anyway. A key it has may
+// still be absent (a collision, a row deleted): the file decides.
+//
+// known catches up with the rows above the highest id it has read
+// (maxID): ids are handed out above the highest one. The writer does it
+// in each commit's own transaction, where its own rows are the ones it
+// just wrote (reading back the rows it stored, from the WAL, had cost 12
+// % of a 100k first run); Get does it when no commit has for rereadAfter.
 type known struct {
 	mu sync.Mutex
 	// fps holds the first four bytes of every key read or stored; nil
-	// until it is worth reading them all (see worthIt).
-	fps map[uint32]struct{}
-	// maxID is the highest row id read; read when the rows were last read.
+	// until it is worth reading them all (see missed).
+	fps   map[uint32]struct{}
 	maxID int64
-	read  time.Time
+	// read is when known last caught up; rebuild says rows at the top
+	// were deleted (cache clear, prune) and ids below maxID may be new:
+	// every key is read again.
+	read    time.Time
+	rebuild bool
 	// misses counts the lookups that found nothing before fps was made.
 	misses int
 }
@@ -48,23 +57,23 @@ func (c *Cache) absent(k []byte) bool {
 	if _, ok := kn.fps[fingerprint(k)]; ok {
 		return false
 	}
-	if time.Since(kn.read) < rereadAfter {
+	if !kn.rebuild && time.Since(kn.read) < rereadAfter {
 		return true
 	}
-	if err := c.readNewKeys(); err != nil {
-		kn.fps = nil // the file decides again, and known starts over
-		kn.misses = 0
+	if err := c.catchUp(); err != nil {
+		kn.fps, kn.misses = nil, 0 // the file decides again, and known starts over
 		return false
 	}
 	_, ok := kn.fps[fingerprint(k)]
 	return !ok
 }
 
-// missed counts a lookup that found nothing, and makes fps once reading
-// every key costs less than the lookups it would have saved so far: a
-// row read costs about a twentieth of a lookup, so once misses reach a
-// twentieth of the rows (at once, for a new cache). A re-gate, whose
-// lookups find their answers, never reads them. It runs under getMu.
+// missed counts a lookup that found nothing, and reads every key once
+// that costs less than the lookups it would have saved so far: a row
+// read costs about a twentieth of a lookup (BenchmarkGetMany), so once
+// misses reach a twentieth of the rows (at once, for a new cache). A
+// re-gate, whose lookups find their answers, never reads them. It runs
+// under getMu.
 func (c *Cache) missed() {
 	kn := &c.known
 	kn.mu.Lock()
@@ -83,8 +92,7 @@ func (c *Cache) missed() {
 	if int64(kn.misses)*20 < kn.maxID {
 		return
 	}
-	kn.fps, kn.maxID = map[uint32]struct{}{}, 0
-	if err := c.readNewKeys(); err != nil {
+	if err := c.readAllKeys(); err != nil {
 		kn.fps, kn.misses = nil, 0
 	}
 }
@@ -100,36 +108,27 @@ func (c *Cache) stored(k []byte) {
 	kn.mu.Unlock()
 }
 
-// readNewKeys adds the keys of the rows above maxID. Ids are handed out
-// above the highest one, so rows are new above it — unless the rows at
-// the top were deleted (cache clear, prune) and others added since: the
-// top id is then below maxID, and every key is read again. A deletion
-// and enough new rows to pass maxID between two readings go unseen; a
-// key missed so costs one answer asked for again.
-func (c *Cache) readNewKeys() error {
+// catchUp adds the keys of the rows above maxID, on getConn, under
+// kn.mu.
+func (c *Cache) catchUp() error {
 	kn := &c.known
+	if kn.rebuild {
+		return c.readAllKeys()
+	}
 	ctx := context.Background()
 	var top int64
 	if err := c.getConn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM answers`).Scan(&top); err != nil {
 		return err
 	}
 	if top < kn.maxID {
-		// Rows at the top were deleted, and the ids below top may be
-		// new: every key is read again (which drops the deleted ones).
-		kn.fps, kn.maxID = map[uint32]struct{}{}, 0
+		return c.readAllKeys()
 	}
 	if top > kn.maxID {
-		// All the keys are read from the key index (a few dozen bytes
-		// a row), new ones from the rows themselves, found by id.
-		q, args := `SELECT id, substr(key, 1, 4) FROM answers`, []any(nil)
-		if kn.maxID > 0 {
-			q, args = q+` WHERE id > ?`, []any{kn.maxID}
-		}
-		rows, err := c.getConn.QueryContext(ctx, q, args...)
+		rows, err := c.getConn.QueryContext(ctx, `SELECT id, substr(key, 1, 4) FROM answers WHERE id > ?`, kn.maxID)
 		if err != nil {
 			return err
 		}
-		if err := kn.add(rows); err != nil {
+		if err := eachKey(rows, kn.add); err != nil {
 			return err
 		}
 	}
@@ -137,7 +136,43 @@ func (c *Cache) readNewKeys() error {
 	return nil
 }
 
-func (kn *known) add(rows *sql.Rows) error {
+// readAllKeys makes fps anew from every key in the file (read from the
+// key index, a few dozen bytes a row) and every answer not committed
+// yet, on getConn, under kn.mu. Those are listed first: one committed
+// meanwhile is then in the file when it is read, and Store, which adds
+// to fps, waits for kn.mu.
+func (c *Cache) readAllKeys() error {
+	kn := &c.known
+	c.mu.Lock()
+	pending := make([][]byte, 0, len(c.unstored))
+	for key := range c.unstored {
+		if k, err := keyBytes(key); err == nil {
+			pending = append(pending, k)
+		}
+	}
+	c.mu.Unlock()
+	kn.fps, kn.maxID = map[uint32]struct{}{}, 0
+	rows, err := c.getConn.QueryContext(context.Background(), `SELECT id, substr(key, 1, 4) FROM answers`)
+	if err != nil {
+		return err
+	}
+	if err := eachKey(rows, kn.add); err != nil {
+		return err
+	}
+	for _, k := range pending {
+		kn.fps[fingerprint(k)] = struct{}{}
+	}
+	kn.read, kn.rebuild = time.Now(), false
+	return nil
+}
+
+func (kn *known) add(id int64, fp uint32) {
+	kn.fps[fp] = struct{}{}
+	kn.maxID = max(kn.maxID, id)
+}
+
+// eachKey calls f with each row of (id, first four bytes of the key).
+func eachKey(rows *sql.Rows, f func(int64, uint32)) error {
 	defer rows.Close()
 	var id int64
 	var fp []byte
@@ -146,9 +181,69 @@ func (kn *known) add(rows *sql.Rows) error {
 			return err
 		}
 		if len(fp) == 4 {
-			kn.fps[fingerprint(fp)] = struct{}{}
+			f(id, fingerprint(fp))
 		}
-		kn.maxID = max(kn.maxID, id)
 	}
 	return rows.Err()
+}
+
+// A keySync is known catching up within a commit's transaction: from tops
+// before and after the commit's own writes, and the keys of the rows
+// others added in between.
+type keySync struct {
+	from       int64 // maxID when the commit began
+	top0, top1 int64
+	others     []uint32
+}
+
+// syncKeys reads, in tx before the commit's writes, the rows others
+// added since known caught up; false when there is nothing to keep up
+// (no fps) or the reading failed: the commit goes on regardless.
+func (c *Cache) syncKeys(tx *sql.Tx) (*keySync, bool) {
+	kn := &c.known
+	kn.mu.Lock()
+	on, from := kn.fps != nil && !kn.rebuild, kn.maxID
+	kn.mu.Unlock()
+	if !on {
+		return nil, false
+	}
+	s := &keySync{from: from}
+	if tx.QueryRow(`SELECT coalesce(max(id), 0) FROM answers`).Scan(&s.top0) != nil {
+		return nil, false
+	}
+	if s.top0 > from {
+		rows, err := tx.Query(`SELECT id, substr(key, 1, 4) FROM answers WHERE id > ?`, from)
+		if err != nil || eachKey(rows, func(_ int64, fp uint32) { s.others = append(s.others, fp) }) != nil {
+			return nil, false
+		}
+	}
+	return s, true
+}
+
+// end reads the top id after the commit's writes, in tx.
+func (s *keySync) end(tx *sql.Tx) bool {
+	return tx.QueryRow(`SELECT coalesce(max(id), 0) FROM answers`).Scan(&s.top1) == nil
+}
+
+// synced records a sync whose transaction committed: every row up to
+// top1 is known — those up to from before, those others added read in
+// the transaction, the commit's own added by Store — as nobody else
+// writes within it.
+func (c *Cache) synced(s *keySync) {
+	kn := &c.known
+	kn.mu.Lock()
+	defer kn.mu.Unlock()
+	if kn.fps == nil {
+		return
+	}
+	for _, fp := range s.others {
+		kn.fps[fp] = struct{}{}
+	}
+	if s.top0 < s.from {
+		kn.rebuild = true
+		return
+	}
+	if kn.maxID >= s.from { // not rebuilt meanwhile from an older top
+		kn.maxID, kn.read = max(kn.maxID, s.top1), time.Now()
+	}
 }

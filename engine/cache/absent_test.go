@@ -116,3 +116,93 @@ func TestEveryKeyIsReadOnlyOnceMissesPayForIt(t *testing.T) {
 		mustGet(t, c, k, true)
 	}
 }
+
+// Each commit catches known up in its own transaction: with the rows
+// another process added (found at once, without waiting rereadAfter)
+// and its own (never read back from the file).
+func TestCommitsKeepTheKeysUpToDate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	mustGet(t, a, keyN("absent", 0), false)
+	storeAll(t, b, keyN("b", 1))
+	var mine []string
+	for i := range 100 {
+		mine = append(mine, keyN("a", i))
+	}
+	storeAll(t, a, mine...)
+	k, _ := keyBytes(keyN("b", 1))
+	a.known.mu.Lock()
+	_, hasB := a.known.fps[fingerprint(k)]
+	maxID := a.known.maxID
+	a.known.mu.Unlock()
+	if !hasB {
+		t.Fatal("a commit did not add the key another process stored")
+	}
+	var top int64
+	if err := a.db.QueryRow(`SELECT max(id) FROM answers`).Scan(&top); err != nil || maxID != top {
+		t.Fatalf("known has read up to id %d, the file's top is %d (%v): a catch-up would read the commit's own rows back", maxID, top, err)
+	}
+}
+
+// Answers stored but not committed while every key is read are kept:
+// once committed they are found.
+func TestKeysNotCommittedWhileEveryKeyIsReadAreKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	a, err := Open(path, Options{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := open(t, path)
+	defer b.Close()
+	// b holds the write lock, so a's answers wait uncommitted.
+	conn, err := b.db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for i := range 50 {
+		keys = append(keys, keyN("a", i))
+		if err := a.Store(keys[i], Entry{Text: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * storeDelay) // the commit has begun and waits
+	mustGet(t, a, keyN("absent", 0), false)
+	if a.known.fps == nil {
+		t.Fatal("every key was not read")
+	}
+	if _, err := conn.ExecContext(t.Context(), `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		mustGet(t, a, k, true)
+	}
+}
+
+// The same, noticed by a commit: its transaction finds the top below
+// what was read, and the next lookup reads every key again.
+func TestACommitNoticesTheTopRowsWereDeleted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	storeAll(t, a, keyN("a", 1), keyN("a", 2), keyN("a", 3), keyN("a", 4), keyN("a", 5))
+	mustGet(t, a, keyN("absent", 0), false)
+	if _, err := b.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	storeAll(t, b, keyN("b", 1), keyN("b", 2))
+	storeAll(t, a, keyN("a", 6))
+	mustGet(t, a, keyN("b", 2), true) // at once: no rereadAfter to wait out
+	mustGet(t, a, keyN("a", 6), true)
+}

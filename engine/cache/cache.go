@@ -886,6 +886,7 @@ func (c *Cache) commit(batch []*putReq) error {
 	if err != nil {
 		return err
 	}
+	ks, syncing := c.syncKeys(tx)
 	stmts := map[*sql.Stmt]*sql.Stmt{}
 	for _, r := range batch {
 		if r.args == nil {
@@ -905,7 +906,14 @@ func (c *Cache) commit(batch []*putReq) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	syncing = syncing && ks.end(tx)
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if syncing {
+		c.synced(ks)
+	}
+	return nil
 }
 
 // Identity is a provider plugin's account of its configuration, as

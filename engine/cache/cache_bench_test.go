@@ -101,8 +101,7 @@ func BenchmarkGetMany(b *testing.B) {
 		for b.Loop() {
 			c.getMu.Lock()
 			c.known.mu.Lock()
-			c.known.fps, c.known.maxID = map[uint32]struct{}{}, 0
-			err := c.readNewKeys()
+			err := c.readAllKeys()
 			n := len(c.known.fps)
 			c.known.mu.Unlock()
 			c.getMu.Unlock()
