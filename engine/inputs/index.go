@@ -294,15 +294,31 @@ func (k kind) scanLine(line []byte, off, lineNo int) scanned {
 	return sc
 }
 
-// hash fills SHA256 from the mapped bytes.
-func (ix *File) hash(memos memo.Store) {
-	if sum, ok := ix.recallSum(memos); ok {
+// knownSum fills SHA256 from memos, if the file's sum is remembered
+// for its identity.
+func (ix *File) knownSum(memos memo.Store) bool {
+	sum, ok := ix.recallSum(memos)
+	if ok {
 		ix.SHA256 = hex.EncodeToString(sum)
-		return
 	}
-	sum := sha256.Sum256(ix.data)
-	ix.SHA256 = hex.EncodeToString(sum[:])
-	ix.rememberSum(memos, sum[:])
+	return ok
+}
+
+// hash fills SHA256 from the mapped bytes, a few megabytes at a time so
+// that a cancelled run does not wait for the rest (SHA256 stays "").
+func (ix *File) hash(ctx context.Context, memos memo.Store) {
+	h := sha256.New()
+	for b := ix.data; len(b) > 0; {
+		if ctx.Err() != nil {
+			return
+		}
+		n := min(len(b), 8<<20)
+		h.Write(b[:n])
+		b = b[n:]
+	}
+	sum := h.Sum(nil)
+	ix.SHA256 = hex.EncodeToString(sum)
+	ix.rememberSum(memos, sum)
 }
 
 // openInput opens path without letting a FIFO that no one writes to hang

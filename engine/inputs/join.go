@@ -183,23 +183,37 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 	for i, in := range ins {
 		files[i] = *in.dst
 	}
-	// Hash every file first: a file whose index is remembered for its
-	// sha256 is not scanned. The files' remembered indexes are read (and
-	// checked) side by side: one after the other they were most of a
-	// re-gate's first half second, on one core.
+	// A file whose sha256 is remembered for its identity on disk has its
+	// index recalled by that sum (read side by side: one after the other
+	// they were most of a re-gate's first half second, on one core). The
+	// others are hashed while they are scanned: on a first run of 100k
+	// samples, hashing the 761 MB of drafts on one core before any scan
+	// began was 0.75 s of the 1.8 s the inputs took. (A file copied or
+	// touched is then scanned while it is hashed, where its remembered
+	// index was read after: it took about as long.)
 	recalled := make([][]byte, len(files))
-	hashes := make([]func(), len(files))
+	var recalls []func()
+	var hashing sync.WaitGroup
 	for i, f := range files {
-		hashes[i] = func() {
-			f.hash(memos)
-			if index, ok := f.recall(memos); ok {
-				recalled[i] = index
-			}
+		if f.knownSum(memos) {
+			recalls = append(recalls, func() {
+				if index, ok := f.recall(memos); ok {
+					recalled[i] = index
+				}
+			})
+			continue
 		}
+		hashing.Go(func() { f.hash(ctx, memos) })
 	}
-	if !runAll(ctx, hashes) {
+	// fail waits for the hashing, which reads the mapped files, before
+	// they are unmapped.
+	fail := func(err error) (*Set, error) {
+		hashing.Wait()
 		s.Close()
-		return nil, ctx.Err()
+		return nil, err
+	}
+	if !runAll(ctx, recalls) {
+		return fail(ctx.Err())
 	}
 	// Remembered indexes are added as they are; other files are scanned
 	// in chunks on every core while the chunks done so far are added in
@@ -215,6 +229,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 	t := idtab.New(0)
 	add := func(f *File) func(scanned) { return func(sc scanned) { f.add(t, sc) } }
 	next := 0
+	indexes := make([][]byte, len(files))
 	for i, f := range files {
 		if recalled[i] != nil {
 			eachScanned(recalled[i], add(f))
@@ -235,13 +250,18 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			c.lines = nil
 			scanning.release()
 		}
-		if ctx.Err() == nil {
-			f.remember(memos, index)
+		indexes[i] = index
+	}
+	hashing.Wait()
+	for i, f := range files {
+		// Remembered under the file's sum, so once it is known: waiting
+		// for it in the loop above would hold the scan of the next file.
+		if indexes[i] != nil && ctx.Err() == nil {
+			f.remember(memos, indexes[i])
 		}
 	}
 	if ctx.Err() != nil {
-		s.Close()
-		return nil, ctx.Err()
+		return fail(ctx.Err())
 	}
 	for i, f := range files {
 		err := checkHasRecords(f)
@@ -249,14 +269,12 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			err = sniffKind(f, ins[i].k.name)
 		}
 		if err != nil {
-			s.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	s.join(t)
 	if err := s.checkShared(); err != nil {
-		s.Close()
-		return nil, err
+		return fail(err)
 	}
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,8 +44,12 @@ func snapshot(t *testing.T, s *Set) string {
 // A file's index is remembered under its sha256: the second open scans
 // nothing and tells the run exactly what the first did — bad lines,
 // duplicates, a byte order mark, a broken line a later one replaces. A
-// changed file, or a memo that is not an index, is scanned again.
+// changed file, or a memo that is not an index, is scanned again. (The
+// index is recalled by a sum remembered for the file's identity, which
+// needs its times settled: the clock is a minute ahead.)
 func TestRememberedIndexIsTheScannedIndex(t *testing.T) {
+	defer func(old func() time.Time) { now = old }(now)
+	now = func() time.Time { return time.Now().Add(time.Minute) }
 	dir := t.TempDir()
 	var plan, drafts strings.Builder
 	plan.WriteString("\xEF\xBB\xBF")
@@ -92,8 +97,8 @@ func TestRememberedIndexIsTheScannedIndex(t *testing.T) {
 		t.Fatalf("first open with memos differs from a plain one:\n%s\nwant\n%s", got, plain)
 	}
 	c.Sync()
-	if s, _ := c.Stats(); s.Memos != 3 {
-		t.Fatalf("%d memos kept, want an index per file", s.Memos)
+	if s, _ := c.Stats(); s.Memos != 6 {
+		t.Fatalf("%d memos kept, want an index and a sum per file", s.Memos)
 	}
 	// Spoil the scan: were the index scanned again, every line would fail.
 	old := draftKind.fast
@@ -190,5 +195,55 @@ func TestRememberedSumFollowsTheFileOnDisk(t *testing.T) {
 	want := sha256.Sum256([]byte(`{"id":"s1","payload_type":"checklist","prompt":"q"}` + "\n"))
 	if got := sumOf(); got != hex.EncodeToString(want[:]) {
 		t.Fatalf("sha256 %s after the file was rewritten, want %x", got, want)
+	}
+}
+
+// Files hashed while they are scanned get their true sha256 — new to the
+// memos, remembered and recalled — and a run cancelled while they are
+// hashed returns at once without reading a file it has unmapped.
+func TestInputSumsAreTheFilesSHA256(t *testing.T) {
+	defer func(old func() time.Time) { now = old }(now)
+	now = func() time.Time { return time.Now().Add(time.Minute) }
+	dir := t.TempDir()
+	var plan, drafts strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&plan, "{\"id\":\"s%d\",\"payload_type\":\"checklist\",\"prompt\":\"p %d\"}\n", i, i)
+		fmt.Fprintf(&drafts, "{\"id\":\"s%d\",\"output_text\":\"%s\"}\n", i, strings.Repeat("draft ", 200))
+	}
+	paths := Paths{Plan: write(t, dir, "plan.jsonl", plan.String()), Drafts: write(t, dir, "drafts.jsonl", drafts.String())}
+	want := map[string]string{}
+	for _, p := range []string{paths.Plan, paths.Drafts} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		want[p] = hex.EncodeToString(sum[:])
+	}
+	c, err := cache.Open(filepath.Join(dir, "cache.db"), cache.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, store := range []memo.Store{nil, c, c} { // hashed, hashed and remembered, recalled
+		s, err := OpenRemembering(context.Background(), paths, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []*File{s.Plan, s.Drafts} {
+			if f.SHA256 != want[f.Path] {
+				t.Errorf("%s: sha256 %s, want %s", f.Path, f.SHA256, want[f.Path])
+			}
+		}
+		s.Close()
+		c.Sync()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	paths.Drafts = write(t, dir, "drafts2.jsonl", drafts.String()) // a file whose sum is not remembered
+	go func() { time.Sleep(time.Millisecond); cancel() }()
+	if s, err := OpenRemembering(ctx, paths, c); err == nil {
+		s.Close() // it may have finished first
+	} else if !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
 	}
 }
