@@ -85,3 +85,24 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// fastDraftText is fastDraft without the prompt's value: the same
+// verdict on every line, the same text.
+func FuzzDraftTextIsDraftWithoutPrompt(f *testing.F) {
+	f.Add([]byte(`{"id":"a","output_text":"x\n","prompt":"p\u00e9"}`))
+	f.Add([]byte(`{"id":"a","output_text":null,"prompt":7}`))
+	f.Add([]byte(`{"id":"a","prompt":"p","output_text":"t","prompt":"q"}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		want, wok := fastDraft(line)
+		got, gok := fastDraftText(line)
+		if wok != gok {
+			t.Fatalf("%q: ok %v, fastDraft %v", line, gok, wok)
+		}
+		if !wok {
+			return
+		}
+		if got.Prompt != "" || got.ID != want.ID || (got.OutputText == nil) != (want.OutputText == nil) || got.OutputText != nil && *got.OutputText != *want.OutputText {
+			t.Fatalf("%q: %+v, fastDraft %+v", line, got, want)
+		}
+	})
+}

@@ -484,7 +484,7 @@ func (s *Set) loadDraft(i int, smp *Sample) error {
 		return nil // reported by load
 	}
 	line := s.Drafts.line(e)
-	d, ok := fastDraft(line)
+	d, ok := fastDraftText(line)
 	if !ok {
 		if err := json.Unmarshal(line, &d); err != nil {
 			return err

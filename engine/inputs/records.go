@@ -40,9 +40,10 @@ type Draft struct {
 	// OutputText is nil when drafting failed.
 	OutputText *string         `json:"output_text"`
 	PromptPlan json.RawMessage `json:"prompt_plan,omitempty"`
-	Prompt     string          `json:"prompt,omitempty"`
-	Contract   json.RawMessage `json:"contract,omitempty"`
-	Teacher    json.RawMessage `json:"teacher,omitempty"`
+	// Prompt is left empty by Set.Load: a run renders the plan's prompt.
+	Prompt   string          `json:"prompt,omitempty"`
+	Contract json.RawMessage `json:"contract,omitempty"`
+	Teacher  json.RawMessage `json:"teacher,omitempty"`
 }
 
 // Issue is one problem a critique found.
