@@ -17,7 +17,18 @@ type multiMatcher struct {
 	delta  []int32 // delta[state*nclass+class]; nil: use sparse
 	emits  []bool  // the state or its suffix chain ends a term
 	nLists int
+	// mayTab and mayDelta serve mayMatch, a byte for two loads: mayTab
+	// is fold for ASCII bytes and mayOther for the rest (maySpace for
+	// white space), mayDelta is delta with each target multiplied by
+	// nclass (its row's offset), or -1 where the target emits.
+	mayTab   [256]uint16
+	mayDelta []int32
 }
+
+const (
+	maySpace = 0x100 + iota
+	mayOther
+)
 
 // termMeta says which list a term belongs to, and whether as an
 // exception.
@@ -109,6 +120,23 @@ func newMultiMatcher(lists []*WordList) *multiMatcher {
 			row[mm.class[m.labels[e]]] = m.targets[e]
 		}
 	}
+	mm.mayDelta = make([]int32, len(mm.delta))
+	for i, t := range mm.delta {
+		mm.mayDelta[i] = t * int32(mm.nclass)
+		if mm.emits[t] {
+			mm.mayDelta[i] = -1
+		}
+	}
+	for c := range mm.mayTab {
+		switch {
+		case c >= 0x80:
+			mm.mayTab[c] = mayOther
+		case isASCIISpace(byte(c)):
+			mm.mayTab[c] = maySpace
+		default:
+			mm.mayTab[c] = uint16(mm.fold[c])
+		}
+	}
 	return mm
 }
 
@@ -151,27 +179,27 @@ func (mm *multiMatcher) mayMatch(s string) bool {
 	case mm.delta == nil:
 		return true
 	}
-	st := int32(0)
-	nc := int32(mm.nclass)
+	d := mm.mayDelta
 	space := int32(mm.class[' '])
+	var row int32 // the state's row offset; state 0 first
 	started, pending := false, false
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 {
-			return true
-		}
-		if isASCIISpace(c) {
+		k := mm.mayTab[s[i]]
+		if k >= maySpace {
+			if k == mayOther {
+				return true
+			}
 			pending = started
 			continue
 		}
 		if pending {
 			pending = false
-			if st = mm.delta[st*nc+space]; mm.emits[st] {
+			if row = d[row+space]; row < 0 {
 				return true
 			}
 		}
 		started = true
-		if st = mm.delta[st*nc+int32(mm.fold[c])]; mm.emits[st] {
+		if row = d[row+int32(k)]; row < 0 {
 			return true
 		}
 	}
