@@ -66,10 +66,35 @@ func normalizeInto(buf []byte, s string) (string, []byte) {
 		if !utf8.ValidString(s) {
 			return normalize(s), buf
 		}
-		// normalize's lower-casing and Fields+Join in one pass, into buf.
+		// normalize's lower-casing and Fields+Join in one pass, into buf,
+		// its quotes replaced rune by rune, and NFKC only where it
+		// changes something (most text is NFKC already: the quick check
+		// allocates nothing).
 		buf = buf[:0]
 		space := false
-		for _, r := range quoteReplacer.Replace(norm.NFKC.String(s)) {
+		if !norm.NFKC.IsNormalString(s) {
+			s = norm.NFKC.String(s)
+		}
+		for i := 0; i < len(s); {
+			if c := s[i]; c < utf8.RuneSelf { // most of it: as the ASCII loop below
+				i++
+				if isASCIISpace(c) {
+					space = len(buf) > 0
+					continue
+				}
+				if space {
+					buf = append(buf, ' ')
+					space = false
+				}
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				buf = append(buf, c)
+				continue
+			}
+			r, n := utf8.DecodeRuneInString(s[i:])
+			i += n
+			r = quoteRune(r)
 			if unicode.IsSpace(r) {
 				space = len(buf) > 0
 				continue
@@ -136,11 +161,33 @@ func asciiOnly(s string) bool {
 	return true
 }
 
-var quoteReplacer = strings.NewReplacer(
-	"\u2018", "'", "\u2019", "'", "\u201b", "'", "\u2032", "'",
-	"\u201c", `"`, "\u201d", `"`, "\u201f", `"`, "\u2033", `"`,
-	"\u2010", "-", "\u2011", "-", "\u2012", "-", "\u2013", "-", "\u2014", "-",
-)
+// quotes are the typographic quotes and dashes normalize makes ASCII.
+var quotes = [...]struct{ from, to rune }{
+	{'\u2018', '\''}, {'\u2019', '\''}, {'\u201b', '\''}, {'\u2032', '\''},
+	{'\u201c', '"'}, {'\u201d', '"'}, {'\u201f', '"'}, {'\u2033', '"'},
+	{'\u2010', '-'}, {'\u2011', '-'}, {'\u2012', '-'}, {'\u2013', '-'}, {'\u2014', '-'},
+}
+
+var quoteReplacer = func() *strings.Replacer {
+	var pairs []string
+	for _, q := range quotes {
+		pairs = append(pairs, string(q.from), string(q.to))
+	}
+	return strings.NewReplacer(pairs...)
+}()
+
+// quoteRune is quoteReplacer for one rune of valid text.
+func quoteRune(r rune) rune {
+	if r < '\u2010' || r > '\u2033' {
+		return r
+	}
+	for _, q := range quotes {
+		if q.from == r {
+			return q.to
+		}
+	}
+	return r
+}
 
 // parseList reads a word list: one entry a line, `#` starts a comment,
 // blank lines are ignored. The list must be UTF-8: a list saved as UTF-16

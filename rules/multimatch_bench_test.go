@@ -31,3 +31,31 @@ func BenchmarkMayMatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/float64(len(strs)), "may/string")
 }
+
+// BenchmarkNormalizeNonASCII normalises the reference answers' strings
+// that are not ASCII, as judging does with those the prefilter passes on.
+func BenchmarkNormalizeNonASCII(b *testing.B) {
+	_, texts := referenceAnswers(b)
+	var strs []string
+	size := 0
+	for _, text := range texts {
+		a, _, _, err := parseAnswer(text, ModeStrict, nil, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, lf := range a.leaves {
+			if !asciiOnly(lf.value) {
+				strs = append(strs, lf.value)
+				size += len(lf.value)
+			}
+		}
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		for _, s := range strs {
+			_, buf = normalizeInto(buf, s)
+		}
+	}
+}
