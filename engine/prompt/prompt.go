@@ -152,6 +152,9 @@ func prettyJSON(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return "(no critique: keep what is right and fix what the requirements below ask for)"
 	}
+	if s, ok := indentObject(raw); ok {
+		return s
+	}
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, raw, "", "  "); err != nil {
 		return string(raw)
