@@ -28,7 +28,7 @@ type known struct {
 	mu sync.Mutex
 	// fps holds the first four bytes of every key read or stored; nil
 	// until it is worth reading them all (see missed).
-	fps   map[uint32]struct{}
+	fps   *fpSet
 	maxID int64
 	// read is when known last caught up; rebuild says rows at the top
 	// were deleted (cache clear, prune) and ids below maxID may be new:
@@ -54,7 +54,7 @@ func (c *Cache) absent(k []byte) bool {
 	if kn.fps == nil {
 		return false
 	}
-	if _, ok := kn.fps[fingerprint(k)]; ok {
+	if kn.fps.has(fingerprint(k)) {
 		return false
 	}
 	if !kn.rebuild && time.Since(kn.read) < rereadAfter {
@@ -64,8 +64,7 @@ func (c *Cache) absent(k []byte) bool {
 		kn.fps, kn.misses = nil, 0 // the file decides again, and known starts over
 		return false
 	}
-	_, ok := kn.fps[fingerprint(k)]
-	return !ok
+	return !kn.fps.has(fingerprint(k))
 }
 
 // missed counts a lookup that found nothing, and reads every key once
@@ -103,7 +102,7 @@ func (c *Cache) stored(k []byte) {
 	kn := &c.known
 	kn.mu.Lock()
 	if kn.fps != nil {
-		kn.fps[fingerprint(k)] = struct{}{}
+		kn.fps.add(fingerprint(k))
 	}
 	kn.mu.Unlock()
 }
@@ -151,7 +150,7 @@ func (c *Cache) readAllKeys() error {
 		}
 	}
 	c.mu.Unlock()
-	kn.fps, kn.maxID = map[uint32]struct{}{}, 0
+	kn.fps, kn.maxID = newFPSet(), 0
 	rows, err := c.getConn.QueryContext(context.Background(), `SELECT id, substr(key, 1, 4) FROM answers`)
 	if err != nil {
 		return err
@@ -160,14 +159,14 @@ func (c *Cache) readAllKeys() error {
 		return err
 	}
 	for _, k := range pending {
-		kn.fps[fingerprint(k)] = struct{}{}
+		kn.fps.add(fingerprint(k))
 	}
 	kn.read, kn.rebuild = time.Now(), false
 	return nil
 }
 
 func (kn *known) add(id int64, fp uint32) {
-	kn.fps[fp] = struct{}{}
+	kn.fps.add(fp)
 	kn.maxID = max(kn.maxID, id)
 }
 
@@ -237,7 +236,7 @@ func (c *Cache) synced(s *keySync) {
 		return
 	}
 	for _, fp := range s.others {
-		kn.fps[fp] = struct{}{}
+		kn.fps.add(fp)
 	}
 	if s.top0 < s.from {
 		kn.rebuild = true
@@ -245,5 +244,61 @@ func (c *Cache) synced(s *keySync) {
 	}
 	if kn.maxID >= s.from { // not rebuilt meanwhile from an older top
 		kn.maxID, kn.read = max(kn.maxID, s.top1), time.Now()
+	}
+}
+
+// fpSet is a set of key fingerprints: open addressing over a power-of-two
+// table at most three quarters full, 4 bytes a slot (8.4 MB at a million
+// keys, where a Go map took 19.4 MB: a million-sample run stays within
+// its 300 MB of anonymous memory). A slot of 0 is empty, so a
+// fingerprint 0 is kept as 1: a collision costs a lookup in the file.
+type fpSet struct {
+	slots []uint32
+	n     int
+}
+
+func newFPSet() *fpSet { return &fpSet{slots: make([]uint32, 1024)} }
+
+func (s *fpSet) len() int { return s.n }
+
+func (s *fpSet) has(fp uint32) bool {
+	fp = max(fp, 1)
+	mask := uint32(len(s.slots) - 1)
+	// Fingerprints are bytes of a sha256: uniform, no hashing needed.
+	for i := fp & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case fp:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+func (s *fpSet) add(fp uint32) {
+	fp = max(fp, 1)
+	if (s.n+1)*4 > len(s.slots)*3 {
+		old := s.slots
+		s.slots, s.n = make([]uint32, 2*len(old)), 0
+		for _, f := range old {
+			if f != 0 {
+				s.insert(f)
+			}
+		}
+	}
+	s.insert(fp)
+}
+
+func (s *fpSet) insert(fp uint32) {
+	mask := uint32(len(s.slots) - 1)
+	for i := fp & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case fp:
+			return
+		case 0:
+			s.slots[i] = fp
+			s.n++
+			return
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
@@ -109,8 +110,8 @@ func TestEveryKeyIsReadOnlyOnceMissesPayForIt(t *testing.T) {
 		t.Fatal("4 misses in 100 rows read every key")
 	}
 	mustGet(t, c, keyN("absent", 4), false)
-	if len(c.known.fps) != 100 {
-		t.Fatalf("after 5 misses in 100 rows, %d keys known; want 100", len(c.known.fps))
+	if c.known.fps.len() != 100 {
+		t.Fatalf("after 5 misses in 100 rows, %d keys known; want 100", c.known.fps.len())
 	}
 	for _, k := range keys {
 		mustGet(t, c, k, true)
@@ -134,7 +135,7 @@ func TestCommitsKeepTheKeysUpToDate(t *testing.T) {
 	storeAll(t, a, mine...)
 	k, _ := keyBytes(keyN("b", 1))
 	a.known.mu.Lock()
-	_, hasB := a.known.fps[fingerprint(k)]
+	hasB := a.known.fps.has(fingerprint(k))
 	maxID := a.known.maxID
 	a.known.mu.Unlock()
 	if !hasB {
@@ -205,4 +206,33 @@ func TestACommitNoticesTheTopRowsWereDeleted(t *testing.T) {
 	storeAll(t, a, keyN("a", 6))
 	mustGet(t, a, keyN("b", 2), true) // at once: no rereadAfter to wait out
 	mustGet(t, a, keyN("a", 6), true)
+}
+
+// fpSet holds what a map would, through its growth, 0 included, in 4
+// bytes a slot at most 3/4 full.
+func TestFPSetIsASet(t *testing.T) {
+	s, m := newFPSet(), map[uint32]bool{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 300_000 {
+		fp := rng.Uint32()
+		switch i % 7 {
+		case 0:
+			fp = uint32(i % 50) // repeats, and 0
+		case 1:
+			fp = fp &^ 0xffff // the same low bits: one long probe run
+		}
+		s.add(fp)
+		m[max(fp, 1)] = true
+		if probe := rng.Uint32(); s.has(probe) != m[max(probe, 1)] {
+			t.Fatalf("has(%d) = %v after %d adds", probe, s.has(probe), i+1)
+		}
+	}
+	for fp := range m {
+		if !s.has(fp) {
+			t.Fatalf("%d added, not found", fp)
+		}
+	}
+	if s.len() != len(m) || len(s.slots) > 4*len(m)*2/3+1 && len(s.slots) > 1024 {
+		t.Fatalf("%d fingerprints in %d slots; %d distinct", s.len(), len(s.slots), len(m))
+	}
 }

@@ -102,7 +102,7 @@ func BenchmarkGetMany(b *testing.B) {
 			c.getMu.Lock()
 			c.known.mu.Lock()
 			err := c.readAllKeys()
-			n := len(c.known.fps)
+			n := c.known.fps.len()
 			c.known.mu.Unlock()
 			c.getMu.Unlock()
 			if err != nil || n < len(keys)*99/100 {
