@@ -198,9 +198,9 @@ func TestRememberedSumFollowsTheFileOnDisk(t *testing.T) {
 	}
 }
 
-// Files hashed while they are scanned get their true sha256 — new to the
-// memos, remembered and recalled — and a run cancelled while they are
-// hashed returns at once without reading a file it has unmapped.
+// Inputs get their true sha256 — hashed, remembered and recalled — and a
+// run cancelled while they are hashed returns without reading a file it
+// has unmapped.
 func TestInputSumsAreTheFilesSHA256(t *testing.T) {
 	defer func(old func() time.Time) { now = old }(now)
 	now = func() time.Time { return time.Now().Add(time.Minute) }
