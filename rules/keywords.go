@@ -76,20 +76,9 @@ func normalizeInto(buf []byte, s string) (string, []byte) {
 			s = norm.NFKC.String(s)
 		}
 		for i := 0; i < len(s); {
-			if c := s[i]; c < utf8.RuneSelf { // most of it: as the ASCII loop below
+			if c := s[i]; c < utf8.RuneSelf { // most of it
 				i++
-				if isASCIISpace(c) {
-					space = len(buf) > 0
-					continue
-				}
-				if space {
-					buf = append(buf, ' ')
-					space = false
-				}
-				if c >= 'A' && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				buf = append(buf, c)
+				buf = foldASCII(buf, c, &space)
 				continue
 			}
 			r, n := utf8.DecodeRuneInString(s[i:])
@@ -110,22 +99,27 @@ func normalizeInto(buf []byte, s string) (string, []byte) {
 	buf = buf[:0]
 	space := false
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch c {
-		case ' ', '\t', '\n', '\r', '\v', '\f':
-			space = len(buf) > 0
-			continue
-		}
-		if space {
-			buf = append(buf, ' ')
-			space = false
-		}
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf = append(buf, c)
+		buf = foldASCII(buf, s[i], &space)
 	}
 	return unsafe.String(unsafe.SliceData(buf), len(buf)), buf
+}
+
+// foldASCII appends the ASCII byte c as normalize makes it: lower case,
+// and white space as one space before the next word (space says one is
+// due).
+func foldASCII(buf []byte, c byte, space *bool) []byte {
+	if isASCIISpace(c) {
+		*space = len(buf) > 0
+		return buf
+	}
+	if *space {
+		buf = append(buf, ' ')
+		*space = false
+	}
+	if c >= 'A' && c <= 'Z' {
+		c += 'a' - 'A'
+	}
+	return append(buf, c)
 }
 
 // isPlainASCII reports text normalize would return unchanged: ASCII, no

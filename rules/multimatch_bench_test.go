@@ -6,19 +6,7 @@ import "testing"
 // string of the reference answers, as judging a new answer does.
 func BenchmarkMayMatch(b *testing.B) {
 	r := shipped(b)
-	_, texts := referenceAnswers(b)
-	var strs []string
-	size := 0
-	for _, text := range texts {
-		a, _, _, err := parseAnswer(text, ModeStrict, nil, false)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, lf := range a.leaves {
-			strs = append(strs, lf.value)
-			size += len(lf.value)
-		}
-	}
+	strs, size := referenceStrings(b, func(string) bool { return true })
 	b.SetBytes(int64(size))
 	n := 0
 	for b.Loop() {
@@ -35,21 +23,7 @@ func BenchmarkMayMatch(b *testing.B) {
 // BenchmarkNormalizeNonASCII normalises the reference answers' strings
 // that are not ASCII, as judging does with those the prefilter passes on.
 func BenchmarkNormalizeNonASCII(b *testing.B) {
-	_, texts := referenceAnswers(b)
-	var strs []string
-	size := 0
-	for _, text := range texts {
-		a, _, _, err := parseAnswer(text, ModeStrict, nil, false)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, lf := range a.leaves {
-			if !asciiOnly(lf.value) {
-				strs = append(strs, lf.value)
-				size += len(lf.value)
-			}
-		}
-	}
+	strs, size := referenceStrings(b, func(s string) bool { return !asciiOnly(s) })
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	var buf []byte
@@ -58,4 +32,23 @@ func BenchmarkNormalizeNonASCII(b *testing.B) {
 			_, buf = normalizeInto(buf, s)
 		}
 	}
+}
+
+// referenceStrings lists the string values of the reference answers that
+// keep says to, and their bytes.
+func referenceStrings(b *testing.B, keep func(string) bool) (strs []string, size int) {
+	_, texts := referenceAnswers(b)
+	for _, text := range texts {
+		a, _, _, err := parseAnswer(text, ModeStrict, nil, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, lf := range a.leaves {
+			if keep(lf.value) {
+				strs = append(strs, lf.value)
+				size += len(lf.value)
+			}
+		}
+	}
+	return strs, size
 }

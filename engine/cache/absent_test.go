@@ -64,12 +64,12 @@ func TestAnAnswerAnotherProcessStoresIsFound(t *testing.T) {
 	mustGet(t, a, keyN("b", 1), true)
 }
 
-// After the rows at the top are deleted (cache clear) and other rows get
-// their ids, every key is read again: those rows are found.
-func TestKeysAreReadAgainWhenTheTopRowsWereDeleted(t *testing.T) {
+// topRowsReplaced gives a fingerprints of five rows, then has another
+// process clear the cache and store two rows, which get ids a has read.
+func topRowsReplaced(t *testing.T) (a *Cache) {
 	path := filepath.Join(t.TempDir(), "c.db")
 	a, b := open(t, path), open(t, path)
-	defer a.Close()
+	t.Cleanup(func() { a.Close() })
 	defer b.Close()
 	storeAll(t, a, keyN("a", 1), keyN("a", 2), keyN("a", 3), keyN("a", 4), keyN("a", 5))
 	mustGet(t, a, keyN("absent", 0), false)
@@ -81,6 +81,13 @@ func TestKeysAreReadAgainWhenTheTopRowsWereDeleted(t *testing.T) {
 	if err := b.db.QueryRow(`SELECT max(id) FROM answers`).Scan(&top); err != nil || top > 5 {
 		t.Fatalf("the new rows did not reuse ids (top %d, %v): the test tests nothing", top, err)
 	}
+	return a
+}
+
+// After the rows at the top are deleted (cache clear) and other rows get
+// their ids, every key is read again: those rows are found.
+func TestKeysAreReadAgainWhenTheTopRowsWereDeleted(t *testing.T) {
+	a := topRowsReplaced(t)
 	time.Sleep(rereadAfter + 10*time.Millisecond)
 	mustGet(t, a, keyN("b", 2), true)
 	mustGet(t, a, keyN("a", 1), false)
@@ -193,16 +200,7 @@ func TestKeysNotCommittedWhileEveryKeyIsReadAreKept(t *testing.T) {
 // The same, noticed by a commit: its transaction finds the top below
 // what was read, and the next lookup reads every key again.
 func TestACommitNoticesTheTopRowsWereDeleted(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.db")
-	a, b := open(t, path), open(t, path)
-	defer a.Close()
-	defer b.Close()
-	storeAll(t, a, keyN("a", 1), keyN("a", 2), keyN("a", 3), keyN("a", 4), keyN("a", 5))
-	mustGet(t, a, keyN("absent", 0), false)
-	if _, err := b.Clear(); err != nil {
-		t.Fatal(err)
-	}
-	storeAll(t, b, keyN("b", 1), keyN("b", 2))
+	a := topRowsReplaced(t)
 	storeAll(t, a, keyN("a", 6))
 	mustGet(t, a, keyN("b", 2), true) // at once: no rereadAfter to wait out
 	mustGet(t, a, keyN("a", 6), true)
