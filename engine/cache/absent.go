@@ -10,8 +10,9 @@ import (
 
 // A lookup that finds nothing cost a read transaction — two fcntl locks
 // on the shared-memory file, in this VM a trap to the host each — and a
-// b-tree descent: 11 µs alone, 25 in a run, 7 % of a first run's CPU, where every lookup
-// finds nothing. known answers most of those lookups from memory: it
+// b-tree descent: 11 µs alone, 25 in a run, 7 % of a first run's CPU,
+// where every lookup finds nothing. known answers most of those lookups
+// from memory: it
 // holds a fingerprint of every key in the file, so a key whose
 // fingerprint it lacks is not there, unless another process stored it
 // since known last caught up (at most rereadAfter ago): that answer is
