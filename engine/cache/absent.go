@@ -36,8 +36,10 @@ type known struct {
 	// every key is read again.
 	read    time.Time
 	rebuild bool
-	// misses counts the lookups that found nothing before fps was made.
+	// misses counts the lookups that found nothing before fps was made,
+	// rows the rows the file had at the first of them.
 	misses int
+	rows   int64
 }
 
 // rereadAfter bounds how long an answer another process stored can go
@@ -84,12 +86,14 @@ func (c *Cache) missed() {
 	kn.misses++
 	if kn.misses == 1 {
 		// The rows there are, roughly: ids are not reused but at the top.
-		if err := c.getConn.QueryRowContext(context.Background(), `SELECT coalesce(max(id), 0) FROM answers`).Scan(&kn.maxID); err != nil {
+		top, err := topID(c.getConn)
+		if err != nil {
 			kn.misses = 0
 			return
 		}
+		kn.rows = top
 	}
-	if int64(kn.misses)*20 < kn.maxID {
+	if int64(kn.misses)*20 < kn.rows {
 		return
 	}
 	if err := c.readAllKeys(); err != nil {
@@ -115,20 +119,15 @@ func (c *Cache) catchUp() error {
 	if kn.rebuild {
 		return c.readAllKeys()
 	}
-	ctx := context.Background()
-	var top int64
-	if err := c.getConn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM answers`).Scan(&top); err != nil {
+	top, err := topID(c.getConn)
+	if err != nil {
 		return err
 	}
 	if top < kn.maxID {
 		return c.readAllKeys()
 	}
 	if top > kn.maxID {
-		rows, err := c.getConn.QueryContext(ctx, `SELECT id, substr(key, 1, 4) FROM answers WHERE id > ?`, kn.maxID)
-		if err != nil {
-			return err
-		}
-		if err := eachKey(rows, kn.add); err != nil {
+		if err := keysAbove(c.getConn, kn.maxID, kn.add); err != nil {
 			return err
 		}
 	}
@@ -152,11 +151,7 @@ func (c *Cache) readAllKeys() error {
 	}
 	c.mu.Unlock()
 	kn.fps, kn.maxID = newFPSet(), 0
-	rows, err := c.getConn.QueryContext(context.Background(), `SELECT id, substr(key, 1, 4) FROM answers`)
-	if err != nil {
-		return err
-	}
-	if err := eachKey(rows, kn.add); err != nil {
+	if err := keysAbove(c.getConn, 0, kn.add); err != nil {
 		return err
 	}
 	for _, k := range pending {
@@ -171,17 +166,40 @@ func (kn *known) add(id int64, fp uint32) {
 	kn.maxID = max(kn.maxID, id)
 }
 
-// eachKey calls f with each row of (id, first four bytes of the key).
-func eachKey(rows *sql.Rows, f func(int64, uint32)) error {
+// querier is a connection or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// topID is the highest row id in the file (0: none).
+func topID(q querier) (int64, error) {
+	var top int64
+	err := q.QueryRowContext(context.Background(), `SELECT coalesce(max(id), 0) FROM answers`).Scan(&top)
+	return top, err
+}
+
+// keysAbove calls f with the id and fingerprint of each row above id.
+// All of them (id 0) are read from the key index, a few dozen bytes a
+// row; the others from the rows themselves, found by id.
+func keysAbove(q querier, id int64, f func(int64, uint32)) error {
+	query, args := `SELECT id, substr(key, 1, 4) FROM answers`, []any(nil)
+	if id > 0 {
+		query, args = query+` WHERE id > ?`, []any{id}
+	}
+	rows, err := q.QueryContext(context.Background(), query, args...)
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
-	var id int64
+	var rowID int64
 	var fp []byte
 	for rows.Next() {
-		if err := rows.Scan(&id, &fp); err != nil {
+		if err := rows.Scan(&rowID, &fp); err != nil {
 			return err
 		}
 		if len(fp) == 4 {
-			f(id, fingerprint(fp))
+			f(rowID, fingerprint(fp))
 		}
 	}
 	return rows.Err()
@@ -208,21 +226,21 @@ func (c *Cache) syncKeys(tx *sql.Tx) (*keySync, bool) {
 		return nil, false
 	}
 	s := &keySync{from: from}
-	if tx.QueryRow(`SELECT coalesce(max(id), 0) FROM answers`).Scan(&s.top0) != nil {
+	var err error
+	if s.top0, err = topID(tx); err != nil {
 		return nil, false
 	}
-	if s.top0 > from {
-		rows, err := tx.Query(`SELECT id, substr(key, 1, 4) FROM answers WHERE id > ?`, from)
-		if err != nil || eachKey(rows, func(_ int64, fp uint32) { s.others = append(s.others, fp) }) != nil {
-			return nil, false
-		}
+	if s.top0 > from && keysAbove(tx, from, func(_ int64, fp uint32) { s.others = append(s.others, fp) }) != nil {
+		return nil, false
 	}
 	return s, true
 }
 
 // end reads the top id after the commit's writes, in tx.
 func (s *keySync) end(tx *sql.Tx) bool {
-	return tx.QueryRow(`SELECT coalesce(max(id), 0) FROM answers`).Scan(&s.top1) == nil
+	var err error
+	s.top1, err = topID(tx)
+	return err == nil
 }
 
 // synced records a sync whose transaction committed: every row up to
