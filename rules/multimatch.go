@@ -10,16 +10,14 @@ type multiMatcher struct {
 	sparse *matcher
 	metas  [][]termMeta // by automaton term index
 	class  [256]uint8
-	// fold is class of the byte normalize makes of an ASCII byte: its
-	// lower case, and one space for any white space.
-	fold   [128]uint8
 	nclass int
 	delta  []int32 // delta[state*nclass+class]; nil: use sparse
 	emits  []bool  // the state or its suffix chain ends a term
 	nLists int
 	// mayTab and mayDelta serve mayMatch, a byte for two loads: mayTab
-	// is fold for ASCII bytes and mayOther for the rest (maySpace for
-	// white space), mayDelta is delta with each target multiplied by
+	// is the class of the byte normalize makes of an ASCII byte (its
+	// lower case), maySpace for white space and mayOther for the rest;
+	// mayDelta is delta with each target multiplied by
 	// nclass (its row's offset), or -1 where the target emits.
 	mayTab   [256]uint16
 	mayDelta []int32
@@ -86,16 +84,6 @@ func newMultiMatcher(lists []*WordList) *multiMatcher {
 	for i, b := range bytes {
 		mm.class[b] = uint8(i + 1)
 	}
-	for c := range mm.fold {
-		b := byte(c)
-		switch {
-		case b >= 'A' && b <= 'Z':
-			b += 'a' - 'A'
-		case isASCIISpace(b):
-			b = ' '
-		}
-		mm.fold[c] = mm.class[b]
-	}
 	if len(bytes) > 254 || n*mm.nclass > denseLimit {
 		return mm // too big for a table: the sparse automaton serves
 	}
@@ -133,8 +121,10 @@ func newMultiMatcher(lists []*WordList) *multiMatcher {
 			mm.mayTab[c] = mayOther
 		case isASCIISpace(byte(c)):
 			mm.mayTab[c] = maySpace
+		case c >= 'A' && c <= 'Z':
+			mm.mayTab[c] = uint16(mm.class[c+'a'-'A'])
 		default:
-			mm.mayTab[c] = uint16(mm.fold[c])
+			mm.mayTab[c] = uint16(mm.class[c])
 		}
 	}
 	return mm
