@@ -136,19 +136,16 @@ func fastLocation(v []byte, p *Plan) bool {
 
 var draftFields = []string{"id", "output_text", "prompt", "prompt_plan", "contract", "teacher"}
 
-func fastDraft(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true) }
+func fastDraft(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true, true) }
 
 // fastDraftText is fastDraft without the draft's prompt, which a run
 // never reads (it renders the plan's): a tenth of a draft's bytes.
-func fastDraftText(line []byte) (d Draft, ok bool) { return fastDraftModes(line, true, false) }
+func fastDraftText(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true, false) }
 
 // fastDraftMode with decode false checks the text's type but does not
-// unescape it: most of a draft line is its output_text.
-func fastDraftMode(line []byte, decode bool) (d Draft, ok bool) {
-	return fastDraftModes(line, decode, decode)
-}
-
-func fastDraftModes(line []byte, decode, decodePrompt bool) (d Draft, ok bool) {
+// unescape it (most of a draft line is its output_text), and likewise the
+// prompt's with decodePrompt false.
+func fastDraftMode(line []byte, decode, decodePrompt bool) (d Draft, ok bool) {
 	ok = true
 	valid := jsonscan.Members(line, func(key, v []byte) {
 		if !ok {

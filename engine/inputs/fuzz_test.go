@@ -35,7 +35,7 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 				t.Fatalf("plan %q: check-only ok, decoding ok=%v", line, ok2)
 			}
 		}
-		if d, ok := fastDraftMode(b, false); ok {
+		if d, ok := fastDraftMode(b, false, false); ok {
 			if e, ok2 := fastDraft(b); !ok2 || e.ID != d.ID || (e.OutputText == nil) != (d.OutputText == nil) {
 				t.Fatalf("draft %q: check-only ok, decoding ok=%v", line, ok2)
 			}

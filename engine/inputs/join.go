@@ -108,7 +108,7 @@ var (
 	draftKind = kind{
 		name: "drafts",
 		fast: func(b []byte) (string, bool) {
-			d, ok := fastDraftMode(b, false)
+			d, ok := fastDraftMode(b, false, false)
 			return d.ID, ok
 		},
 		slow: func(b []byte) (string, error) {
