@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -482,22 +481,6 @@ func (ix *File) add(t *idtab.Table, sc scanned) {
 
 func salvagedSuffix(id string) string {
 	return fmt.Sprintf("; sample %q is rejected as invalid_input", id)
-}
-
-// idRE finds a record's id in a line that does not decode. The top-level
-// id comes first in every pgrules input, so the first match is taken.
-var idRE = regexp.MustCompile(`^\{\s*"id"\s*:\s*("(?:[^"\\\x00-\x1f]|\\.)*")`)
-
-func salvageID(line []byte) (string, bool) {
-	m := idRE.FindSubmatch(line)
-	if m == nil || !utf8.Valid(m[1]) {
-		return "", false
-	}
-	var id string
-	if json.Unmarshal(m[1], &id) != nil || strings.TrimSpace(id) == "" {
-		return "", false
-	}
-	return id, true
 }
 
 // invalidUTF8At returns the offset of the first byte that is not valid
