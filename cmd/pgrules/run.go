@@ -562,7 +562,13 @@ func finishLine(res *engine.Result, outDir string) string {
 	if top := topCounts(st.WarningReasons, 3); top != "" {
 		fmt.Fprintf(&b, " (%s)", top)
 	}
-	fmt.Fprintf(&b, "; teacher failures: %d; gate errors: %d", res.Health.TeacherFailures, res.Health.GateErrors)
+	fmt.Fprintf(&b, "; teacher failures: %d", res.Health.TeacherFailures)
+	if res.Health.Stopped != "" {
+		// The calls a stop is decided on end no sample: "teacher
+		// failures: 0" alone would contradict the error that follows.
+		b.WriteString(" recorded before the run stopped early")
+	}
+	fmt.Fprintf(&b, "; gate errors: %d", res.Health.GateErrors)
 	if h := res.Health; h.DetailErrors > 0 {
 		fmt.Fprintf(&b, "; details that failed to evaluate: %d sample(s), the first %s (the records read \"error: …\" there; the decisions stand)", h.DetailErrors, h.DetailErrorSample)
 	}
