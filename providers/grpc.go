@@ -78,7 +78,8 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ConfigureResponse{IdentityJson: c.IdentityJSON, Models: c.Models, AnswersDependOnId: c.AnswersDependOnID, NoPrompt: c.NoPrompt, WantsDraft: c.WantsDraft}, nil
+	return &pb.ConfigureResponse{IdentityJson: c.IdentityJSON, Models: c.Models, AnswersDependOnId: c.AnswersDependOnID, NoPrompt: c.NoPrompt, WantsDraft: c.WantsDraft,
+		SuggestedConcurrency: int32(min(max(c.SuggestedConcurrency, 0), math.MaxInt32))}, nil
 }
 
 func (s *grpcServer) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
@@ -156,7 +157,8 @@ func (c *grpcClient) Configure(ctx context.Context, cfg []byte) (Configured, err
 	if err != nil {
 		return Configured{}, err
 	}
-	return Configured{IdentityJSON: r.IdentityJson, Models: r.Models, AnswersDependOnID: r.AnswersDependOnId, NoPrompt: r.NoPrompt, WantsDraft: r.WantsDraft}, nil
+	return Configured{IdentityJSON: r.IdentityJson, Models: r.Models, AnswersDependOnID: r.AnswersDependOnId, NoPrompt: r.NoPrompt, WantsDraft: r.WantsDraft,
+		SuggestedConcurrency: int(r.SuggestedConcurrency)}, nil
 }
 
 func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error) {

@@ -51,6 +51,11 @@ type Configured struct {
 	// neither joins nor sends it). WantsDraft: it reads Request.Draft.
 	NoPrompt   bool `json:"no_prompt,omitempty"`
 	WantsDraft bool `json:"wants_draft,omitempty"`
+	// SuggestedConcurrency is the calls in flight that suit the plugin
+	// when the user sets none (0: the host's default of 4). Only a plugin
+	// that answers on this machine with no rate limit should set it:
+	// a remote teacher's concurrency is its rate limit's business.
+	SuggestedConcurrency int `json:"suggested_concurrency,omitempty"`
 }
 
 // Request is one teacher call.

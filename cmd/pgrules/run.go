@@ -204,6 +204,15 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		return err
 	}
 	defer tch.close()
+	if n := tch.suggestedConcurrency; n > 0 && l.origin("concurrency") == "default" {
+		// The flag's default of 4 suits a remote teacher's rate limits; a
+		// plugin answering on this machine says how many calls suit it.
+		cfg.Concurrency = min(n, maxConcurrency)
+		_ = l.k.Set("concurrency", cfg.Concurrency)
+		cfgJSON = redactedJSON(l.k) // the manifest says what ran
+		log.Info().Int("concurrency", cfg.Concurrency).
+			Msgf("%d calls in flight, as the %s plugin suggests (it answers on this machine, with no rate limit); --concurrency sets another", cfg.Concurrency, tch.name)
+	}
 	var caller *teacher.Caller
 	var gen answer.Teacher
 	if tch.client != nil {
@@ -293,6 +302,9 @@ type teacherSetup struct {
 	// noPrompt, wantsDraft: what of a request the plugin reads. Offline
 	// they do not matter: nothing is sent.
 	noPrompt, wantsDraft bool
+	// suggestedConcurrency: the plugin's calls in flight when the user
+	// sets none (0: the default).
+	suggestedConcurrency int
 }
 
 func (t *teacherSetup) close() {
@@ -366,7 +378,8 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 	}
 	info, conf := client.Info(), client.Configured()
 	t := &teacherSetup{client: client, name: info.Name, version: info.Version, path: client.Path(), sha: client.SHA256(),
-		identity: conf.IdentityJSON, models: conf.Models, keyByID: conf.AnswersDependOnID, noPrompt: conf.NoPrompt, wantsDraft: conf.WantsDraft}
+		identity: conf.IdentityJSON, models: conf.Models, keyByID: conf.AnswersDependOnID, noPrompt: conf.NoPrompt, wantsDraft: conf.WantsDraft,
+		suggestedConcurrency: conf.SuggestedConcurrency}
 	if store != nil {
 		if err := store.RememberIdentity(t.sha, configSHA, cache.Identity{Provider: t.name, Version: t.version, JSON: t.identity, Models: t.models, KeyByID: t.keyByID}); err != nil {
 			log.Warn().Err(err).Msg("cannot record the provider's identity in the cache; --offline runs will not find this provider's answers")

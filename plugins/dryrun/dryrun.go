@@ -17,6 +17,8 @@ const (
 	name    = "dryrun"
 	version = "1.0.0"
 	model   = "dryrun-v1"
+	// suggestedConcurrency: see Configure.
+	suggestedConcurrency = 128
 )
 
 // Outcomes the mix can pick, each exercising one path through the rules.
@@ -94,8 +96,12 @@ func (d *dryrun) Configure(_ context.Context, raw []byte) (providers.Configured,
 	// Logged on stderr as go-plugin JSON; the host relays it into its log.
 	log.Info("configured", "outcomes", len(keys), "seed", cfg.Seed)
 	// dryrun answers from the id (and the draft, with from_draft), never
-	// from the prompt: the host need not send it.
-	return providers.Configured{IdentityJSON: identity, Models: []string{model}, AnswersDependOnID: true, NoPrompt: true, WantsDraft: cfg.FromDraft}, nil
+	// from the prompt: the host need not send it. It answers on this
+	// machine with no rate limit, so many calls in flight suit it: on two
+	// cores 128 ran a 100k first run 20-30 % faster than 16 (README,
+	// Benchmarks).
+	return providers.Configured{IdentityJSON: identity, Models: []string{model}, AnswersDependOnID: true, NoPrompt: true, WantsDraft: cfg.FromDraft,
+		SuggestedConcurrency: suggestedConcurrency}, nil
 }
 
 // pick maps (seed, id) to an outcome and a variant number. Hashing the id

@@ -237,10 +237,15 @@ type ConfigureResponse struct {
 	// What of a request the plugin reads, so the host sends no more: a
 	// plugin that answers without the rendered prompt (dryrun) sets
 	// no_prompt; one that edits the draft itself sets wants_draft.
-	NoPrompt      bool `protobuf:"varint,4,opt,name=no_prompt,json=noPrompt,proto3" json:"no_prompt,omitempty"`
-	WantsDraft    bool `protobuf:"varint,5,opt,name=wants_draft,json=wantsDraft,proto3" json:"wants_draft,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NoPrompt   bool `protobuf:"varint,4,opt,name=no_prompt,json=noPrompt,proto3" json:"no_prompt,omitempty"`
+	WantsDraft bool `protobuf:"varint,5,opt,name=wants_draft,json=wantsDraft,proto3" json:"wants_draft,omitempty"`
+	// Calls in flight that suit the provider when the user sets no
+	// concurrency (0: the host's default). A provider that answers on this
+	// machine with no rate limit (dryrun) gains from many: each wake-up of
+	// either process then carries several calls.
+	SuggestedConcurrency int32 `protobuf:"varint,6,opt,name=suggested_concurrency,json=suggestedConcurrency,proto3" json:"suggested_concurrency,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ConfigureResponse) Reset() {
@@ -306,6 +311,13 @@ func (x *ConfigureResponse) GetWantsDraft() bool {
 		return x.WantsDraft
 	}
 	return false
+}
+
+func (x *ConfigureResponse) GetSuggestedConcurrency() int32 {
+	if x != nil {
+		return x.SuggestedConcurrency
+	}
+	return 0
 }
 
 type GenerateRequest struct {
@@ -787,14 +799,15 @@ const file_provider_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"\xbf\x01\n" +
+	"configJson\"\xf4\x01\n" +
 	"\x11ConfigureResponse\x12#\n" +
 	"\ridentity_json\x18\x01 \x01(\fR\fidentityJson\x12\x16\n" +
 	"\x06models\x18\x02 \x03(\tR\x06models\x12/\n" +
 	"\x14answers_depend_on_id\x18\x03 \x01(\bR\x11answersDependOnId\x12\x1b\n" +
 	"\tno_prompt\x18\x04 \x01(\bR\bnoPrompt\x12\x1f\n" +
 	"\vwants_draft\x18\x05 \x01(\bR\n" +
-	"wantsDraft\"\xad\x01\n" +
+	"wantsDraft\x123\n" +
+	"\x15suggested_concurrency\x18\x06 \x01(\x05R\x14suggestedConcurrency\"\xad\x01\n" +
 	"\x0fGenerateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06system\x18\x02 \x01(\tR\x06system\x12\x16\n" +
