@@ -204,7 +204,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		return err
 	}
 	defer tch.close()
-	if n := tch.suggestedConcurrency; n > 0 && l.origin("concurrency") == "default" {
+	if n := tch.conf.SuggestedConcurrency; n > 0 && l.origin("concurrency") == "default" {
 		// The flag's default of 4 suits a remote teacher's rate limits; a
 		// plugin answering on this machine says how many calls suit it.
 		cfg.Concurrency = min(n, maxConcurrency)
@@ -228,7 +228,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		log.Info().Str("shard", shard.String()).Float64("rpm", rpm).Float64("tpm", tpm).Msgf("shard %s: only the ids whose hash falls in it (%s)", shard, engine.ShardHash)
 	}
 	log.Info().Str("provider", tch.name).Str("version", tch.version).Str("plugin", tch.path).Bool("offline", cfg.Offline).
-		Strs("models", tch.models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
+		Strs("models", tch.conf.Models).Str("gating_mode", cfg.GatingMode).Bool("cache", store != nil).Msg("starting run")
 
 	start := time.Now()
 	memory := engine.SampleMemory(100 * time.Millisecond)
@@ -258,7 +258,7 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		Shard:                 shard,
 	}, engine.Deps{
 		Rules: rs, Template: tmpl, System: string(system), Teacher: gen,
-		Provider: tch.name, Identity: tch.identity, KeyByID: tch.keyByID, NoPrompt: tch.noPrompt, WantsDraft: tch.wantsDraft, Cache: store, Log: log,
+		Provider: tch.name, Identity: tch.conf.IdentityJSON, KeyByID: tch.conf.AnswersDependOnID, NoPrompt: tch.conf.NoPrompt, WantsDraft: tch.conf.WantsDraft, Cache: store, Log: log,
 		Manifest: &engine.Manifest{
 			PgrulesVersion: version,
 			Provider:       engine.ManifestPlugin{Name: tch.name, Version: tch.version, Path: tch.path, SHA256: tch.sha},
@@ -296,15 +296,10 @@ type teacherSetup struct {
 	client              *providers.Client
 	name, version, path string
 	sha                 string
-	identity            []byte
-	models              []string
-	keyByID             bool
-	// noPrompt, wantsDraft: what of a request the plugin reads. Offline
-	// they do not matter: nothing is sent.
-	noPrompt, wantsDraft bool
-	// suggestedConcurrency: the plugin's calls in flight when the user
-	// sets none (0: the default).
-	suggestedConcurrency int
+	// conf is what the plugin said when configured; offline, what the
+	// cache remembers of it (identity, models, whether answers depend on
+	// the id), the rest zero: nothing is sent.
+	conf providers.Configured
 }
 
 func (t *teacherSetup) close() {
@@ -349,7 +344,8 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 		if !ok {
 			return nil, usageErr(fmt.Errorf("--offline: the cache %s has no answers from provider %s with this plugin binary and these providers.%s settings (run once without --offline; a rebuilt plugin or an edited provider section is another teacher)", store.Path(), cfg.Provider, cfg.Provider))
 		}
-		return &teacherSetup{name: cfg.Provider, version: id.Version, path: path, sha: sha, identity: id.JSON, models: id.Models, keyByID: id.KeyByID}, nil
+		return &teacherSetup{name: cfg.Provider, version: id.Version, path: path, sha: sha,
+			conf: providers.Configured{IdentityJSON: id.JSON, Models: id.Models, AnswersDependOnID: id.KeyByID}}, nil
 	}
 	client, err := providers.Start(ctx, providers.HostOptions{
 		Name: cfg.Provider, Dirs: dirs, SHA256: cfg.Plugins[cfg.Provider].SHA256,
@@ -376,12 +372,10 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 	case err != nil:
 		return nil, usageErr(err)
 	}
-	info, conf := client.Info(), client.Configured()
-	t := &teacherSetup{client: client, name: info.Name, version: info.Version, path: client.Path(), sha: client.SHA256(),
-		identity: conf.IdentityJSON, models: conf.Models, keyByID: conf.AnswersDependOnID, noPrompt: conf.NoPrompt, wantsDraft: conf.WantsDraft,
-		suggestedConcurrency: conf.SuggestedConcurrency}
+	info := client.Info()
+	t := &teacherSetup{client: client, name: info.Name, version: info.Version, path: client.Path(), sha: client.SHA256(), conf: client.Configured()}
 	if store != nil {
-		if err := store.RememberIdentity(t.sha, configSHA, cache.Identity{Provider: t.name, Version: t.version, JSON: t.identity, Models: t.models, KeyByID: t.keyByID}); err != nil {
+		if err := store.RememberIdentity(t.sha, configSHA, cache.Identity{Provider: t.name, Version: t.version, JSON: t.conf.IdentityJSON, Models: t.conf.Models, KeyByID: t.conf.AnswersDependOnID}); err != nil {
 			log.Warn().Err(err).Msg("cannot record the provider's identity in the cache; --offline runs will not find this provider's answers")
 		}
 	}
