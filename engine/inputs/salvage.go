@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pgrules/pgrules/internal/jsonstr"
 )
 
 // salvageID reads the top-level "id" of a line that does not decode, so
@@ -29,8 +31,8 @@ func salvageID(line []byte) (string, bool) {
 				return "", false
 			}
 		case '"':
-			end := stringEnd(line, i)
-			if end < 0 {
+			end, closed := jsonstr.End(line, i)
+			if !closed {
 				return found, found != ""
 			}
 			if depth == 1 && string(line[i:end]) == `"id"` {
@@ -47,20 +49,6 @@ func salvageID(line []byte) (string, bool) {
 	return found, found != ""
 }
 
-// stringEnd returns the offset just past the JSON string that starts at
-// line[i], or -1 when the line ends inside it.
-func stringEnd(line []byte, i int) int {
-	for j := i + 1; j < len(line); j++ {
-		switch line[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
 // idValue reads `: "value"` at line[i:], the rest of an "id" member, and
 // returns the value and the offset past it.
 func idValue(line []byte, i int) (string, int, bool) {
@@ -72,8 +60,8 @@ func idValue(line []byte, i int) (string, int, bool) {
 	if i >= len(line) || line[i] != '"' {
 		return "", 0, false
 	}
-	end := stringEnd(line, i)
-	if end < 0 || !utf8.Valid(line[i:end]) {
+	end, closed := jsonstr.End(line, i)
+	if !closed || !utf8.Valid(line[i:end]) {
 		return "", 0, false
 	}
 	var id string

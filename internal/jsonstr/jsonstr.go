@@ -195,3 +195,26 @@ func HasControl(b []byte) bool {
 	}
 	return false
 }
+
+// End returns the index just past the closing quote of the string literal
+// starting at b[i] (a quote): the first quote not escaped, found with
+// IndexByte, since strings are most of a record's bytes. Nothing inside
+// is checked, so it serves text known valid and text known broken alike.
+// ok is false, with len(b), when the string is not closed.
+func End(b []byte, i int) (end int, ok bool) {
+	for j := i + 1; ; {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b), false
+		}
+		q := j + k
+		n := 0
+		for n < q-i-1 && b[q-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1, true
+		}
+		j = q + 1
+	}
+}

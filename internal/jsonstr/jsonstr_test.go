@@ -109,3 +109,29 @@ func FuzzHasControl(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEnd: finding the closing quote with IndexByte ends every string
+// where reading it byte by byte does, and says when there is none.
+func FuzzEnd(f *testing.F) {
+	for _, s := range []string{`"abc",1`, `"a\"b"`, `"a\\"b"`, `"a\\\"b\\\\"x`, `"\\`, `"unterminated`, `""`, `"\\\\\\\\"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s == "" || s[0] != '"' {
+			return
+		}
+		b := []byte(s)
+		want, closed := len(b), false
+		for j := 1; j < len(b); j++ {
+			if b[j] == '\\' {
+				j++
+			} else if b[j] == '"' {
+				want, closed = j+1, true
+				break
+			}
+		}
+		if got, ok := End(b, 0); got != want || ok != closed {
+			t.Fatalf("End(%q) = %d, %v; want %d, %v", s, got, ok, want, closed)
+		}
+	})
+}

@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/pgrules/pgrules/internal/jsonstr"
 )
 
 // AppendString quotes s as json.dumps(ensure_ascii=False) does, after
@@ -79,7 +81,7 @@ func Restyle(out, compact []byte) []byte {
 		c := compact[i]
 		switch c {
 		case '"':
-			end := stringEnd(compact, i)
+			end, _ := jsonstr.End(compact, i) // compact is valid JSON: always closed
 			out = appendQuoted(out, compact[i:end])
 			i = end - 1
 		case ',':
@@ -93,27 +95,6 @@ func Restyle(out, compact []byte) []byte {
 		}
 	}
 	return out
-}
-
-// stringEnd returns the index just past the closing quote of the string
-// starting at b[i]: the first quote not escaped, found with IndexByte
-// (strings are most of an answer's bytes).
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; ; {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
-			return len(b)
-		}
-		q := j + k
-		n := 0
-		for n < q-i-1 && b[q-1-n] == '\\' {
-			n++
-		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		j = q + 1
-	}
 }
 
 // appendQuoted re-quotes one string literal.

@@ -23,32 +23,6 @@ func TestRestyle(t *testing.T) {
 	}
 }
 
-// FuzzStringEnd: finding the closing quote with IndexByte ends every
-// string where reading it byte by byte does.
-func FuzzStringEnd(f *testing.F) {
-	for _, s := range []string{`"abc",1`, `"a\"b"`, `"a\\"b"`, `"a\\\"b\\\\"x`, `"\\`, `"unterminated`, `""`, `"\\\\\\\\"`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if s == "" || s[0] != '"' {
-			return
-		}
-		b := []byte(s)
-		want := len(b)
-		for j := 1; j < len(b); j++ {
-			if b[j] == '\\' {
-				j++
-			} else if b[j] == '"' {
-				want = j + 1
-				break
-			}
-		}
-		if got := stringEnd(b, 0); got != want {
-			t.Fatalf("stringEnd(%q) = %d, want %d", s, got, want)
-		}
-	})
-}
-
 // appendStringByByte is AppendString as it was, a byte at a time: the
 // reference for the word-at-a-time scan.
 func appendStringByByte(b []byte, s string) []byte {
