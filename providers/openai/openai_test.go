@@ -361,3 +361,17 @@ func TestConfigureRejectsBadSettingsByPath(t *testing.T) {
 		}
 	}
 }
+
+// A remote teacher's calls in flight are set by its rate limits and its
+// user: the OpenAI-compatible plugins (openrouter, local) suggest none,
+// so pgrules keeps its default of 4 (README, Benchmarks).
+func TestRemoteTeachersSuggestNoConcurrency(t *testing.T) {
+	s := newServer(t, func(string, int) (int, map[string]string, string) { return 200, nil, ok("x", "m") })
+	conf, err := client(t, s, `{"models": ["m"]}`).Configure(context.Background(), []byte(`{"models": ["m"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.SuggestedConcurrency != 0 {
+		t.Errorf("suggested concurrency %d, want none", conf.SuggestedConcurrency)
+	}
+}
