@@ -723,7 +723,7 @@ func TestRegatingChangesExactlyWhatTheGateImpliesWithoutCalls(t *testing.T) {
 
 // Two samples whose prompts are the same pay for one answer, although the
 // second asks before the first's answer is committed to the cache (one
-// worker: it comes microseconds after; commits come up to 10 ms after).
+// worker: it comes microseconds after; commits come up to 100 ms after).
 func TestASecondSampleWithTheSamePromptIsNotAskedAgain(t *testing.T) {
 	e := newEnv(t, corpus{n: 5}) // samples 0 and 4 are both checklists
 	for file, from := range map[string]string{e.paths.Plan: "sample " + sampleID(4), e.paths.Drafts: "draft answer for " + sampleID(4)} {

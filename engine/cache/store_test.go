@@ -198,3 +198,31 @@ func put(c *Cache, key string, e Entry) error {
 	}
 	return c.Sync()
 }
+
+// TestAnswersArrivingTogetherShareACommit stores answers for 50 ms, as a
+// fast teacher's answers arrive: they share one commit (two if the timer
+// fell among them), and so the key index's leaves they land on (see
+// storeDelay). Committed every 10 ms, they took five or six.
+func TestAnswersArrivingTogetherShareACommit(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
+	defer c.Close()
+	const burst = 50 * time.Millisecond
+	start := time.Now()
+	n := 0
+	for time.Since(start) < burst {
+		if err := c.Store(Key(KeyParts{Prompt: fmt.Sprint(n)}), Entry{Text: strings.Repeat("x", 5000)}); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		time.Sleep(500 * time.Microsecond)
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.commits.Load(); got > 2 {
+		t.Fatalf("%d answers stored over %v took %d commits, want 1 or 2", n, burst, got)
+	}
+	for i := range n {
+		mustGet(t, c, Key(KeyParts{Prompt: fmt.Sprint(i)}), true)
+	}
+}
