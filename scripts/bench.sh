@@ -93,7 +93,15 @@ run() {
      BEGIN { t = e - s; printf "%-8s %7d samples in %6.2fs = %7.0f samples/s | peak RssAnon %5.0f MB, RssFile %5.0f MB | %.2fx the floor (%.2fs) | CPU %3.0f µs/sample | plugin round trip p50 %s\n", l, n, t, n/t, a/1024, f/1024, fl/t, fl, (total(c1) - total(c0)) * 1e6 / n, rt }'
 }
 
+# A first run starts from nothing: with BENCH_DIR kept from an earlier
+# invocation, its cache would answer every call and its out dir give back
+# every record, and "first" would time a re-gate. Removing them also
+# frees their page cache, so the run does not pay for reclaiming it.
+rm -rf "$work/out" "$work/cache.db"*
 run first
+if grep -q '"cache_hits":[1-9]' "$work/first.log"; then
+  echo "first: answers came from a cache: not a first run"; exit 1
+fi
 run regate --rules gates.yaml
 # The loop people live in is edit, rerun, edit, rerun: from the second
 # re-gate on, a run writes over the record files of the run before last
