@@ -137,7 +137,7 @@ func List(dirs []string) []Found {
 func describe(path string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pc, p, err := launch(ctx, path, zerolog.Nop(), "")
+	pc, p, err := launch(ctx, path, zerolog.Nop(), "", "")
 	if err != nil {
 		return "", err
 	}
@@ -175,6 +175,11 @@ type HostOptions struct {
 	Logger      zerolog.Logger
 	MaxRestarts int
 	ConfigJSON  []byte
+	// CPUProfile, when set, has the plugin write a Go CPU profile of
+	// itself to this file, from its start until it is stopped (plugins
+	// built on Serve; others ignore it). A restarted plugin starts the
+	// file anew.
+	CPUProfile string
 }
 
 // Client is a running provider plugin. It restarts the plugin when the
@@ -215,7 +220,7 @@ func Start(ctx context.Context, opts HostOptions) (*Client, error) {
 
 // start launches a fresh plugin process; the caller holds c.mu or owns c.
 func (c *Client) start(ctx context.Context) error {
-	pc, p, err := launch(ctx, c.path, c.log, c.opts.SHA256)
+	pc, p, err := launch(ctx, c.path, c.log, c.opts.SHA256, c.opts.CPUProfile)
 	if err != nil {
 		return err
 	}
@@ -266,7 +271,7 @@ func orEmpty(b []byte) []byte {
 // launch starts a plugin process and connects to it. The handshake waits
 // at most until ctx ends (or StartTimeout): a plugin that never answers
 // cannot hold up a Ctrl-C.
-func launch(ctx context.Context, path string, log zerolog.Logger, pin string) (*process, Provider, error) {
+func launch(ctx context.Context, path string, log zerolog.Logger, pin, cpuProfile string) (*process, Provider, error) {
 	var secure *plugin.SecureConfig
 	if pin != "" {
 		want, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(pin), "sha256:"))
@@ -285,8 +290,15 @@ func launch(ctx context.Context, path string, log zerolog.Logger, pin string) (*
 		return nil, nil, fmt.Errorf("cannot start plugin %s: %w", path, err)
 	}
 	cmd := exec.Command(path)
+	var env []string
 	if sockets != "" {
-		cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sockets)
+		env = append(env, plugin.EnvUnixSocketDir+"="+sockets)
+	}
+	if cpuProfile != "" {
+		env = append(env, EnvCPUProfile+"="+cpuProfile)
+	}
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
 	}
 	setDeathSignal(cmd)
 	pc := &process{dir: sockets}

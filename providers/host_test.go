@@ -2,9 +2,11 @@ package providers_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -265,5 +267,39 @@ func TestMessagesLargerThanGRPCsDefaultCross(t *testing.T) {
 	}
 	if len(resp.Text) < 5<<20 || !strings.Contains(resp.Text, "Check the opening hours") {
 		t.Errorf("answer of %d bytes: want the %d-byte draft back", len(resp.Text), len(draft))
+	}
+}
+
+// TestPluginWritesItsCPUProfile asks the dryrun plugin for a CPU profile
+// and checks that, once the plugin is stopped, the file is a CPU profile
+// of the plugin's own binary (its mapping names the executable).
+func TestPluginWritesItsCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plugin.pprof")
+	c := start(t, providers.HostOptions{CPUProfile: path, ConfigJSON: []byte(`{"mix": {"valid": 1}}`)})
+	for i := range 200 {
+		if _, err := c.Generate(context.Background(), providers.Request{ID: fmt.Sprint("id-", i), PayloadType: "checklist"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s is not a pprof profile (gzip): %v", path, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"nanoseconds", "pgrules-provider-dryrun"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("the profile does not name %q", want)
+		}
 	}
 }

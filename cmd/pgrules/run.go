@@ -89,7 +89,7 @@ func newRunCmd() *cobra.Command {
 	f.Bool("report", false, "after a committed run, write <out-dir>/report.html (see pgrules report)")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "auto", "auto (console on a terminal, JSON otherwise), console or json")
-	f.String("cpu-profile", "", "write a Go CPU profile of the run to this file (for `go tool pprof`)")
+	f.String("cpu-profile", "", "write a Go CPU profile of the run to this file, and the provider plugin's to this file + \".plugin\" (for `go tool pprof`)")
 	f.String("trace", "", "write a Go execution trace of the run to this file (for `go tool trace`: where workers wait)")
 	f.String("mem-profile", "", "write a Go allocation profile of the run to this file (for `go tool pprof -sample_index=alloc_space`)")
 	return cmd
@@ -199,7 +199,12 @@ func runPass(ctx context.Context, cmd *cobra.Command, l *loaded) error {
 		}
 	}
 
-	tch, err := startTeacher(ctx, l, log, store)
+	// The plugin's own CPU goes into a profile of its own next to the run's.
+	pluginProfile, _ := cmd.Flags().GetString("cpu-profile")
+	if pluginProfile != "" {
+		pluginProfile += ".plugin"
+	}
+	tch, err := startTeacher(ctx, l, log, store, pluginProfile)
 	if err != nil {
 		return err
 	}
@@ -310,7 +315,7 @@ func (t *teacherSetup) close() {
 
 // startTeacher starts the provider plugin and remembers its identity in the
 // cache; offline, it starts nothing and looks the identity up instead.
-func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cache.Cache) (*teacherSetup, error) {
+func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cache.Cache, cpuProfile string) (*teacherSetup, error) {
 	cfg := l.cfg
 	provCfg, err := json.Marshal(cfg.Providers[cfg.Provider])
 	if err != nil {
@@ -349,7 +354,7 @@ func startTeacher(ctx context.Context, l *loaded, log zerolog.Logger, store *cac
 	}
 	client, err := providers.Start(ctx, providers.HostOptions{
 		Name: cfg.Provider, Dirs: dirs, SHA256: cfg.Plugins[cfg.Provider].SHA256,
-		Logger: log, MaxRestarts: 3, ConfigJSON: provCfg,
+		Logger: log, MaxRestarts: 3, ConfigJSON: provCfg, CPUProfile: cpuProfile,
 	})
 	var rejected *providers.ConfigRejected
 	var nf *providers.NotFoundError
