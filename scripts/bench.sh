@@ -19,8 +19,9 @@
 # For each run: samples/s, peak RssAnon and peak RssFile (sampled from
 # /proc every 20 ms), the ratio to the floor, the CPU it took per sample
 # (pgrules and its plugin: what the shell's children used, from `times`,
-# which a noisy machine disturbs less than the wall clock), and the
-# plugin round trip.
+# which a noisy machine disturbs less than the wall clock) and how much
+# of it the kernel's (writing into a full page cache doubles it), and
+# the plugin round trip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_N:-100000}
@@ -90,7 +91,8 @@ run() {
   awk -v n="$N" -v s="$start" -v e="$end" -v a="$anon" -v f="$file" -v l="$label" -v fl="$floor_s" -v rt="${rt:--}" -v c0="$cpu0" -v c1="$cpu" \
     'function secs(t,  m) { split(t, m, /[ms]/); return m[1] * 60 + m[2] }
      function total(c,  p) { split(c, p, " "); return secs(p[1]) + secs(p[2]) }
-     BEGIN { t = e - s; printf "%-8s %7d samples in %6.2fs = %7.0f samples/s | peak RssAnon %5.0f MB, RssFile %5.0f MB | %.2fx the floor (%.2fs) | CPU %3.0f µs/sample | plugin round trip p50 %s\n", l, n, t, n/t, a/1024, f/1024, fl/t, fl, (total(c1) - total(c0)) * 1e6 / n, rt }'
+     function sys(c,  p) { split(c, p, " "); return secs(p[2]) }
+     BEGIN { t = e - s; printf "%-8s %7d samples in %6.2fs = %7.0f samples/s | peak RssAnon %5.0f MB, RssFile %5.0f MB | %.2fx the floor (%.2fs) | CPU %3.0f µs/sample (%3.0f of it system) | plugin round trip p50 %s\n", l, n, t, n/t, a/1024, f/1024, fl/t, fl, (total(c1) - total(c0)) * 1e6 / n, (sys(c1) - sys(c0)) * 1e6 / n, rt }'
 }
 
 # A first run starts from nothing: with BENCH_DIR kept from an earlier
