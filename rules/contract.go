@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -45,8 +47,14 @@ type schemaSet struct {
 	// fastEnvelope and fastPayloads tell most valid answers from the
 	// rest without the validator; nil where a schema uses a keyword they
 	// do not know (see fastSchema).
-	fastEnvelope   *fastSchema
-	fastPayloads   map[string]*fastSchema
+	fastEnvelope *fastSchema
+	fastPayloads map[string]*fastSchema
+	// streamed holds, by payload type, the envelope with that type's
+	// payload schema in place of its payload member and that type alone
+	// for payload_type: an answer that surely meets it passes check with
+	// that payload type, so the parser can check it as it reads it and
+	// build only what the gates read (see streamedSchema).
+	streamed       map[string]*fastSchema
 	files          []File
 	envelopeFields map[string]bool
 	versions       map[string]string
@@ -133,6 +141,12 @@ func loadSchemas(src source, envelopePath, payloadDir string) (*schemaSet, error
 	}
 	s.versions["payload"] = path.Base(payloadDir)
 	s.digest = digest.Sum(nil)
+	s.streamed = map[string]*fastSchema{}
+	for pt, f := range s.fastPayloads {
+		if st := streamedSchema(s.fastEnvelope, f, pt); st != nil {
+			s.streamed[pt] = st
+		}
+	}
 	// The envelope's payload holds what any payload schema allows.
 	if s.shape != nil && s.shape.props != nil {
 		s.shape.props["payload"] = union(s.shape.props["payload"], payloadShapes)
@@ -186,6 +200,37 @@ func (s *schemaSet) check(doc map[string]any, want string, c *Contract) {
 			c.PayloadOK = true
 		}
 	}
+}
+
+// streamedSchema is env with payload in place of its payload member and
+// payloadType the one payload_type it allows: nil unless meeting it
+// surely means meeting env, with that payload type, and payload, as
+// check asks. So env must require both members, resolve-free, and its
+// own payload member ask only for a type that payload implies.
+func streamedSchema(env, payload *fastSchema, payloadType string) *fastSchema {
+	if env == nil || payload == nil || env.always != nil || env.ref != nil || len(env.allOf)+len(env.anyOf) > 0 ||
+		!slices.Contains(env.required, "payload") || !slices.Contains(env.required, "payload_type") {
+		return nil
+	}
+	envPayload, envType := env.props["payload"], env.props["payload_type"]
+	if envPayload == nil || envType == nil {
+		return nil
+	}
+	onlyType := *envPayload
+	onlyType.types = 0
+	if !onlyType.isBare() || envPayload.always != nil || envPayload.ref != nil || len(envPayload.allOf)+len(envPayload.anyOf) > 0 ||
+		payload.types == 0 || envPayload.types != 0 && payload.types&^envPayload.types != 0 {
+		return nil
+	}
+	if envType.hasEnum && !slices.Contains(envType.enum, payloadType) {
+		return nil
+	}
+	oneType := *envType
+	oneType.hasEnum, oneType.enum, oneType.bare = true, []string{payloadType}, false
+	st := *env
+	st.props = maps.Clone(env.props)
+	st.props["payload"], st.props["payload_type"] = payload, &oneType
+	return &st
 }
 
 func (s *schemaSet) payloadTypes() []string {

@@ -283,7 +283,20 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 	}
 	// With the hits known too, the strings need not be listed.
 	lean := k.SchemaOK && k.Hits != nil && r.matcher != nil
-	a, parseMode, strictOK, perr := parseAnswer(raw, mode, want, lean)
+	// Not known: the answer is checked as it is read, against the
+	// schemas of the payload type the plan asked for, and only what the
+	// gates read is built unless it may not meet them.
+	streamed := r.schemas.streamed[s.PayloadType]
+	if k.SchemaOK {
+		streamed = nil
+	} else if streamed != nil {
+		want = r.responseFields
+	}
+	a, parseMode, strictOK, perr := parseAnswerChecked(raw, mode, want, lean, streamed)
+	if perr == nil && streamed != nil && !a.schemaOK && want != nil {
+		// The validator needs the whole tree, and its words.
+		a, parseMode, strictOK, perr = parseAnswer(raw, mode, nil, lean)
+	}
 	c.ParseMode, c.StrictJSONOK = parseMode, strictOK
 	var doc map[string]any
 	if perr != nil {
@@ -292,10 +305,14 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 		d.Response = a.py
 		d.answer = a
 		doc = a.doc
-		if k.SchemaOK && doc != nil {
+		switch {
+		case k.SchemaOK && doc != nil:
 			c.EnvelopeOK, c.PayloadOK = true, true
 			c.PayloadType, _ = doc["payload_type"].(string)
-		} else {
+		case streamed != nil && a.schemaOK:
+			c.EnvelopeOK, c.PayloadOK = true, true
+			c.PayloadType = s.PayloadType
+		default:
 			r.schemas.check(doc, s.PayloadType, c)
 		}
 	}

@@ -142,7 +142,7 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		if !utf8.ValidString(s) {
 			return
 		}
-		fast, ferr := parseObject(s, nil, false)
+		fast, ferr := parseObject(s, nil, false, nil)
 		compact, err := strictObject(s)
 		var slow *answer
 		var serr error
@@ -154,7 +154,7 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 				if !reflect.DeepEqual(ferr, serr) {
 					t.Fatalf("%q: fast parser %v, encoding/json walk %v", s, ferr, serr)
 				}
-				lean, lerr := parseObject(s, map[string]bool{}, true)
+				lean, lerr := parseObject(s, map[string]bool{}, true, nil)
 				if lean != nil || !reflect.DeepEqual(lerr, ferr) {
 					t.Fatalf("%q: a lean parse said %v, a whole one %v", s, lerr, ferr)
 				}
@@ -187,7 +187,7 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		for i := 0; i < len(keys); i += 2 {
 			want[keys[i]] = true
 		}
-		part, _ := parseObject(s, want, false)
+		part, _ := parseObject(s, want, false, nil)
 		if part == nil || string(part.py) != string(fast.py) || !reflect.DeepEqual(part.leaves, fast.leaves) || !reflect.DeepEqual(part.nodes, fast.nodes) {
 			t.Fatalf("%q: building %v only changed what was read", s, want)
 		}
@@ -202,7 +202,7 @@ func FuzzFastParserAgainstEncodingJSON(f *testing.F) {
 		}
 		// Lean: the same bytes and values, the strings counted, and listed
 		// as a whole parse lists them once asked.
-		lean, _ := parseObject(s, want, true)
+		lean, _ := parseObject(s, want, true, nil)
 		if lean == nil || string(lean.py) != string(fast.py) || !reflect.DeepEqual(lean.doc, wantDoc) || lean.nleaves != len(fast.leaves) || len(lean.leaves) != 0 {
 			t.Fatalf("%q: a lean parse of %v differs: %+v", s, want, lean)
 		}

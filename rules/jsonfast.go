@@ -65,6 +65,10 @@ type fastParser struct {
 	// unless objects nest deep with many keys.
 	keys   []string
 	keyBuf [32]string
+	// valid stays true while every value read meets the schema it was
+	// checked against (see fastSchema.resolve); values are checked only
+	// when parseFast was given a schema.
+	valid bool
 }
 
 // maxDepth bounds nesting so a hostile answer cannot exhaust the stack.
@@ -115,7 +119,14 @@ func (e *LoneSurrogateError) Error() string {
 // it: err is errFast for anything else, or what isUnclear names. want
 // names the top-level members whose values doc holds (nil: all).
 func parseFast(data []byte, want map[string]bool, lean bool) (*answer, error) {
-	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), want: want, lean: lean}
+	return parseFastChecked(data, want, lean, nil)
+}
+
+// parseFastChecked is parseFast checking the object against schema as
+// it reads it: answer.schemaOK says it surely meets it (false: it does
+// not, or the check cannot tell).
+func parseFastChecked(data []byte, want map[string]bool, lean bool, schema *fastSchema) (*answer, error) {
+	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), want: want, lean: lean, valid: schema != nil}
 	p.keys = p.keyBuf[:0]
 	if lean {
 		p.strs = make([]byte, 0, 512)
@@ -129,7 +140,7 @@ func parseFast(data []byte, want map[string]bool, lean bool) (*answer, error) {
 	if p.i >= len(data) || data[p.i] != '{' {
 		return nil, errFast{}
 	}
-	v, err := p.value(-1, true)
+	v, err := p.value(-1, true, schema)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +148,7 @@ func parseFast(data []byte, want map[string]bool, lean bool) (*answer, error) {
 	if p.i != len(data) {
 		return nil, errFast{}
 	}
-	return &answer{py: p.py, doc: v.(map[string]any), leaves: p.leaves, nodes: p.nodes, nleaves: p.nleaves, lean: lean}, nil
+	return &answer{py: p.py, doc: v.(map[string]any), leaves: p.leaves, nodes: p.nodes, nleaves: p.nleaves, lean: lean, schemaOK: p.valid}, nil
 }
 
 func (p *fastParser) skipSpace() {
@@ -152,18 +163,29 @@ func (p *fastParser) skipSpace() {
 }
 
 // value reads one value; build says whether it is returned (else nil).
-func (p *fastParser) value(node int32, build bool) (any, error) {
+// f is the schema it is checked against (nil: none).
+func (p *fastParser) value(node int32, build bool, f *fastSchema) (any, error) {
 	p.skipSpace()
 	if p.i >= len(p.data) {
 		return nil, errFast{}
 	}
-	switch c := p.data[p.i]; {
+	c := p.data[p.i]
+	if f != nil {
+		var ok bool
+		if f, ok = f.resolve(c); !ok {
+			p.valid = false
+		}
+		if !p.valid {
+			f = nil
+		}
+	}
+	switch {
 	case c == '{':
-		return p.object(node, build)
+		return p.object(node, build, f)
 	case c == '[':
-		return p.array(node, build)
+		return p.array(node, build, f)
 	case c == '"':
-		s, err := p.str(build || !p.lean)
+		s, err := p.str(build || !p.lean || f != nil)
 		if err != nil {
 			return nil, p.at(err, node, false)
 		}
@@ -171,18 +193,24 @@ func (p *fastParser) value(node int32, build bool) (any, error) {
 		if !p.lean {
 			p.leaves = append(p.leaves, leaf{value: s, node: node})
 		}
+		if f != nil && !f.scalarOK(tString, s, "") {
+			p.valid = false
+		}
 		if !build {
 			return nil, nil
 		}
 		return s, nil
 	case c == 't':
-		return p.literal("true", true)
+		return p.literal("true", true, tBoolean, f)
 	case c == 'f':
-		return p.literal("false", false)
+		return p.literal("false", false, tBoolean, f)
 	case c == 'n':
-		return p.literal("null", nil)
+		return p.literal("null", nil, tNull, f)
 	case c == '-' || c >= '0' && c <= '9':
 		n, err := p.number()
+		if err == nil && f != nil && !f.scalarOK(tNumber, "", n) {
+			p.valid = false
+		}
 		if err != nil || !build {
 			return nil, p.at(err, node, false)
 		}
@@ -191,9 +219,12 @@ func (p *fastParser) value(node int32, build bool) (any, error) {
 	return nil, errFast{}
 }
 
-func (p *fastParser) literal(word string, v any) (any, error) {
+func (p *fastParser) literal(word string, v any, t jsonTypes, f *fastSchema) (any, error) {
 	if len(p.data)-p.i < len(word) || string(p.data[p.i:p.i+len(word)]) != word {
 		return nil, errFast{}
+	}
+	if f != nil && !f.scalarOK(t, "", "") {
+		p.valid = false
 	}
 	p.i += len(word)
 	p.py = append(p.py, word...)
@@ -300,7 +331,7 @@ func numberProblem(s string) string {
 	return ""
 }
 
-func (p *fastParser) object(node int32, build bool) (any, error) {
+func (p *fastParser) object(node int32, build bool, f *fastSchema) (any, error) {
 	if p.depth++; p.depth > maxDepth {
 		return nil, errFast{}
 	}
@@ -314,10 +345,18 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 	if build {
 		m = map[string]any{}
 	}
+	// The object keywords of f: which required keys were met, and how
+	// many members there are.
+	if f != nil && (!f.typeAllows(tObject, "") || f.hasEnum || len(f.required) > 64 || p.depth > maxFastDepth) {
+		p.valid, f = false, nil
+	}
+	var met uint64
+	members := 0
 	p.skipSpace()
 	if p.i < len(p.data) && p.data[p.i] == '}' {
 		p.i++
 		p.py = append(p.py, '}')
+		p.objectEnd(f, met, members)
 		return m, nil
 	}
 	for {
@@ -360,7 +399,23 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 			p.nodes = append(p.nodes, pathNode{parent: node, key: k, index: -1})
 		}
 		buildChild := build && (!top || p.want == nil || p.want[k])
-		v, err := p.value(child, buildChild)
+		var cf *fastSchema
+		if f != nil && p.valid {
+			members++
+			for i, r := range f.required {
+				if r == key {
+					met |= 1 << i
+				}
+			}
+			if g, ok := f.props[key]; ok {
+				cf = g
+			} else if f.noneAdditional {
+				p.valid = false
+			} else {
+				cf = f.additional
+			}
+		}
+		v, err := p.value(child, buildChild, cf)
 		if err != nil {
 			return nil, err
 		}
@@ -368,8 +423,22 @@ func (p *fastParser) object(node int32, build bool) (any, error) {
 			m[k] = v
 		}
 		if done, err := p.next('}'); err != nil || done {
+			if err == nil {
+				p.objectEnd(f, met, members)
+			}
 			return m, err
 		}
+	}
+}
+
+// objectEnd checks the member count and the required keys of an object
+// read against f.
+func (p *fastParser) objectEnd(f *fastSchema, met uint64, members int) {
+	if f == nil || !p.valid {
+		return
+	}
+	if f.minProps >= 0 && members < f.minProps || f.maxProps >= 0 && members > f.maxProps || met != 1<<len(f.required)-1 {
+		p.valid = false
 	}
 }
 
@@ -425,7 +494,7 @@ func (p *fastParser) next(closing byte) (done bool, err error) {
 	return false, errFast{}
 }
 
-func (p *fastParser) array(node int32, build bool) (any, error) {
+func (p *fastParser) array(node int32, build bool, f *fastSchema) (any, error) {
 	if p.depth++; p.depth > maxDepth {
 		return nil, errFast{}
 	}
@@ -436,10 +505,14 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 	if build {
 		a = []any{}
 	}
+	if f != nil && (!f.typeAllows(tArray, "") || f.hasEnum || p.depth > maxFastDepth) {
+		p.valid, f = false, nil
+	}
 	p.skipSpace()
 	if p.i < len(p.data) && p.data[p.i] == ']' {
 		p.i++
 		p.py = append(p.py, ']')
+		p.arrayEnd(f, 0)
 		return a, nil
 	}
 	for idx := int32(0); ; idx++ {
@@ -447,7 +520,11 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 		if !p.lean {
 			p.nodes = append(p.nodes, pathNode{parent: node, index: idx})
 		}
-		v, err := p.value(child, build)
+		var itf *fastSchema
+		if f != nil {
+			itf = f.items
+		}
+		v, err := p.value(child, build, itf)
 		if err != nil {
 			return nil, err
 		}
@@ -455,8 +532,18 @@ func (p *fastParser) array(node int32, build bool) (any, error) {
 			a = append(a, v)
 		}
 		if done, err := p.next(']'); err != nil || done {
+			if err == nil {
+				p.arrayEnd(f, int(idx)+1)
+			}
 			return a, err
 		}
+	}
+}
+
+// arrayEnd checks the item count of an array read against f.
+func (p *fastParser) arrayEnd(f *fastSchema, items int) {
+	if f != nil && p.valid && (f.minItems >= 0 && items < f.minItems || f.maxItems >= 0 && items > f.maxItems) {
+		p.valid = false
 	}
 }
 

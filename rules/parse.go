@@ -94,6 +94,9 @@ type answer struct {
 	nleaves int
 	lean    bool
 	src     string
+	// schemaOK: the parse checked the answer against a schema and it
+	// surely meets it (see parseFastChecked).
+	schemaOK bool
 }
 
 // full makes the answer's leaves and nodes if a lean parse left them out:
@@ -117,6 +120,13 @@ func (a *answer) full() {
 //
 // lean leaves the string values unlisted in the answer (see answer.full).
 func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *answer, parseMode string, strictOK bool, err error) {
+	return parseAnswerChecked(raw, mode, want, lean, nil)
+}
+
+// parseAnswerChecked is parseAnswer checking the answer object against
+// schema as it reads it (see parseFastChecked): a.schemaOK says it surely
+// meets it. An object encoding/json had to read is never said to.
+func parseAnswerChecked(raw string, mode Mode, want map[string]bool, lean bool, schema *fastSchema) (a *answer, parseMode string, strictOK bool, err error) {
 	if !utf8.ValidString(raw) {
 		// JSON decoding would silently replace the bytes with U+FFFD: a
 		// repaired answer is not the teacher's answer.
@@ -133,7 +143,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 	// An object found with a key twice or a lone surrogate is the answer,
 	// and unclear: it is refused in every mode, never passed over for
 	// another object.
-	if a, err := parseObject(raw, want, lean); a != nil || isUnclear(err) {
+	if a, err := parseObject(raw, want, lean, schema); a != nil || isUnclear(err) {
 		return found(a, err, ModeStrict)
 	}
 	// Not one clean object: encoding/json says why, in the words users
@@ -146,7 +156,7 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 	if mode != ModeLenient {
 		return nil, "", false, strictErr
 	}
-	if a, err := lenientObject(raw, want, lean); a != nil || err != nil {
+	if a, err := lenientObject(raw, want, lean, schema); a != nil || err != nil {
 		return found(a, err, ModeLenient)
 	}
 	return nil, "", false, fmt.Errorf("%w; no JSON object found in a code fence or in the surrounding text either", strictErr)
@@ -158,11 +168,11 @@ func parseAnswer(raw string, mode Mode, want map[string]bool, lean bool) (a *ans
 // the refined answer: {…}"), where taking the first could put the
 // unrefined draft in the dataset. The second different object settles
 // it: no need to read on (a hostile answer may hold 100,000).
-func lenientObject(raw string, want map[string]bool, lean bool) (*answer, error) {
+func lenientObject(raw string, want map[string]bool, lean bool, schema *fastSchema) (*answer, error) {
 	var objs []*answer
 	where := "in code fences"
 	add := func(text string, compact []byte) error {
-		a, err := parseObject(text, want, lean)
+		a, err := parseObject(text, want, lean, schema)
 		if a == nil && !isUnclear(err) {
 			if compact == nil {
 				var serr error
@@ -228,13 +238,13 @@ func isUnclear(err error) bool {
 
 // parseObject is the fast path: exactly one JSON object, or nil and
 // why (errFast, or what isUnclear names).
-func parseObject(s string, want map[string]bool, lean bool) (*answer, error) {
+func parseObject(s string, want map[string]bool, lean bool, schema *fastSchema) (*answer, error) {
 	// What strictObject trims (any Unicode space, \f included) is not
 	// JSON whitespace, which is all the parser skips.
 	s = strings.TrimSpace(s)
 	// The parser only reads: no copy of the answer is needed.
 	data := unsafe.Slice(unsafe.StringData(s), len(s))
-	a, err := parseFast(data, want, lean)
+	a, err := parseFastChecked(data, want, lean, schema)
 	if lean && isUnclear(err) {
 		// A lean parse keeps no paths: the rare answer that needs one
 		// is read again.

@@ -47,6 +47,10 @@ type fastSchema struct {
 	minLen, maxLen int // -1: none
 	pattern        jsonschema.Regexp
 
+	// bare: no keyword but the applicators ($ref, allOf, anyOf), so a
+	// value meets f exactly when it meets what they apply (see resolve).
+	bare bool
+
 	minimum, maximum, exclMin, exclMax, multipleOf *big.Rat
 	// ints holds the bounds above as int64s when all the set ones are
 	// integers that fit: an integer answer is then compared without
@@ -166,6 +170,7 @@ func compileFast(sch *jsonschema.Schema) (*fastSchema, bool) {
 		f.minLen, f.maxLen, f.pattern = intOr(s.MinLength), intOr(s.MaxLength), s.Pattern
 		f.minimum, f.maximum, f.exclMin, f.exclMax, f.multipleOf = s.Minimum, s.Maximum, s.ExclusiveMinimum, s.ExclusiveMaximum, s.MultipleOf
 		f.ints = intBounds(f.minimum, f.maximum, f.exclMin, f.exclMax, f.multipleOf)
+		f.bare = f.isBare()
 		if !ok {
 			return nil, false
 		}
@@ -245,10 +250,8 @@ func (f *fastSchema) check(v any, depth int, up *same) bool {
 	default:
 		return false
 	}
-	if f.types != 0 && f.types&t == 0 {
-		if f.types&tInteger == 0 || t != tNumber || !isInteger(v.(json.Number)) {
-			return false
-		}
+	if n, _ := v.(json.Number); !f.typeAllows(t, n) {
+		return false
 	}
 	if f.hasEnum && !f.inEnum(v) {
 		return false
@@ -278,13 +281,7 @@ func (f *fastSchema) check(v any, depth int, up *same) bool {
 			}
 		}
 	case string:
-		if f.minLen >= 0 || f.maxLen >= 0 {
-			n := utf8.RuneCountInString(v)
-			if f.minLen >= 0 && n < f.minLen || f.maxLen >= 0 && n > f.maxLen {
-				return false
-			}
-		}
-		if f.pattern != nil && !f.pattern.MatchString(v) {
+		if !f.stringOK(v) {
 			return false
 		}
 	case json.Number:
@@ -306,6 +303,32 @@ func (f *fastSchema) check(v any, depth int, up *same) bool {
 		return false
 	}
 	return true
+}
+
+// isBare reports that f has no keyword but the applicators ($ref,
+// allOf, anyOf) and a boolean schema's verdict.
+func (f *fastSchema) isBare() bool {
+	return f.types == 0 && !f.hasEnum && f.minProps < 0 && f.maxProps < 0 && len(f.required) == 0 && f.props == nil &&
+		f.additional == nil && !f.noneAdditional && f.minItems < 0 && f.maxItems < 0 && f.items == nil &&
+		f.minLen < 0 && f.maxLen < 0 && f.pattern == nil &&
+		f.minimum == nil && f.maximum == nil && f.exclMin == nil && f.exclMax == nil && f.multipleOf == nil
+}
+
+// typeAllows says whether f's type keyword admits a value of type t
+// (n: the number, when t is tNumber).
+func (f *fastSchema) typeAllows(t jsonTypes, n json.Number) bool {
+	return f.types == 0 || f.types&t != 0 || f.types&tInteger != 0 && t == tNumber && isInteger(n)
+}
+
+// stringOK checks a string's length and pattern.
+func (f *fastSchema) stringOK(v string) bool {
+	if f.minLen >= 0 || f.maxLen >= 0 {
+		n := utf8.RuneCountInString(v)
+		if f.minLen >= 0 && n < f.minLen || f.maxLen >= 0 && n > f.maxLen {
+			return false
+		}
+	}
+	return f.pattern == nil || f.pattern.MatchString(v)
 }
 
 func (f *fastSchema) inEnum(v any) bool {
@@ -424,4 +447,119 @@ func isInteger(n json.Number) bool {
 	}
 	r, ok := new(big.Rat).SetString(s)
 	return ok && r.IsInt()
+}
+
+// A schema can also be checked as the parser reads the value (see
+// fastParser.value), so that a first run need not build the value tree
+// that check walks: the parser asks resolve for the one schema a value
+// must meet, then the same assertions as check (typeAllows, inEnum,
+// stringOK, number, and the object and array keywords in fastParser).
+// Where one schema a value is not enough (allOf, a $ref or anyOf beside
+// other keywords, anyOf branches the value's first byte does not tell
+// apart, a $ref chain too long) it says it cannot tell, and the caller
+// builds the tree for check and the validator. Like check, it may only
+// say valid where the validator does (TestStreamedSchemaAgreesWithTheValidator).
+
+// maxFastHops bounds the $ref and anyOf steps resolve takes for one
+// value: a $ref cycle, which the validator refuses, ends there.
+const maxFastHops = 32
+
+// resolve returns the schema without applicators that a value starting
+// with byte c must meet to meet f: nil when any value does. ok is false
+// when the value cannot meet f, or resolve cannot tell.
+func (f *fastSchema) resolve(c byte) (g *fastSchema, ok bool) {
+	for range maxFastHops {
+		switch {
+		case f.always != nil:
+			return nil, *f.always
+		case len(f.allOf) > 0 || !f.bare && (f.ref != nil || len(f.anyOf) > 0):
+			return nil, false
+		case f.ref != nil:
+			if len(f.anyOf) > 0 {
+				return nil, false
+			}
+			f = f.ref
+		case len(f.anyOf) > 0:
+			// The one branch whose type admits the value, when the others'
+			// types exclude it: the value meets f exactly when it meets
+			// that branch.
+			var one *fastSchema
+			for _, b := range f.anyOf {
+				if b.always != nil || b.types == 0 || !b.bare && (b.ref != nil || len(b.allOf)+len(b.anyOf) > 0) {
+					return nil, false
+				}
+				switch admits(b.types, c) {
+				case admitMaybe:
+					return nil, false
+				case admitYes:
+					if one != nil {
+						return nil, false
+					}
+					one = b
+				}
+			}
+			if one == nil || one.ref != nil || len(one.allOf)+len(one.anyOf) > 0 {
+				return nil, false
+			}
+			f = one
+		default:
+			return f, true
+		}
+	}
+	return nil, false
+}
+
+type admission uint8
+
+const (
+	admitNo admission = iota
+	admitYes
+	admitMaybe // a number where only integers are admitted
+)
+
+// admits says whether types admit a value whose first byte is c.
+func admits(types jsonTypes, c byte) admission {
+	var t jsonTypes
+	switch {
+	case c == '"':
+		t = tString
+	case c == '{':
+		t = tObject
+	case c == '[':
+		t = tArray
+	case c == 't' || c == 'f':
+		t = tBoolean
+	case c == 'n':
+		t = tNull
+	default:
+		switch {
+		case types&tNumber != 0:
+			return admitYes
+		case types&tInteger != 0:
+			return admitMaybe
+		}
+		return admitNo
+	}
+	if types&t != 0 {
+		return admitYes
+	}
+	return admitNo
+}
+
+// scalarOK checks a string, number, boolean or null value of type t
+// against f, a schema resolve returned.
+func (f *fastSchema) scalarOK(t jsonTypes, s string, n json.Number) bool {
+	if !f.typeAllows(t, n) {
+		return false
+	}
+	if f.hasEnum && (t != tString || !f.inEnum(s)) {
+		return false
+	}
+	switch t {
+	case tString:
+		return f.stringOK(s)
+	case tNumber:
+		return f.number(n)
+	}
+	return true
 }

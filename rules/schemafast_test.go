@@ -381,8 +381,15 @@ func FuzzFastSchema(f *testing.F) {
 		var fv fastVerdicts
 		if a, _, _, err := parseAnswer(text, ModeStrict, nil, false); err == nil && a.doc != nil {
 			fv.compare(t, "envelope", s.envelope, s.fastEnvelope, a.doc)
+			envOK := s.envelope.Validate(a.doc) == nil
 			for pt, sch := range s.payloads {
 				fv.compare(t, pt+" payload", sch, s.fastPayloads[pt], a.doc["payload"])
+				// Checked while parsed, it may only be valid where the
+				// validator finds it valid as that payload type.
+				streamed, _, _, err := parseAnswerChecked(text, ModeStrict, map[string]bool{}, false, s.streamed[pt])
+				if err == nil && streamed.schemaOK && !(envOK && a.doc["payload_type"] == pt && sch.Validate(a.doc["payload"]) == nil) {
+					t.Fatalf("%s: streamed valid, the validator not: %s", pt, text)
+				}
 			}
 		}
 		rng := rand.New(rand.NewPCG(seed, seed>>32))
@@ -395,6 +402,10 @@ func FuzzFastSchema(f *testing.F) {
 				t.Fatal(err)
 			}
 			fv.compare(t, "schema "+doc, sch, fs, inst)
+			if fs != nil {
+				var sv streamVerdicts
+				sv.compare(t, "schema "+doc, sch, fs, randomValue(rng, 3))
+			}
 		}
 	})
 }
