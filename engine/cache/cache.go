@@ -779,11 +779,11 @@ type putReq struct {
 // re-gate that remembers a verdict per sample would otherwise commit
 // hundreds of times a second (measured: 37 % of a cold re-gate's CPU went
 // to reading pages back). A memo or a mark waits lazyDelay at most:
-// losing one costs time, not money. An answer waits storeDelay, about
-// what a commit that its worker waited for took, so a kill loses no more
-// paid answers than the calls in flight it always loses (a teacher's call
-// takes seconds: 100 ms of its answers is a twentieth of them or less).
-// It is 100 ms, not the 10 ms a commit took, for the key index: keys are
+// losing one costs time, not money. An answer waits storeDelay at most,
+// so a kill loses few paid answers next to the calls in flight it always
+// loses (a teacher's call takes seconds: 100 ms of its answers is a
+// twentieth of them or less). It is 100 ms, not the 10 ms a commit took
+// when workers waited for it, for the key index: keys are
 // hashes, so each answer of a group lands on its own leaf of it, and a
 // commit writes every leaf it touched, 16 KB each, into the WAL and again
 // at the checkpoint. A larger group shares leaves (100k first runs:
