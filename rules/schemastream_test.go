@@ -143,3 +143,69 @@ func TestStreamedShippedSchemas(t *testing.T) {
 		t.Fatalf("too few cases: %d told of %d", told, compared)
 	}
 }
+
+// TestStreamedJudgesAlike judges the reference answers, and one-step
+// changes of them, as their payload type's sample and another's, with the
+// schemas checked while parsing and with the whole tree built for them:
+// the decisions are the same, gate details and hits included.
+func TestStreamedJudgesAlike(t *testing.T) {
+	r := shipped(t)
+	whole := *r
+	schemas := *r.schemas
+	schemas.streamed = nil
+	whole.schemas = &schemas
+	_, texts := referenceAnswers(t)
+	n := 0
+	for _, text := range texts {
+		a, _, _, err := parseAnswer(text, ModeStrict, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := a.doc
+		own, _ := doc["payload_type"].(string)
+		other := map[string]string{"itinerary": "checklist", "checklist": "procedure", "procedure": "decision_tree", "decision_tree": "itinerary"}[own]
+		change := 0
+		eachChange(doc, func() {
+			// Every third change, as the answer's payload type and one
+			// other: the schema tests above take every change.
+			if change++; change%3 != 1 {
+				return
+			}
+			b, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pt := range []string{own, other} {
+				s := Sample{ID: "s", PayloadType: pt, Category: "transport", Difficulty: "easy"}
+				got, want := r.Evaluate(s, string(b), ModeLenient), whole.Evaluate(s, string(b), ModeLenient)
+				if g, w := decisionText(t, got), decisionText(t, want); g != w {
+					i := 0
+					for i < len(g) && i < len(w) && g[i] == w[i] {
+						i++
+					}
+					from := max(i-80, 0)
+					t.Fatalf("as a %s sample, answer %s: the decisions differ at byte %d:\nstreamed …%s…\nwhole    …%s…", pt, head(string(b), 120), i, g[from:min(i+120, len(g))], w[from:min(i+120, len(w))])
+				}
+				n++
+			}
+		})
+	}
+	t.Logf("%d decisions compared", n)
+}
+
+// decisionText is what a record shows of a decision.
+func decisionText(t *testing.T, d *Decision) string {
+	t.Helper()
+	b, err := json.Marshal(struct {
+		OK                        bool
+		Reasons, Warnings, Audits []string
+		Contract                  Contract
+		Response                  string
+		Gates                     []GateResult
+		Hits                      []Hit
+	}{d.OverallOK, d.ReasonCodes, d.Warnings, d.Audits, d.Contract, string(d.Response), d.Gates, d.Hits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
