@@ -208,7 +208,7 @@ func (s *schemaSet) check(doc map[string]any, want string, c *Contract) {
 // check asks. So env must require both members, resolve-free, and its
 // own payload member ask only for a type that payload implies.
 func streamedSchema(env, payload *fastSchema, payloadType string) *fastSchema {
-	if env == nil || payload == nil || env.always != nil || env.ref != nil || len(env.allOf)+len(env.anyOf) > 0 ||
+	if env == nil || payload == nil || !env.applies() ||
 		!slices.Contains(env.required, "payload") || !slices.Contains(env.required, "payload_type") {
 		return nil
 	}
@@ -216,9 +216,10 @@ func streamedSchema(env, payload *fastSchema, payloadType string) *fastSchema {
 	if envPayload == nil || envType == nil {
 		return nil
 	}
-	onlyType := *envPayload
-	onlyType.types = 0
-	if !onlyType.isBare() || envPayload.always != nil || envPayload.ref != nil || len(envPayload.allOf)+len(envPayload.anyOf) > 0 ||
+	// envPayload may ask for a type, and nothing else.
+	untyped := *envPayload
+	untyped.types = 0
+	if !envPayload.applies() || !untyped.isBare() ||
 		payload.types == 0 || envPayload.types != 0 && payload.types&^envPayload.types != 0 {
 		return nil
 	}
@@ -226,7 +227,7 @@ func streamedSchema(env, payload *fastSchema, payloadType string) *fastSchema {
 		return nil
 	}
 	oneType := *envType
-	oneType.hasEnum, oneType.enum, oneType.bare = true, []string{payloadType}, false
+	oneType.hasEnum, oneType.enum = true, []string{payloadType}
 	st := *env
 	st.props = maps.Clone(env.props)
 	st.props["payload"], st.props["payload_type"] = payload, &oneType

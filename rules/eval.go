@@ -276,22 +276,19 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 	d := &Decision{}
 	c := &d.Contract
 	// An answer whose schema verdict is known needs only the fields the
-	// expressions read.
+	// expressions read. One whose verdict is not is checked as it is
+	// read, against the schemas of the payload type the plan asked for,
+	// and is built whole only if it may not meet them.
 	var want map[string]bool
-	if k.SchemaOK {
+	streamed := r.schemas.streamed[s.PayloadType]
+	switch {
+	case k.SchemaOK:
+		want, streamed = r.responseFields, nil
+	case streamed != nil:
 		want = r.responseFields
 	}
 	// With the hits known too, the strings need not be listed.
 	lean := k.SchemaOK && k.Hits != nil && r.matcher != nil
-	// Not known: the answer is checked as it is read, against the
-	// schemas of the payload type the plan asked for, and only what the
-	// gates read is built unless it may not meet them.
-	streamed := r.schemas.streamed[s.PayloadType]
-	if k.SchemaOK {
-		streamed = nil
-	} else if streamed != nil {
-		want = r.responseFields
-	}
 	a, parseMode, strictOK, perr := parseAnswerChecked(raw, mode, want, lean, streamed)
 	if perr == nil && streamed != nil && !a.schemaOK && want != nil {
 		// The validator needs the whole tree, and its words.

@@ -47,10 +47,6 @@ type fastSchema struct {
 	minLen, maxLen int // -1: none
 	pattern        jsonschema.Regexp
 
-	// bare: no keyword but the applicators ($ref, allOf, anyOf), so a
-	// value meets f exactly when it meets what they apply (see resolve).
-	bare bool
-
 	minimum, maximum, exclMin, exclMax, multipleOf *big.Rat
 	// ints holds the bounds above as int64s when all the set ones are
 	// integers that fit: an integer answer is then compared without
@@ -170,7 +166,6 @@ func compileFast(sch *jsonschema.Schema) (*fastSchema, bool) {
 		f.minLen, f.maxLen, f.pattern = intOr(s.MinLength), intOr(s.MaxLength), s.Pattern
 		f.minimum, f.maximum, f.exclMin, f.exclMax, f.multipleOf = s.Minimum, s.Maximum, s.ExclusiveMinimum, s.ExclusiveMaximum, s.MultipleOf
 		f.ints = intBounds(f.minimum, f.maximum, f.exclMin, f.exclMax, f.multipleOf)
-		f.bare = f.isBare()
 		if !ok {
 			return nil, false
 		}
@@ -306,7 +301,8 @@ func (f *fastSchema) check(v any, depth int, up *same) bool {
 }
 
 // isBare reports that f has no keyword but the applicators ($ref,
-// allOf, anyOf) and a boolean schema's verdict.
+// allOf, anyOf) and a boolean schema's verdict: a value meets f exactly
+// when it meets what they apply.
 func (f *fastSchema) isBare() bool {
 	return f.types == 0 && !f.hasEnum && f.minProps < 0 && f.maxProps < 0 && len(f.required) == 0 && f.props == nil &&
 		f.additional == nil && !f.noneAdditional && f.minItems < 0 && f.maxItems < 0 && f.items == nil &&
@@ -331,11 +327,19 @@ func (f *fastSchema) stringOK(v string) bool {
 	return f.pattern == nil || f.pattern.MatchString(v)
 }
 
+// applies reports that f has no applicator ($ref, allOf, anyOf) and is
+// no boolean schema: its own keywords are all there is to it.
+func (f *fastSchema) applies() bool {
+	return f.always == nil && f.ref == nil && len(f.allOf)+len(f.anyOf) == 0
+}
+
 func (f *fastSchema) inEnum(v any) bool {
 	s, ok := v.(string)
-	if !ok {
-		return false
-	}
+	return ok && f.enumHas(s)
+}
+
+// enumHas reports that s is one of f's enum strings.
+func (f *fastSchema) enumHas(s string) bool {
 	for _, e := range f.enum {
 		if s == e {
 			return true
@@ -472,20 +476,19 @@ func (f *fastSchema) resolve(c byte) (g *fastSchema, ok bool) {
 		switch {
 		case f.always != nil:
 			return nil, *f.always
-		case len(f.allOf) > 0 || !f.bare && (f.ref != nil || len(f.anyOf) > 0):
+		case f.applies():
+			return f, true
+		case len(f.allOf) > 0 || f.ref != nil && len(f.anyOf) > 0 || !f.isBare():
 			return nil, false
 		case f.ref != nil:
-			if len(f.anyOf) > 0 {
-				return nil, false
-			}
 			f = f.ref
-		case len(f.anyOf) > 0:
-			// The one branch whose type admits the value, when the others'
-			// types exclude it: the value meets f exactly when it meets
-			// that branch.
+		default:
+			// anyOf alone. The one branch whose type admits the value,
+			// when the others' types exclude it: the value meets f
+			// exactly when it meets that branch.
 			var one *fastSchema
 			for _, b := range f.anyOf {
-				if b.always != nil || b.types == 0 || !b.bare && (b.ref != nil || len(b.allOf)+len(b.anyOf) > 0) {
+				if b.types == 0 || !b.applies() {
 					return nil, false
 				}
 				switch admits(b.types, c) {
@@ -498,12 +501,10 @@ func (f *fastSchema) resolve(c byte) (g *fastSchema, ok bool) {
 					one = b
 				}
 			}
-			if one == nil || one.ref != nil || len(one.allOf)+len(one.anyOf) > 0 {
+			if one == nil {
 				return nil, false
 			}
-			f = one
-		default:
-			return f, true
+			return one, true
 		}
 	}
 	return nil, false
@@ -552,7 +553,7 @@ func (f *fastSchema) scalarOK(t jsonTypes, s string, n json.Number) bool {
 	if !f.typeAllows(t, n) {
 		return false
 	}
-	if f.hasEnum && (t != tString || !f.inEnum(s)) {
+	if f.hasEnum && (t != tString || !f.enumHas(s)) {
 		return false
 	}
 	switch t {
