@@ -3,8 +3,9 @@ package rules
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -72,7 +73,8 @@ func normalizeInto(buf []byte, s string) (string, []byte) {
 		// allocates nothing).
 		buf = buf[:0]
 		space := false
-		if !norm.NFKC.IsNormalString(s) {
+		// QuickSpanString first: IsNormalString allocates.
+		if norm.NFKC.QuickSpanString(s) != len(s) && !norm.NFKC.IsNormalString(s) {
 			s = norm.NFKC.String(s)
 		}
 		for i := 0; i < len(s); {
@@ -257,18 +259,19 @@ func spans(m *matcher, s string) [][2]int {
 }
 
 // selectSpans picks from raw occurrences those on word boundaries: the
-// leftmost, at one place the longest, never overlapping. It reorders all.
+// leftmost, at one place the longest, never overlapping. It reorders all
+// and returns them in its place.
 func selectSpans(s string, all [][2]int) [][2]int {
 	if len(all) == 0 {
 		return nil
 	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i][0] != all[j][0] {
-			return all[i][0] < all[j][0]
+	slices.SortFunc(all, func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
 		}
-		return all[i][1] > all[j][1]
+		return cmp.Compare(b[1], a[1])
 	})
-	var out [][2]int
+	out := all[:0]
 	end := -1
 	for _, sp := range all {
 		if sp[0] < end || !boundaryBefore(s, sp[0]) || !boundaryAfter(s, sp[1]) {

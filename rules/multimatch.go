@@ -1,5 +1,12 @@
 package rules
 
+import (
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
 // multiMatcher finds the terms and exceptions of every word list in one
 // pass over a string. For lists of ordinary size the automaton is a dense
 // DFA — one table lookup per byte, no failure links followed at match
@@ -16,7 +23,8 @@ type multiMatcher struct {
 	nLists int
 	// mayTab and mayDelta serve mayMatch, a byte for two loads: mayTab
 	// is the class of the byte normalize makes of an ASCII byte (its
-	// lower case), maySpace for white space and mayOther for the rest;
+	// lower case), maySpace for white space and mayOther for the rest
+	// (bytes not ASCII: see foldRune);
 	// mayDelta is delta with each target multiplied by
 	// nclass (its row's offset), or -1 where the target emits.
 	mayTab   [256]uint16
@@ -157,11 +165,14 @@ func (mm *multiMatcher) scan(s string, fn func(term int32, start, end int)) {
 }
 
 // mayMatch reports whether normalize(s) could hold an occurrence of any
-// term or exception. For ASCII text it runs the automaton over the bytes
-// normalize would produce (lower case, each run of white space one space,
-// none leading or trailing) without producing them, and is exact: most
-// strings of an answer hold no term, and then cost no copy. Other text is
-// normalised by Unicode rules, which are not replayed here: true.
+// term or exception. It runs the automaton over the bytes normalize would
+// produce (lower case, each run of white space one space, none leading or
+// trailing) without producing them, and is exact: most strings of an
+// answer hold no term, and then cost no copy. A character that is not
+// ASCII is replayed too (normalize maps it alone: lower case, a quote or
+// dash made ASCII) where NFKC leaves it as it is and it cannot combine
+// with its neighbours (see foldRune); other text, decomposed accents
+// among it, is not replayed here: true.
 func (mm *multiMatcher) mayMatch(s string) bool {
 	switch {
 	case mm.sparse == nil:
@@ -176,10 +187,32 @@ func (mm *multiMatcher) mayMatch(s string) bool {
 	for i := 0; i < len(s); i++ {
 		k := mm.mayTab[s[i]]
 		if k >= maySpace {
-			if k == mayOther {
+			if k == maySpace {
+				pending = started
+				continue
+			}
+			r, n, ok := foldRune(s, i)
+			if !ok {
 				return true
 			}
-			pending = started
+			i += n - 1
+			if unicode.IsSpace(r) {
+				pending = started
+				continue
+			}
+			if pending {
+				pending = false
+				if row = d[row+space]; row < 0 {
+					return true
+				}
+			}
+			started = true
+			var b [utf8.UTFMax]byte
+			for _, c := range b[:utf8.EncodeRune(b[:], r)] {
+				if row = d[row+int32(mm.class[c])]; row < 0 {
+					return true
+				}
+			}
 			continue
 		}
 		if pending {
@@ -194,6 +227,30 @@ func (mm *multiMatcher) mayMatch(s string) bool {
 		}
 	}
 	return false
+}
+
+// foldRune is the character normalize makes of the one starting at
+// s[i], which is not ASCII, before white space is collapsed: ok is false
+// when that depends on its neighbours. It does not when NFKC leaves the
+// character as it is and it combines with nothing before it (a segment
+// boundary before it). mayMatch asks that of every character not ASCII,
+// and no ASCII character combines with what precedes it: a string that
+// passes has a boundary before each character, so NFKC leaves it as it
+// is, and normalize lowers and un-quotes each character on its own. An
+// accent written as a combining mark after its letter fails (é as e +
+// U+0301), as do ligatures and other characters NFKC rewrites, and
+// invalid UTF-8.
+func foldRune(s string, i int) (r rune, n int, ok bool) {
+	r, n = utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return 0, 0, false
+	}
+	// QuickSpanString, not IsNormalString, which allocates: a character
+	// whose normal form NFKC's quick check leaves open is not replayed.
+	if !norm.NFKC.PropertiesString(s[i:]).BoundaryBefore() || norm.NFKC.QuickSpanString(s[i:i+n]) != n {
+		return 0, 0, false
+	}
+	return unicode.ToLower(quoteRune(r)), n, true
 }
 
 func isASCIISpace(c byte) bool {

@@ -52,3 +52,28 @@ func referenceStrings(b *testing.B, keep func(string) bool) (strs []string, size
 	}
 	return strs, size
 }
+
+// BenchmarkFindHits searches the reference answers with the shipped word
+// lists, as judging a new answer does: the prefilter over every string,
+// then normalisation and the scan of the strings it passes.
+func BenchmarkFindHits(b *testing.B) {
+	r := shipped(b)
+	_, texts := referenceAnswers(b)
+	var answers []*answer
+	size := 0
+	for _, text := range texts {
+		a, _, _, err := parseAnswer(text, ModeStrict, nil, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		answers = append(answers, a)
+		size += len(text)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, a := range answers {
+			r.findHits(a, &activation{r: r, a: a, hits: make([][]hitRef, len(r.lists))})
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package rules
+
+import (
+	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// replayable reports whether mayMatch replays every character of text
+// (see foldRune), and so must be exact on it.
+func replayable(text string) bool {
+	for i := 0; i < len(text); {
+		if text[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		_, n, ok := foldRune(text, i)
+		if !ok {
+			return false
+		}
+		i += n
+	}
+	return true
+}
+
+// foldRune's proof that NFKC leaves a string as it is holds only while no
+// ASCII character combines with the one before it.
+func TestASCIINeverCombinesWithWhatPrecedesIt(t *testing.T) {
+	for c := range utf8.RuneSelf {
+		if !norm.NFKC.PropertiesString(string(rune(c))).BoundaryBefore() {
+			t.Errorf("%q: NFKC may combine it with the character before it", rune(c))
+		}
+	}
+}
+
+func TestMayMatchReplaysWhatNFKCKeeps(t *testing.T) {
+	lists := []*WordList{
+		{Name: "a", Terms: []Term{{Text: "entry fee"}, {Text: "e-ticket"}, {Text: "don't"}, {Text: "ki"}, {Text: "cafe"}, {Text: "fix"}}},
+		{Name: "b", Terms: []Term{{Text: "naïve"}}},
+	}
+	for _, l := range lists {
+		l.match, l.except = compileTerms(l.Terms), compileTerms(l.Exceptions)
+	}
+	mm := newMultiMatcher(lists)
+	for _, tc := range []struct {
+		text string
+		// replayed: foldRune takes every character, so mayMatch must be
+		// exact; otherwise it must say true.
+		replayed bool
+	}{
+		{"Café — prices in € and £", true},    // no term, yet not ASCII: once always true
+		{"Buy an E—Ticket at the door", true}, // an em dash is a hyphen to normalize
+		{"Don’t forget", true},                // and a curly apostrophe an apostrophe
+		{"The entry\u0085fee", true},          // NEL: white space NFKC keeps
+		{"Sk\u0130", true},                    // İ lowers to i: "ski"
+		{"A NAÏVE plan", true},                // a term not ASCII, its letters composed
+		{"Ünïcödé everywhere, still no term", true},
+		{"A cafe\u0301 menu", false},  // é as e + combining accent: NFKC makes café, no "cafe"
+		{"A nai\u0308ve plan", false}, // NFKC makes naïve: replayed, the mark would hide the term
+		{"A naı\u0308ve plan", false}, // dotless ı + diaeresis, which NFKC keeps apart
+		{"The entry\u00a0fee", false}, // a no-break space NFKC makes a space
+		{"\u212aI", false},            // the Kelvin sign NFKC makes K
+		{"ﬁx it", false},              // a ligature NFKC spells out: "fix"
+		{"bad \xff byte", false},
+	} {
+		norm := normalize(tc.text)
+		any := false
+		mm.scan(norm, func(int32, int, int) { any = true })
+		may := mm.mayMatch(tc.text)
+		if got := replayable(tc.text); got != tc.replayed {
+			t.Errorf("%q: replayable %v, want %v", tc.text, got, tc.replayed)
+		}
+		if tc.replayed && may != any {
+			t.Errorf("%q: mayMatch %v, but normalize makes %q, which the scan finds terms in: %v", tc.text, may, norm, any)
+		}
+		if !tc.replayed && !may {
+			t.Errorf("%q: mayMatch false on text it does not replay", tc.text)
+		}
+	}
+}
