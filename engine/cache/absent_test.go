@@ -64,6 +64,31 @@ func TestAnAnswerAnotherProcessStoresIsFound(t *testing.T) {
 	mustGet(t, a, keyN("b", 1), true)
 }
 
+// While answers arrive, the commits keep the fingerprints caught up:
+// lookups in between do not read the file to catch up themselves.
+func TestLookupsBetweenCommitsDoNotCatchUp(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "c.db"))
+	defer c.Close()
+	mustGet(t, c, keyN("absent", 0), false) // the fingerprints are made
+	if c.known.fps == nil {
+		t.Fatal("a miss in a new cache did not make the fingerprints")
+	}
+	before := c.catchUps.Load()
+	for i := range 120 { // 0.6 s: six commits or so
+		if i%4 == 0 {
+			if err := c.Store(keyN("new", i), Entry{Text: "answer"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustGet(t, c, keyN("absent", i+1), false)
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Caught up at 50 ms, every gap between two commits cost one or two.
+	if n := c.catchUps.Load() - before; n > 2 {
+		t.Errorf("lookups between commits caught up %d times in 0.6 s (%d commits)", n, c.commits.Load())
+	}
+}
+
 // topRowsReplaced gives a fingerprints of five rows, then has another
 // process clear the cache and store two rows, which get ids a has read.
 func topRowsReplaced(t *testing.T) (a *Cache) {

@@ -94,11 +94,13 @@ type Cache struct {
 	lost     int
 
 	// known tells most keys that are not in the file without reading it
-	// (see absent.go); lookups counts Gets that read the file, commits
+	// (see absent.go); lookups counts Gets that read the file, catchUps
+	// those that read the rows added since known last caught up, commits
 	// the transactions of the write loop.
-	known   known
-	lookups atomic.Int64
-	commits atomic.Int64
+	known    known
+	lookups  atomic.Int64
+	catchUps atomic.Int64
+	commits  atomic.Int64
 }
 
 // DefaultPath is the cache every run of this user shares unless told
