@@ -7,6 +7,8 @@ package jsonstr
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -26,13 +28,15 @@ func Unescape(b []byte) (s string, ok bool) {
 	return unsafe.String(unsafe.SliceData(out), len(out)), true
 }
 
-// AppendUnescaped is Unescape appending to out.
+// AppendUnescaped is Unescape appending to out. Unlike append, it may
+// write out's capacity past what it returns, up to len(out)+len(b): no
+// one may hold those bytes.
 func AppendUnescaped(out, b []byte) ([]byte, bool) {
 	out, _, ok := appendUnescaped(out, b, false)
 	return out, ok
 }
 
-// AppendUnescapedLone is AppendUnescaped that also gives the offset in b of
+// AppendUnescapedLone is AppendUnescaped (capacity included) that also gives the offset in b of
 // the first lone surrogate escape (see UEscape), or -1.
 func AppendUnescapedLone(out, b []byte) (_ []byte, lone int, ok bool) {
 	return appendUnescaped(out, b, false)
@@ -53,43 +57,73 @@ func UnescapeKeeping(b []byte) (string, bool) {
 
 func appendUnescaped(out, b []byte, keepLone bool) (_ []byte, lone int, ok bool) {
 	lone = -1
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], '\\')
-		if j < 0 {
-			out = append(out, b[i:]...)
-			break
+	// An escape never decodes to more bytes than it takes, so out needs
+	// room for b alone: n-len(out) never passes i, so each word, stored
+	// whole before it is looked at, lands within that room, and the loop
+	// never checks for it. A draft
+	// holds a JSON document inside a string, an escaped quote every few
+	// bytes: a word at a time, decoding it went 1.08-1.18 to 1.52-1.73 GB/s
+	// (BenchmarkUnescape) where a search for each backslash and an append
+	// of the run before it stopped every few bytes.
+	n := len(out)
+	out = slices.Grow(out, len(b))
+	out = out[:cap(out)]
+	i := 0
+	for {
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			binary.LittleEndian.PutUint64(out[n:], x)
+			// The lowest marked byte is the first backslash (a borrow
+			// can mark bytes above it, never below).
+			y := x ^ 0x5c5c5c5c5c5c5c5c
+			if m := (y - 0x0101010101010101) &^ y & 0x8080808080808080; m != 0 {
+				k := bits.TrailingZeros64(m) >> 3
+				i += k
+				n += k
+				break
+			}
+			i += 8
+			n += 8
 		}
-		out = append(out, b[i:i+j]...)
-		i += j + 1
+		for i < len(b) && b[i] != '\\' {
+			out[n] = b[i]
+			n++
+			i++
+		}
 		if i >= len(b) {
-			return out, lone, false
+			return out[:n], lone, true
+		}
+		i++ // past the backslash
+		if i >= len(b) {
+			return out[:n], lone, false
 		}
 		switch b[i] {
 		case '"', '\\', '/':
-			out = append(out, b[i])
+			out[n] = b[i]
 		case 'b':
-			out = append(out, '\b')
+			out[n] = '\b'
 		case 'f':
-			out = append(out, '\f')
+			out[n] = '\f'
 		case 'n':
-			out = append(out, '\n')
+			out[n] = '\n'
 		case 'r':
-			out = append(out, '\r')
+			out[n] = '\r'
 		case 't':
-			out = append(out, '\t')
+			out[n] = '\t'
 		case 'u':
 			r, next, isLone, ok := UEscape(b, i)
 			if !ok {
-				return out, lone, false
+				return out[:n], lone, false
 			}
 			switch {
 			case !isLone:
-				out = utf8.AppendRune(out, r)
+				n += utf8.EncodeRune(out[n:], r)
 			case keepLone:
-				// utf8.AppendRune refuses surrogates: their bytes by hand.
-				out = append(out, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
+				// utf8.EncodeRune refuses surrogates: their bytes by hand.
+				out[n], out[n+1], out[n+2] = 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f
+				n += 3
 			default:
-				out = utf8.AppendRune(out, utf8.RuneError)
+				n += utf8.EncodeRune(out[n:], utf8.RuneError)
 			}
 			if isLone && lone < 0 {
 				lone = i - 1
@@ -97,11 +131,11 @@ func appendUnescaped(out, b []byte, keepLone bool) (_ []byte, lone int, ok bool)
 			i = next
 			continue
 		default:
-			return out, lone, false
+			return out[:n], lone, false
 		}
+		n++
 		i++
 	}
-	return out, lone, true
 }
 
 // UEscape decodes the \u escape whose u is b[i] and, after the high half

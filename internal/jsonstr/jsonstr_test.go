@@ -1,7 +1,9 @@
 package jsonstr
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 	"unicode/utf8"
 )
@@ -14,6 +16,22 @@ func FuzzUnescape(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		got, ok := Unescape(body)
+		// Appending keeps what out held and writes its capacity no
+		// further than len(out)+len(body).
+		buf := append(make([]byte, 0, 3+len(body)+16), "pre"...)
+		spare := buf[:cap(buf)]
+		for i := len(buf); i < len(spare); i++ {
+			spare[i] = 0xaa
+		}
+		out, ok2 := AppendUnescaped(buf, body)
+		if ok2 != ok || ok && string(out) != "pre"+got {
+			t.Fatalf("AppendUnescaped(pre, %q) = %q, %v; Unescape: %q, %v", body, out, ok2, got, ok)
+		}
+		for i := 3 + len(body); i < len(spare); i++ {
+			if spare[i] != 0xaa {
+				t.Fatalf("AppendUnescaped(pre, %q) wrote byte %d of the capacity, past len(out)+len(body)", body, i)
+			}
+		}
 		var want string
 		err := json.Unmarshal(append(append([]byte{'"'}, body...), '"'), &want)
 		if !utf8.Valid(body) {
@@ -134,4 +152,38 @@ func FuzzEnd(f *testing.F) {
 			t.Fatalf("End(%q) = %d, %v; want %d, %v", s, got, ok, want, closed)
 		}
 	})
+}
+
+// BenchmarkUnescape decodes the output_text of the sample drafts: a JSON
+// document inside a string, an escaped quote every few bytes, as every
+// draft a run loads.
+func BenchmarkUnescape(b *testing.B) {
+	data, err := os.ReadFile("../../testdata/sample/drafts_v1.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bodies [][]byte
+	size := 0
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var rec map[string]json.RawMessage
+		if json.Unmarshal(line, &rec) != nil || len(rec["output_text"]) < 2 || rec["output_text"][0] != '"' {
+			continue
+		}
+		body := rec["output_text"][1 : len(rec["output_text"])-1]
+		bodies = append(bodies, body)
+		size += len(body)
+	}
+	if len(bodies) == 0 {
+		b.Fatal("no draft text in the sample")
+	}
+	b.SetBytes(int64(size))
+	var out []byte
+	for b.Loop() {
+		for _, body := range bodies {
+			var ok bool
+			if out, ok = AppendUnescaped(out[:0], body); !ok {
+				b.Fatal("not unescaped")
+			}
+		}
+	}
 }
