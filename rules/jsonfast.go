@@ -47,9 +47,9 @@ type fastParser struct {
 	leaves []leaf
 	nodes  []pathNode
 	depth  int
-	// strs holds the bytes of every key and string value: they are
-	// strings into it, one allocation an answer instead of one a string.
-	// Bytes once appended are never written again.
+	// strs holds the bytes of the keys and string values with escapes
+	// (the others are strings into data): they are strings into it, not
+	// an allocation each. Bytes once appended are never written again.
 	strs []byte
 	// want names the top-level members whose values are built (nil:
 	// all); the others are checked and copied, and their strings listed,
@@ -128,13 +128,12 @@ func parseFast(data []byte, want map[string]bool, lean bool) (*answer, error) {
 func parseFastChecked(data []byte, want map[string]bool, lean bool, schema *fastSchema) (*answer, error) {
 	p := &fastParser{data: data, py: make([]byte, 0, len(data)+len(data)/16), want: want, lean: lean, valid: schema != nil}
 	p.keys = p.keyBuf[:0]
-	if lean {
-		p.strs = make([]byte, 0, 512)
-	} else {
-		// A real answer has a string about every 70 bytes and a path
-		// node about every 50: the slices rarely grow.
-		p.strs = make([]byte, 0, len(data))
-		p.leaves, p.nodes = make([]leaf, 0, len(data)/64+4), make([]pathNode, 0, len(data)/48+4)
+	if !lean {
+		// The reference answers have a string every 46-79 bytes and a
+		// path node every 29-46: sized for the densest, the slices do not
+		// grow (at a node every 48 bytes they grew for most answers, which
+		// allocated more than this).
+		p.leaves, p.nodes = make([]leaf, 0, len(data)/44+4), make([]pathNode, 0, len(data)/28+4)
 	}
 	p.skipSpace()
 	if p.i >= len(data) || data[p.i] != '{' {
@@ -578,10 +577,12 @@ func (p *fastParser) str(need bool) (string, error) {
 			// Python writes it as it is: no escape, no control byte, and
 			// the answer was checked to be UTF-8.
 			p.py = append(p.py, d[start-1:end+1]...)
-			if !need {
+			if !need || len(body) == 0 {
 				return "", nil
 			}
-			p.strs = append(p.strs, body...)
+			// The value is its bytes in the data, a string's, never
+			// written: no copy.
+			return unsafe.String(&body[0], len(body)), nil
 		} else {
 			var ok bool
 			var lone int

@@ -2,26 +2,34 @@ package rules
 
 import "testing"
 
-// BenchmarkParseAnswer parses the reference answers as a first run
-// does (every value built, every string listed) and as a re-gate whose
-// schema verdict and hits are known does (lean).
+// BenchmarkParseAnswer parses the reference answers as a first run does
+// (checked against the schemas as they are read, only the fields the
+// gates read built, every string listed), as an answer built whole
+// (every value built, every string listed) and as a re-gate whose schema
+// verdict and hits are known does (lean).
 func BenchmarkParseAnswer(b *testing.B) {
-	_, answers := referenceAnswers(b)
+	r := shipped(b)
+	samples, answers := referenceAnswers(b)
 	size := 0
 	for _, a := range answers {
 		size += len(a)
 	}
 	for _, bc := range []struct {
-		name string
-		want map[string]bool
-		lean bool
-	}{{"whole", nil, false}, {"lean", map[string]bool{"payload_type": true}, true}} {
+		name    string
+		want    map[string]bool
+		lean    bool
+		checked bool
+	}{{"first", r.responseFields, false, true}, {"whole", nil, false, false}, {"lean", map[string]bool{"payload_type": true}, true, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				for _, a := range answers {
-					if _, _, _, err := parseAnswer(a, ModeStrict, bc.want, bc.lean); err != nil {
+				for i, a := range answers {
+					var schema *fastSchema
+					if bc.checked {
+						schema = r.schemas.streamed[samples[i].PayloadType]
+					}
+					if _, _, _, err := parseAnswerChecked(a, ModeStrict, bc.want, bc.lean, schema); err != nil {
 						b.Fatal(err)
 					}
 				}
