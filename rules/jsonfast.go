@@ -35,8 +35,8 @@ type leaf struct {
 // pathNode is one step of a JSON path: a key of an object or an index of
 // an array, under its parent node (-1 for the root $).
 type pathNode struct {
-	parent int32
 	key    string
+	parent int32
 	index  int32 // -1 for a key
 }
 
