@@ -714,7 +714,7 @@ func (c *Cache) Store(key string, e Entry) error {
 	if err != nil {
 		return err
 	}
-	teacher, err := json.Marshal(e.Teacher)
+	teacher, err := encodeTeacher(&e.Teacher)
 	if err != nil {
 		return err
 	}
