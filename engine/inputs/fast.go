@@ -147,7 +147,13 @@ func fastDraftText(line []byte) (d Draft, ok bool) { return fastDraftMode(line, 
 // prompt's with decodePrompt false.
 func fastDraftMode(line []byte, decode, decodePrompt bool) (d Draft, ok bool) {
 	ok = true
-	valid := jsonscan.Members(line, func(key, v []byte) {
+	// The text, most of the line, is decoded as it is checked.
+	var text jsonscan.Decoded
+	dst := &text
+	if !decode {
+		dst = nil
+	}
+	valid := jsonscan.MembersDecoding(line, "output_text", dst, func(key, v []byte) {
 		if !ok {
 			return
 		}
@@ -169,6 +175,9 @@ func fastDraftMode(line []byte, decode, decodePrompt bool) (d Draft, ok bool) {
 				}
 				return
 			}
+			// Not a string (MembersDecoding decodes those): null, or
+			// not a draft's.
+			text.Seen = false
 			s, isNull, good := jsonscan.StringOf(v)
 			ok = good
 			if isNull {
@@ -185,6 +194,9 @@ func fastDraftMode(line []byte, decode, decodePrompt bool) (d Draft, ok bool) {
 		}
 		// prompt_plan, contract, teacher: any JSON; nothing downstream reads them.
 	})
+	if text.Seen {
+		d.OutputText = &text.Value
+	}
 	return d, ok && valid
 }
 

@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/pgrules/pgrules/internal/jsonstr"
 )
@@ -33,6 +35,25 @@ func (s *scanner) space() {
 // key's raw bytes (between the quotes) and the value's bytes. It returns
 // false if b is not exactly one valid JSON object.
 func Members(b []byte, fn func(key, val []byte)) bool {
+	return MembersDecoding(b, "", nil, fn)
+}
+
+// Decoded is the string value of a member MembersDecoding decoded.
+type Decoded struct {
+	Value string
+	// Seen: a member named so, with a string value, was read; a caller
+	// whose fn meets the name later (a value not a string) clears it, so
+	// that the last member counts.
+	Seen bool
+}
+
+// MembersDecoding is Members decoding, as it checks it, the string value
+// of a member whose key is exactly name (no escape): into dst, the last
+// such member's, in one pass where Members and StringOf make two (dst
+// nil: none). fn is not called for it; it is for such a member whose
+// value is not a string. The value of a draft's output_text is most of
+// its line.
+func MembersDecoding(b []byte, name string, dst *Decoded, fn func(key, val []byte)) bool {
 	s := &scanner{b: b}
 	s.space()
 	if s.i >= len(b) || b[s.i] != '{' {
@@ -59,10 +80,18 @@ func Members(b []byte, fn func(key, val []byte)) bool {
 		s.i++
 		s.space()
 		vs := s.i
-		if !s.value(0) {
-			return false
+		if dst != nil && s.i < len(b) && b[s.i] == '"' && string(key) == name {
+			v, ok := s.decodeStr()
+			if !ok {
+				return false
+			}
+			dst.Value, dst.Seen = v, true
+		} else {
+			if !s.value(0) {
+				return false
+			}
+			fn(key, b[vs:s.i])
 		}
-		fn(key, b[vs:s.i])
 		s.space()
 		if s.i >= len(b) {
 			return false
@@ -257,6 +286,82 @@ func (s *scanner) str() bool {
 		default:
 			// Fewer than eight bytes were left, or special flagged a byte
 			// above the first that matters: look at the next.
+			i++
+		}
+	}
+}
+
+// decodeStr is str decoding the string as it checks it. Each word is
+// stored into the output whole before it is looked at: the output has
+// room for the rest of the input, which an escape never outgrows.
+func (s *scanner) decodeStr() (string, bool) {
+	b := s.b
+	i := s.i + 1
+	out := make([]byte, len(b)-i)
+	n := 0
+	for {
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			binary.LittleEndian.PutUint64(out[n:], x)
+			if m := special(x); m != 0 {
+				k := bits.TrailingZeros64(m) / 8
+				i += k
+				n += k
+				break
+			}
+			i += 8
+			n += 8
+		}
+		if i >= len(b) {
+			return "", false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			if n == 0 {
+				return "", true
+			}
+			// out is never written again: the string may share its bytes.
+			return unsafe.String(&out[0], n), true
+		case c == '\\':
+			if i+1 >= len(b) {
+				return "", false
+			}
+			switch e := b[i+1]; e {
+			case '"', '\\', '/':
+				out[n] = e
+			case 'b':
+				out[n] = '\b'
+			case 'f':
+				out[n] = '\f'
+			case 'n':
+				out[n] = '\n'
+			case 'r':
+				out[n] = '\r'
+			case 't':
+				out[n] = '\t'
+			case 'u':
+				// A lone surrogate decodes to no character: refused, as
+				// str refuses it.
+				r, next, lone, ok := jsonstr.UEscape(b, i+1)
+				if !ok || lone {
+					return "", false
+				}
+				n += utf8.EncodeRune(out[n:], r)
+				i = next
+				continue
+			default:
+				return "", false
+			}
+			n++
+			i += 2
+		case c < 0x20:
+			return "", false
+		default:
+			// Fewer than eight bytes were left, or special flagged a byte
+			// above the first that matters: this one is plain.
+			out[n] = c
+			n++
 			i++
 		}
 	}

@@ -42,6 +42,60 @@ func FuzzMembersAgreesWithEncodingJSON(f *testing.F) {
 	})
 }
 
+// MembersDecoding walks what Members walks and decodes the named member's
+// string as StringOf decodes it: the same verdict, the same members for
+// fn but the decoded ones, and for the last member of that name with a
+// string value, its value.
+func FuzzMembersDecodingAgreesWithMembers(f *testing.F) {
+	for _, s := range []string{`{"t": "plain"}`, `{"id": "x", "t": "{\"a\": \"\u00e9\\n\"}", "p": 1}`, `{"t": "a", "t": null}`, `{"t": null, "t": "b"}`, `{"t": 1}`, `{"t": "\ud83d\ude00 \/\b\f\n\r\t"}`, `{"t": "\ud800"}`, `{"t": "x` + "\x01" + `"}`, `{"t": "unclosed`, `{"t\u0000": "k"}`, `{"t": "12345678\"9"}`} {
+		f.Add([]byte(s), "t")
+	}
+	f.Fuzz(func(t *testing.T, b []byte, name string) {
+		type member struct{ key, val string }
+		var want []member
+		wantText, wantSeen := "", false
+		wantOK := Members(b, func(key, val []byte) {
+			if string(key) == name && len(val) > 0 && val[0] == '"' {
+				s, _, ok := StringOf(val)
+				if !ok {
+					t.Fatalf("StringOf(%q) refused what Members accepted", val)
+				}
+				wantText, wantSeen = s, true
+				return
+			}
+			if string(key) == name {
+				wantSeen = false // as a caller does: the last member counts
+			}
+			want = append(want, member{string(key), string(val)})
+		})
+		var got []member
+		var dec Decoded
+		gotOK := MembersDecoding(b, name, &dec, func(key, val []byte) {
+			if string(key) == name {
+				dec.Seen = false
+			}
+			got = append(got, member{string(key), string(val)})
+		})
+		if gotOK != wantOK {
+			t.Fatalf("MembersDecoding(%q, %q) = %v, Members %v", b, name, gotOK, wantOK)
+		}
+		if !gotOK {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("MembersDecoding(%q, %q): fn got %q, want %q", b, name, got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("MembersDecoding(%q, %q): fn got %q, want %q", b, name, got, want)
+			}
+		}
+		if dec.Seen != wantSeen || dec.Value != wantText {
+			t.Fatalf("MembersDecoding(%q, %q) decoded %q (seen %v), want %q (%v)", b, name, dec.Value, dec.Seen, wantText, wantSeen)
+		}
+	})
+}
+
 // BenchmarkMembers scans the lines of the sample inputs: drafts hold a
 // JSON document inside a string, an escape every few bytes, which is
 // where a first run's input scanning spends its time. BENCH_INPUTS names
