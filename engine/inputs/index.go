@@ -176,8 +176,13 @@ type chunk struct {
 	lineCount int
 	lines     []scanned
 	// done is closed once the chunk is scanned (or skipped: the run is
-	// ending).
+	// ending, or the file's index is remembered).
 	done chan struct{}
+	// decided is closed once the file's sum is known and its index looked
+	// for in the memos; remembered then says it was found: the chunk is
+	// not scanned.
+	decided    <-chan struct{}
+	remembered *bool
 }
 
 // scanned is one line as the parallel phase saw it.

@@ -183,41 +183,51 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 	for i, in := range ins {
 		files[i] = *in.dst
 	}
-	// Hash every file first: a file whose index is remembered for its
-	// sha256 is not scanned. The files' remembered indexes are read (and
+	// Each file is hashed, then its index recalled for its sha256 or its
+	// chunks scanned on every core, while the chunks done so far are added
+	// in file order (duplicates and problems depend on what came first),
+	// so only a few chunks' lines are held at a time. A file is scanned
+	// as soon as its own sum says it must be, while the others are still
+	// hashed: hashing every file before scanning any left a core idle
+	// while the largest was hashed (at 100k, about 0.3 s). Its index never
+	// waits for its sum. (Hashing a file while it is scanned saved 0.3 s
+	// at 100k, but each file's index then waited for its sum in memory:
+	// at a million lines, three 48 MB indexes at once, and the run's peak
+	// RssAnon went from 280 to 396 MB.) Remembered indexes are read (and
 	// checked) side by side: one after the other they were most of a
-	// re-gate's first half second, on one core. (Hashing a new file while
-	// it is scanned saved 0.3 s at 100k, but each file's index then waited
-	// for its sum in memory: at a million lines, three 48 MB indexes at
-	// once, and the run's peak RssAnon went from 280 to 396 MB.)
+	// re-gate's first half second, on one core.
 	recalled := make([][]byte, len(files))
-	hashes := make([]func(), len(files))
+	remembered := make([]bool, len(files))
+	decided := make([]chan struct{}, len(files))
+	var hashing sync.WaitGroup
 	for i, f := range files {
-		hashes[i] = func() {
+		decided[i] = make(chan struct{})
+		hashing.Add(1)
+		go func() {
+			defer hashing.Done()
+			defer close(decided[i])
+			if ctx.Err() != nil {
+				return
+			}
 			if !f.knownSum(memos) {
 				f.hash(ctx, memos)
 			}
 			if index, ok := f.recall(memos); ok {
-				recalled[i] = index
+				recalled[i], remembered[i] = index, true
 			}
-		}
+		}()
 	}
-	// fail closes the files on the way out.
+	// fail closes the files on the way out, once nothing reads them.
 	fail := func(err error) (*Set, error) {
+		hashing.Wait()
 		s.Close()
 		return nil, err
 	}
-	if !runAll(ctx, hashes) {
-		return fail(ctx.Err())
-	}
-	// Remembered indexes are added as they are; other files are scanned
-	// in chunks on every core while the chunks done so far are added in
-	// file order (duplicates and problems depend on what came first), so
-	// only a few chunks' lines are held at a time.
 	var chunks []*chunk
 	for i, f := range files {
-		if recalled[i] == nil {
-			chunks = append(chunks, f.split()...)
+		for _, c := range f.split() {
+			c.decided, c.remembered = decided[i], &remembered[i]
+			chunks = append(chunks, c)
 		}
 	}
 	scanning := scanAll(ctx, chunks)
@@ -225,9 +235,14 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 	add := func(f *File) func(scanned) { return func(sc scanned) { f.add(t, sc) } }
 	next := 0
 	for i, f := range files {
-		if recalled[i] != nil {
+		<-decided[i]
+		if remembered[i] {
 			eachScanned(recalled[i], add(f))
 			recalled[i] = nil
+			for ; next < len(chunks) && chunks[next].file == f; next++ {
+				<-chunks[next].done // skipped
+				scanning.release()
+			}
 			continue
 		}
 		var index []byte
@@ -248,6 +263,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			f.remember(memos, index)
 		}
 	}
+	hashing.Wait()
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
@@ -291,7 +307,8 @@ func scanAll(ctx context.Context, chunks []*chunk) scanner {
 					<-sc.tokens
 					return
 				}
-				if ctx.Err() == nil {
+				<-c.decided
+				if ctx.Err() == nil && !*c.remembered {
 					c.scan()
 				}
 				close(c.done)
@@ -301,29 +318,6 @@ func scanAll(ctx context.Context, chunks []*chunk) scanner {
 	return sc
 }
 
-// runAll runs fns on every core; false when ctx ended first.
-func runAll(ctx context.Context, fns []func()) bool {
-	work := make(chan func(), len(fns))
-	for _, fn := range fns {
-		work <- fn
-	}
-	close(work)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for fn := range work {
-				if ctx.Err() != nil {
-					continue
-				}
-				fn()
-			}
-		}()
-	}
-	wg.Wait()
-	return ctx.Err() == nil
-}
 
 // join takes the id table: every id once, in plan order, then ids only in
 // drafts, then only in critiques; each file's records by id index.
