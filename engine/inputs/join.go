@@ -318,7 +318,6 @@ func scanAll(ctx context.Context, chunks []*chunk) scanner {
 	return sc
 }
 
-
 // join takes the id table: every id once, in plan order, then ids only in
 // drafts, then only in critiques; each file's records by id index.
 func (s *Set) join(t *idtab.Table) {
