@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
+	"unsafe"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -109,15 +109,17 @@ func (s *grpcServer) generate(ctx context.Context, req *pb.GenerateRequest) *pb.
 		return &pb.GenerateResponse{Failure: toFailure(err)}
 	}
 	out := &pb.GenerateResponse{
-		Text: r.Text, Provider: r.Provider, SelectedModel: r.SelectedModel, ChosenModel: r.ChosenModel,
+		// The answer goes as bytes, UTF-8 or not: a proto3 string is
+		// checked when written and again when read, and the host checks
+		// the answer itself (one that is not UTF-8 is rejected, not
+		// repaired). Marshalling only reads the string's bytes.
+		RawText:  unsafe.Slice(unsafe.StringData(r.Text), len(r.Text)),
+		Provider: r.Provider, SelectedModel: r.SelectedModel, ChosenModel: r.ChosenModel,
 		AttemptedModels: r.AttemptedModels, Fallbacks: toAttempts(r.Fallbacks), RequestId: r.RequestID,
 		LatencySeconds: r.LatencySeconds, FinishReason: r.FinishReason, SecretsRedacted: int32(r.SecretsRedacted),
 	}
 	if u := r.Usage; u != nil {
 		out.Usage = &pb.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
-	}
-	if !utf8.ValidString(r.Text) {
-		out.Text, out.RawText = "", []byte(r.Text)
 	}
 	if r.CostUSD != nil {
 		out.HasCost, out.CostUsd = true, *r.CostUSD
@@ -185,7 +187,9 @@ func (c *grpcClient) Generate(ctx context.Context, req Request) (Response, error
 		out.Usage = &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
 	}
 	if len(r.RawText) > 0 {
-		out.Text = string(r.RawText)
+		// Unmarshalling copied the bytes out of the transport's buffer
+		// into the message's own, which nothing writes again.
+		out.Text = unsafe.String(&r.RawText[0], len(r.RawText))
 	}
 	out.SecretsRedacted = int(r.SecretsRedacted)
 	if r.HasCost {

@@ -204,3 +204,23 @@ func TestGoPluginsAreCalledOverStreams(t *testing.T) {
 		t.Errorf("unary fallback %v, %d idle streams after 20 calls in a row: want streams, one", gc.unary.Load(), idle)
 	}
 }
+
+// A Go plugin sends its answer as bytes (raw_text), UTF-8 or not, which
+// spares a string's UTF-8 checks on both sides; the host reads it back
+// as the text the plugin returned (callMany checks every answer that
+// crosses; the Python template, which sends text, is run end to end by
+// cmd/pgrules' TestPythonTemplatePlugin).
+func TestAnswersCrossAsBytes(t *testing.T) {
+	s := &grpcServer{impl: echo{}}
+	for _, id := range []string{"x", "caf\xff"} {
+		resp := s.generate(context.Background(), &pb.GenerateRequest{Id: id})
+		if resp.Text != "" || string(resp.RawText) != "answer to "+id {
+			t.Errorf("%q: text %q, raw_text %q", id, resp.Text, resp.RawText)
+		}
+	}
+	c := serve(t, newServer(false))
+	resp, err := c.Generate(context.Background(), Request{ID: "café"})
+	if err != nil || resp.Text != "answer to café" {
+		t.Errorf("%+v, %v", resp, err)
+	}
+}

@@ -640,9 +640,12 @@ type GenerateResponse struct {
 	FinishReason    string                 `protobuf:"bytes,12,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
 	// Set when the call failed; the other fields are then empty.
 	Failure *Failure `protobuf:"bytes,13,opt,name=failure,proto3" json:"failure,omitempty"`
-	// The answer's bytes when they are not valid UTF-8 (a proto3 string
-	// cannot carry them); text is then empty. The host's contract check
-	// rejects such an answer as parse_failed instead of silently repairing it.
+	// The answer's bytes, in place of text: needed when they are not valid
+	// UTF-8 (a proto3 string cannot carry them), and allowed always (Go
+	// plugins built on providers.Serve send every answer here, which spares
+	// the UTF-8 checks of a string on both sides). text is then empty. The
+	// host's contract check rejects an answer that is not UTF-8 as
+	// parse_failed instead of silently repairing it.
 	RawText []byte `protobuf:"bytes,14,opt,name=raw_text,json=rawText,proto3" json:"raw_text,omitempty"`
 	// How many times the plugin removed its API key from the answer before
 	// returning it (a server that echoes the key).
