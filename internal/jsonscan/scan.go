@@ -327,34 +327,23 @@ func (s *scanner) decodeStr() (string, bool) {
 			if i+1 >= len(b) {
 				return "", false
 			}
-			switch e := b[i+1]; e {
-			case '"', '\\', '/':
+			if e := jsonstr.Simple[b[i+1]]; e != 0 {
 				out[n] = e
-			case 'b':
-				out[n] = '\b'
-			case 'f':
-				out[n] = '\f'
-			case 'n':
-				out[n] = '\n'
-			case 'r':
-				out[n] = '\r'
-			case 't':
-				out[n] = '\t'
-			case 'u':
-				// A lone surrogate decodes to no character: refused, as
-				// str refuses it.
-				r, next, lone, ok := jsonstr.UEscape(b, i+1)
-				if !ok || lone {
-					return "", false
-				}
-				n += utf8.EncodeRune(out[n:], r)
-				i = next
+				n++
+				i += 2
 				continue
-			default:
+			}
+			if b[i+1] != 'u' {
 				return "", false
 			}
-			n++
-			i += 2
+			// A lone surrogate decodes to no character: refused, as str
+			// refuses it.
+			r, next, lone, ok := jsonstr.UEscape(b, i+1)
+			if !ok || lone {
+				return "", false
+			}
+			n += utf8.EncodeRune(out[n:], r)
+			i = next
 		case c < 0x20:
 			return "", false
 		default:

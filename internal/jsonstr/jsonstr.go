@@ -97,46 +97,39 @@ func appendUnescaped(out, b []byte, keepLone bool) (_ []byte, lone int, ok bool)
 		if i >= len(b) {
 			return out[:n], lone, false
 		}
-		switch b[i] {
-		case '"', '\\', '/':
-			out[n] = b[i]
-		case 'b':
-			out[n] = '\b'
-		case 'f':
-			out[n] = '\f'
-		case 'n':
-			out[n] = '\n'
-		case 'r':
-			out[n] = '\r'
-		case 't':
-			out[n] = '\t'
-		case 'u':
-			r, next, isLone, ok := UEscape(b, i)
-			if !ok {
-				return out[:n], lone, false
-			}
-			switch {
-			case !isLone:
-				n += utf8.EncodeRune(out[n:], r)
-			case keepLone:
-				// utf8.EncodeRune refuses surrogates: their bytes by hand.
-				out[n], out[n+1], out[n+2] = 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f
-				n += 3
-			default:
-				n += utf8.EncodeRune(out[n:], utf8.RuneError)
-			}
-			if isLone && lone < 0 {
-				lone = i - 1
-			}
-			i = next
+		if c := Simple[b[i]]; c != 0 {
+			out[n] = c
+			n++
+			i++
 			continue
-		default:
+		}
+		if b[i] != 'u' {
 			return out[:n], lone, false
 		}
-		n++
-		i++
+		r, next, isLone, ok := UEscape(b, i)
+		if !ok {
+			return out[:n], lone, false
+		}
+		switch {
+		case !isLone:
+			n += utf8.EncodeRune(out[n:], r)
+		case keepLone:
+			// utf8.EncodeRune refuses surrogates: their bytes by hand.
+			out[n], out[n+1], out[n+2] = 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f
+			n += 3
+		default:
+			n += utf8.EncodeRune(out[n:], utf8.RuneError)
+		}
+		if isLone && lone < 0 {
+			lone = i - 1
+		}
+		i = next
 	}
 }
+
+// Simple maps the letter of each escape but \u to the byte it stands
+// for (0: not one): \" \\ \/ \b \f \n \r \t.
+var Simple = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // UEscape decodes the \u escape whose u is b[i] and, after the high half
 // of a surrogate pair, the escape of its low half: the rune, the index
