@@ -21,6 +21,10 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 		`{"id": "c", "critique": null}`, `{"draft_id": "c", "critique": {"verdict": 3}}`, `{"id": "c", "verdict": "pass"}`, `{"id": 7, "draft_id": "x", "critique": {}}`,
 		`{"id": "a\ud800"}`, `{"id": "x\ud83d\ude00y\ud800\u0041\n\"q\"\\", "output_text": "\ud83d\ude00"}`, `{"id": "a", "id": "b"}`, `{"id": "a", "id": null, "prompt": "x", "prompt": null}`, `{"id": "c", "id": null, "critique": {"verdict": "pass", "verdict": null}}`,
 		`{"id": "c", "critique": {"Verdict": "reject", "verdict": "pass"}}`, `{"id": "c", "critique": {"verdict": "revise", "issues": [{"Type": "t"}], "rewrite_instructions": null}}`,
+		`{"id": "c", "critique": {"verdict": "pass", "verdict": null, "issues": [null, {"type": null, "extra": 1}], "rewrite_instructions": ["a", null]}}`,
+		`{"id": "c", "critique": {"verdict": "pass", "issues": [{"message": 3}]}}`, `{"id": "c", "critique": {"verdict": "pass", "issues": [[]]}}`,
+		`{"id": "c", "critique": {"verdict": "pass", "rewrite_instructions": [1]}}`, `{"id": "c", "critique": {"verdict": "pass", "rewrite_instructions": "x"}}`,
+		`{"id": "c", "critique": {"verdict": "pass", "issues": {}}}`, `{"id": "c", "critique": {"verdict": 1}}`, `{"id": "c", "critique": []}`,
 	} {
 		f.Add(s)
 	}
@@ -71,6 +75,13 @@ func FuzzFastDecodersAgreeWithEncodingJSON(f *testing.F) {
 			if c.ID != want.ID || c.DraftID != want.DraftID || !reflect.DeepEqual(c.Body(), want.Body()) || string(c.Raw) != string(want.Raw) {
 				t.Fatalf("critique %q: fast %+v %+v, want %+v %+v", line, c, c.Body(), want, want.Body())
 			}
+		}
+		// The index checks what the decoder checks, building nothing: the
+		// same verdict on the line, the same ids and critique verdict.
+		c, ok := fastCritique(b)
+		k, kok := checkCritique(b)
+		if ok != kok || ok && (c.ID != k.ID || c.DraftID != k.DraftID || c.Verdict() != k.Verdict()) {
+			t.Fatalf("critique %q: checked %v %+v, decoded %v %+v", line, kok, k, ok, c)
 		}
 		// Loading a line the index accepted may leave the object undecoded:
 		// its verdict now, and its object when asked, are the whole decode's.

@@ -120,7 +120,7 @@ var (
 	critiqueKind = kind{
 		name: "critiques",
 		fast: func(b []byte) (string, bool) {
-			c, ok := fastCritique(b)
+			c, ok := checkCritique(b)
 			if !ok || c.Verdict() == "unknown" {
 				return "", false // the slow path says what is wrong
 			}
