@@ -196,9 +196,16 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 	// RssAnon went from 280 to 396 MB.) Remembered indexes are read (and
 	// checked) side by side: one after the other they were most of a
 	// re-gate's first half second, on one core.
+	//
+	// Hashing and scanning share one token a core, taken by the hashes
+	// first: a hash never waits for a core once it has begun, so the
+	// largest file's sum, which its scan waits for, comes as soon as it
+	// can. (Without them the scans of the first file took both cores
+	// while the drafts were hashed, and the drafts' scan then waited.)
 	recalled := make([][]byte, len(files))
 	remembered := make([]bool, len(files))
 	decided := make([]chan struct{}, len(files))
+	cores := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var hashing sync.WaitGroup
 	for i, f := range files {
 		decided[i] = make(chan struct{})
@@ -209,6 +216,8 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			if ctx.Err() != nil {
 				return
 			}
+			cores <- struct{}{}
+			defer func() { <-cores }()
 			if !f.knownSum(memos) {
 				f.hash(ctx, memos)
 			}
@@ -230,7 +239,7 @@ func OpenRemembering(ctx context.Context, p Paths, memos memo.Store) (*Set, erro
 			chunks = append(chunks, c)
 		}
 	}
-	scanning := scanAll(ctx, chunks)
+	scanning := scanAll(ctx, chunks, cores)
 	t := idtab.New(0)
 	add := func(f *File) func(scanned) { return func(sc scanned) { f.add(t, sc) } }
 	next := 0
@@ -289,7 +298,7 @@ type scanner struct{ tokens chan struct{} }
 
 func (s scanner) release() { <-s.tokens }
 
-func scanAll(ctx context.Context, chunks []*chunk) scanner {
+func scanAll(ctx context.Context, chunks []*chunk, cores chan struct{}) scanner {
 	workers := runtime.GOMAXPROCS(0)
 	sc := scanner{tokens: make(chan struct{}, 2*workers)}
 	work := make(chan *chunk, len(chunks))
@@ -309,7 +318,9 @@ func scanAll(ctx context.Context, chunks []*chunk) scanner {
 				}
 				<-c.decided
 				if ctx.Err() == nil && !*c.remembered {
+					cores <- struct{}{}
 					c.scan()
+					<-cores
 				}
 				close(c.done)
 			}
