@@ -220,7 +220,7 @@ func fastCritiqueMode(line []byte, decode bool) (rec *CritiqueRecord, ok bool) {
 			return rec, true
 		}
 	}
-	c, good := fastCritiqueBody(body)
+	c, good := fastCritiqueBody(body, true)
 	if !good {
 		return nil, false
 	}
@@ -240,11 +240,11 @@ func checkCritique(line []byte) (rec *CritiqueRecord, ok bool) {
 	if !ok || body == nil {
 		return rec, ok
 	}
-	v, good := critiqueBodyOK(body)
+	c, good := fastCritiqueBody(body, false)
 	if !good {
 		return nil, false
 	}
-	rec.verdict, rec.Raw = v, body
+	rec.verdict, rec.Raw = c.Verdict, body
 	return rec, true
 }
 
@@ -328,11 +328,22 @@ func critiqueVerdict(body []byte) (verdict string, plain bool) {
 
 var critiqueFields = []string{"verdict", "issues", "scores", "hallucination", "verification", "schema", "rewrite_instructions"}
 
-func fastCritiqueBody(body []byte) (*Critique, bool) {
+// fastCritiqueBody decodes a critique object; with build false it only
+// checks it, as fully, and keeps the verdict alone: the scanner has
+// checked every string's escapes, so a string's type is as good as its
+// decoding (the index keeps no value, and building them was most of
+// indexing the critiques).
+func fastCritiqueBody(body []byte, build bool) (*Critique, bool) {
 	if !isType(body, 'o') {
 		return nil, false
 	}
 	c := &Critique{}
+	clone := func(v []byte) json.RawMessage {
+		if !build {
+			return nil
+		}
+		return bytes.Clone(v)
+	}
 	ok := true
 	valid := jsonscan.Members(body, func(key, v []byte) {
 		if !ok {
@@ -347,73 +358,24 @@ func fastCritiqueBody(body []byte) (*Critique, bool) {
 		case 0:
 			ok = setString(&c.Verdict, v)
 		case 1:
-			c.Issues, ok = fastIssues(v)
+			c.Issues, ok = fastIssues(v, build)
 		case 2:
-			c.Scores = json.RawMessage(bytes.Clone(v))
+			c.Scores = clone(v)
 		case 3:
-			c.Hallucination = json.RawMessage(bytes.Clone(v))
+			c.Hallucination = clone(v)
 		case 4:
-			c.Verification = json.RawMessage(bytes.Clone(v))
+			c.Verification = clone(v)
 		case 5:
-			c.Schema = json.RawMessage(bytes.Clone(v))
+			c.Schema = clone(v)
 		case 6:
-			c.RewriteInstructions, ok = jsonscan.StringsOf(v)
+			if build {
+				c.RewriteInstructions, ok = jsonscan.StringsOf(v)
+			} else {
+				ok = stringsOK(v)
+			}
 		}
 	})
 	return c, ok && valid
-}
-
-// critiqueBodyOK is fastCritiqueBody's verdict on a critique object,
-// with the critique's verdict, building none of the other values: the
-// scanner has checked every string's escapes, so a string is as good as
-// decoded.
-func critiqueBodyOK(body []byte) (verdict string, ok bool) {
-	if !isType(body, 'o') {
-		return "", false
-	}
-	ok = true
-	valid := jsonscan.Members(body, func(key, v []byte) {
-		if !ok {
-			return
-		}
-		i, fb := field(key, critiqueFields)
-		switch {
-		case fb:
-			ok = false
-		case i == 0:
-			ok = setString(&verdict, v)
-		case i == 1:
-			ok = issuesOK(v)
-		case i == 6:
-			ok = stringsOK(v)
-		}
-	})
-	return verdict, ok && valid
-}
-
-// issuesOK is fastIssues' verdict.
-func issuesOK(v []byte) bool {
-	if string(v) == "null" {
-		return true
-	}
-	if !isType(v, 'a') {
-		return false
-	}
-	return jsonscan.Elements(v, func(item []byte) bool {
-		if string(item) == "null" {
-			return true
-		}
-		if !isType(item, 'o') {
-			return false
-		}
-		good := true
-		return jsonscan.Members(item, func(key, val []byte) {
-			i, fb := field(key, issueFields)
-			if fb || i >= 0 && !isType(val, 's') {
-				good = false
-			}
-		}) && good
-	})
 }
 
 // stringsOK is jsonscan.StringsOf's verdict.
@@ -429,7 +391,8 @@ func stringsOK(v []byte) bool {
 
 var issueFields = []string{"type", "severity", "message", "evidence_path"}
 
-func fastIssues(v []byte) ([]Issue, bool) {
+// fastIssues decodes the issues, or with build false only checks them.
+func fastIssues(v []byte, build bool) ([]Issue, bool) {
 	if string(v) == "null" {
 		return nil, true
 	}
@@ -453,6 +416,10 @@ func fastIssues(v []byte) ([]Issue, bool) {
 				if i < 0 {
 					return
 				}
+				if !build {
+					good = good && isType(val, 's')
+					return
+				}
 				str, isNull, ok := jsonscan.StringOf(val)
 				good = good && ok
 				if isNull {
@@ -472,7 +439,9 @@ func fastIssues(v []byte) ([]Issue, bool) {
 				return false
 			}
 		}
-		out = append(out, is)
+		if build {
+			out = append(out, is)
+		}
 		return true
 	})
 	if !ok {

@@ -92,7 +92,7 @@ func (c *CritiqueRecord) Body() *Critique {
 	if c.body == nil {
 		// The index decoded these very bytes when it accepted the line,
 		// so decoding them again succeeds.
-		b, ok := fastCritiqueBody(c.Raw)
+		b, ok := fastCritiqueBody(c.Raw, true)
 		if !ok {
 			b = &Critique{}
 			if err := json.Unmarshal(c.Raw, b); err != nil {
