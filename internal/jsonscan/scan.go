@@ -267,10 +267,10 @@ func (s *scanner) str() bool {
 			if i+1 >= len(b) {
 				return false
 			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			switch {
+			case jsonstr.Simple[b[i+1]] != 0:
 				i += 2
-			case 'u':
+			case b[i+1] == 'u':
 				// A lone surrogate decodes to no character: refused here,
 				// and named by the caller (jsonstr.LoneSurrogate).
 				_, next, lone, ok := jsonstr.UEscape(b, i+1)
