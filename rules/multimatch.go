@@ -200,6 +200,9 @@ func (mm *multiMatcher) mayMatch(s string) bool {
 				pending = started
 				continue
 			}
+			// As the ASCII path below does, for each byte of r: one path
+			// for both measured slower (BenchmarkMayMatch 284-292 against
+			// 312-425 MB/s), the ASCII one being most bytes.
 			if pending {
 				pending = false
 				if row = d[row+space]; row < 0 {
