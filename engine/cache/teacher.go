@@ -150,7 +150,7 @@ func encodeTeacher(r *providers.Response) ([]byte, error) {
 		b = appendMember(b, `,"request_id":`, r.RequestID)
 	}
 	b = append(b, `,"latency_s":`...)
-	b = appendFloat(b, r.LatencySeconds)
+	b = pyjson.AppendFloat(b, r.LatencySeconds)
 	b = append(b, `,"usage":`...)
 	if u := r.Usage; u == nil {
 		b = append(b, "null"...)
@@ -165,7 +165,7 @@ func encodeTeacher(r *providers.Response) ([]byte, error) {
 	}
 	if r.CostUSD != nil {
 		b = append(b, `,"cost_usd":`...)
-		b = appendFloat(b, *r.CostUSD)
+		b = pyjson.AppendFloat(b, *r.CostUSD)
 	}
 	if r.FinishReason != "" {
 		b = appendMember(b, `,"finish_reason":`, r.FinishReason)
@@ -182,20 +182,3 @@ func appendMember(b []byte, key, s string) []byte {
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-
-// appendFloat writes f as encoding/json does (ES6 number formatting).
-func appendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// 1e-07 as 1e-7
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
-}

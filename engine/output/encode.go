@@ -2,7 +2,6 @@ package output
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 
 	"github.com/pgrules/pgrules/internal/pyjson"
@@ -141,7 +140,7 @@ func appendTeacher(b []byte, t *Teacher) []byte {
 	}
 	if t.Timing != nil {
 		b = append(b, `, "timing": {"latency_s": `...)
-		b = pyFloat(b, t.Timing.LatencyS)
+		b = pyjson.AppendFloat(b, t.Timing.LatencyS)
 		b = append(b, '}')
 	}
 	b = append(b, `, "usage": `...)
@@ -158,7 +157,7 @@ func appendTeacher(b []byte, t *Teacher) []byte {
 	}
 	if t.CostUSD != nil {
 		b = append(b, `, "cost_usd": `...)
-		b = pyFloat(b, *t.CostUSD)
+		b = pyjson.AppendFloat(b, *t.CostUSD)
 	}
 	if t.FinishReason != "" {
 		b = append(b, `, "finish_reason": `...)
@@ -244,23 +243,4 @@ func pyRaw(b []byte, raw json.RawMessage) []byte {
 		return append(b, "null"...)
 	}
 	return pyjson.Restyle(b, raw)
-}
-
-// pyFloat formats a float as encoding/json does (the layout the Python
-// pipeline's files already had for these fields).
-func pyFloat(b []byte, f float64) []byte {
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 → e-9, as encoding/json writes it.
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }

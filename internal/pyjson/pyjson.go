@@ -9,6 +9,8 @@ package pyjson
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/pgrules/pgrules/internal/jsonstr"
@@ -130,4 +132,23 @@ func special(x uint64) bool {
 	quote := x ^ '"'*ones
 	slash := x ^ '\\'*ones
 	return (below|x|(quote-ones)&^quote|(slash-ones)&^slash)&highs != 0
+}
+
+// AppendFloat formats f as encoding/json does, which is how the original
+// pipeline's files have their few floats (latency, cost); the response
+// cache's teacher blocks use it too. f must be finite.
+func AppendFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 → e-9, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }

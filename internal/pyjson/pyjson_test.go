@@ -3,6 +3,8 @@ package pyjson
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"os"
 	"testing"
 	"unicode/utf8"
@@ -125,4 +127,22 @@ func BenchmarkAppendString(b *testing.B) {
 			buf = appendStringByByte(buf[:0], s)
 		}
 	})
+}
+
+// AppendFloat writes what encoding/json writes, exponent form included.
+func TestAppendFloatIsEncodingJSONs(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	floats := []float64{0, math.Copysign(0, -1), 1, -2.5, 0.1, 1e-6, 9.99e-7, 1e-7, 1e20, 1e21, 1.5e300, 5e-324, math.MaxFloat64, 123456789.125}
+	for range 2000 {
+		floats = append(floats, math.Float64frombits(r.Uint64()))
+	}
+	for _, f := range floats {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		want, _ := json.Marshal(f)
+		if got := AppendFloat(nil, f); string(got) != string(want) {
+			t.Fatalf("%v: %s, encoding/json %s", f, got, want)
+		}
+	}
 }
