@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,5 +223,20 @@ func TestAnswersCrossAsBytes(t *testing.T) {
 	resp, err := c.Generate(context.Background(), Request{ID: "café"})
 	if err != nil || resp.Text != "answer to café" {
 		t.Errorf("%+v, %v", resp, err)
+	}
+}
+
+// Serve collects garbage at GOGC=400 unless GOGC says otherwise.
+func TestPluginsCollectAtGOGC400UnlessSet(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	tuneGC()
+	if got := debug.SetGCPercent(100); got != 400 {
+		t.Errorf("GOGC unset: %d, want 400", got)
+	}
+	t.Setenv("GOGC", "150")
+	tuneGC()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC=150 in the environment: tuneGC set %d", got)
 	}
 }

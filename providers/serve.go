@@ -22,13 +22,7 @@ const EnvCPUProfile = "PGRULES_PLUGIN_CPU_PROFILE"
 // go-plugin's keys, which the host turns into its own log lines; stdout
 // belongs to the handshake.
 func Serve(impl Provider) {
-	// A plugin keeps almost nothing and allocates each call's request and
-	// answer: at the default GOGC=100 its heap of a few MB was collected
-	// dozens of times a second, and the collector took a tenth of a fast
-	// teacher's CPU. GOGC, when set, wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
+	tuneGC()
 	if path := os.Getenv(EnvCPUProfile); path != "" {
 		f, err := os.Create(path)
 		if err == nil {
@@ -55,4 +49,14 @@ func Serve(impl Provider) {
 // PluginLogger is the logger a plugin should use for its own lines.
 func PluginLogger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Info})
+}
+
+// tuneGC: a plugin keeps almost nothing and allocates each call's request
+// and answer, so at the default GOGC=100 its heap of a few MB was
+// collected dozens of times a second, and the collector took a tenth of
+// a fast teacher's CPU. GOGC, when set, wins.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
