@@ -210,7 +210,7 @@ func TestGoPluginsAreCalledOverStreams(t *testing.T) {
 // spares a string's UTF-8 checks on both sides; the host reads it back
 // as the text the plugin returned (callMany checks every answer that
 // crosses; the Python template, which sends text, is run end to end by
-// cmd/pgrules' TestPythonTemplatePlugin).
+// cmd/pgrules' TestPythonPluginRunsTheSample).
 func TestAnswersCrossAsBytes(t *testing.T) {
 	s := &grpcServer{impl: echo{}}
 	for _, id := range []string{"x", "caf\xff"} {
