@@ -572,7 +572,6 @@ func (p *fastParser) str(need bool) (string, error) {
 			return "", errFast{}
 		}
 		p.i = end + 1
-		from := len(p.strs)
 		if bytes.IndexByte(body, '\\') < 0 {
 			// Python writes it as it is: no escape, no control byte, and
 			// the answer was checked to be UTF-8.
@@ -583,25 +582,24 @@ func (p *fastParser) str(need bool) (string, error) {
 			// The value is its bytes in the data, a string's, never
 			// written: no copy.
 			return unsafe.String(&body[0], len(body)), nil
-		} else {
-			var ok bool
-			var lone int
-			if p.strs, lone, ok = jsonstr.AppendUnescapedLone(p.strs, body); !ok {
-				return "", errFast{}
-			}
-			if lone >= 0 {
-				return "", &LoneSurrogateError{Escape: string(body[lone : lone+6])}
-			}
-			p.py = pyjson.AppendString(p.py, unsafe.String(unsafe.SliceData(p.strs[from:]), len(p.strs)-from))
-			if !need {
-				p.strs = p.strs[:from] // nothing points into it
-				return "", nil
-			}
 		}
-		if len(p.strs) == from {
+		from := len(p.strs)
+		var lone int
+		var ok bool
+		if p.strs, lone, ok = jsonstr.AppendUnescapedLone(p.strs, body); !ok {
+			return "", errFast{}
+		}
+		if lone >= 0 {
+			return "", &LoneSurrogateError{Escape: string(body[lone : lone+6])}
+		}
+		// Not empty: every escape decodes to a byte or more.
+		value := unsafe.String(&p.strs[from], len(p.strs)-from)
+		p.py = pyjson.AppendString(p.py, value)
+		if !need {
+			p.strs = p.strs[:from] // nothing points into it
 			return "", nil
 		}
-		return unsafe.String(&p.strs[from], len(p.strs)-from), nil
+		return value, nil
 	}
 }
 
