@@ -226,3 +226,52 @@ func TestAnswersArrivingTogetherShareACommit(t *testing.T) {
 		mustGet(t, c, Key(KeyParts{Prompt: fmt.Sprint(i)}), true)
 	}
 }
+
+// TestStoreDoesNotWaitForACommitInProgress holds another writer's lock
+// while a worker stores more answers than a 100 ms group holds at 8,000
+// samples/s: Store returns for each at once. With a queue of 256 the 257th
+// waited for the commit, which waits for the lock (and, in a run, for the
+// checkpoint's fsync): a first run's 128 workers all stood still in it,
+// and the two cores idled 5–10 % of the run.
+func TestStoreDoesNotWaitForACommitInProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	c, err := Open(path, Options{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	release := cachetest.HoldWrites(t, path)
+	// A first answer, and time for its commit to start and wait.
+	if err := c.Store(Key(KeyParts{Prompt: "first"}), Entry{Text: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * storeDelay)
+	const n = 2000
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := c.Store(Key(KeyParts{Prompt: fmt.Sprint(i)}), Entry{Text: fmt.Sprint("answer ", i)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		release()
+		<-done
+		t.Fatalf("Store waited for a commit held up by another writer (%d answers)", n)
+	}
+	release()
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		mustGet(t, c, Key(KeyParts{Prompt: fmt.Sprint(i)}), true)
+	}
+}
