@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 )
 
@@ -311,7 +312,7 @@ func launch(ctx context.Context, path string, log zerolog.Logger, pin, cpuProfil
 		AutoMTLS:         true,
 		Logger:           newLogBridge(log),
 		StartTimeout:     30 * time.Second,
-		GRPCDialOptions:  []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg))},
+		GRPCDialOptions:  []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg), grpc.ForceCodecV2(codec)), experimental.WithBufferPool(bufferPool)},
 	})
 	type started struct {
 		rpc plugin.ClientProtocol

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 )
 
 // EnvCPUProfile names the file a plugin built on Serve writes a Go CPU
@@ -40,7 +41,7 @@ func Serve(impl Provider) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(impl),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg))...)
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg), experimental.BufferPool(bufferPool), grpc.ForceServerCodecV2(codec))...)
 		},
 		Logger: PluginLogger(),
 	})
