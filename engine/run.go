@@ -387,6 +387,7 @@ func (st *stages) judgeAll(ctx context.Context, work work, workers int, drain <-
 		if a := r.verdict.Accepted; a != nil {
 			r.responseHash = responseHash(a.Response)
 		}
+		r.releaseDecision()
 		return r
 	}
 	s := runInOrder(ctx, st.readAhead(work.jobs), workers, drain, process, func(r *result) error {

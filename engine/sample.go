@@ -51,6 +51,9 @@ type result struct {
 	seq int
 	ord int32
 	id  string
+	// dec is the judge's decision on a fresh answer, until judgeAll
+	// releases it once the record is encoded and hashed.
+	dec *rules.Decision
 	// responseHash is responseHash of the accepted record's response,
 	// fresh or kept (set by judgeAll).
 	responseHash uint64
@@ -128,6 +131,19 @@ func (st *stages) readAhead(jobs iter.Seq[job]) iter.Seq[job] {
 // linePool recycles the buffers records are encoded into: a record is
 // written, then its buffer serves the next one.
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// releaseDecision gives the parse's buffers of r's answer back, once its
+// record is encoded: the record's Response is gone with them.
+func (r *result) releaseDecision() {
+	if r.dec == nil {
+		return
+	}
+	r.dec.Release()
+	r.dec = nil
+	if a := r.verdict.Accepted; a != nil {
+		a.Response = nil
+	}
+}
 
 // release returns r's buffer to the pool; r.line is invalid afterwards.
 func (r *result) release() {
@@ -257,6 +273,7 @@ func (st *stages) judgeAnswer(r *result, s inputs.Sample, key string, a answer.A
 		known.Hits = a.Hits[n:]
 	}
 	v, dec := st.judge.Answered(s, a.Text, a.Response, known)
+	r.dec = dec
 	r.schemaRemembered, r.hitsRemembered = known.SchemaOK, dec.HitsKnown
 	r.detailError = dec.DetailError()
 	var passed, hits []byte

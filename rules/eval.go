@@ -68,6 +68,17 @@ type Decision struct {
 	lists []*WordList
 }
 
+// Release gives the parse's buffers back for the next answer's: d's
+// Response and hits must not be read afterwards (tests overwrite them, so
+// a use shows). A run releases a decision once its record is encoded;
+// one never released is simply collected.
+func (d *Decision) Release() {
+	if d.answer != nil {
+		d.answer.release()
+	}
+	d.answer, d.Response, d.hits = nil, nil, nil
+}
+
 // DetailError is the first details expression that failed at run time,
 // with its position ("" when none did).
 func (d *Decision) DetailError() string {
@@ -292,6 +303,7 @@ func (r *Rules) prepare(s Sample, raw string, mode Mode, k Known) (*Decision, *a
 	a, parseMode, strictOK, perr := parseAnswerChecked(raw, mode, want, lean, streamed)
 	if perr == nil && streamed != nil && !a.schemaOK && want != nil {
 		// The validator needs the whole tree, and its words.
+		a.release()
 		a, parseMode, strictOK, perr = parseAnswer(raw, mode, nil, lean)
 	}
 	c.ParseMode, c.StrictJSONOK = parseMode, strictOK

@@ -94,6 +94,8 @@ type answer struct {
 	nleaves int
 	lean    bool
 	src     string
+	// buf is where py, leaves and nodes came from (see release).
+	buf *parseBuf
 	// schemaOK: the parse checked the answer against a schema and it
 	// surely meets it (see parseFastChecked).
 	schemaOK bool
