@@ -37,3 +37,30 @@ func BenchmarkParseAnswer(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEvaluate judges the reference answers as a first run does
+// (nothing known), the decisions released as a run releases them or
+// left to the collector.
+func BenchmarkEvaluate(b *testing.B) {
+	r := shipped(b)
+	samples, answers := referenceAnswers(b)
+	size := 0
+	for _, a := range answers {
+		size += len(a)
+	}
+	for _, release := range []bool{true, false} {
+		name := map[bool]string{true: "released", false: "collected"}[release]
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, a := range answers {
+					d := r.EvaluateKnown(samples[i], a, ModeLenient, Known{})
+					if release {
+						d.Release()
+					}
+				}
+			}
+		})
+	}
+}
