@@ -244,8 +244,13 @@ func FuzzMultiMatcherAgainstPerList(f *testing.F) {
 		// takes) it says yes only when the scan finds something.
 		any := false
 		dense.scan(s, func(int32, int, int) { any = true })
-		if may := dense.mayMatch(text); may != any && (!may || replayable(text)) {
+		may := dense.mayMatch(text)
+		if may != any && (!may || replayable(text)) {
 			t.Fatalf("mayMatch(%q) = %v, but the scan of %q finds occurrences: %v", text, may, s, any)
+		}
+		// Lists too big for 16-bit rows take the 32-bit table.
+		if wide := widened(dense); wide.mayMatch(text) != may {
+			t.Fatalf("mayMatch(%q) = %v in 16 bits, %v in 32", text, may, !may)
 		}
 		for _, mm := range []*multiMatcher{dense, &sparse} {
 			var buf matchBuf
@@ -362,4 +367,17 @@ func FuzzAnswerValuesNeverPanic(f *testing.F) {
 			}
 		}
 	})
+}
+
+// widened is mm with its prefilter's rows in 32 bits, as a matcher for
+// lists too big for 16 gets them.
+func widened(mm *multiMatcher) *multiMatcher {
+	w := *mm
+	if mm.mayDelta16 != nil {
+		w.mayDelta, w.mayDelta16 = make([]int32, len(mm.mayDelta16)), nil
+		for i, r := range mm.mayDelta16 {
+			w.mayDelta[i] = int32(r)
+		}
+	}
+	return &w
 }

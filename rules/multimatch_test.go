@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"testing"
 	"unicode/utf8"
 
@@ -77,5 +78,50 @@ func TestMayMatchReplaysWhatNFKCKeeps(t *testing.T) {
 		if !tc.replayed && !may {
 			t.Errorf("%q: mayMatch false on text it does not replay", tc.text)
 		}
+	}
+}
+
+// The shipped lists' prefilter fits 16-bit rows, and says what the 32-bit
+// one says of every string of the reference answers; a list too big for
+// 16 bits gets 32.
+func TestMayMatchTablesAgree(t *testing.T) {
+	r := shipped(t)
+	if r.matcher.mayDelta16 == nil {
+		t.Fatal("the shipped lists' prefilter is not in 16 bits")
+	}
+	wide := widened(r.matcher)
+	_, texts := referenceAnswers(t)
+	n := 0
+	for _, text := range texts {
+		a, _, _, err := parseAnswer(text, ModeStrict, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lf := range a.leaves {
+			if got, want := r.matcher.mayMatch(lf.value), wide.mayMatch(lf.value); got != want {
+				t.Fatalf("mayMatch(%q): %v in 16 bits, %v in 32", lf.value, got, want)
+			} else if got {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no string passed the prefilter: the comparison proves nothing")
+	}
+	var terms []Term
+	for i := range 3000 {
+		terms = append(terms, Term{Text: fmt.Sprintf("term%dx%d", i, i*7)})
+	}
+	big := &WordList{Name: "big", Terms: terms}
+	big.match, big.except = compileTerms(big.Terms), compileTerms(nil)
+	mm := newMultiMatcher([]*WordList{big})
+	if mm.delta == nil {
+		t.Fatal("3,000 terms made no table: the 32-bit path is not tried")
+	}
+	if mm.mayDelta16 != nil || mm.mayDelta == nil {
+		t.Fatalf("%d rows of %d classes in 16 bits", len(mm.delta)/mm.nclass, mm.nclass)
+	}
+	if !mm.mayMatch("a term17x119 b") || mm.mayMatch("term17x118") {
+		t.Error("the 32-bit prefilter misses a term or passes a string without one")
 	}
 }
