@@ -9,11 +9,7 @@ import "testing"
 // verdict and hits are known does (lean).
 func BenchmarkParseAnswer(b *testing.B) {
 	r := shipped(b)
-	samples, answers := referenceAnswers(b)
-	size := 0
-	for _, a := range answers {
-		size += len(a)
-	}
+	samples, answers, size := referenceAnswersSized(b)
 	for _, bc := range []struct {
 		name    string
 		want    map[string]bool
@@ -43,11 +39,7 @@ func BenchmarkParseAnswer(b *testing.B) {
 // left to the collector.
 func BenchmarkEvaluate(b *testing.B) {
 	r := shipped(b)
-	samples, answers := referenceAnswers(b)
-	size := 0
-	for _, a := range answers {
-		size += len(a)
-	}
+	samples, answers, size := referenceAnswersSized(b)
 	for _, release := range []bool{true, false} {
 		name := map[bool]string{true: "released", false: "collected"}[release]
 		b.Run(name, func(b *testing.B) {
@@ -63,4 +55,14 @@ func BenchmarkEvaluate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// referenceAnswersSized is referenceAnswers with their bytes, for
+// SetBytes.
+func referenceAnswersSized(b *testing.B) (samples []Sample, answers []string, size int) {
+	samples, answers = referenceAnswers(b)
+	for _, a := range answers {
+		size += len(a)
+	}
+	return samples, answers, size
 }
