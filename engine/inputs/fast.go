@@ -136,10 +136,8 @@ func fastLocation(v []byte, p *Plan) bool {
 
 var draftFields = []string{"id", "output_text", "prompt", "prompt_plan", "contract", "teacher"}
 
-func fastDraft(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true, true) }
-
-// fastDraftText is fastDraft without the draft's prompt, which a run
-// never reads (it renders the plan's): a tenth of a draft's bytes.
+// fastDraftText decodes a draft line but for the draft's prompt, which a
+// run never reads (it renders the plan's): a tenth of a draft's bytes.
 func fastDraftText(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true, false) }
 
 // fastDraftMode with decode false checks the text's type but does not
@@ -201,8 +199,6 @@ func fastDraftMode(line []byte, decode, decodePrompt bool) (d Draft, ok bool) {
 }
 
 var critiqueTop = []string{"id", "draft_id", "critique", "verdict"}
-
-func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) { return fastCritiqueMode(line, true) }
 
 // fastCritiqueMode with decode false leaves the critique object undecoded
 // when it can (see critiqueVerdict): for loading a line the index has

@@ -7,6 +7,14 @@ import (
 	"unicode/utf8"
 )
 
+// fastDraft and fastCritique decode a whole line, prompt and critique
+// object included: what the fuzz tests hold the fast decoders to. A run
+// loads with fastDraftText and fastCritiqueMode(line, false), and the
+// index checks with checkCritique.
+func fastDraft(line []byte) (d Draft, ok bool) { return fastDraftMode(line, true, true) }
+
+func fastCritique(line []byte) (rec *CritiqueRecord, ok bool) { return fastCritiqueMode(line, true) }
+
 // FuzzFastDecodersAgreeWithEncodingJSON: whenever a fast decoder says it
 // is sure, encoding/json accepts the line too and decodes the same values;
 // whenever encoding/json refuses a line, the fast decoder is not sure.
