@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -273,5 +274,63 @@ func TestStoreDoesNotWaitForACommitInProgress(t *testing.T) {
 	}
 	for i := range n {
 		mustGet(t, c, Key(KeyParts{Prompt: fmt.Sprint(i)}), true)
+	}
+}
+
+// Answers are committed in key order within a run of answers, but the
+// later of two under one key still wins, and a mark stays between the
+// answers it came between.
+func TestSortAnswerRunsKeepsWhatCameLater(t *testing.T) {
+	ans := func(k byte, text string) *putReq {
+		return &putReq{key: text, args: []any{[]byte{k}, text}}
+	}
+	mark := &putReq{stmt: &sql.Stmt{}, args: []any{"mark"}}
+	sync := &putReq{done: make(chan error, 1)}
+	batch := []*putReq{ans(3, "c1"), ans(1, "a1"), ans(3, "c2"), ans(2, "b1"), mark, ans(2, "b2"), ans(1, "a2"), sync, ans(9, "z"), ans(0, "0")}
+	sortAnswerRuns(batch)
+	var got []string
+	for _, r := range batch {
+		switch r {
+		case mark:
+			got = append(got, "mark")
+		case sync:
+			got = append(got, "sync")
+		default:
+			got = append(got, r.key)
+		}
+	}
+	want := "a1 b1 c1 c2 mark a2 b2 sync 0 z"
+	if g := strings.Join(got, " "); g != want {
+		t.Fatalf("committed in the order %s, want %s", g, want)
+	}
+}
+
+// Two answers under one key in one group: the later is the one kept.
+func TestTheLaterAnswerOfAGroupWins(t *testing.T) {
+	c := open(t, filepath.Join(t.TempDir(), "cache.db"))
+	defer c.Close()
+	key := Key(KeyParts{Prompt: "same"})
+	for i := range 50 {
+		if err := c.Store(Key(KeyParts{Prompt: fmt.Sprint(i)}), Entry{Text: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 10 || i == 40 {
+			if err := c.Store(key, Entry{Text: fmt.Sprint("answer ", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.commits.Load(); got != 1 {
+		t.Fatalf("%d commits, want the group in one", got)
+	}
+	c.Close()
+	c = open(t, c.Path())
+	defer c.Close()
+	e, ok, err := c.Get(key)
+	if err != nil || !ok || e.Text != "answer 40" {
+		t.Fatalf("Get = %q, %v, %v; want the later answer", e.Text, ok, err)
 	}
 }
