@@ -125,3 +125,57 @@ func TestMayMatchTablesAgree(t *testing.T) {
 		t.Error("the 32-bit prefilter misses a term or passes a string without one")
 	}
 }
+
+// White space is a class of mayMatch's table, not a test in its loop: the
+// table must skip exactly the spaces normalize drops.
+func TestMayMatchSkipsTheSpacesNormalizeDrops(t *testing.T) {
+	lists := []*WordList{{Name: "a", Terms: []Term{{Text: "for sure"}, {Text: "no need to verify"}, {Text: "ab"}}}}
+	for _, l := range lists {
+		l.match, l.except = compileTerms(l.Terms), compileTerms(l.Exceptions)
+	}
+	mm := newMultiMatcher(lists)
+	for text, want := range map[string]bool{
+		"for sure":                   true,
+		"  For \t\n\v\f\r  SURE  ":   true,
+		"for\u0085sure":              true, // NEL is white space normalize keeps as one
+		"No need   to\nverify it":    true,
+		"forsure":                    false,
+		"for s ure":                  false,
+		"a b":                        false,
+		"a  b, then ab":              true,
+		" ":                          false,
+		"for ":                       false,
+		"for  \t":                    false,
+		"no need to  verif":          false,
+		"for for sure":               true,
+		"fo r sure, for\t\t\tsure":   true,
+		"for sur for sure":           true,
+		"for  sur  for   sur    ab ": true,
+	} {
+		norm := normalize(text)
+		any := false
+		mm.scan(norm, func(int32, int, int) { any = true })
+		if any != want {
+			t.Fatalf("%q: the scan of %q finds terms: %v, want %v", text, norm, any, want)
+		}
+		if got := mm.mayMatch(text); got != want {
+			t.Errorf("mayMatch(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
+
+// A term that is not normalised has spaces mayMatch's table cannot skip
+// alike: then it says yes to everything, and the scan decides.
+func TestMayMatchSaysYesWithTermsNotNormalised(t *testing.T) {
+	for _, term := range []string{" for sure", "for sure ", "for  sure", "for\tsure"} {
+		lists := []*WordList{{Name: "a", Terms: []Term{{Text: term}}}}
+		mm := newMultiMatcher(lists)
+		if !mm.mayMatch("nothing here") {
+			t.Errorf("term %q: mayMatch said no", term)
+		}
+	}
+	mm := newMultiMatcher([]*WordList{{Name: "a", Terms: []Term{{Text: "for sure"}}}})
+	if mm.mayMatch("nothing here") {
+		t.Error("a normalised term: mayMatch said yes to text without it")
+	}
+}
