@@ -330,6 +330,12 @@ var critiqueFields = []string{"verdict", "issues", "scores", "hallucination", "v
 // decoding (the index keeps no value, and building them was most of
 // indexing the critiques).
 func fastCritiqueBody(body []byte, build bool) (*Critique, bool) {
+	return fastCritiqueBodyOf(body, build, build)
+}
+
+// fastCritiqueBodyOf is fastCritiqueBody building the rewrite instructions
+// when instructions is set, and the rest when build is.
+func fastCritiqueBodyOf(body []byte, build, instructions bool) (*Critique, bool) {
 	if !isType(body, 'o') {
 		return nil, false
 	}
@@ -364,7 +370,7 @@ func fastCritiqueBody(body []byte, build bool) (*Critique, bool) {
 		case 5:
 			c.Schema = clone(v)
 		case 6:
-			if build {
+			if instructions {
 				c.RewriteInstructions, ok = jsonscan.StringsOf(v)
 			} else {
 				ok = stringsOK(v)

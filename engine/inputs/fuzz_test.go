@@ -126,3 +126,33 @@ func FuzzDraftTextIsDraftWithoutPrompt(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRewriteInstructionsAreTheBodys: decoding the rewrite instructions
+// alone gives what decoding the whole critique object gives, whatever the
+// object holds (duplicate keys, keys in other cases, wrong types, bad
+// JSON).
+func FuzzRewriteInstructionsAreTheBodys(f *testing.F) {
+	for _, s := range []string{
+		`{"verdict":"revise","issues":[{"type":"accuracy","severity":"high","message":"m"}],"rewrite_instructions":["a","b"]}`,
+		`{"rewrite_instructions":["a"],"REWRITE_INSTRUCTIONS":["b"]}`,
+		`{"rewrite_instructions":["a"],"issues":"not a list"}`,
+		`{"rewrite_instructions":null}`, `{"rewrite_instructions":[]}`, `{"rewrite_instructions":[null,"x"]}`,
+		`{"rewrite_instructions":[1]}`, `{"Rewrite_Instructions":["\u00e9\n"]}`, `{}`, `[]`, `{"a":`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if raw == nil {
+			raw = []byte{}
+		}
+		alone := &CritiqueRecord{Raw: raw}
+		whole := &CritiqueRecord{Raw: raw}
+		got, want := alone.RewriteInstructions(), whole.Body().RewriteInstructions
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: rewrite instructions %#v alone, %#v from the whole object", raw, got, want)
+		}
+		if alone.body != nil && !reflect.DeepEqual(alone.Body(), whole.Body()) {
+			t.Fatalf("%q: the body decoded after them differs", raw)
+		}
+	})
+}

@@ -104,6 +104,22 @@ func (c *CritiqueRecord) Body() *Critique {
 	return c.body
 }
 
+// RewriteInstructions is Body().RewriteInstructions. A prompt needs only
+// them, and most samples are accepted, whose records summarise no
+// critique: they are decoded alone (the rest only checked), not the
+// issues with them (Body: 0.45 s of a 100k first run's CPU).
+func (c *CritiqueRecord) RewriteInstructions() []string {
+	if c == nil || c.Raw == nil {
+		return nil
+	}
+	if c.body == nil {
+		if b, ok := fastCritiqueBodyOf(c.Raw, false, true); ok {
+			return b.RewriteInstructions
+		}
+	}
+	return c.Body().RewriteInstructions
+}
+
 // Verdict returns the normalised verdict: pass, revise, reject, or
 // "failed" (critique stage failed) / "missing" (no critique record).
 func (c *CritiqueRecord) Verdict() string {

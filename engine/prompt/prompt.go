@@ -187,9 +187,9 @@ func numbered(items []string) string {
 // must have a plan and a draft with text (the join checked it).
 func FieldsOf(s inputs.Sample) Fields {
 	f := Fields{Prompt: s.Plan.Prompt, DraftOutput: *s.Draft.OutputText, PayloadType: s.Plan.PayloadType}
-	if body := s.Critique.Body(); body != nil {
+	if s.Critique != nil && s.Critique.Raw != nil {
 		f.CritiqueJSON = s.Critique.Raw
-		f.RewriteInstructions = body.RewriteInstructions
+		f.RewriteInstructions = s.Critique.RewriteInstructions()
 	}
 	return f
 }
