@@ -235,24 +235,48 @@ func (s *scanner) number() bool {
 }
 
 // str skips a string literal, checking its escapes and that it holds no
-// raw control character. The closing quote is found with IndexByte (SIMD)
-// rather than byte by byte: a draft is one long escaped string.
+// raw control character, eight bytes at a time: a draft is one long
+// escaped string.
 func (s *scanner) str() bool {
 	b := s.b
 	if s.i >= len(b) || b[s.i] != '"' {
 		return false
 	}
 	// One pass finds the closing quote and checks the escapes and control
-	// characters on the way, eight bytes at a time between the bytes that
-	// matter. Drafts hold a JSON document inside a string, an escaped
-	// quote every few bytes: three passes (quotes, controls, escapes) each
-	// stopped at every one of them.
+	// characters on the way. Drafts hold a JSON document inside a string,
+	// an escaped quote every few bytes: three passes (quotes, controls,
+	// escapes) each stopped at every one of them, and a word tested only
+	// for its first byte that matters was loaded and tested again after
+	// each escape (BenchmarkMembers on the corpus's drafts: 1,968 MB/s,
+	// against 2,276-2,286 with every such byte of the word flagged).
 	i := s.i + 1
 	for {
+	words:
 		for i+8 <= len(b) {
-			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
+			// Every byte that matters in the word, exactly: an escape is
+			// checked and stepped over without leaving the word, and the
+			// next one looked for in what is left of it.
+			m := specials(binary.LittleEndian.Uint64(b[i:]))
+			for m != 0 {
+				k := i + bits.TrailingZeros64(m)/8
+				switch b[k] {
+				case '"':
+					s.i = k + 1
+					return true
+				case '\\':
+					if k+1 >= len(b) || jsonstr.Simple[b[k+1]] == 0 {
+						// \u, or not an escape: below, from the backslash.
+						i = k
+						break words
+					}
+					if k+2 >= i+8 {
+						i = k + 2
+						continue words
+					}
+					m &= ^uint64(0) << (8 * (k + 2 - i))
+				default:
+					return false // a control character
+				}
 			}
 			i += 8
 		}
@@ -284,11 +308,22 @@ func (s *scanner) str() bool {
 		case c < 0x20:
 			return false
 		default:
-			// Fewer than eight bytes were left, or special flagged a byte
-			// above the first that matters: look at the next.
-			i++
+			i++ // fewer than eight bytes were left
 		}
 	}
+}
+
+// specials has the high bit set in exactly the bytes of x that are a
+// quote, a backslash or a control character: each byte's test is done on
+// its low seven bits, which cannot carry into the next byte.
+func specials(x uint64) uint64 {
+	const ones, low7, highs = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	isQ := ^((q&low7 + low7) | q)
+	isBS := ^((bs&low7 + low7) | bs)
+	isCtl := ^((x&low7 + ones*0x60) | x)
+	return (isQ | isBS | isCtl) & highs
 }
 
 // decodeStr is str decoding the string as it checks it. Each word is

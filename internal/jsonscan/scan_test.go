@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -161,6 +162,34 @@ func TestStringsAtEveryAlignment(t *testing.T) {
 				want := json.Valid(line) && jsonstr.LoneSurrogate(line) < 0
 				if got := Members(line, func(_, _ []byte) {}); got != want {
 					t.Errorf("Members(%q) = %v, want %v", line, got, want)
+				}
+			}
+		}
+	}
+}
+
+// specials flags exactly the quotes, backslashes and control characters
+// of a word, whatever their neighbours: str steps from one to the next
+// within the word, so a byte flagged falsely would be read as one.
+func TestSpecialsFlagsExactlyTheBytesThatMatter(t *testing.T) {
+	matters := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
+	for _, bg := range []byte{'a', 0x00, 0x1f, 0x20, '"', '\\', '"' + 1, '\\' - 1, 0x7f, 0x80, 0x9f, 0xa0, 0xdc, 0xff} {
+		for pos := range 8 {
+			for v := range 256 {
+				var w [8]byte
+				for i := range w {
+					w[i] = bg
+				}
+				w[pos] = byte(v)
+				got := specials(binary.LittleEndian.Uint64(w[:]))
+				var want uint64
+				for i, c := range w {
+					if matters(c) {
+						want |= 0x80 << (8 * i)
+					}
+				}
+				if got != want {
+					t.Fatalf("specials(% x) = %016x, want %016x", w, got, want)
 				}
 			}
 		}
