@@ -130,6 +130,21 @@ func BenchmarkMembers(b *testing.B) {
 				}
 			}
 		})
+		if name != "drafts_v1" {
+			continue
+		}
+		// As a run loads a draft: its text decoded as the line is checked.
+		b.Run(name+"/decoding", func(b *testing.B) {
+			b.SetBytes(int64(size))
+			var text Decoded
+			for b.Loop() {
+				for _, l := range lines {
+					if !MembersDecoding(l, "output_text", &text, func(key, val []byte) {}) || !text.Seen {
+						b.Fatalf("line does not decode: %.80s", l)
+					}
+				}
+			}
+		})
 	}
 }
 
