@@ -41,7 +41,15 @@ func fastPlan(line []byte) (p Plan, ok bool) { return fastPlanMode(line, true) }
 // (the prompt): indexing needs the id and the verdict, not the text.
 func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 	ok = true
-	valid := jsonscan.Members(line, func(key, v []byte) {
+	// The prompt, most of the line, is decoded as it is checked: with
+	// Members and StringOf, a prompt with an escape was read three times
+	// (checked, searched for a backslash, unescaped).
+	var prompt jsonscan.Decoded
+	dst := &prompt
+	if !decode {
+		dst = nil
+	}
+	valid := jsonscan.MembersDecoding(line, "prompt", dst, func(key, v []byte) {
 		if !ok {
 			return
 		}
@@ -73,6 +81,13 @@ func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 				ok = isType(v, 's')
 				return
 			}
+			// Not the member MembersDecoding decodes ("prompt", a
+			// string): null, not a string, or a key in another case,
+			// which encoding/json takes too. It comes after those
+			// decoded so far: a null leaves the last one's text.
+			if prompt.Seen {
+				p.Prompt, prompt.Seen = prompt.Value, false
+			}
 			dst = &p.Prompt
 		case 8:
 			ok = fastLocation(v, &p)
@@ -92,6 +107,9 @@ func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 			*dst = s
 		}
 	})
+	if prompt.Seen {
+		p.Prompt = prompt.Value
+	}
 	return p, ok && valid
 }
 
