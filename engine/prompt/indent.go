@@ -80,7 +80,11 @@ func indentObject(raw []byte) (string, bool) {
 // strings were most of indentObject's time.)
 func closingQuote(raw []byte, j int) int {
 	for {
-		j += bytes.IndexByte(raw[j:], '"')
+		n := bytes.IndexByte(raw[j:], '"')
+		if n < 0 {
+			return len(raw) - 1 // not after jsonscan's check; no panic either
+		}
+		j += n
 		k := j
 		for k > 0 && raw[k-1] == '\\' {
 			k--

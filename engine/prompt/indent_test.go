@@ -49,3 +49,19 @@ func BenchmarkPrettyJSON(b *testing.B) {
 		})
 	}
 }
+
+// closingQuote is only asked about strings jsonscan has checked, but an
+// unclosed one ends at the end rather than out of range.
+func TestClosingQuote(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		from int
+		want int
+	}{
+		{`"ab"`, 1, 3}, {`"a\"b"`, 1, 5}, {`"a\\"`, 1, 4}, {`"a\\\"b"`, 1, 7}, {`"\""`, 1, 3}, {`"open`, 1, 4}, {`"open\"`, 1, 6},
+	} {
+		if got := closingQuote([]byte(tc.raw), tc.from); got != tc.want {
+			t.Errorf("closingQuote(%q, %d) = %d, want %d", tc.raw, tc.from, got, tc.want)
+		}
+	}
+}
