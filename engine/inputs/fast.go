@@ -81,13 +81,10 @@ func fastPlanMode(line []byte, decode bool) (p Plan, ok bool) {
 				ok = isType(v, 's')
 				return
 			}
-			// Not the member MembersDecoding decodes ("prompt", a
-			// string): null, not a string, or a key in another case,
-			// which encoding/json takes too. It comes after those
-			// decoded so far: a null leaves the last one's text.
-			if prompt.Seen {
-				p.Prompt, prompt.Seen = prompt.Value, false
-			}
+			// A "prompt" that is not a string (MembersDecoding decodes
+			// those): null leaves the text decoded so far, as in
+			// encoding/json; anything else is refused. (A key in another
+			// case or with an escape is left to encoding/json: field.)
 			dst = &p.Prompt
 		case 8:
 			ok = fastLocation(v, &p)
